@@ -1,0 +1,78 @@
+"""the ports the engine talks through, as Protocols.
+
+each has one real adapter (turbopuffer, PostgreSQL) and one embedded adapter
+(an exact NumPy store, an in-memory catalog); the engine imports no client
+library, only these shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from engine.types import Candidate, PlaylistRef, PlaylistRow, Track, Vector
+
+
+class VectorStoreError(Exception):
+    """a vector store call failed; see the two kinds below."""
+
+
+class TransientStoreError(VectorStoreError):
+    """worth retrying: rate limits (429), server faults (5xx), timeouts, dropped connections."""
+
+
+class PermanentStoreError(VectorStoreError):
+    """retrying will not help: bad request, bad credentials, a malformed answer."""
+
+
+class VectorStore(Protocol):
+    """nearest-neighbour search over track embeddings (cosine distance)."""
+
+    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
+        """the embeddings of those ids that have one; ids without one are absent."""
+        ...
+
+    async def query_many(
+        self,
+        vectors: Sequence[Vector],
+        *,
+        top_k: int,
+        exclude_ids: Iterable[int],
+    ) -> list[list[Candidate]]:
+        """one ranked candidate list (closest first, at most `top_k`) per query vector,
+        never containing an id of `exclude_ids`."""
+        ...
+
+
+class Catalog(Protocol):
+    """plyr.fm's view of tracks and playlists (read-only)."""
+
+    async def resolve_tracks(self, track_uris: Sequence[str]) -> dict[str, int]:
+        """track record URI -> tracks.id, for the URIs plyr.fm knows."""
+        ...
+
+    async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
+        """the playlist a list record URI belongs to, or None if plyr.fm has no row yet."""
+        ...
+
+    async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
+        """a playlist by its id (the API's {playlist_id}), or None."""
+        ...
+
+    async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
+        """the eligible tracks among `track_ids`, in the given order.
+
+        eligibility (DESIGN.md, "The engine") is applied here, so ineligible and
+        unknown ids are simply absent from the result.
+        """
+        ...
+
+
+class TrackLookup(Protocol):
+    """the part of a Catalog the engine's ranking loop needs."""
+
+    async def hydrate(self, track_ids: Sequence[int]) -> list[Track]: ...
+
+
+# a mapping from id to vector, as `get_vectors` returns
+VectorsById = Mapping[int, Vector]

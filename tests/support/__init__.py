@@ -1,0 +1,1 @@
+"""test-only helpers: real servers on loopback, waiting, sample data."""

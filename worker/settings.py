@@ -1,0 +1,136 @@
+"""one settings object for every process, read from the environment (and `.env`).
+
+the defaults are the embedded mode: with nothing set, `plyr-recs run` works on a
+machine with no servers. production sets the URLs and secrets (see fly.toml).
+secrets are `SecretStr`, so they never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.types import FusionMode
+
+# the public Jetstream v1 hosts, rotated on reconnect when JETSTREAM_URL is unset.
+PUBLIC_JETSTREAM_HOSTS = (
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream2.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+)
+
+NSID_PATTERN = r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+){2,}$"
+
+
+class Settings(BaseSettings):
+    """every knob of plyr-recs; environment variable = field name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- redis and docket -------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the cache and the consumer's state (cursor, revs). "
+        "Unset: an in-process Redis (embedded mode only; nothing survives a restart).",
+    )
+    docket_url: str = Field(
+        default="memory://",
+        description="Redis URL of the docket task queue. 'memory://' runs it in-process "
+        "(embedded mode and tests); production points it at the shared Redis.",
+    )
+    docket_name: str = Field(default="plyr-recs", description="docket queue name (Redis key prefix).")
+
+    # --- plyr.fm's database -------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL DSN of plyr.fm's database (read-only). "
+        "Unset: the embedded demo catalog.",
+    )
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5, description="asyncpg pool size per process."
+    )
+
+    # --- turbopuffer -----------------------------------------------------------
+    turbopuffer_api_key: SecretStr | None = Field(
+        default=None,
+        description="turbopuffer API key. Unset: the embedded exact vector store.",
+    )
+    turbopuffer_region: str = Field(
+        default="gcp-us-central1", description="turbopuffer region (ignored with a base URL)."
+    )
+    turbopuffer_base_url: str | None = Field(
+        default=None, description="turbopuffer endpoint; overrides the region (tests, proxies)."
+    )
+    turbopuffer_namespace: str = Field(
+        default="plyr-tracks", description="namespace holding the CLAP embeddings."
+    )
+    turbopuffer_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=10.0, description="per-request timeout for turbopuffer calls."
+    )
+
+    # --- the engine ----------------------------------------------------------
+    fusion_mode: FusionMode = Field(
+        default=FusionMode.RRF,
+        description="how per-query candidate lists are fused: 'rrf' (the seed's) or "
+        "'proportional' (slots shared by cluster size).",
+    )
+
+    # --- jetstream -----------------------------------------------------------
+    jetstream_url: str | None = Field(
+        default=None,
+        description="one Jetstream /subscribe endpoint. Unset: rotate through the public "
+        "v1 hosts.",
+    )
+    list_collection: str = Field(
+        default="fm.plyr.list",
+        pattern=NSID_PATTERN,
+        description="the exact NSID of plyr.fm's list records (staging uses its own).",
+    )
+    track_collection: str = Field(
+        default="fm.plyr.track",
+        pattern=NSID_PATTERN,
+        description="the exact NSID of plyr.fm's track records, which list items must point at.",
+    )
+    debounce_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=2.0,
+        description="settle delay: rapid edits of one playlist within this window collapse "
+        "into one recompute of the newest state.",
+    )
+
+    # --- the API -----------------------------------------------------------------
+    service_did: str = Field(
+        default="did:web:recs.plyr.fm",
+        description="this service's DID: the `aud` a service-auth JWT must carry.",
+    )
+    internal_api_token: SecretStr | None = Field(
+        default=None,
+        description="shared secret of plyr.fm's backend (X-Internal-Token). Unset: that "
+        "way in is closed.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="address the API binds to.")
+    api_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8000, description="API port.")
+
+    @field_validator("jetstream_url", "redis_url", "turbopuffer_base_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # an empty variable in fly.toml or .env means "not set", not "connect to ''".
+        return value or None
+
+    @property
+    def jetstream_hosts(self) -> tuple[str, ...]:
+        return (self.jetstream_url,) if self.jetstream_url else PUBLIC_JETSTREAM_HOSTS
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """the process's settings, read once."""
+    return Settings()
