@@ -25,6 +25,14 @@ class PermanentStoreError(VectorStoreError):
     """retrying will not help: bad request, bad credentials, a malformed answer."""
 
 
+class CatalogError(Exception):
+    """a catalog call failed."""
+
+
+class CatalogUnavailableError(CatalogError):
+    """worth retrying: the database is down, restarting or unreachable."""
+
+
 class VectorStore(Protocol):
     """nearest-neighbour search over track embeddings (cosine distance)."""
 

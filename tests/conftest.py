@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.samples import SCHEMA_PATH
-from tests.support.servers import PostgresServer, RedisServer
+from worker.local_servers import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")

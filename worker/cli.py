@@ -1,6 +1,6 @@
 """the `plyr-recs` command: one entry point per process, plus benchmarks.
 
-    plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
+plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
 """
 
 from __future__ import annotations

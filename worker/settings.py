@@ -47,7 +47,9 @@ class Settings(BaseSettings):
         description="Redis URL of the docket task queue. 'memory://' runs it in-process "
         "(embedded mode and tests); production points it at the shared Redis.",
     )
-    docket_name: str = Field(default="plyr-recs", description="docket queue name (Redis key prefix).")
+    docket_name: str = Field(
+        default="plyr-recs", description="docket queue name (Redis key prefix)."
+    )
 
     # --- plyr.fm's database -------------------------------------------------
     database_url: SecretStr | None = Field(
@@ -77,6 +79,12 @@ class Settings(BaseSettings):
         default=10.0, description="per-request timeout for turbopuffer calls."
     )
 
+    turbopuffer_max_retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=2,
+        description="retries inside the turbopuffer client for one call (429/5xx/timeouts); "
+        "the worker's task retries sit above these.",
+    )
+
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(
         default=FusionMode.RRF,
@@ -87,8 +95,7 @@ class Settings(BaseSettings):
     # --- jetstream -----------------------------------------------------------
     jetstream_url: str | None = Field(
         default=None,
-        description="one Jetstream /subscribe endpoint. Unset: rotate through the public "
-        "v1 hosts.",
+        description="one Jetstream /subscribe endpoint. Unset: rotate through the public v1 hosts.",
     )
     list_collection: str = Field(
         default="fm.plyr.list",
@@ -115,6 +122,16 @@ class Settings(BaseSettings):
         default=None,
         description="shared secret of plyr.fm's backend (X-Internal-Token). Unset: that "
         "way in is closed.",
+    )
+    plc_directory_url: str = Field(
+        default="https://plc.directory",
+        description="where did:plc documents are resolved, to verify service-auth JWTs.",
+    )
+    did_cache_seconds: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=600.0, description="how long a resolved DID document (signing key) is reused."
+    )
+    did_resolve_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = Field(
+        default=3.0, description="time bound on one DID resolution."
     )
     api_host: str = Field(default="127.0.0.1", description="address the API binds to.")
     api_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8000, description="API port.")

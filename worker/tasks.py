@@ -22,9 +22,7 @@ def forget_key(playlist_uri: str) -> str:
     return f"forget:{playlist_uri}"
 
 
-async def recompute_playlist(
-    playlist_uri: str, cid: str, rev: str, track_uris: list[str]
-) -> None:
+async def recompute_playlist(playlist_uri: str, cid: str, rev: str, track_uris: list[str]) -> None:
     """recompute a playlist's recommendations for the record `cid` (issue 4 fills this in)."""
     raise NotImplementedError("the recompute task lands with the worker (issue 4)")
 

@@ -1,4 +1,4 @@
-"""real redis-server and PostgreSQL processes on loopback, started by the tests.
+"""real redis-server and PostgreSQL processes on loopback, for tests and benchmarks.
 
 each server can be stopped and started again on the same port and data dir, so
 fault tests can take a dependency away and bring it back. binaries come from the
@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "schema" / "plyr.sql"
 
 
 def free_port() -> int:
@@ -66,12 +64,18 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                "--save", "",
-                "--appendonly", "no",
-                "--protected-mode", "no",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -133,11 +137,14 @@ class PostgresServer:
             _as_postgres_user(
                 [
                     _pg_bin("initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     "--auth=trust",
                     "--no-sync",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                 ]
             ),
@@ -153,13 +160,20 @@ class PostgresServer:
             _as_postgres_user(
                 [
                     _pg_bin("postgres"),
-                    "-D", str(self.data_dir),
-                    "-p", str(self.port),
-                    "-h", "127.0.0.1",
-                    "-k", str(self.directory),
-                    "-c", "fsync=off",
-                    "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off",
+                    "-D",
+                    str(self.data_dir),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.directory),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
                 ]
             ),
             stdout=subprocess.DEVNULL,
