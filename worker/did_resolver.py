@@ -1,0 +1,206 @@
+"""who signs for a DID: its `#atproto` key, resolved once and reused for a while.
+
+verifying a service-auth JWT needs the issuer's signing key from its DID
+document. fetching that document on every request would put plc.directory on
+the API's hot path, so keys are cached for `did_cache_seconds`; every fetch is
+bounded in time (`did_resolve_timeout_seconds`) and in size, so a slow or
+hostile host can cost a request at most a few seconds and never a 500.
+
+the document logic is the atproto SDK's (`validate_did_doc` checks the shape
+and that the document is about this DID; `ensure_atproto_key` picks the
+`#atproto` verification method and turns it into a `did:key`). we do the HTTP
+ourselves rather than use `AsyncDidResolver`, because that one opens httpx
+clients it never closes, reads bodies of any size, and its cache uses the wall
+clock and raises KeyError when a DID it never cached is not found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
+
+import httpx
+from atproto_core.exceptions import AtProtocolError
+from atproto_crypto.did import parse_did_key
+from atproto_identity.did.atproto_data import ensure_atproto_key
+from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# did:plc is a fixed 24-character base32 identifier; did:web is a bare domain
+# name (no port, no path, no IP literal): the SDK supports no did:web paths,
+# and a bare hostname rule keeps `https://localhost/...` and IP literals out.
+PLC_DID_RE = re.compile(r"^did:plc:[a-z2-7]{24}$")
+WEB_DID_RE = re.compile(
+    r"^did:web:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
+    r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
+)
+# a hostname is at most 253 characters; with the "did:web:" prefix that is 261.
+MAX_DID_LENGTH = 261
+MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
+
+
+def is_supported_did(value: str) -> bool:
+    """a did:plc or did:web we can resolve; did:key is refused (it would sign for itself)."""
+    if len(value) > MAX_DID_LENGTH:
+        return False
+    return bool(PLC_DID_RE.fullmatch(value) or WEB_DID_RE.fullmatch(value))
+
+
+class DidResolutionError(Exception):
+    """the DID's signing key could not be had: not found, unreachable, too slow, malformed."""
+
+
+class SigningKeyResolver(Protocol):
+    """what JWT verification needs from identity: a DID's signing key as a `did:key`."""
+
+    async def signing_key(self, did: str, *, force_refresh: bool = False) -> str:
+        """the `#atproto` key of `did`; `force_refresh` asks past the cache (key rotation)."""
+        ...
+
+
+class CachedDidResolver:
+    """a DID → signing key resolver with a TTL cache, a time bound and a size bound.
+
+    `force_refresh` (used after a signature fails, in case the key was rotated)
+    goes past the cache, except within `refresh_floor_seconds` of the last fetch:
+    otherwise anyone could make us re-fetch a victim's document on every request
+    by sending tokens with a bad signature in their name.
+    """
+
+    def __init__(
+        self,
+        *,
+        plc_directory_url: str,
+        cache_seconds: float = 600.0,
+        timeout_seconds: float = 3.0,
+        refresh_floor_seconds: float = 30.0,
+        max_entries: int = 10_000,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.plc_directory_url = plc_directory_url.rstrip("/")
+        self.cache_seconds = cache_seconds
+        self.timeout_seconds = timeout_seconds
+        self.refresh_floor_seconds = refresh_floor_seconds
+        self.max_entries = max_entries
+        self.max_document_bytes = max_document_bytes
+        self._clock = clock
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            follow_redirects=False,
+            headers={"user-agent": "plyr-recs (did resolver)"},
+        )
+        # did -> (did:key, fetched at); insertion order is age order for eviction.
+        self._cache: dict[str, tuple[str, float]] = {}
+        # "fetch", "cache_hit", "refresh_floor", and "failed:<kind>".
+        self.counts: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CachedDidResolver:
+        return cls(
+            plc_directory_url=settings.plc_directory_url,
+            cache_seconds=settings.did_cache_seconds,
+            timeout_seconds=settings.did_resolve_timeout_seconds,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def signing_key(self, did: str, *, force_refresh: bool = False) -> str:
+        if not is_supported_did(did):
+            self.counts["failed:unsupported_did"] += 1
+            raise DidResolutionError(f"unsupported DID {did[:64]!r}")
+        now = self._clock()
+        cached = self._cache.get(did)
+        if cached is not None:
+            key, fetched_at = cached
+            age = now - fetched_at
+            if not force_refresh and age < self.cache_seconds:
+                self.counts["cache_hit"] += 1
+                return key
+            if force_refresh and age < self.refresh_floor_seconds:
+                self.counts["refresh_floor"] += 1
+                return key
+        key = await self._fetch_key(did)
+        self._remember(did, key, now)
+        return key
+
+    def forget(self, did: str) -> None:
+        """drop a cached key (tests, and an operator who knows a key was rotated)."""
+        self._cache.pop(did, None)
+
+    def _remember(self, did: str, key: str, now: float) -> None:
+        self._cache.pop(did, None)
+        self._cache[did] = (key, now)
+        while len(self._cache) > self.max_entries:
+            self._cache.pop(next(iter(self._cache)))
+
+    async def _fetch_key(self, did: str) -> str:
+        self.counts["fetch"] += 1
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                document = await self._fetch_document(did)
+        except TimeoutError as error:
+            self.counts["failed:timeout"] += 1
+            logger.warning("resolving %s timed out after %.1fs", did, self.timeout_seconds)
+            raise DidResolutionError(f"resolving {did} timed out") from error
+        except httpx.HTTPError as error:
+            self.counts["failed:http"] += 1
+            logger.warning("resolving %s failed: %s", did, type(error).__name__)
+            raise DidResolutionError(f"resolving {did} failed") from error
+        try:
+            parsed = AsyncBaseResolver.validate_did_doc(did, document)
+            key: str = ensure_atproto_key(parsed)
+            parse_did_key(key)  # a key we could not verify with is no key at all
+        except (AtProtocolError, ValueError) as error:
+            self.counts["failed:bad_document"] += 1
+            logger.warning("the DID document of %s is unusable: %s", did, type(error).__name__)
+            raise DidResolutionError(f"the DID document of {did} is unusable") from error
+        return key
+
+    async def _fetch_document(self, did: str) -> dict[str, object]:
+        url = self._document_url(did)
+        async with self._client.stream("GET", url) as response:
+            if response.status_code != 200:
+                self.counts[f"failed:status_{response.status_code}"] += 1
+                raise DidResolutionError(f"resolving {did}: HTTP {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_document_bytes:
+                self.counts["failed:oversized"] += 1
+                raise DidResolutionError(f"the DID document of {did} is too large")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_document_bytes:
+                    self.counts["failed:oversized"] += 1
+                    raise DidResolutionError(f"the DID document of {did} is too large")
+        try:
+            document = json.loads(body)
+        # RecursionError: 64 KiB of "[" nests deeper than the parser will go.
+        except (ValueError, RecursionError) as error:
+            self.counts["failed:bad_document"] += 1
+            raise DidResolutionError(f"the DID document of {did} is not JSON") from error
+        if not isinstance(document, dict):
+            self.counts["failed:bad_document"] += 1
+            raise DidResolutionError(f"the DID document of {did} is not an object")
+        return document
+
+    def _document_url(self, did: str) -> str:
+        if did.startswith("did:plc:"):
+            return f"{self.plc_directory_url}/{quote(did, safe=':')}"
+        # did:web:<host> lives at https://<host>/.well-known/did.json
+        return f"https://{did.removeprefix('did:web:')}/.well-known/did.json"
