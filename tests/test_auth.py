@@ -495,6 +495,34 @@ async def test_a_stalled_directory_is_a_401_not_a_hang(
     assert resolver.counts["failed:timeout"] == 1
 
 
+async def test_an_expired_key_is_used_while_the_directory_is_down(
+    auth: Authenticator,
+    resolver: CachedDidResolver,
+    plc: PlcDirectory,
+    alice: Identity,
+    clock: Clock,
+) -> None:
+    assert await auth.authenticate(bearer(alice.service_jwt(aud=SERVICE_DID, now=clock())))
+    plc.fault = "error"
+    clock.advance(601)  # past the cache TTL, within the stale grace
+    assert await auth.authenticate(bearer(alice.service_jwt(aud=SERVICE_DID, now=clock())))
+    assert resolver.counts["stale_used"] == 1
+    clock.advance(3600)  # past the grace too: no key is better than a very old one
+    token = alice.service_jwt(aud=SERVICE_DID, now=clock())
+    assert await refused(auth, bearer(token)) == "unresolvable"
+    assert plc.requests_for(alice.did) == 3
+
+
+async def test_a_deactivated_did_gets_no_grace(
+    auth: Authenticator, plc: PlcDirectory, alice: Identity, clock: Clock
+) -> None:
+    assert await auth.authenticate(bearer(alice.service_jwt(aud=SERVICE_DID, now=clock())))
+    del plc.documents[alice.did]  # the directory now answers 404: an answer, not an outage
+    clock.advance(601)
+    token = alice.service_jwt(aud=SERVICE_DID, now=clock())
+    assert await refused(auth, bearer(token)) == "unresolvable"
+
+
 @pytest.mark.parametrize("fault", ["error", "garbage", "deep", "oversized"])
 async def test_a_broken_directory_is_a_401(
     auth: Authenticator, plc: PlcDirectory, alice: Identity, clock: Clock, fault: str

@@ -58,7 +58,15 @@ def is_supported_did(value: str) -> bool:
 
 
 class DidResolutionError(Exception):
-    """the DID's signing key could not be had: not found, unreachable, too slow, malformed."""
+    """the DID's signing key could not be had: not found, unreachable, too slow, malformed.
+
+    `unreachable` is True when the directory could not answer (timeout, connection
+    error, 5xx) rather than answered something we refuse (404, a bad document).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class SigningKeyResolver(Protocol):
@@ -76,6 +84,10 @@ class CachedDidResolver:
     goes past the cache, except within `refresh_floor_seconds` of the last fetch:
     otherwise anyone could make us re-fetch a victim's document on every request
     by sending tokens with a bad signature in their name.
+
+    when a key has outlived `cache_seconds` and the directory cannot be reached,
+    the old key is still used for up to `stale_grace_seconds`: a plc.directory
+    outage should not log every viewer out. a forced refresh gets no such grace.
     """
 
     def __init__(
@@ -85,6 +97,7 @@ class CachedDidResolver:
         cache_seconds: float = 600.0,
         timeout_seconds: float = 3.0,
         refresh_floor_seconds: float = 30.0,
+        stale_grace_seconds: float = 3600.0,
         max_entries: int = 10_000,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         clock: Callable[[], float] = time.monotonic,
@@ -94,6 +107,7 @@ class CachedDidResolver:
         self.cache_seconds = cache_seconds
         self.timeout_seconds = timeout_seconds
         self.refresh_floor_seconds = refresh_floor_seconds
+        self.stale_grace_seconds = stale_grace_seconds
         self.max_entries = max_entries
         self.max_document_bytes = max_document_bytes
         self._clock = clock
@@ -105,7 +119,7 @@ class CachedDidResolver:
         )
         # did -> (did:key, fetched at); insertion order is age order for eviction.
         self._cache: dict[str, tuple[str, float]] = {}
-        # "fetch", "cache_hit", "refresh_floor", and "failed:<kind>".
+        # "fetch", "cache_hit", "refresh_floor", "stale_used" and "failed:<kind>".
         self.counts: Counter[str] = Counter()
 
     @classmethod
@@ -135,7 +149,17 @@ class CachedDidResolver:
             if force_refresh and age < self.refresh_floor_seconds:
                 self.counts["refresh_floor"] += 1
                 return key
-        key = await self._fetch_key(did)
+        try:
+            key = await self._fetch_key(did)
+        except DidResolutionError as error:
+            # only an outage earns the grace: a 404 or a bad document is an answer.
+            if cached is None or force_refresh or not error.unreachable:
+                raise
+            stale_key, fetched_at = cached
+            if now - fetched_at >= self.cache_seconds + self.stale_grace_seconds:
+                raise
+            self.counts["stale_used"] += 1
+            return stale_key
         self._remember(did, key, now)
         return key
 
@@ -157,11 +181,11 @@ class CachedDidResolver:
         except TimeoutError as error:
             self.counts["failed:timeout"] += 1
             logger.warning("resolving %s timed out after %.1fs", did, self.timeout_seconds)
-            raise DidResolutionError(f"resolving {did} timed out") from error
+            raise DidResolutionError(f"resolving {did} timed out", unreachable=True) from error
         except httpx.HTTPError as error:
             self.counts["failed:http"] += 1
             logger.warning("resolving %s failed: %s", did, type(error).__name__)
-            raise DidResolutionError(f"resolving {did} failed") from error
+            raise DidResolutionError(f"resolving {did} failed", unreachable=True) from error
         try:
             parsed = AsyncBaseResolver.validate_did_doc(did, document)
             key: str = ensure_atproto_key(parsed)
@@ -177,7 +201,10 @@ class CachedDidResolver:
         async with self._client.stream("GET", url) as response:
             if response.status_code != 200:
                 self.counts[f"failed:status_{response.status_code}"] += 1
-                raise DidResolutionError(f"resolving {did}: HTTP {response.status_code}")
+                raise DidResolutionError(
+                    f"resolving {did}: HTTP {response.status_code}",
+                    unreachable=response.status_code >= 500 or response.status_code == 429,
+                )
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_document_bytes:
                 self.counts["failed:oversized"] += 1
