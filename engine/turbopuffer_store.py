@@ -1,0 +1,368 @@
+"""the real vector store: CLAP embeddings in a turbopuffer namespace.
+
+two calls per recompute, whatever the playlist's size: one id-ordered lookup
+fetches the playlist's vectors (never a dummy ANN query), one multi-query sends
+every query vector at once with the playlist's own tracks excluded server-side.
+
+the client holds an aiohttp session, which belongs to the event loop it was
+opened in; the worker and the API may run in different loops, so there is one
+client per loop, opened on first use there and reused after. `aclose()` closes
+them all.
+
+a namespace that was never written (404) means "no embeddings yet", not an
+error. everything else is sorted for the caller's retry policy: 429, 5xx,
+timeouts and dropped connections are transient; other 4xx and answers that do
+not parse are permanent. what comes back is validated row by row: a bad row is
+skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, NamedTuple, TypeGuard, TypeVar
+
+import numpy as np
+import turbopuffer
+from turbopuffer.lib.namespace import AsyncNamespace
+from turbopuffer.types import namespace_multi_query_params
+
+from engine.ports import PermanentStoreError, TransientStoreError, VectorStoreError
+from engine.types import Candidate, Vector
+
+log = logging.getLogger(__name__)
+
+# turbopuffer's documented ceilings (turbopuffer.com/docs/limits and /docs/query):
+# "Max queries in a multi-query request: 16"; top_k "Maximum: 1200 (adjustable upon
+# request)" -- newer docs say 10,000, and we keep to the older, stricter figure.
+MAX_SUBQUERIES_PER_REQUEST = 16
+MAX_TOP_K = 1200
+
+# ids per id-ordered lookup. a playlist holds at most 500 tracks (DESIGN.md), so a
+# whole playlist is one request; top_k = batch size stays well under MAX_TOP_K.
+LOOKUP_BATCH_SIZE = 500
+
+# turbopuffer documents no limit on a filter's value list; this bound only catches a
+# caller gone wrong (a playlist excludes at most its own 500 tracks).
+MAX_EXCLUDED_IDS = 10_000
+
+CLAP_DIMENSIONS = 512
+DISTANCE_METRIC: Final = "cosine_distance"  # so `$dist` is 1 - cosine similarity, 0..2
+
+_REGION_ENV = "TURBOPUFFER_REGION"
+_BASE_URL_ENV = "TURBOPUFFER_BASE_URL"
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class TurbopufferStats:
+    """what this store skipped or opened, for logs and tests."""
+
+    clients_opened: int = 0
+    rejected_vectors: int = 0  # lookup rows with a missing, malformed or non-finite vector
+    rejected_candidates: int = 0  # ANN rows with a bad id or distance, or an excluded id
+
+
+class _LoopClient(NamedTuple):
+    client: turbopuffer.AsyncTurbopuffer
+    namespace: AsyncNamespace
+
+
+class TurbopufferStore:
+    """`engine.ports.VectorStore` over one turbopuffer namespace."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        namespace: str,
+        region: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 2,
+        dimensions: int = CLAP_DIMENSIONS,
+    ) -> None:
+        if not api_key:
+            raise ValueError("a turbopuffer API key is required")
+        if not namespace:
+            raise ValueError("a turbopuffer namespace is required")
+        if (region is None) == (base_url is None):
+            raise ValueError("give exactly one of region and base_url")
+        if not (timeout > 0 and max_retries >= 0 and dimensions > 0):
+            raise ValueError("timeout and dimensions must be positive, max_retries >= 0")
+        _check_environment(region=region, base_url=base_url)
+        self._api_key = api_key
+        self._namespace = namespace
+        self._region = region
+        self._base_url = base_url
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._dimensions = dimensions
+        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self.stats = TurbopufferStats()
+
+    def __repr__(self) -> str:  # no API key here, ever
+        where = self._base_url or self._region
+        return f"TurbopufferStore(namespace={self._namespace!r}, at={where!r})"
+
+    # --- the port --------------------------------------------------------------
+
+    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
+        """id-ordered lookups of the ids' vectors, LOOKUP_BATCH_SIZE ids per request."""
+        wanted = list(dict.fromkeys(_checked_id(track_id) for track_id in track_ids))
+        if not wanted:
+            return {}
+        namespace = self._current().namespace
+        vectors: dict[int, Vector] = {}
+        for batch in _chunks(wanted, LOOKUP_BATCH_SIZE):
+            try:
+                response = await namespace.query(
+                    rank_by=("id", "asc"),
+                    filters=("id", "In", batch),
+                    include_attributes=["vector"],
+                    top_k=len(batch),
+                    vector_encoding="base64",  # 4 bytes a float, decoded by numpy
+                )
+            except turbopuffer.NotFoundError:
+                return {}  # no namespace yet: nothing has an embedding
+            except (turbopuffer.APIError, json.JSONDecodeError) as error:
+                raise self._store_error("get_vectors", error) from error
+            vectors.update(self._decoded_rows(_rows(response, "get_vectors"), set(batch)))
+        return vectors
+
+    async def query_many(
+        self,
+        vectors: Sequence[Vector],
+        *,
+        top_k: int,
+        exclude_ids: Iterable[int],
+    ) -> list[list[Candidate]]:
+        """one multi-query per MAX_SUBQUERIES_PER_REQUEST vectors, results in input order."""
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be in 1..{MAX_TOP_K}, got {top_k}")
+        targets = [self._query_vector(vector) for vector in vectors]
+        excluded = sorted({_checked_id(track_id) for track_id in exclude_ids})
+        if len(excluded) > MAX_EXCLUDED_IDS:
+            raise ValueError(f"{len(excluded)} excluded ids, more than {MAX_EXCLUDED_IDS}")
+        if not targets:
+            return []
+        namespace = self._current().namespace
+        excluded_set = set(excluded)
+        results: list[list[Candidate]] = []
+        for chunk in _chunks(targets, MAX_SUBQUERIES_PER_REQUEST):
+            queries = [_ann_subquery(target, top_k, excluded) for target in chunk]
+            try:
+                response = await namespace.multi_query(queries=queries)
+            except turbopuffer.NotFoundError:
+                return [[] for _ in targets]  # no namespace yet: no neighbours either
+            except (turbopuffer.APIError, json.JSONDecodeError) as error:
+                raise self._store_error("query_many", error) from error
+            answers = getattr(response, "results", None)
+            if not isinstance(answers, list) or len(answers) != len(chunk):
+                raise PermanentStoreError(
+                    f"turbopuffer query_many on {self._namespace!r}: the answer does not "
+                    f"hold one result per subquery ({len(chunk)})"
+                )
+            for answer in answers:
+                rows = _rows(answer, "query_many")
+                results.append(self._candidates(rows, top_k=top_k, excluded=excluded_set))
+        return results
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def open_clients(self) -> int:
+        """how many event loops hold an open client of this store."""
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        """close every client this store opened; safe to call twice."""
+        current = asyncio.get_running_loop()
+        clients, self._clients = self._clients, {}
+        for loop, opened in clients.items():
+            if loop is current:
+                await opened.client.close()
+            elif loop.is_running():
+                # an aiohttp session must be closed in its own loop
+                future = asyncio.run_coroutine_threadsafe(opened.client.close(), loop)
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(future), timeout=self._timeout)
+                except TimeoutError:
+                    log.warning("turbopuffer client of another event loop did not close in time")
+            else:
+                log.warning("turbopuffer client of a stopped event loop left unclosed")
+
+    async def __aenter__(self) -> TurbopufferStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- internals ---------------------------------------------------------------
+
+    def _current(self) -> _LoopClient:
+        """this event loop's client, opened on first use."""
+        loop = asyncio.get_running_loop()
+        opened = self._clients.get(loop)
+        if opened is None:
+            for stale in [other for other in self._clients if other.is_closed()]:
+                del self._clients[stale]  # its sockets went with its loop
+            client = turbopuffer.AsyncTurbopuffer(
+                api_key=self._api_key,
+                region=self._region,
+                base_url=self._base_url,
+                timeout=self._timeout,
+                max_retries=self._max_retries,
+            )
+            opened = self._clients[loop] = _LoopClient(client, client.namespace(self._namespace))
+            self.stats.clients_opened += 1
+        return opened
+
+    def _query_vector(self, vector: Vector) -> list[float]:
+        with np.errstate(over="ignore"):  # out-of-range floats become inf, refused below
+            array = np.asarray(vector, dtype=np.float32)
+        if array.shape != (self._dimensions,) or not np.isfinite(array).all():
+            raise ValueError(f"a query vector must be {self._dimensions} finite floats")
+        return [float(x) for x in array]
+
+    def _decoded_rows(self, rows: list[Any], asked: set[int]) -> dict[int, Vector]:
+        vectors: dict[int, Vector] = {}
+        rejected = 0
+        for row in rows:
+            track_id = getattr(row, "id", None)
+            vector = _decode_vector(getattr(row, "vector", None), self._dimensions)
+            if not (_is_id(track_id) and track_id in asked) or vector is None:
+                rejected += 1
+                continue
+            vectors[track_id] = vector
+        if rejected:
+            self.stats.rejected_vectors += rejected
+            log.warning("turbopuffer get_vectors: skipped %d unusable rows", rejected)
+        return vectors
+
+    def _candidates(self, rows: list[Any], *, top_k: int, excluded: set[int]) -> list[Candidate]:
+        candidates: list[Candidate] = []
+        seen: set[int] = set()
+        rejected = 0
+        for row in rows:
+            track_id = getattr(row, "id", None)
+            distance = (getattr(row, "model_extra", None) or {}).get("$dist")
+            if (
+                not _is_id(track_id)
+                or track_id in excluded
+                or track_id in seen
+                or not isinstance(distance, int | float)
+                or not math.isfinite(distance)
+            ):
+                rejected += 1
+                continue
+            seen.add(track_id)
+            candidates.append(Candidate(track_id=track_id, distance=float(distance)))
+        if rejected:
+            self.stats.rejected_candidates += rejected
+            log.warning("turbopuffer query_many: skipped %d unusable rows", rejected)
+        return candidates[:top_k]
+
+    def _store_error(self, call: str, error: Exception) -> VectorStoreError:
+        """sort a client failure into transient or permanent, without the API key."""
+        what = f"turbopuffer {call} on namespace {self._namespace!r}"
+        if isinstance(error, turbopuffer.APIStatusError):
+            detail = error.body.get("error") if isinstance(error.body, dict) else None
+            message = f"{what} failed: HTTP {error.status_code}"
+            if isinstance(detail, str):
+                message += f": {detail[:200]}"
+            message = message.replace(self._api_key, "***")
+            if error.status_code in (408, 409, 429) or error.status_code >= 500:
+                return TransientStoreError(message)
+            return PermanentStoreError(message)
+        if isinstance(error, turbopuffer.APITimeoutError):
+            return TransientStoreError(f"{what} timed out after {self._timeout}s")
+        if isinstance(error, turbopuffer.APIConnectionError):
+            return TransientStoreError(f"{what} failed: could not connect")
+        return PermanentStoreError(f"{what} failed: malformed answer ({type(error).__name__})")
+
+
+def _check_environment(*, region: str | None, base_url: str | None) -> None:
+    """fail now, not at the first query, where the client would trip on its env fallbacks.
+
+    the client fills a missing region or base URL from TURBOPUFFER_REGION /
+    TURBOPUFFER_BASE_URL and refuses a region next to a base URL without a
+    `{region}` placeholder, so one of ours plus the other from the environment
+    would break every call.
+    """
+    if base_url is not None and "{region}" not in base_url and os.environ.get(_REGION_ENV):
+        raise ValueError(f"{_REGION_ENV} is set but a base URL overrides it; unset one")
+    if region is not None and "{region}" not in os.environ.get(_BASE_URL_ENV, "{region}"):
+        raise ValueError(f"{_BASE_URL_ENV} is set but a region was given; unset one")
+
+
+def _ann_subquery(
+    target: list[float], top_k: int, excluded: list[int]
+) -> namespace_multi_query_params.Query:
+    subquery: namespace_multi_query_params.Query = {
+        "rank_by": ("vector", "ANN", target),
+        "top_k": top_k,
+        "distance_metric": DISTANCE_METRIC,
+    }
+    if excluded:  # an empty NotIn list is noise on the wire
+        subquery["filters"] = ("id", "NotIn", excluded)
+    return subquery
+
+
+def _rows(answer: object, call: str) -> list[Any]:
+    """the rows of a (sub)query answer: we always rank, so a row list must be there."""
+    rows = getattr(answer, "rows", None) if isinstance(answer, turbopuffer.BaseModel) else None
+    if not isinstance(rows, list):
+        raise PermanentStoreError(f"turbopuffer {call}: the answer holds no row list")
+    return rows
+
+
+def _decode_vector(raw: object, dimensions: int) -> Vector | None:
+    """a finite, non-zero float32 vector of the right size, or None."""
+    try:
+        if isinstance(raw, str):
+            packed = base64.b64decode(raw, validate=True)
+            if len(packed) != dimensions * 4:
+                return None
+            array = np.frombuffer(packed, dtype="<f4")
+        elif isinstance(raw, list) and len(raw) == dimensions:
+            with np.errstate(over="ignore"):  # out-of-range floats become inf, refused below
+                array = np.asarray(raw, dtype=np.float32)
+        else:
+            return None
+    except (binascii.Error, TypeError, ValueError):
+        return None
+    if array.shape != (dimensions,) or not np.isfinite(array).all() or not array.any():
+        return None
+    vector: Vector = array.astype(np.float32)  # a native-order, writable copy
+    return vector
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_id(track_id: object) -> int:
+    """an id from the caller as a plain int (numpy integers welcome: they come from arrays)."""
+    if isinstance(track_id, bool) or not isinstance(track_id, int | np.integer):
+        raise TypeError(f"track ids are integers, got {track_id!r}")
+    return int(track_id)
+
+
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
