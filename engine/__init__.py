@@ -1,0 +1,36 @@
+"""the recommendation engine: strategy, k-means, fusion, and the ports it talks through.
+
+    recommend(track_ids, store, *, limit, fusion, catalog) -> Recommendation
+
+no process concerns live here: no settings, no Redis, no HTTP server.
+"""
+
+from engine.ports import (
+    Catalog,
+    CatalogError,
+    CatalogUnavailableError,
+    PermanentStoreError,
+    TransientStoreError,
+    VectorStore,
+    VectorStoreError,
+)
+from engine.recommend import Recommendation, recommend
+from engine.types import Candidate, FusionMode, PlaylistRef, PlaylistRow, Strategy, Track
+
+__all__ = [
+    "Candidate",
+    "Catalog",
+    "CatalogError",
+    "CatalogUnavailableError",
+    "FusionMode",
+    "PermanentStoreError",
+    "PlaylistRef",
+    "PlaylistRow",
+    "Recommendation",
+    "Strategy",
+    "Track",
+    "TransientStoreError",
+    "VectorStore",
+    "VectorStoreError",
+    "recommend",
+]

@@ -5,7 +5,16 @@ plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
 
 from __future__ import annotations
 
-import typer
+import os
+
+# the engine's matrices are small (<= 500 x 512): a multi-threaded BLAS spends more
+# spinning its threads up than it saves, and docket runs tasks side by side anyway.
+# measured with `plyr-recs bench engine`: N=500 went from ~6.7 ms to ~1 ms of CPU.
+# must be set before NumPy is first imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="plyr-recs",

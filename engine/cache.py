@@ -1,0 +1,186 @@
+"""the cache contract: what the worker writes and the API reads (DESIGN.md, "The cache").
+
+    plyr:recommendations:{playlist_id}:{token}    the answer for one version of a playlist
+    plyr:recommendations-state:{playlist_id}      the last computed version (cid, fingerprint,
+                                                  track ids): how a reorder or rename is
+                                                  recognised and served without a recompute
+
+`token` is the list record's CID, or for a private playlist (no record) its
+`updated_at` in ISO form, as plyr.fm does today. every key lives 24 h.
+this module is pure: keys, payloads and fingerprints; Redis I/O lives with
+the worker and the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from engine.types import Track
+
+CACHE_PREFIX = "plyr:recommendations"
+STATE_PREFIX = "plyr:recommendations-state"
+CACHE_TTL = timedelta(hours=24)
+CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
+MAX_CACHED_TRACKS = 10
+MAX_TOKEN_LENGTH = 200  # a CID is ~60 characters; an ISO timestamp ~32
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class CacheFormatError(ValueError):
+    """a cached value that does not follow this contract (treated as a miss)."""
+
+
+def cache_key(playlist_id: str, token: str) -> str:
+    """the key of one version of a playlist's recommendations."""
+    if not playlist_id or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError("cache_key needs a playlist id and a bounded version token")
+    return f"{CACHE_PREFIX}:{playlist_id}:{token}"
+
+
+def cache_key_pattern(playlist_id: str) -> str:
+    """a SCAN pattern matching every version of one playlist (for forgetting it)."""
+    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in playlist_id)
+    return f"{CACHE_PREFIX}:{escaped}:*"
+
+
+def state_key(playlist_id: str) -> str:
+    return f"{STATE_PREFIX}:{playlist_id}"
+
+
+def private_token(updated_at: datetime) -> str:
+    """the version token of a private playlist: its `updated_at`, ISO 8601."""
+    return updated_at.isoformat()
+
+
+def fingerprint(track_ids: Iterable[int]) -> str:
+    """a digest of the *set* of tracks: a reorder or a rename leaves it unchanged."""
+    ordered = sorted(set(track_ids))
+    digest = hashlib.blake2b(",".join(map(str, ordered)).encode(), digest_size=16)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRecommendations:
+    """the cached value: the API's response (`tracks`, `available`) plus provenance."""
+
+    tracks: list[Track]
+    available: bool
+    strategy: str = ""
+    fingerprint: str = ""
+    computed_at: str = ""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "tracks": [track.as_json() for track in self.tracks[:MAX_CACHED_TRACKS]],
+                "available": self.available,
+                "strategy": self.strategy,
+                "fingerprint": self.fingerprint,
+                "computed_at": self.computed_at,
+            }
+        )
+
+    def response(self, limit: int) -> dict[str, object]:
+        """the API's answer: the first `limit` tracks and availability."""
+        return {
+            "tracks": [track.as_json() for track in self.tracks[:limit]],
+            "available": self.available,
+        }
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CachedRecommendations:
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise CacheFormatError("cached payload too large")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise CacheFormatError(f"cached payload is not JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise CacheFormatError("cached payload is not an object")
+        available = data.get("available")
+        raw_tracks = data.get("tracks")
+        if not isinstance(available, bool) or not isinstance(raw_tracks, list):
+            raise CacheFormatError("cached payload lacks `tracks` or `available`")
+        return cls(
+            tracks=[_track(item) for item in raw_tracks[:MAX_CACHED_TRACKS]],
+            available=available,
+            strategy=_text(data.get("strategy")),
+            fingerprint=_text(data.get("fingerprint")),
+            computed_at=_text(data.get("computed_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistState:
+    """the last computed version of a playlist, kept beside its cache entries."""
+
+    token: str
+    fingerprint: str
+    track_ids: list[int] = field(default_factory=list)
+    track_uris: list[str] = field(default_factory=list)
+    rev: str = ""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "token": self.token,
+                "fingerprint": self.fingerprint,
+                "track_ids": self.track_ids,
+                "track_uris": self.track_uris,
+                "rev": self.rev,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> PlaylistState:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise CacheFormatError(f"playlist state is not JSON: {error}") from error
+        if not isinstance(data, dict):
+            raise CacheFormatError("playlist state is not an object")
+        track_ids = data.get("track_ids", [])
+        track_uris = data.get("track_uris", [])
+        if not isinstance(track_ids, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in track_ids
+        ):
+            raise CacheFormatError("playlist state has bad track ids")
+        if not isinstance(track_uris, list) or not all(isinstance(u, str) for u in track_uris):
+            raise CacheFormatError("playlist state has bad track uris")
+        return cls(
+            token=_text(data.get("token")),
+            fingerprint=_text(data.get("fingerprint")),
+            track_ids=track_ids,
+            track_uris=track_uris,
+            rev=_text(data.get("rev")),
+        )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _track(item: Any) -> Track:
+    if not isinstance(item, dict):
+        raise CacheFormatError("cached track is not an object")
+    track_id = item.get("id")
+    title = item.get("title")
+    handle = item.get("artist_handle")
+    display = item.get("artist_display_name")
+    image = item.get("image_url")
+    if (
+        not isinstance(track_id, int)
+        or isinstance(track_id, bool)
+        or not isinstance(title, str)
+        or not isinstance(handle, str)
+        or not isinstance(display, str)
+        or not (image is None or isinstance(image, str))
+    ):
+        raise CacheFormatError("cached track has missing or mistyped fields")
+    return Track(track_id, title, handle, display, image)

@@ -1,0 +1,96 @@
+"""the adaptive strategy: which query vectors a playlist's embeddings become.
+
+    N = 0   nothing to recommend
+    N = 1   the track's own embedding
+    N 2..5  each track's embedding (fused later with RRF)
+    N >= 6  k-means into min(3, N // 2) centroids (fused later)
+
+N counts the playlist's tracks whose embedding is usable: a zero, non-finite
+or wrongly-sized vector carries no direction for cosine search, so it counts
+as "no embedding" rather than poisoning a centroid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.kmeans import Matrix, kmeans
+from engine.types import Strategy, Vector
+
+MAX_CLUSTERS = 3
+KMEANS_MIN_TRACKS = 6  # below this, one query per track is cheap enough and more faithful
+_NORM_FLOOR = 1e-12
+_UNIT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """the query vectors for one playlist and the weight (cluster size) of each."""
+
+    strategy: Strategy
+    vectors: list[Vector]
+    weights: list[int]
+    embedded_count: int  # N: tracks with a usable embedding
+
+
+def seed_for(track_ids: list[int]) -> int:
+    """a k-means seed that depends on the set of tracks only (ids must be sorted)."""
+    digest = hashlib.blake2b(array("q", track_ids).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def usable_vectors(vectors_by_id: Mapping[int, Vector]) -> tuple[list[int], Matrix]:
+    """ids (sorted) and unit-normalised rows of the usable embeddings.
+
+    the dimension is the one most vectors have; vectors of another shape, zero
+    vectors and non-finite ones are left out.
+    """
+    if not vectors_by_id:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    shapes = {vector.shape for vector in vectors_by_id.values()}
+    if len(shapes) == 1:
+        shape = next(iter(shapes))
+        ids = sorted(vectors_by_id)
+    else:  # rare: some vectors have another dimension; keep the majority's
+        shape = Counter(vector.shape for vector in vectors_by_id.values()).most_common(1)[0][0]
+        ids = sorted(t for t, vector in vectors_by_id.items() if vector.shape == shape)
+    if len(shape) != 1:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    # one concatenation copies the rows in C; much cheaper than np.asarray(list of rows)
+    rows = np.concatenate([vectors_by_id[t] for t in ids])
+    matrix = rows.astype(np.float32, copy=False).reshape(len(ids), shape[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    keep = np.isfinite(norms) & (norms > _NORM_FLOOR)
+    if not keep.all():
+        ids = [t for t, usable in zip(ids, keep.tolist(), strict=True) if usable]
+        matrix, norms = matrix[keep], norms[keep]
+    # CLAP embeddings usually arrive unit-length: skip the division (a pass) then
+    if np.abs(norms - 1.0).max(initial=0.0) > _UNIT_TOLERANCE:
+        matrix /= norms[:, None]
+    return ids, matrix
+
+
+def plan_queries(vectors_by_id: Mapping[int, Vector]) -> QueryPlan:
+    """the adaptive strategy on a playlist's embeddings (pure; order-independent)."""
+    ids, matrix = usable_vectors(vectors_by_id)
+    n = len(ids)
+    if n == 0:
+        return QueryPlan(Strategy.NONE, [], [], 0)
+    if n == 1:
+        return QueryPlan(Strategy.DIRECT, [matrix[0]], [1], 1)
+    if n < KMEANS_MIN_TRACKS:
+        return QueryPlan(Strategy.RRF, list(matrix), [1] * n, n)
+    clusters = kmeans(matrix, min(MAX_CLUSTERS, n // 2), seed=seed_for(ids))
+    norms = np.sqrt(np.einsum("ij,ij->i", clusters.centroids, clusters.centroids))
+    queries: list[Vector] = list(clusters.centroids / np.maximum(norms, _NORM_FLOOR)[:, None])
+    for j in np.flatnonzero(norms <= _NORM_FLOOR):
+        # members pointing opposite ways cancel out: query with a member instead
+        queries[j] = matrix[int(np.flatnonzero(clusters.labels == j)[0])]
+    return QueryPlan(Strategy.KMEANS, queries, clusters.sizes.tolist(), n)

@@ -1,0 +1,135 @@
+"""`plyr-recs bench engine`: the engine's CPU time per recommendation beside the
+pure-Python seed (worker/bench/baseline.py), measured in the same run.
+
+what is timed, per playlist size N: the strategy (vector matrix, normalisation,
+k-means) and the fusion of the candidate lists — everything `recommend` does
+between its two store calls. the store is left out: candidate lists are made
+up front. vectors are 512-dim unit vectors drawn around a few "sound regions",
+like CLAP embeddings of a playlist with a few moods.
+
+timings are CPU time (time.process_time) of back-to-back runs; each size runs
+several rounds and reports the median round, so one noisy moment on a shared
+machine does not decide the figure.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from engine.recommend import fuse, initial_top_k
+from engine.strategy import plan_queries
+from engine.types import Candidate, FusionMode, Vector
+from worker.bench import baseline
+
+REGIONS = 8
+ROUNDS = 5
+ROUND_SECONDS = 0.2  # per round, for the engine; the baseline runs fewer times
+
+
+def playlist_vectors(n: int, dim: int, seed: int) -> dict[int, Vector]:
+    rng = np.random.default_rng(seed)
+    regions = rng.standard_normal((REGIONS, dim)).astype(np.float32)
+    moods = rng.choice(REGIONS, size=3, replace=False)
+    vectors: dict[int, Vector] = {}
+    for i in range(n):
+        vector = regions[moods[i % 3]] * 2.0 + rng.standard_normal(dim).astype(np.float32)
+        vectors[1000 + i * 7] = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return vectors
+
+
+def candidate_lists(queries: int, top_k: int, seed: int) -> list[list[Candidate]]:
+    """what the store would answer: `queries` ranked lists that overlap in part."""
+    rng = random.Random(seed)
+    pool = list(range(1, top_k * queries * 2))
+    lists = []
+    for _ in range(queries):
+        picked = rng.sample(pool, top_k)
+        distances = sorted(rng.uniform(0.05, 0.6) for _ in picked)
+        lists.append([Candidate(t, d) for t, d in zip(picked, distances, strict=True)])
+    return lists
+
+
+def cpu_seconds_per_run(run: Callable[[], object], budget: float, min_runs: int = 1) -> float:
+    """median over ROUNDS of (CPU time of a round / runs in it)."""
+    run()  # warm-up: imports, caches, BLAS threads
+    samples = []
+    for _ in range(ROUNDS):
+        runs = 0
+        start = time.process_time()
+        while True:
+            run()
+            runs += 1
+            elapsed = time.process_time() - start
+            if runs >= min_runs and elapsed >= budget:
+                break
+        samples.append(elapsed / runs)
+    return statistics.median(samples)
+
+
+def measure(n: int, dim: int, repeat: int) -> dict[str, object]:
+    vectors = playlist_vectors(n, dim, seed=n)
+    plan = plan_queries(vectors)
+    top_k = initial_top_k(10)
+    lists = candidate_lists(len(plan.vectors), top_k, seed=n)
+    exclude = set(vectors)
+
+    def engine_run() -> object:
+        current = plan_queries(vectors)
+        return fuse(current, lists, FusionMode.RRF, exclude)
+
+    plain_vectors = [vectors[t].tolist() for t in vectors]
+    plain_lists = [[(c.track_id, c.distance) for c in ranked] for ranked in lists]
+
+    def baseline_run() -> object:
+        queries = baseline.query_vectors(plain_vectors, random.Random(n))
+        return queries, baseline.rrf(plain_lists[: len(queries)], exclude)
+
+    if repeat:
+        engine_seconds = cpu_seconds_per_run(engine_run, 0.0, min_runs=repeat)
+        baseline_seconds = cpu_seconds_per_run(baseline_run, 0.0, min_runs=max(1, repeat // 50))
+    else:
+        engine_seconds = cpu_seconds_per_run(engine_run, ROUND_SECONDS)
+        baseline_seconds = cpu_seconds_per_run(baseline_run, ROUND_SECONDS)
+    return {
+        "n": n,
+        "strategy": plan.strategy.value,
+        "queries": len(plan.vectors),
+        "engine_ms": engine_seconds * 1e3,
+        "baseline_ms": baseline_seconds * 1e3,
+        "speedup": baseline_seconds / engine_seconds,
+    }
+
+
+def main(sizes: list[int], *, dim: int = 512, repeat: int = 0) -> list[dict[str, object]]:
+    console = Console()
+    table = Table(title=f"engine CPU time per recommendation ({dim}-dim vectors, store excluded)")
+    for column in ("N", "strategy", "queries", "engine", "pure-Python seed", "speedup"):
+        table.add_column(column, justify="right")
+    results = []
+    with console.status("measuring...") as status:
+        for n in sizes:
+            status.update(f"measuring N={n}...")
+            row = measure(n, dim, repeat)
+            results.append(row)
+            table.add_row(
+                str(n),
+                str(row["strategy"]),
+                str(row["queries"]),
+                f"{row['engine_ms']:.3f} ms",
+                f"{row['baseline_ms']:.2f} ms",
+                f"{row['speedup']:.0f}x",
+            )
+    console.print(table)
+    by_n = {row["n"]: row for row in results}
+    if 100 in by_n:
+        console.print(f"goal N=100 >= 50x faster than the seed: {by_n[100]['speedup']:.0f}x")
+    if 500 in by_n:
+        console.print(f"goal N=500 < 1 ms per recommendation: {by_n[500]['engine_ms']:.3f} ms")
+    return results
