@@ -1,0 +1,236 @@
+"""the production Catalog: plyr.fm's PostgreSQL, read through an asyncpg pool.
+
+plyr.fm's backend owns this database; this service only reads it. the pool's
+sessions are opened read-only (`default_transaction_read_only`), so a write
+slipping in would fail loudly instead of touching someone else's data.
+
+every port call is one statement, whatever its input's size: no N+1 queries.
+eligibility is the SQL fragment of engine.eligibility, applied in the same
+statement that hydrates. failures are split the way a retry policy needs:
+`CatalogUnavailableError` when the database is down, restarting, overloaded or
+slow (worth retrying), `CatalogError` for the rest (a bug or a schema
+mismatch: retrying will not help). the pool reconnects on its own once
+PostgreSQL is back, so an instance survives a database restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Final, Self
+
+import asyncpg
+import orjson
+
+from engine.eligibility import (
+    SURFACEABLE_TRACK_SQL,
+    distinct_track_ids,
+    distinct_track_uris,
+    playlist_items_from_json,
+)
+from engine.ports import CatalogError, CatalogUnavailableError
+from engine.types import PlaylistRef, PlaylistRow, Track
+
+logger = logging.getLogger(__name__)
+
+# tracks.atproto_record_uri is indexed but not unique: the lowest id wins, as in
+# the in-memory catalog, so the answer does not depend on the plan.
+RESOLVE_TRACKS_SQL: Final = """
+SELECT DISTINCT ON (atproto_record_uri) atproto_record_uri, id
+FROM tracks
+WHERE atproto_record_uri = ANY($1::text[])
+ORDER BY atproto_record_uri, id
+"""
+
+RESOLVE_PLAYLIST_SQL: Final = """
+SELECT id, owner_did FROM playlists WHERE atproto_record_uri = $1
+"""
+
+GET_PLAYLIST_SQL: Final = """
+SELECT id, owner_did, atproto_record_uri, atproto_record_cid, is_private, updated_at, items_json
+FROM playlists
+WHERE id = $1
+"""
+
+# the input order is kept by joining on the ids' ordinal positions.
+HYDRATE_SQL: Final = f"""
+SELECT t.id, t.title, a.handle, a.display_name, t.image_url
+FROM unnest($1::int[]) WITH ORDINALITY AS wanted (track_id, position)
+JOIN tracks AS t ON t.id = wanted.track_id
+JOIN artists AS a ON a.did = t.artist_did
+WHERE {SURFACEABLE_TRACK_SQL}
+ORDER BY wanted.position
+"""
+
+# bounds the memory of which playlists were already warned about.
+_MAX_WARNED_PLAYLISTS: Final = 10_000
+
+# the faults that mean "the database is not answering right now".
+_UNAVAILABLE_ERRORS: Final = (
+    OSError,  # refused, reset, unreachable, DNS
+    TimeoutError,  # connect, acquire or command timeout (asyncio.TimeoutError is this)
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection lost mid-query
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.AdminShutdownError,  # 57P01: a fast shutdown or pg_terminate_backend
+    asyncpg.CrashShutdownError,  # 57P02: another backend crashed
+    asyncpg.QueryCanceledError,  # 57014: statement_timeout on the server
+    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.InterfaceError,  # the client's own state: a closed connection or pool
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """whether `error` means the database is (perhaps briefly) unreachable."""
+    # asyncpg's client-side DataError (an argument it cannot encode) is an
+    # InterfaceError too, but it is a bug: retrying sends the same argument.
+    if isinstance(error, ValueError):
+        return False
+    return isinstance(error, _UNAVAILABLE_ERRORS)
+
+
+class PostgresCatalog:
+    """a Catalog over plyr.fm's database (schema/plyr.sql)."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], *, timeout: float = 5.0) -> None:
+        """wrap an open pool; `connect` builds one with the right settings."""
+        self._pool = pool
+        self._timeout = timeout
+        # entries of private playlists' items_json skipped as malformed, per read.
+        self.rejected_playlist_items = 0
+        # the API reads a playlist on every request: warn once per playlist, not per read.
+        self._warned_playlist_ids: set[str] = set()
+
+    @classmethod
+    # `timeout` configures the pool's per-step limits for its whole life, which
+    # a caller's asyncio.timeout around this call could not do.
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        pool_size: int = 5,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> Self:
+        """open a pool of at most `pool_size` connections; `timeout` bounds each step.
+
+        one connection is opened now, so a wrong DSN fails here. the pool keeps
+        no floor (`min_size=0`): while the database is down, connections are
+        retried when a call needs one, not by a background loop logging every
+        second.
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                init_size=1,
+                max_size=pool_size,
+                timeout=timeout,  # establishing a connection
+                command_timeout=timeout,  # each statement
+                server_settings={
+                    "application_name": "plyr-recs",
+                    "default_transaction_read_only": "on",
+                },
+            )
+        except (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as error:
+            raise _translated(error, "connect") from error
+        return cls(pool, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """close the pool, waiting at most `timeout` for calls in flight."""
+        try:
+            await asyncio.wait_for(self._pool.close(), self._timeout)
+        except TimeoutError:
+            logger.warning("catalog pool did not close in %.1fs; terminating it", self._timeout)
+            self._pool.terminate()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- the Catalog port ------------------------------------------------------
+
+    async def resolve_tracks(self, track_uris: Sequence[str]) -> dict[str, int]:
+        wanted = distinct_track_uris(track_uris)
+        if not wanted:
+            return {}
+        rows = await self._fetch("resolve_tracks", RESOLVE_TRACKS_SQL, wanted)
+        return {row["atproto_record_uri"]: row["id"] for row in rows}
+
+    async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
+        rows = await self._fetch("resolve_playlist", RESOLVE_PLAYLIST_SQL, playlist_uri)
+        if not rows:
+            return None
+        return PlaylistRef(playlist_id=rows[0]["id"], owner_did=rows[0]["owner_did"])
+
+    async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
+        rows = await self._fetch("get_playlist", GET_PLAYLIST_SQL, playlist_id)
+        if not rows:
+            return None
+        row = rows[0]
+        items: tuple[str, ...] | None = None
+        if row["is_private"]:
+            items = self._items(row["id"], row["items_json"])
+        return PlaylistRow(
+            playlist_id=row["id"],
+            owner_did=row["owner_did"],
+            record_uri=row["atproto_record_uri"],
+            record_cid=row["atproto_record_cid"],
+            is_private=row["is_private"],
+            updated_at=row["updated_at"],
+            items=items,
+        )
+
+    async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
+        wanted = distinct_track_ids(track_ids)
+        if not wanted:
+            return []
+        rows = await self._fetch("hydrate", HYDRATE_SQL, wanted)
+        return [
+            Track(
+                id=row["id"],
+                title=row["title"],
+                artist_handle=row["handle"],
+                artist_display_name=row["display_name"],
+                image_url=row["image_url"],
+            )
+            for row in rows
+        ]
+
+    # --- plumbing ----------------------------------------------------------------
+
+    async def _fetch(self, operation: str, query: str, *args: object) -> list[asyncpg.Record]:
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as connection:
+                return await connection.fetch(query, *args)
+        except (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as error:
+            raise _translated(error, operation) from error
+
+    def _items(self, playlist_id: str, items_json: str | None) -> tuple[str, ...]:
+        # asyncpg hands jsonb over as text unless a codec is set; parsing here
+        # costs no per-connection codec setup.
+        items, rejected = playlist_items_from_json(
+            orjson.loads(items_json) if items_json is not None else None
+        )
+        if rejected:
+            self.rejected_playlist_items += rejected
+            if playlist_id not in self._warned_playlist_ids:
+                if len(self._warned_playlist_ids) >= _MAX_WARNED_PLAYLISTS:
+                    self._warned_playlist_ids.clear()
+                self._warned_playlist_ids.add(playlist_id)
+                logger.warning(
+                    "playlist %s: %d malformed items_json entries skipped", playlist_id, rejected
+                )
+        return items
+
+
+def _translated(error: BaseException, operation: str) -> CatalogError:
+    kind = CatalogUnavailableError if is_unavailable(error) else CatalogError
+    return kind(f"catalog {operation} failed: {type(error).__name__}: {error}")
