@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -38,12 +37,11 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    directory: Path = tmp_path_factory.mktemp("postgres")
-    server = PostgresServer(directory)
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()  # in its own temp dir: pytest's are private to root
     server.start()
     yield server
-    server.stop()
+    server.cleanup()
 
 
 @pytest.fixture

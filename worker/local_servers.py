@@ -7,11 +7,14 @@ machine (`.ci/run` installs them); a missing binary fails loudly, never skips.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,9 +119,14 @@ def _as_postgres_user(command: list[str]) -> list[str]:
 
 @dataclass
 class PostgresServer:
-    """a PostgreSQL cluster on 127.0.0.1:<port> with trust auth, in `directory`."""
+    """a PostgreSQL cluster on 127.0.0.1:<port> with trust auth.
 
-    directory: Path
+    its directory defaults to a fresh one under the system temp dir: as root the
+    server runs as the `postgres` user, which must be able to reach it (pytest's
+    own temp dirs are private to root).
+    """
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="plyr-pg-")))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -179,7 +187,7 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(lambda: self._ready(), timeout=30, what=f"postgres on {self.port}")
+        wait_until(self._ready, timeout=30, what=f"postgres on {self.port}")
 
     def _ready(self) -> bool:
         result = subprocess.run(
@@ -190,16 +198,33 @@ class PostgresServer:
         )
         return result.returncode == 0
 
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def stop(self, *, kill: bool = False) -> None:
+        """stop the server: a fast shutdown (clients disconnected), or SIGKILL."""
         if self.process is None:
             return
-        if kill:
+        # the Popen child may be `runuser`, not postgres: signal the postmaster itself
+        pid = self._postmaster_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, signal.SIGKILL if kill else signal.SIGINT)  # SIGINT: fast shutdown
+        elif kill:
             self.process.kill()
         else:
-            self.process.terminate()  # SIGTERM: postgres's "smart" shutdown
+            self.process.terminate()
         self.process.wait(timeout=30)
         self.process = None
 
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def cleanup(self) -> None:
+        """stop and remove the cluster's directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

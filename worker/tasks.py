@@ -7,9 +7,54 @@ between the two processes:
   `recompute_key(playlist_uri)`, replaced on every accepted edit so rapid edits
   collapse into one run of the newest state;
 - `forget_playlist(playlist_uri)` on a delete.
+
+policy lives in the parameters, where docket reads it: retries with exponential
+backoff on transient faults, one run per playlist at a time, a timeout. a
+permanent fault is logged and the task returns: dropped on purpose, not retried.
 """
 
 from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+import redis.exceptions
+from docket import ConcurrencyLimit, Depends, ExponentialRetry, Timeout
+
+from engine.ports import (
+    CatalogError,
+    CatalogUnavailableError,
+    PermanentStoreError,
+    TransientStoreError,
+)
+from engine.recommend import MAX_PLAYLIST_TRACKS
+from worker.services import Services, current_services
+
+logger = logging.getLogger(__name__)
+
+# transient faults: 1 s, 2 s, 4 s ... capped at a minute, 12 attempts (~6 minutes)
+RECOMPUTE_ATTEMPTS = 12
+RETRY_MIN_DELAY = timedelta(seconds=1)
+RETRY_MAX_DELAY = timedelta(seconds=60)
+TASK_TIMEOUT = timedelta(seconds=120)
+# waiting for plyr.fm to ingest a playlist it doesn't know yet: 1 s, 2 s ... 30 s
+INGEST_RETRY_BASE_SECONDS = 1.0
+INGEST_RETRY_CAP_SECONDS = 30.0
+
+LIST_URI = re.compile(
+    r"^at://did:[a-z]+:[A-Za-z0-9._:%-]{1,2048}/[A-Za-z0-9.-]{1,317}/[A-Za-z0-9._~:-]{1,512}$"
+)
+MAX_CID_LENGTH = 200
+MAX_REV_LENGTH = 64
+
+TRANSIENT = (
+    TransientStoreError,
+    CatalogUnavailableError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+PERMANENT = (PermanentStoreError, CatalogError, ValueError)
 
 
 def recompute_key(playlist_uri: str) -> str:
@@ -22,14 +67,106 @@ def forget_key(playlist_uri: str) -> str:
     return f"forget:{playlist_uri}"
 
 
-async def recompute_playlist(playlist_uri: str, cid: str, rev: str, track_uris: list[str]) -> None:
-    """recompute a playlist's recommendations for the record `cid` (issue 4 fills this in)."""
-    raise NotImplementedError("the recompute task lands with the worker (issue 4)")
+def ingest_retry_delay(attempt: int, budget_seconds: float) -> float | None:
+    """the wait before attempt `attempt + 1` for a playlist plyr.fm doesn't know yet,
+    or None once `budget_seconds` of waiting have been spent (then it is dropped)."""
+    waited = sum(
+        min(INGEST_RETRY_BASE_SECONDS * 2**i, INGEST_RETRY_CAP_SECONDS) for i in range(attempt - 1)
+    )
+    remaining = budget_seconds - waited
+    if remaining <= 0:
+        return None
+    return float(
+        min(INGEST_RETRY_BASE_SECONDS * 2 ** (attempt - 1), INGEST_RETRY_CAP_SECONDS, remaining)
+    )
 
 
-async def forget_playlist(playlist_uri: str) -> None:
-    """drop a deleted playlist's cached recommendations and state (issue 4 fills this in)."""
-    raise NotImplementedError("the forget task lands with the worker (issue 4)")
+def check_arguments(playlist_uri: str, cid: str, rev: str, track_uris: list[str]) -> None:
+    """the task's arguments come from the network (via the consumer): bound them again."""
+    if not isinstance(playlist_uri, str) or not LIST_URI.match(playlist_uri):
+        raise ValueError(f"not a list record URI: {playlist_uri!r:.120}")
+    if not isinstance(cid, str) or not 0 < len(cid) <= MAX_CID_LENGTH:
+        raise ValueError("missing or oversized record CID")
+    if not isinstance(rev, str) or len(rev) > MAX_REV_LENGTH:
+        raise ValueError("oversized rev")
+    if not isinstance(track_uris, list) or len(track_uris) > MAX_PLAYLIST_TRACKS:
+        raise ValueError("track_uris must be a list of at most 500 URIs")
+    if not all(isinstance(uri, str) and len(uri) <= 8192 for uri in track_uris):
+        raise ValueError("track_uris must be strings")
+
+
+async def recompute_playlist(
+    playlist_uri: str,
+    cid: str,
+    rev: str,
+    track_uris: list[str],
+    retry: ExponentialRetry = ExponentialRetry(
+        attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
+    ),
+    concurrency: ConcurrencyLimit = ConcurrencyLimit("playlist_uri", max_concurrent=1),
+    deadline: Timeout = Timeout(TASK_TIMEOUT),
+    services: Services = Depends(current_services),
+) -> None:
+    """compute (or reuse) a playlist's recommendations for its record version `cid`."""
+    counts = services.counts
+    try:
+        check_arguments(playlist_uri, cid, rev, track_uris)
+        playlist = await services.catalog.resolve_playlist(playlist_uri)
+        if playlist is None:
+            delay = ingest_retry_delay(retry.attempt, services.settings.playlist_wait_seconds)
+            if delay is None:
+                counts["dropped:unknown_playlist"] += 1
+                logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
+                return
+            counts["waiting:unknown_playlist"] += 1
+            retry.after(timedelta(seconds=delay))
+        await services.cache.remember_playlist(playlist_uri, playlist.playlist_id)
+        refreshed = await services.recommender.refresh(
+            playlist.playlist_id, cid, track_uris=track_uris, rev=rev
+        )
+    except TRANSIENT as error:
+        counts["retried:transient"] += 1
+        logger.warning("recompute of %s will be retried: %s", playlist_uri, error)
+        raise
+    except PERMANENT as error:
+        counts["dropped:permanent"] += 1
+        logger.error("dropping recompute of %s: %s", playlist_uri, error)
+        return
+    counts[f"recompute:{refreshed.outcome.value}"] += 1
+    logger.info(
+        "recompute %s cid=%s: %s in %.1f ms",
+        playlist_uri,
+        cid,
+        refreshed.outcome.value,
+        refreshed.seconds * 1e3,
+    )
+
+
+async def forget_playlist(
+    playlist_uri: str,
+    retry: ExponentialRetry = ExponentialRetry(
+        attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
+    ),
+    services: Services = Depends(current_services),
+) -> None:
+    """drop a deleted playlist's cached recommendations and state."""
+    try:
+        playlist_id = await services.cache.playlist_id_for(playlist_uri)
+        if playlist_id is None:
+            playlist = await services.catalog.resolve_playlist(playlist_uri)
+            playlist_id = playlist.playlist_id if playlist is not None else None
+        if playlist_id is None:
+            services.counts["forget:unknown"] += 1
+            return
+        deleted = await services.cache.forget(playlist_id, playlist_uri=playlist_uri)
+    except TRANSIENT as error:
+        logger.warning("forget of %s will be retried: %s", playlist_uri, error)
+        raise
+    except PERMANENT as error:
+        logger.error("dropping forget of %s: %s", playlist_uri, error)
+        return
+    services.counts["forget:done"] += 1
+    logger.info("forgot %s (%d keys)", playlist_uri, deleted)
 
 
 # every task `plyr-recs worker` registers; a test pins that the consumer

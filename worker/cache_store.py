@@ -1,0 +1,107 @@
+"""Redis I/O for the cache contract of `engine.cache`: the one place that reads and
+writes recommendation keys and per-playlist state, always with the 24 h TTL.
+
+connection faults surface as `redis.exceptions.ConnectionError` / `TimeoutError`:
+the worker retries on them, the API falls back to computing fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from engine.cache import (
+    CACHE_TTL_SECONDS,
+    CachedRecommendations,
+    CacheFormatError,
+    PlaylistState,
+    cache_key,
+    cache_key_pattern,
+    state_key,
+)
+
+logger = logging.getLogger(__name__)
+
+SCAN_BATCH = 200
+PLAYLIST_ID_PREFIX = "plyr:recommendations-playlist"  # list record URI -> playlist id
+
+
+class RecommendationCache:
+    """the recommendations cache over a `redis.asyncio.Redis` (or fakeredis) client."""
+
+    def __init__(self, redis: Any) -> None:
+        # typed Any: redis.asyncio.Redis and fakeredis.FakeAsyncRedis share the API
+        # but not a nominal type
+        self.redis = redis
+        self.counts: Counter[str] = Counter()
+
+    async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
+        raw = await self.redis.get(cache_key(playlist_id, token))
+        if raw is None:
+            return None
+        try:
+            return CachedRecommendations.from_json(raw)
+        except CacheFormatError as error:
+            # a value we cannot read is a miss; the recompute overwrites it
+            self.counts["corrupt_entries"] += 1
+            logger.warning("unreadable cache entry for %s: %s", playlist_id, error)
+            return None
+
+    async def exists(self, playlist_id: str, token: str) -> bool:
+        return bool(await self.redis.exists(cache_key(playlist_id, token)))
+
+    async def get_state(self, playlist_id: str) -> PlaylistState | None:
+        raw = await self.redis.get(state_key(playlist_id))
+        if raw is None:
+            return None
+        try:
+            return PlaylistState.from_json(raw)
+        except CacheFormatError as error:
+            self.counts["corrupt_states"] += 1
+            logger.warning("unreadable playlist state for %s: %s", playlist_id, error)
+            return None
+
+    async def put(
+        self,
+        playlist_id: str,
+        token: str,
+        value: CachedRecommendations,
+        state: PlaylistState | None = None,
+    ) -> None:
+        """write one version's answer (and the playlist's latest state) with the TTL."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
+            if state is not None:
+                pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
+        """keep which playlist a record URI is, so a delete can be forgotten even
+        after plyr.fm has dropped its row."""
+        await self.redis.set(_uri_key(playlist_uri), playlist_id, ex=CACHE_TTL_SECONDS)
+
+    async def playlist_id_for(self, playlist_uri: str) -> str | None:
+        raw = await self.redis.get(_uri_key(playlist_uri))
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
+        """delete every cached version of a playlist and its state; the count deleted."""
+        deleted = 0
+        batch: list[str] = [_uri_key(playlist_uri)] if playlist_uri else []
+        async for key in self.redis.scan_iter(
+            match=cache_key_pattern(playlist_id), count=SCAN_BATCH
+        ):
+            batch.append(key)
+            if len(batch) >= SCAN_BATCH:
+                deleted += int(await self.redis.delete(*batch))
+                batch.clear()
+        batch.append(state_key(playlist_id))
+        deleted += int(await self.redis.delete(*batch))
+        return deleted
+
+
+def _uri_key(playlist_uri: str) -> str:
+    return f"{PLAYLIST_ID_PREFIX}:{playlist_uri}"
