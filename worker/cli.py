@@ -49,5 +49,24 @@ def bench_engine(
     run_engine_bench(parsed, dim=dim, repeat=repeat)
 
 
+@app.command("worker")
+def worker_command() -> None:
+    """run docket workers for the recompute and forget tasks the consumer enqueues
+    (any number, on any machines sharing DOCKET_URL)."""
+    import asyncio
+
+    from worker.logs import configure_logging
+    from worker.runner import serve
+    from worker.services import ConfigurationError
+    from worker.settings import get_settings
+
+    configure_logging()
+    try:
+        asyncio.run(serve(get_settings()))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs worker: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def main() -> None:
     app()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import redis.exceptions
@@ -171,4 +172,4 @@ async def forget_playlist(
 
 # every task `plyr-recs worker` registers; a test pins that the consumer
 # enqueues nothing outside this list.
-TASKS = [recompute_playlist, forget_playlist]
+TASKS: list[Callable[..., Awaitable[None]]] = [recompute_playlist, forget_playlist]
