@@ -92,6 +92,19 @@ class Settings(BaseSettings):
         "'proportional' (slots shared by cluster size).",
     )
 
+    # --- the worker ------------------------------------------------------------
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=10,
+        description="recomputes one `plyr-recs worker` process runs at once (they wait on "
+        "turbopuffer and PostgreSQL, so more than the cores).",
+    )
+    playlist_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=120.0,
+        description="how long a recompute waits, retrying with backoff, for plyr.fm to "
+        "ingest a playlist it does not know yet (its own ingest lags the firehose by "
+        "seconds) before dropping it with a log line.",
+    )
+
     # --- jetstream -----------------------------------------------------------
     jetstream_url: str | None = Field(
         default=None,
@@ -111,6 +124,58 @@ class Settings(BaseSettings):
         default=2.0,
         description="settle delay: rapid edits of one playlist within this window collapse "
         "into one recompute of the newest state.",
+    )
+    list_max_items: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=500,
+        description="most items a list record may hold (the lexicon's bound); a bigger "
+        "record is rejected and counted, not truncated.",
+    )
+    list_max_name_length: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1024,
+        description="longest list name, in characters, a record may carry.",
+    )
+    jetstream_max_frame_bytes: Annotated[int, Field(ge=16 * 1024, le=16 * 1024 * 1024)] = Field(
+        default=512 * 1024,
+        description="largest Jetstream frame decoded; bigger ones are counted and skipped. "
+        "A full 500-item list is about 100 KiB.",
+    )
+    jetstream_batch_frames: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=256,
+        description="most frames handled together (one guard read, one enqueue pipeline) "
+        "when they arrive faster than they are handled.",
+    )
+    jetstream_cursor_flush_seconds: Annotated[float, Field(ge=0.05, le=300)] = Field(
+        default=1.0,
+        description="how often the cursor is written to Redis (and always on shutdown); "
+        "a crash replays at most this much, which the rev guard absorbs.",
+    )
+    jetstream_cursor_rewind_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=5.0,
+        description="how far before the cursor a reconnect to the same host resumes.",
+    )
+    jetstream_rotation_rewind_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=60.0,
+        description="how far before the cursor a connection to a different host (or a "
+        "fresh start) resumes: each host stamps time_us itself, so positions differ.",
+    )
+    jetstream_backoff_base_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=0.5, description="first reconnect delay; doubles per failure, with jitter."
+    )
+    jetstream_backoff_cap_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0, description="longest reconnect delay."
+    )
+    jetstream_open_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=10.0, description="time bound on one websocket handshake."
+    )
+    jetstream_rev_ttl_seconds: Annotated[int, Field(ge=3600, le=90 * 86_400)] = Field(
+        default=7 * 86_400,
+        description="how long the last accepted rev of a playlist is remembered; longer "
+        "than any replay (Jetstream keeps about a day), so a replay is always recognised.",
+    )
+    jetstream_stats_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=30.0,
+        description="how often the consumer logs its counters and publishes them to Redis "
+        "for `plyr-recs status`.",
     )
 
     # --- the API -----------------------------------------------------------------
