@@ -76,7 +76,8 @@ def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> Matrix:
     """Lloyd's iterations until the partition stops changing (or the step budget runs out)."""
     labels = _nearest(points, centroids)
     for _ in range(max_iterations):
-        centroids, labels = _refill_empty(points, centroids, labels)
+        if np.bincount(labels, minlength=len(centroids)).min() == 0:
+            centroids, labels = _refill_empty(points, centroids, labels)
         centroids = _means(points, labels, len(centroids))
         new_labels = _nearest(points, centroids)
         if np.array_equal(new_labels, labels):

@@ -53,18 +53,24 @@ def usable_vectors(vectors_by_id: Mapping[int, Vector]) -> tuple[list[int], Matr
     """
     if not vectors_by_id:
         return [], np.zeros((0, 0), dtype=np.float32)
-    shapes = {vector.shape for vector in vectors_by_id.values()}
-    if len(shapes) == 1:
-        shape = next(iter(shapes))
-        ids = sorted(vectors_by_id)
-    else:  # rare: some vectors have another dimension; keep the majority's
-        shape = Counter(vector.shape for vector in vectors_by_id.values()).most_common(1)[0][0]
-        ids = sorted(t for t, vector in vectors_by_id.items() if vector.shape == shape)
-    if len(shape) != 1:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    # one concatenation copies the rows in C; much cheaper than np.asarray(list of rows)
-    rows = np.concatenate([vectors_by_id[t] for t in ids])
-    matrix = rows.astype(np.float32, copy=False).reshape(len(ids), shape[0])
+    ids = sorted(vectors_by_id)
+    rows = [vectors_by_id[t] for t in ids]
+    # fast path, the usual case: every vector 1-d of one length. one concatenation
+    # copies the rows in C (np.asarray of a list of rows costs ~1.5x more); it refuses
+    # mixed ranks, and equal len() + rank 1 + the total size pin every shape.
+    try:
+        lengths = set(map(len, rows))
+        flat = np.concatenate(rows) if len(lengths) == 1 and rows[0].ndim == 1 else None
+    except (TypeError, ValueError):  # a 0-d vector (no len) or mixed ranks
+        flat = None
+    if flat is not None and flat.ndim == 1 and flat.size == len(rows) * len(rows[0]):
+        matrix = flat.astype(np.float32, copy=False).reshape(len(ids), len(rows[0]))
+    else:  # rare: other shapes among the vectors; keep the majority's
+        shape = Counter(np.shape(v) for v in rows).most_common(1)[0][0]
+        if len(shape) != 1:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        ids = [t for t, v in zip(ids, rows, strict=True) if np.shape(v) == shape]
+        matrix = np.asarray([vectors_by_id[t] for t in ids], dtype=np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     keep = np.isfinite(norms) & (norms > _NORM_FLOOR)

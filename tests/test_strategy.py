@@ -89,6 +89,23 @@ def test_zero_non_finite_and_misshapen_vectors_do_not_count() -> None:
     assert plan.embedded_count == 3
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        np.ones((512, 1), dtype=np.float32),
+        np.float32(1.0),
+        np.ones((1, 512), dtype=np.float32),
+        np.ones(513, dtype=np.float32),
+    ],
+)
+def test_vectors_of_other_shapes_are_left_out(odd: np.ndarray) -> None:
+    by_id = vectors(3)
+    by_id[99] = odd
+    ids, matrix = usable_vectors(by_id)
+    assert ids == [1, 2, 3]
+    assert matrix.shape == (3, 512)
+
+
 def test_only_unusable_vectors_means_nothing() -> None:
     plan = plan_queries({1: np.zeros(512, dtype=np.float32)})
     assert plan.strategy is Strategy.NONE
