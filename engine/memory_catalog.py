@@ -11,6 +11,7 @@ the embedded demo edits playlists as it goes, so unlike plyr.fm's database
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,7 +102,14 @@ class InMemoryCatalog:
         return PlaylistRef(playlist_id=playlist.playlist_id, owner_did=playlist.owner_did)
 
     async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
-        return self._playlists.get(playlist_id)
+        playlist = self._playlists.get(playlist_id)
+        if playlist is None or playlist.owner_pds_url is not None:
+            return playlist
+        # as the PostgreSQL adapter joins artists.pds_url: the owner's PDS, if known.
+        owner = self._artists.get(playlist.owner_did)
+        if owner is None or owner.pds_url is None:
+            return playlist
+        return dataclasses.replace(playlist, owner_pds_url=owner.pds_url)
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
         hydrated: list[Track] = []

@@ -48,10 +48,13 @@ RESOLVE_PLAYLIST_SQL: Final = """
 SELECT id, owner_did FROM playlists WHERE atproto_record_uri = $1
 """
 
+# a left join: a playlist whose owner row is missing still answers (without a PDS).
 GET_PLAYLIST_SQL: Final = """
-SELECT id, owner_did, atproto_record_uri, atproto_record_cid, is_private, updated_at, items_json
-FROM playlists
-WHERE id = $1
+SELECT p.id, p.owner_did, p.atproto_record_uri, p.atproto_record_cid, p.is_private,
+       p.updated_at, p.items_json, a.pds_url
+FROM playlists AS p
+LEFT JOIN artists AS a ON a.did = p.owner_did
+WHERE p.id = $1
 """
 
 # the input order is kept by joining on the ids' ordinal positions.
@@ -186,6 +189,7 @@ class PostgresCatalog:
             is_private=row["is_private"],
             updated_at=row["updated_at"],
             items=items,
+            owner_pds_url=row["pds_url"],
         )
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:

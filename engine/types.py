@@ -59,7 +59,9 @@ class PlaylistRow:
 
     `record_cid` is None for a private playlist (no ATProto record); its cache
     token is then `updated_at` and its tracks live in `items` (plyr.fm's
-    `items_json`, a list of track record URIs).
+    `items_json`, a list of track record URIs). `owner_pds_url` is where the
+    owner's repo lives (plyr.fm's `artists.pds_url`, None if unknown): the API
+    reads the list record there when it computes a version the worker has not.
     """
 
     playlist_id: str
@@ -69,6 +71,7 @@ class PlaylistRow:
     is_private: bool
     updated_at: datetime
     items: tuple[str, ...] | None
+    owner_pds_url: str | None = None
 
 
 class Strategy(StrEnum):

@@ -1,0 +1,219 @@
+"""`plyr-recs api`: the HTTP API plyr.fm asks for a playlist's recommendations.
+
+it exists so the answer is one Redis read away: the worker computes ahead of
+time, this process serves what it left in the cache, and computes inline (with
+the worker's own code) only on a miss. any number of these processes can run;
+they hold no state but their connection pools.
+
+    GET /playlists/{playlist_id}/recommendations?limit=3   owner only
+    GET /health     liveness, and how each dependency is doing
+    GET /metrics    Prometheus text
+
+statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
+playlist, 422 a malformed `limit` or `playlist_id`, 503 plyr.fm's database is
+unreachable (nobody can tell who owns what). every other fault degrades to
+`{"tracks": [], "available": false}` (see `worker.api_answers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from engine.ports import CatalogError
+from worker.api_answers import CACHE_FAULTS, AnswerLimits, Answers
+from worker.api_metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
+from worker.auth import Authenticator, AuthError
+from worker.pds import PdsRecords
+from worker.services import Services
+from worker.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIMIT: Final = 3
+MAX_LIMIT: Final = 10
+# plyr.fm's playlist ids are UUID strings. the bound and the alphabet keep junk
+# out of SQL parameters, Redis keys (no ':' or glob characters) and log lines.
+PLAYLIST_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (debugging)
+HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
+HEALTH_CATALOG_TIMEOUT: Final = 1.0
+HEALTH_PROBE_ID: Final = "00000000-0000-0000-0000-000000000000"  # a primary-key miss
+CATALOG_RETRY_AFTER: Final = "5"  # seconds, on a 503
+MAX_CONCURRENT_CONNECTIONS: Final = 1000  # uvicorn answers 503 past it
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    """what one app serves from, kept in `app.state.api` (no module-level state)."""
+
+    services: Services
+    authenticator: Authenticator
+    answers: Answers
+    metrics: ApiMetrics
+
+
+def create_app(
+    services: Services,
+    authenticator: Authenticator,
+    *,
+    pds: PdsRecords | None = None,
+    limits: AnswerLimits | None = None,
+) -> FastAPI:
+    """the API over `services` and `authenticator` (both owned, and closed, by the caller).
+
+    the app owns what it creates: the PDS client (or the one handed in) and the
+    inline computes, closed on shutdown.
+    """
+    metrics = ApiMetrics(auth_counts=authenticator.counts, cache_counts=services.cache.counts)
+    answers = Answers(
+        cache=services.cache,
+        recommender=services.recommender,
+        pds=pds or pds_records(services.settings),
+        metrics=metrics,
+        limits=limits,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await answers.aclose()
+
+    app = FastAPI(
+        title="plyr-recs",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.api = ApiState(services, authenticator, answers, metrics)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(CatalogError, _catalog_unavailable)
+    app.include_router(router)
+    return app
+
+
+router = APIRouter()
+
+
+def _state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+async def viewer(request: Request) -> str:
+    """the caller's DID; every way in is checked on every request."""
+    try:
+        return await _state(request).authenticator.authenticate(request.headers)
+    except AuthError as error:
+        raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
+
+
+@router.get("/playlists/{playlist_id}/recommendations")
+async def recommendations(
+    request: Request,
+    viewer_did: Annotated[str, Depends(viewer)],
+    playlist_id: Annotated[str, Path(pattern=PLAYLIST_ID_PATTERN)],
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Response:
+    state = _state(request)
+    playlist = await state.services.catalog.get_playlist(playlist_id)
+    if playlist is None:
+        raise HTTPException(404, "unknown playlist")
+    if playlist.owner_did != viewer_did:
+        raise HTTPException(403, "not the playlist's owner")
+    answer = await state.answers.answer(playlist)
+    return Response(
+        answer.body(limit),
+        media_type="application/json",
+        headers={SOURCE_HEADER: answer.source, "cache-control": "no-store"},
+    )
+
+
+async def _catalog_unavailable(_: Request, error: Exception) -> Response:
+    # ownership lives in plyr.fm's database: without it no request can be
+    # authorised, so this is an honest 503, not a fake "no recommendations".
+    logger.warning("catalog unavailable: %s", error)
+    return JSONResponse(
+        {"detail": "catalog unavailable"},
+        status_code=503,
+        headers={"retry-after": CATALOG_RETRY_AFTER},
+    )
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, object]:
+    """200 while the process serves; each dependency's state is reported, and a
+    down one sets `degraded` (the API still answers, degraded, without it)."""
+    state = _state(request)
+    services = state.services
+    redis_ok, catalog_ok = await asyncio.gather(_redis_alive(services), _catalog_alive(services))
+    degraded = not (redis_ok and catalog_ok and services.store is not None)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "degraded": degraded,
+        "redis": "ok" if redis_ok else "down",
+        "catalog": "ok" if catalog_ok else "down",
+        "store": "disabled" if services.store is None else type(services.store).__name__,
+        "computes_in_flight": state.answers.computes_in_flight,
+    }
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+def pds_records(settings: Settings) -> PdsRecords:
+    """the PDS client, validating records with the consumer's own limits."""
+    from jetstream.config import ConsumerConfig
+
+    frame_limits = ConsumerConfig.from_settings(settings).limits
+    return PdsRecords(limits=frame_limits.record, list_collection=frame_limits.list_collection)
+
+
+async def _redis_alive(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_REDIS_TIMEOUT):
+            return bool(await services.redis.ping())
+    except CACHE_FAULTS:
+        return False
+
+
+async def _catalog_alive(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_CATALOG_TIMEOUT):
+            await services.catalog.get_playlist(HEALTH_PROBE_ID)
+    except (CatalogError, TimeoutError):
+        return False
+    return True
+
+
+async def serve(settings: Settings) -> None:
+    """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
+    import uvicorn
+
+    from worker.services import open_services
+
+    async with open_services(settings) as services:
+        authenticator = Authenticator.from_settings(settings)
+        try:
+            app = create_app(services, authenticator)
+            config = uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                lifespan="on",
+                access_log=False,  # /metrics counts requests; a line each is noise at this rate
+                limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+            )
+            await uvicorn.Server(config).serve()
+        finally:
+            await authenticator.aclose()
