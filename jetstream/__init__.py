@@ -1,0 +1,55 @@
+"""the Jetstream consumer: playlist changes from the firehose become docket tasks.
+
+what the package offers:
+
+- `JetstreamConsumer` (+ `ConsumerConfig`): the long-running consumer, with
+  injected Redis and docket, used by `plyr-recs jetstream` and `plyr-recs run`;
+- `decode_frame` (+ `FrameLimits`) and the event types it returns: one frame in,
+  one typed event out, never an exception;
+- `ReplayServer` (+ `ReplayFaults`): a Jetstream-compatible server replaying
+  recorded frames, for tests, the embedded mode and benchmarks;
+- `read_status` / `render_status`: what `plyr-recs status` prints.
+
+the modules, one idea each: `frames` (decode) and `records` (the list record),
+`syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor`,
+`enqueue` (the docket call pattern), `batch` (one batch end to end), `stats`,
+`backoff`, `subscription` (hosts and URLs), `consumer` (the connection loop),
+`replay`, `status`, `keys` (every Redis key and its TTL).
+"""
+
+from jetstream.config import ConsumerConfig
+from jetstream.consumer import JetstreamConsumer
+from jetstream.enqueue import Enqueued
+from jetstream.events import (
+    Event,
+    InvalidReason,
+    ListChange,
+    ListCommit,
+    ListDelete,
+    Rejected,
+    Skipped,
+    SkipReason,
+)
+from jetstream.frames import FrameLimits, decode_frame
+from jetstream.replay import ReplayFaults, ReplayServer
+from jetstream.status import read_status, render_status
+
+__all__ = [
+    "ConsumerConfig",
+    "Enqueued",
+    "Event",
+    "FrameLimits",
+    "InvalidReason",
+    "JetstreamConsumer",
+    "ListChange",
+    "ListCommit",
+    "ListDelete",
+    "Rejected",
+    "ReplayFaults",
+    "ReplayServer",
+    "SkipReason",
+    "Skipped",
+    "decode_frame",
+    "read_status",
+    "render_status",
+]

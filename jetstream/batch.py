@@ -1,0 +1,106 @@
+"""one batch of frames, start to finish: decode, guard, enqueue, then move the cursor.
+
+a batch is whatever frames had already arrived when the previous batch finished
+(up to a bound), handled strictly in arrival order. batching changes no
+semantics, it only shares round trips: one MGET for the guard, one pipeline of
+replaces, one pipeline of guard writes. the cursor moves past the batch only
+after all of that succeeded; if anything fails, nothing of the batch counts as
+done and the consumer replays it from the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from jetstream.cursor import Cursor
+from jetstream.enqueue import Enqueued, Enqueuer
+from jetstream.events import ListChange, ListCommit, ListDelete, Rejected, Skipped, SkipReason
+from jetstream.frames import FrameLimits, decode_frame
+from jetstream.guard import GuardState, RevGuard, judge
+from jetstream.stats import ConsumerStats
+
+Observer = Callable[[Enqueued], None]
+
+
+class BatchProcessor:
+    """the consumer's work, without the connection: frames in, tasks and a cursor out."""
+
+    def __init__(
+        self,
+        *,
+        limits: FrameLimits,
+        guard: RevGuard,
+        enqueuer: Enqueuer,
+        cursor: Cursor,
+        stats: ConsumerStats,
+        observer: Observer | None = None,
+    ) -> None:
+        self._limits = limits
+        self._guard = guard
+        self._enqueuer = enqueuer
+        self._cursor = cursor
+        self._stats = stats
+        self._observer = observer
+
+    async def process(self, frames: Sequence[bytes | str]) -> None:
+        """handle `frames` in order; raises on a Redis/docket fault, leaving the
+        cursor where it was."""
+        counts = ConsumerStats()
+        counts.frames = len(frames)
+        changes: list[ListChange] = []
+        newest_time_us: int | None = None
+        for frame in frames:
+            event = decode_frame(frame, self._limits)
+            if isinstance(event, ListCommit | ListDelete):
+                changes.append(event)
+            elif isinstance(event, Skipped):
+                counts.skipped[event.reason] += 1
+            elif isinstance(event, Rejected):
+                counts.invalid[event.reason] += 1
+            if event.time_us is not None and (
+                newest_time_us is None or event.time_us > newest_time_us
+            ):
+                newest_time_us = event.time_us
+
+        if changes:
+            counts.changes = len(changes)
+            await self._handle_changes(changes, counts)
+
+        if newest_time_us is not None:
+            counts.last_event_time_us = newest_time_us
+            self._cursor.advance(newest_time_us)
+        self._stats.merge(counts)
+
+    async def _handle_changes(self, changes: list[ListChange], counts: ConsumerStats) -> None:
+        known = await self._guard.load({change.playlist_uri for change in changes})
+        accepted: list[ListChange] = []
+        accepted_states: dict[str, GuardState] = {}
+        for change in changes:
+            # judged against the batch's own earlier changes too, so a duplicate
+            # inside one batch is caught exactly like one across batches.
+            verdict = judge(known.get(change.playlist_uri), change)
+            if verdict is not None:
+                counts.skipped[verdict] += 1
+                continue
+            state = GuardState.of(change)
+            known[change.playlist_uri] = state
+            accepted_states[change.playlist_uri] = state
+            accepted.append(change)
+
+        if not accepted:
+            return
+        report = await self._enqueuer.enqueue(accepted)
+        # recorded only now: had the enqueue failed, the guard must not claim the
+        # change was handled, or the replay would skip it and lose it.
+        await self._guard.record(accepted_states)
+
+        if report.struck:
+            counts.skipped[SkipReason.STRUCK] += report.struck
+        for record in report.enqueued:
+            if record.task == "recompute":
+                counts.recomputes += 1
+            else:
+                counts.forgets += 1
+        if self._observer is not None:
+            for record in report.enqueued:
+                self._observer(record)

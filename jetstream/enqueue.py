@@ -1,0 +1,120 @@
+"""turning accepted playlist changes into docket tasks for the worker.
+
+the docket call pattern (the contract with `worker.tasks`):
+
+- create/update -> `replace(recompute_playlist, when=now + debounce,
+  key=recompute_key(uri))(uri, cid, rev, track_uris)`. one key per playlist and
+  `replace`, not docket's `Debounce`: `Debounce` keeps the *first* arguments of a
+  burst, we need the newest state, so every edit overwrites the pending one and
+  pushes its start out by the settle delay.
+- delete -> `cancel(recompute_key(uri))`, then `replace(forget_playlist,
+  when=now, key=forget_key(uri))(uri)`. the cancel comes first so a recompute of
+  a deleted playlist can never be left pending behind its forget.
+
+ordering is kept exactly: consecutive replaces travel together in one
+`replace_many` pipeline (per-key replaces inside it still apply in order), and
+a delete's cancel is a barrier between two pipelines. so create -> delete ->
+re-create inside one batch ends with the re-created state pending and the
+forget scheduled before it (it runs now, the recompute after the settle delay).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from docket import Disposition, Docket, TaskCall
+
+from jetstream.events import ListChange, ListCommit
+from worker.tasks import forget_key, forget_playlist, recompute_key, recompute_playlist
+
+
+class EnqueueFailed(Exception):
+    """docket did not take a task; the batch is not done and must be replayed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """one task handed to docket, as observers (tests, the embedded mode's log) see it."""
+
+    task: Literal["recompute", "forget"]
+    playlist_uri: str
+    rev: str
+    time_us: int
+    cid: str | None = None
+    track_uris: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueReport:
+    enqueued: list[Enqueued]
+    struck: int
+
+
+class Enqueuer:
+    """schedules the worker's tasks for a batch of accepted changes, in order."""
+
+    def __init__(
+        self,
+        docket: Docket,
+        *,
+        debounce_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._docket = docket
+        self._debounce_seconds = debounce_seconds
+        self._clock = clock
+
+    async def enqueue(self, changes: Sequence[ListChange]) -> EnqueueReport:
+        """schedule every change; raises `EnqueueFailed` (or the Redis error) if any
+        schedule did not land, in which case the caller must not move its cursor."""
+        now = self._clock()
+        settle = datetime.fromtimestamp(now + self._debounce_seconds, UTC)
+        immediately = datetime.fromtimestamp(now, UTC)
+
+        enqueued: list[Enqueued] = []
+        struck = 0
+        calls: list[TaskCall] = []
+        pending: list[Enqueued] = []
+
+        async def send_pending() -> None:
+            nonlocal struck
+            if not calls:
+                return
+            executions = await self._docket.replace_many(calls)
+            for execution, record in zip(executions, pending, strict=True):
+                if execution.disposition is Disposition.FAILED:
+                    raise EnqueueFailed(
+                        f"docket refused {execution.key}: {execution.schedule_exception!r}"
+                    ) from execution.schedule_exception
+                if execution.disposition is Disposition.STRUCK:
+                    struck += 1  # an operator's strike is a decision, not a fault
+                else:
+                    enqueued.append(record)
+            calls.clear()
+            pending.clear()
+
+        for change in changes:
+            uri = change.playlist_uri
+            if isinstance(change, ListCommit):
+                track_uris = list(change.track_uris)
+                calls.append(
+                    self._docket.call(recompute_playlist, settle, recompute_key(uri))(
+                        uri, change.cid, change.rev, track_uris
+                    )
+                )
+                pending.append(
+                    Enqueued(
+                        "recompute", uri, change.rev, change.time_us, change.cid, change.track_uris
+                    )
+                )
+            else:
+                await send_pending()
+                await self._docket.cancel(recompute_key(uri))
+                calls.append(self._docket.call(forget_playlist, immediately, forget_key(uri))(uri))
+                pending.append(Enqueued("forget", uri, change.rev, change.time_us))
+        await send_pending()
+        return EnqueueReport(enqueued, struck)

@@ -1,0 +1,68 @@
+"""what `plyr-recs status` shows: the consumer's counters and how far its cursor lags.
+
+read from Redis only (the cursor key and the stats hash the running consumer
+publishes every `jetstream_stats_seconds`), so it works from any machine that
+can reach the Redis, whether or not a consumer is running.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from rich.table import Table
+
+from jetstream.cursor import CursorStore
+from jetstream.keys import JetstreamKeys
+from jetstream.stats import StatsStore
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    list_collection: str
+    cursor_time_us: int | None
+    cursor_lag_seconds: float | None
+    stats: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stats_age_seconds(self) -> float | None:
+        """how old the published counters are (a stale one means no consumer runs)."""
+        updated = self.stats.get("updated_at")
+        try:
+            return None if updated is None else max(0.0, time.time() - float(updated))
+        except ValueError:
+            return None
+
+
+async def read_status(
+    redis: aioredis.Redis, list_collection: str, *, now: float | None = None
+) -> ConsumerStatus:
+    keys = JetstreamKeys(list_collection)
+    cursor = await CursorStore(redis, keys).load()
+    stats = await StatsStore(redis, keys).read()
+    moment = time.time() if now is None else now
+    lag = None if cursor is None else max(0.0, moment - cursor / 1_000_000)
+    return ConsumerStatus(list_collection, cursor, lag, stats)
+
+
+def render_status(status: ConsumerStatus) -> Table:
+    """a two-column table: position first, then every counter by name."""
+    table = Table(title=f"jetstream consumer · {status.list_collection}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    if status.cursor_time_us is None:
+        table.add_row("cursor", "none stored (a first start follows the live tail)")
+    else:
+        table.add_row("cursor", str(status.cursor_time_us))
+        table.add_row("cursor lag", f"{status.cursor_lag_seconds or 0.0:.1f} s")
+    age = status.stats_age_seconds
+    if age is None:
+        table.add_row("counters", "none published (no consumer has run recently)")
+        return table
+    table.add_row("counters published", f"{age:.0f} s ago")
+    for name in sorted(status.stats):
+        if name in ("updated_at", "started_at", "cursor_time_us"):
+            continue
+        table.add_row(name, status.stats[name])
+    return table
