@@ -52,7 +52,7 @@ CHUNK: Final = 4096
 # vector recipe: region centre * strength + family pull + artist style + noise (norm ~1)
 STRENGTH_RANGE: Final = (0.8, 1.6)
 FAMILY_WEIGHT: Final = 0.6  # how much regions of one family share
-STYLE_WEIGHT: Final = 0.45
+STYLE_WEIGHT: Final = 0.3  # faint: same-region tracks by others must still be near
 REGIONS_PER_FAMILY: Final = 4
 # share of tracks that are not plainly public and published, per case (at least one each)
 CASE_SHARES: Final = {

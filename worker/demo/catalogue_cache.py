@@ -76,7 +76,8 @@ def read_columns(
     if progress is not None:
         progress(0, 1, "reading cache")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # our own handle: np.load leaks the one it opens when the zip is truncated
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
             columns = CatalogueColumns.from_arrays(
                 {name: archive[name] for name in archive.files}, params
             )
