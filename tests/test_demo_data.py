@@ -8,6 +8,7 @@ small reducer written here, independently of the generator's bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import re
@@ -38,7 +39,7 @@ from worker.demo import (
 )
 from worker.demo.catalogue import generate_columns
 from worker.demo.columns import CatalogueColumns, CatalogueParams
-from worker.demo.identifiers import record_cid, tid
+from worker.demo.identifiers import cid_for_bytes, cids_for_digests, record_cid, tid, tids
 
 SMALL = {"tracks": 2_000, "artists": 60, "regions": 8, "dim": 512}
 TRACK_URI = record_uri_pattern("fm.plyr.track")
@@ -79,6 +80,25 @@ async def test_a_seed_gives_the_same_catalogue_and_another_seed_a_different_one(
     assert not np.allclose(vectors[ids[0]], vectors_other[ids[0]])
     assert first.artist_dids != other.artist_dids
     assert [t.title for t in first.tracks] != [t.title for t in other.tracks]
+
+
+def test_columns_are_reproducible_array_for_array() -> None:
+    params = CatalogueParams(**SMALL, seed=9)
+    assert _columns_equal(generate_columns(params), generate_columns(params))
+    assert not _columns_equal(
+        generate_columns(params), generate_columns(CatalogueParams(**SMALL, seed=10))
+    )
+
+
+def test_vectorised_identifiers_match_the_scalar_ones() -> None:
+    times = np.array([0, 1, 1_768_435_200_123_456, 2**53 - 1], dtype=np.int64)
+    assert tids(times, clock_id=17).tolist() == [tid(int(t), 17) for t in times]
+    assert tid(1_768_435_200_000_000) < tid(1_768_435_200_000_001)  # sortable as strings
+    contents = [b"", b"a", b"playlist"]
+    digests = np.frombuffer(b"".join(hashlib.sha256(c).digest() for c in contents), np.uint8)
+    assert cids_for_digests(digests.reshape(-1, 32)).tolist() == [
+        cid_for_bytes(c) for c in contents
+    ]
 
 
 def test_vectors_are_float32_unit_vectors() -> None:

@@ -41,33 +41,6 @@ from worker.demo.identifiers import cids_for_digests, did_plc, tids
 # (done, total, what): called as generation proceeds, for the live view's progress bar
 Progress = Callable[[int, int, str], None]
 
-TRACK_COLLECTION: Final = "fm.plyr.track"
-# a reserved example domain (RFC 6761): nothing is ever fetched from it
-IMAGE_HOST: Final = "https://images.plyr.example"
-# the catalogue's tracks were uploaded over about a year before the demo session
-CATALOGUE_START_US: Final = 1_717_200_000_000_000  # 2024-06-01
-CATALOGUE_SPAN_US: Final = 365 * 24 * 3600 * 1_000_000
-# rows generated per progress report (and per block of vectors)
-CHUNK: Final = 4096
-# vector recipe: region centre * strength + family pull + artist style + noise (norm ~1)
-STRENGTH_RANGE: Final = (0.8, 1.6)
-FAMILY_WEIGHT: Final = 0.6  # how much regions of one family share
-STYLE_WEIGHT: Final = 0.3  # faint: same-region tracks by others must still be near
-REGIONS_PER_FAMILY: Final = 4
-# share of tracks that are not plainly public and published, per case (at least one each)
-CASE_SHARES: Final = {
-    "legacy": 0.05,
-    "unlisted": 0.02,
-    "private": 0.01,
-    "pending": 0.01,
-    "copyright": 0.005,
-    "copyright_allowed": 0.003,
-    "adult": 0.003,
-    "takedown": 0.002,
-}
-DEACTIVATED_ARTIST_SHARE: Final = 0.005
-TRACKS_WITHOUT_IMAGE_SHARE: Final = 0.05
-
 
 class TrackCase(IntEnum):
     """how a track stands with the eligibility rules (engine.eligibility)."""
@@ -81,6 +54,35 @@ class TrackCase(IntEnum):
     COPYRIGHT_ALLOWED = 6  # labelled, then reviewed and allowed: surfaceable
     ADULT = 7  # self-labelled 'sexual'
     TAKEDOWN = 8
+
+
+# share of tracks in each case other than PUBLISHED (at least one track each), so
+# the demo shows every eligibility rule filtering something
+CASE_SHARES: Final = {
+    TrackCase.LEGACY: 0.05,
+    TrackCase.UNLISTED: 0.02,
+    TrackCase.PRIVATE: 0.01,
+    TrackCase.PENDING: 0.01,
+    TrackCase.COPYRIGHT: 0.005,
+    TrackCase.COPYRIGHT_ALLOWED: 0.003,
+    TrackCase.ADULT: 0.003,
+    TrackCase.TAKEDOWN: 0.002,
+}
+TRACK_COLLECTION: Final = "fm.plyr.track"
+# a reserved example domain (RFC 6761): nothing is ever fetched from it
+IMAGE_HOST: Final = "https://images.plyr.example"
+# the catalogue's tracks were uploaded over about a year before the demo session
+CATALOGUE_START_US: Final = 1_717_200_000_000_000  # 2024-06-01
+CATALOGUE_SPAN_US: Final = 365 * 24 * 3600 * 1_000_000
+# rows generated per progress report (and per block of vectors)
+CHUNK: Final = 4096
+# vector recipe: region centre * strength + family pull + artist style + noise (norm ~1)
+STRENGTH_RANGE: Final = (0.8, 1.6)
+FAMILY_WEIGHT: Final = 0.6  # how much regions of one family share
+STYLE_WEIGHT: Final = 0.3  # faint: same-region tracks by others must still be near
+REGIONS_PER_FAMILY: Final = 4
+DEACTIVATED_ARTIST_SHARE: Final = 0.005
+TRACKS_WITHOUT_IMAGE_SHARE: Final = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +106,6 @@ _STANDINGS: Final = {
     ),
     TrackCase.ADULT: _Standing(self_labels=frozenset({"sexual"})),
     TrackCase.TAKEDOWN: _Standing(moderation_override="takedown"),
-}
-_CASE_BY_SHARE_NAME: Final = {
-    "legacy": TrackCase.LEGACY,
-    "unlisted": TrackCase.UNLISTED,
-    "private": TrackCase.PRIVATE,
-    "pending": TrackCase.PENDING,
-    "copyright": TrackCase.COPYRIGHT,
-    "copyright_allowed": TrackCase.COPYRIGHT_ALLOWED,
-    "adult": TrackCase.ADULT,
-    "takedown": TrackCase.TAKEDOWN,
 }
 
 
@@ -201,21 +193,7 @@ def generate_columns(
         )
     )
     track_cids = cids_for_digests(np.frombuffer(digests, dtype=np.uint8).reshape(n_tracks, 32))
-    track_cases = np.zeros(n_tracks, dtype=np.int8)
-    shuffled = standing_rng.permutation(n_tracks)
-    start = 0
-    for share_name, share in CASE_SHARES.items():
-        count = max(1, round(share * n_tracks))
-        track_cases[shuffled[start : start + count]] = _CASE_BY_SHARE_NAME[share_name]
-        start += count
-    has_image = standing_rng.random(n_tracks) >= TRACKS_WITHOUT_IMAGE_SHARE
-    # deactivated artists are chosen among those with tracks, so it shows in results
-    with_tracks = np.unique(track_artists)
-    deactivated_count = max(1, round(DEACTIVATED_ARTIST_SHARE * n_artists))
-    artist_deactivated = np.zeros(n_artists, dtype=bool)
-    artist_deactivated[standing_rng.choice(with_tracks, size=deactivated_count, replace=False)] = (
-        True
-    )
+    track_cases, has_image, artist_deactivated = _standings(standing_rng, track_artists, n_artists)
 
     return CatalogueColumns(
         params=params,
@@ -233,6 +211,27 @@ def generate_columns(
         artist_names=np.array(artist_names),
         artist_deactivated=artist_deactivated,
     )
+
+
+def _standings(
+    rng: np.random.Generator, track_artists: npt.NDArray[np.int64], n_artists: int
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """each track's eligibility case, whether it has cover art, and which artists are
+    deactivated (chosen among those with tracks, so it shows in results)."""
+    n_tracks = len(track_artists)
+    track_cases = np.full(n_tracks, TrackCase.PUBLISHED, dtype=np.int8)
+    shuffled = rng.permutation(n_tracks)
+    start = 0
+    for case, share in CASE_SHARES.items():
+        count = max(1, round(share * n_tracks))
+        track_cases[shuffled[start : start + count]] = case
+        start += count
+    has_image = rng.random(n_tracks) >= TRACKS_WITHOUT_IMAGE_SHARE
+    deactivated_count = max(1, round(DEACTIVATED_ARTIST_SHARE * n_artists))
+    deactivated = rng.choice(np.unique(track_artists), size=deactivated_count, replace=False)
+    artist_deactivated = np.zeros(n_artists, dtype=bool)
+    artist_deactivated[deactivated] = True
+    return track_cases, has_image, artist_deactivated
 
 
 def _track_regions(
