@@ -10,16 +10,20 @@ done and the consumer replays it from the cursor.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from jetstream.cursor import Cursor
-from jetstream.enqueue import Enqueued, Enqueuer
+from jetstream.enqueue import Enqueued, TaskSink
 from jetstream.events import ListChange, ListCommit, ListDelete, Rejected, Skipped, SkipReason
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.guard import GuardState, RevGuard, judge
 from jetstream.stats import ConsumerStats
 
 Observer = Callable[[Enqueued], None]
+
+# how far ahead of our clock a frame's time_us may move the cursor.
+FUTURE_SLACK_SECONDS = 600.0
 
 
 class BatchProcessor:
@@ -30,10 +34,11 @@ class BatchProcessor:
         *,
         limits: FrameLimits,
         guard: RevGuard,
-        enqueuer: Enqueuer,
+        enqueuer: TaskSink,
         cursor: Cursor,
         stats: ConsumerStats,
         observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._limits = limits
         self._guard = guard
@@ -41,6 +46,7 @@ class BatchProcessor:
         self._cursor = cursor
         self._stats = stats
         self._observer = observer
+        self._clock = clock
 
     async def process(self, frames: Sequence[bytes | str]) -> None:
         """handle `frames` in order; raises on a Redis/docket fault, leaving the
@@ -68,7 +74,10 @@ class BatchProcessor:
 
         if newest_time_us is not None:
             counts.last_event_time_us = newest_time_us
-            self._cursor.advance(newest_time_us)
+            # a host with a clock far ahead must not drag the cursor into the future:
+            # resuming from there would skip everything up to that moment.
+            ceiling = int((self._clock() + FUTURE_SLACK_SECONDS) * 1_000_000)
+            self._cursor.advance(min(newest_time_us, ceiling))
         self._stats.merge(counts)
 
     async def _handle_changes(self, changes: list[ListChange], counts: ConsumerStats) -> None:

@@ -41,7 +41,7 @@ from jetstream.backoff import Backoff, jittered_backoff
 from jetstream.batch import BatchProcessor, Observer
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.cursor import Cursor, CursorStore, rewound
-from jetstream.enqueue import EnqueueFailed, Enqueuer
+from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
 from jetstream.stats import ConsumerStats, StatsStore
@@ -55,6 +55,7 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,  # a replica after a failover, until it is promoted
+    redis.exceptions.OutOfMemoryError,  # maxmemory reached: workers will drain the queue
     EnqueueFailed,
 )
 
@@ -75,6 +76,8 @@ class JetstreamConsumer:
     `redis` holds the consumer's own state (cursor, rev guard, counters);
     `docket` receives the tasks. both are injected so `plyr-recs jetstream`
     (real Redis) and `plyr-recs run` (fakeredis + memory://) share this code.
+    `observer` sees every task handed to docket (tests, the embedded mode's
+    log); `enqueuer` replaces the docket call pattern (the benchmark's baseline).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class JetstreamConsumer:
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
         observer: Observer | None = None,
+        enqueuer: TaskSink | None = None,
     ) -> None:
         self.config = config
         self.keys = JetstreamKeys(config.limits.list_collection)
@@ -101,10 +105,12 @@ class JetstreamConsumer:
         self._processor = BatchProcessor(
             limits=config.limits,
             guard=RevGuard(redis, self.keys, config.rev_ttl_seconds),
-            enqueuer=Enqueuer(docket, debounce_seconds=config.debounce_seconds, clock=clock),
+            enqueuer=enqueuer
+            or Enqueuer(docket, debounce_seconds=config.debounce_seconds, clock=clock),
             cursor=self.cursor,
             stats=self.stats,
             observer=observer,
+            clock=clock,
         )
         self._progressed = False
         self._flush_failing = False
@@ -188,6 +194,10 @@ class JetstreamConsumer:
             url,
             open_timeout=self.config.open_timeout_seconds,
             max_size=WEBSOCKET_MAX_SIZE,
+            # no permessage-deflate: the filtered stream is a few frames per second
+            # in production, and inflating every frame costs more CPU than the
+            # bandwidth is worth (measured with `plyr-recs bench jetstream`).
+            compression=None,
             # bounds the polite close on shutdown; a busy stream may have filled the
             # library's buffer, and then the host's close frame is never read.
             close_timeout=CLOSE_TIMEOUT_SECONDS,

@@ -3,6 +3,11 @@
 read from Redis only (the cursor key and the stats hash the running consumer
 publishes every `jetstream_stats_seconds`), so it works from any machine that
 can reach the Redis, whether or not a consumer is running.
+
+the lag is now minus the cursor's time: it measures how far behind the firehose
+the consumer is while events flow. on a quiet stream (no playlist edits for a
+while) it grows although nothing is pending, because Jetstream sends nothing to
+move the cursor; `last_event_time_us` and the counters tell the two apart.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """the `plyr-recs` command: one entry point per process, plus benchmarks.
 
 plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
+plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 """
 
 from __future__ import annotations
@@ -66,6 +67,62 @@ def worker_command() -> None:
     except ConfigurationError as error:
         typer.echo(f"plyr-recs worker: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+@bench_app.command("jetstream")
+def bench_jetstream(
+    frames: int = typer.Option(20_000, min=1_000, max=1_000_000, help="frames per stream."),
+    playlists: int = typer.Option(
+        2_000, min=1, max=1_000_000, help="distinct playlists the list commits touch."
+    ),
+) -> None:
+    """frames/s through decode + validate + guard + enqueue from the replay server (only
+    list commits; a mixed stream), the decode + filter rate on one core, each beside a
+    baseline from the same run; docket and state on a real redis-server."""
+    from worker.bench.jetstream import main as run_jetstream_bench
+
+    run_jetstream_bench(frames=frames, playlists=playlists)
+
+
+@app.command("jetstream")
+def jetstream_command() -> None:
+    """follow the list collection on Jetstream and enqueue a recompute per playlist
+    change (exactly one of these per deployment; needs REDIS_URL and a Redis DOCKET_URL)."""
+    import asyncio
+
+    from jetstream.standalone import NotStandalone, run_standalone
+    from worker.logs import configure_logging
+    from worker.settings import get_settings
+
+    configure_logging()
+    try:
+        asyncio.run(run_standalone(get_settings()))
+    except NotStandalone as error:
+        typer.echo(f"plyr-recs jetstream: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("status")
+def status_command() -> None:
+    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
+    import asyncio
+
+    import redis.exceptions
+    from rich.console import Console
+
+    from jetstream.standalone import NotStandalone, current_status
+    from jetstream.status import render_status
+    from worker.settings import get_settings
+
+    try:
+        status = asyncio.run(current_status(get_settings()))
+    except NotStandalone as error:
+        typer.echo(f"plyr-recs status: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
+        raise typer.Exit(1) from None
+    Console().print(render_status(status))
 
 
 def main() -> None:
