@@ -60,6 +60,7 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# how long a polite close on shutdown may wait for the host's close frame.
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 

@@ -76,7 +76,12 @@ async def run_standalone(settings: Settings) -> None:
                 len(config.hosts),
                 settings.docket_name,
             )
-            await consumer.run(stop)
+            try:
+                await consumer.run(stop)
+            except asyncio.CancelledError:
+                # the second signal: `run` has still tried its final flush, and the
+                # cursor only ever covers finished work, so this loses nothing.
+                logger.warning("stopped without finishing the batch in hand")
     finally:
         await redis.aclose()
 
