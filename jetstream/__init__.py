@@ -17,9 +17,11 @@ the modules, one idea each: `frames` (decode) and `records` (the list record),
 `replay`, `status`, `keys` (every Redis key and its TTL).
 """
 
-from jetstream.config import ConsumerConfig
-from jetstream.consumer import JetstreamConsumer
-from jetstream.enqueue import Enqueued
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from jetstream.events import (
     Event,
     InvalidReason,
@@ -31,8 +33,35 @@ from jetstream.events import (
     SkipReason,
 )
 from jetstream.frames import FrameLimits, decode_frame
-from jetstream.replay import ReplayFaults, ReplayServer
-from jetstream.status import read_status, render_status
+
+if TYPE_CHECKING:
+    from jetstream.config import ConsumerConfig
+    from jetstream.consumer import JetstreamConsumer
+    from jetstream.enqueue import Enqueued
+    from jetstream.replay import ReplayFaults, ReplayServer
+    from jetstream.status import read_status, render_status
+
+# the connection side (docket, websockets, redis, worker.tasks) loads on first use:
+# the API and the worker import `jetstream.records` / `jetstream.syntax` to validate
+# records and must not pull the consumer in with them (nor risk an import cycle
+# through worker.tasks).
+_LAZY = {
+    "ConsumerConfig": "jetstream.config",
+    "JetstreamConsumer": "jetstream.consumer",
+    "Enqueued": "jetstream.enqueue",
+    "ReplayFaults": "jetstream.replay",
+    "ReplayServer": "jetstream.replay",
+    "read_status": "jetstream.status",
+    "render_status": "jetstream.status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jetstream' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ConsumerConfig",
