@@ -131,7 +131,9 @@ class Enqueuer:
             else:
                 await send_pending()
                 await self._docket.cancel(recompute_key(uri))
-                calls.append(self._docket.call(FORGET, immediately, forget_key(uri))(uri))
+                calls.append(
+                    self._docket.call(FORGET, immediately, forget_key(uri))(uri, change.rev)
+                )
                 pending.append(Enqueued("forget", uri, change.rev, change.time_us))
         await send_pending()
         return EnqueueReport(enqueued, struck)

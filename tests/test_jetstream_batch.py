@@ -105,7 +105,7 @@ async def test_create_delete_recreate_inside_one_batch_keeps_the_order(
         ("recompute", tid(3)),
     ]
     assert await pending_tasks(docket) == {
-        forget_key(URI): Pending("forget_playlist", (URI,)),
+        forget_key(URI): Pending("forget_playlist", (URI, tid(2))),
         recompute_key(URI): Pending("recompute_playlist", (URI, cid("c"), tid(3), [track_uri(3)])),
     }
     assert cursor.done == T0 + 3
@@ -116,7 +116,9 @@ async def test_create_then_delete_inside_one_batch_leaves_no_recompute(
 ) -> None:
     batch, _, _ = processor(state, Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW))
     await batch.process([edit(1, "a", T0 + 1), delete(2, T0 + 2)])
-    assert await pending_tasks(docket) == {forget_key(URI): Pending("forget_playlist", (URI,))}
+    assert await pending_tasks(docket) == {
+        forget_key(URI): Pending("forget_playlist", (URI, tid(2)))
+    }
 
 
 async def test_the_debounce_keeps_the_newest_state_and_its_settle_time(

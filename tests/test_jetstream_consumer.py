@@ -86,7 +86,9 @@ def story_pending() -> dict[str, Pending]:
             (change.playlist_uri, change.cid, change.rev, list(change.track_uris)),
         )
     deleted = uri_of(STORY_JSON[14])
-    pending[forget_key(deleted)] = Pending("forget_playlist", (deleted,))
+    pending[forget_key(deleted)] = Pending(
+        "forget_playlist", (deleted, STORY_JSON[14]["commit"]["rev"])
+    )
     return pending
 
 
@@ -348,7 +350,7 @@ async def test_create_delete_recreate_and_a_stale_update(
     assert running.consumer.stats.skipped["stale_rev"] == 1
     pending = await pending_tasks(docket)
     assert pending == {
-        forget_key(uri): Pending("forget_playlist", (uri,)),
+        forget_key(uri): Pending("forget_playlist", (uri, tid(2))),
         recompute_key(uri): Pending("recompute_playlist", (uri, cid("c"), tid(3), tracks)),
     }
 

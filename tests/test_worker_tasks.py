@@ -331,3 +331,15 @@ def test_check_arguments_rejects(arguments: tuple[object, ...]) -> None:
 
 def test_the_registry_holds_both_tasks() -> None:
     assert {task.__name__ for task in TASKS} == {"recompute_playlist", "forget_playlist"}
+
+
+async def test_a_late_forget_spares_a_recreated_playlist(docket: Docket) -> None:
+    async with embedded_services() as services:
+        await enqueue(docket, P1_EIGHT)  # the re-created playlist, newer than the delete
+        await drain(docket, services)
+        older_delete_rev = "3m64ho4aaaa22"
+        assert older_delete_rev < P1_EIGHT.rev
+        await docket.add(forget_playlist)(P1_URI, older_delete_rev)
+        await drain(docket, services)
+        assert services.counts["forget:superseded"] == 1
+        assert await cached(services, P1_ID, P1_EIGHT.cid) is not None

@@ -145,12 +145,17 @@ async def recompute_playlist(
 
 async def forget_playlist(
     playlist_uri: str,
+    rev: str = "",
     retry: ExponentialRetry = ExponentialRetry(
         attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
     ),
+    # the same key as the recompute's limit: a forget and a recompute of one
+    # playlist never run side by side
+    concurrency: ConcurrencyLimit = ConcurrencyLimit("playlist_uri", max_concurrent=1),
     services: Services = Depends(current_services),
 ) -> None:
-    """drop a deleted playlist's cached recommendations and state."""
+    """drop a deleted playlist's cached recommendations and state (the delete's `rev`
+    keeps a late forget from erasing a re-created playlist's newer answers)."""
     try:
         playlist_id = await services.cache.playlist_id_for(playlist_uri)
         if playlist_id is None:
@@ -158,6 +163,11 @@ async def forget_playlist(
             playlist_id = playlist.playlist_id if playlist is not None else None
         if playlist_id is None:
             services.counts["forget:unknown"] += 1
+            return
+        state = await services.cache.get_state(playlist_id)
+        if rev and state is not None and state.rev > rev:
+            services.counts["forget:superseded"] += 1
+            logger.info("not forgetting %s: re-created since (rev %s)", playlist_uri, state.rev)
             return
         deleted = await services.cache.forget(playlist_id, playlist_uri=playlist_uri)
     except TRANSIENT as error:
