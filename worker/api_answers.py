@@ -32,6 +32,7 @@ from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, private_token
 from engine.ports import VectorStoreError
 from engine.types import PlaylistRow
 from worker.api_metrics import ApiMetrics
+from worker.cache_reads import CoalescedReads
 from worker.cache_store import RecommendationCache
 from worker.pds import PdsRecords, RecordRejected, RecordUnavailable
 from worker.recompute import Recommender
@@ -121,9 +122,11 @@ class Answers:
     ) -> None:
         self.cache = cache
         self.recommender = recommender
+        self.limits = limits or AnswerLimits()
+        # the hot path: hits read through one MGET per event-loop turn
+        self.reads = CoalescedReads(cache, timeout_seconds=self.limits.cache_timeout_seconds)
         self.pds = pds
         self.metrics = metrics
-        self.limits = limits or AnswerLimits()
         self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
@@ -134,6 +137,7 @@ class Answers:
         for compute in computes:
             compute.cancel()
         await asyncio.gather(*computes, return_exceptions=True)
+        await self.reads.aclose()
         await self.pds.aclose()
 
     async def drain(self) -> None:
@@ -150,7 +154,7 @@ class Answers:
         if cache_up:
             assert token is not None
             try:
-                cached = await self._bounded(self.cache.get(playlist.playlist_id, token))
+                cached = await self._bounded(self.reads.get(playlist.playlist_id, token))
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
                 cache_up = False

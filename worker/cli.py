@@ -1,6 +1,7 @@
 """the `plyr-recs` command: one entry point per process, plus benchmarks.
 
 plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
+plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 """
 
@@ -50,6 +51,22 @@ def bench_engine(
     run_engine_bench(parsed, dim=dim, repeat=repeat)
 
 
+@bench_app.command("api")
+def bench_api(
+    clients: str = typer.Option("1,16,64", help="comma-separated concurrent client counts."),
+    seconds: float = typer.Option(3.0, min=0.5, max=60, help="measured seconds per level."),
+    misses: int = typer.Option(20, min=1, max=200, help="cache misses timed one by one."),
+) -> None:
+    """cache hits of the API under uvicorn (req/s, p50, p99 at each client count) beside
+    a bare route of the same app, and the time of a miss; real redis-server, loopback."""
+    from worker.bench.api import main as run_api_bench
+
+    levels = [int(part) for part in clients.split(",") if part.strip()]
+    if not levels or any(not 1 <= level <= 512 for level in levels):
+        raise typer.BadParameter("client counts must be within 1..512", param_hint="--clients")
+    run_api_bench(levels=levels, seconds=seconds, misses=misses)
+
+
 @app.command("worker")
 def worker_command() -> None:
     """run docket workers for the recompute and forget tasks the consumer enqueues
@@ -67,6 +84,27 @@ def worker_command() -> None:
     except ConfigurationError as error:
         typer.echo(f"plyr-recs worker: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command("api")
+def api_command() -> None:
+    """serve GET /playlists/{playlist_id}/recommendations, /health and /metrics with
+    uvicorn on API_HOST:API_PORT (any number of these, behind a load balancer)."""
+    from engine.ports import CatalogError
+    from worker.api import run as run_api
+    from worker.logs import configure_logging
+    from worker.services import ConfigurationError
+    from worker.settings import get_settings
+
+    configure_logging()
+    try:
+        run_api(get_settings())
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs api: {error}", err=True)
+        raise typer.Exit(2) from None
+    except CatalogError as error:  # at start-up: a wrong DATABASE_URL or a database down
+        typer.echo(f"plyr-recs api: cannot open plyr.fm's database: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @bench_app.command("jetstream")
