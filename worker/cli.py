@@ -8,6 +8,7 @@ plyr-recs bench jetstream frames/s through the consumer beside plain json.loads 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # the engine's matrices are small (<= 500 x 512): a multi-threaded BLAS spends more
 # spinning its threads up than it saves, and docket runs tasks side by side anyway.
@@ -161,6 +162,61 @@ def status_command() -> None:
         typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
         raise typer.Exit(1) from None
     Console().print(render_status(status))
+
+
+@app.command("run")
+def run_command(
+    for_seconds: float | None = typer.Option(
+        None, "--for", min=0.1, help="stop after this many seconds."
+    ),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="stop once the session is replayed and every task is done."
+    ),
+    tracks: int = typer.Option(20_000, min=100, max=1_000_000, help="demo catalogue size."),
+    artists: int = typer.Option(300, min=10, max=100_000, help="demo artists."),
+    playlists: int = typer.Option(12, min=4, max=200, help="playlists in the demo session."),
+    spacing_ms: float = typer.Option(
+        250.0, min=1, max=60_000, help="usual gap between the session's frames."
+    ),
+    seed: int = typer.Option(0, min=0, help="seed of the demo catalogue and session."),
+    cache_dir: Path | None = typer.Option(
+        None, help="where the demo catalogue is cached (default: ~/.cache/plyr-recs)."
+    ),
+    summary: Path | None = typer.Option(
+        None, help="also write the run's summary as JSON to this file (for scripts)."
+    ),
+) -> None:
+    """the whole service in one process on embedded defaults: a generated catalogue,
+    an in-process Redis, docket on memory://, a local Jetstream replaying a session of
+    playlist edits, and the real consumer, worker and API. Set REDIS_URL, DOCKET_URL,
+    DATABASE_URL, TURBOPUFFER_API_KEY or JETSTREAM_URL to use real services instead."""
+    import asyncio
+
+    from rich.console import Console
+
+    from worker.embedded import RunOptions, run_embedded
+    from worker.logs import configure_logging
+    from worker.services import ConfigurationError
+    from worker.settings import get_settings
+
+    configure_logging("WARNING")
+    options = RunOptions(
+        for_seconds=for_seconds,
+        until_idle=until_idle,
+        tracks=tracks,
+        artists=artists,
+        playlists=playlists,
+        spacing_ms=spacing_ms,
+        seed=seed,
+        cache_dir=cache_dir,
+        summary_path=summary,
+    )
+    try:
+        code = asyncio.run(run_embedded(get_settings(), options, Console()))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs run: {error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 def main() -> None:

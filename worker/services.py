@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
 from engine.ports import Catalog, VectorStore
 from worker.cache_store import RecommendationCache
-from worker.recompute import Recommender
+from worker.recompute import Recommender, Refreshed
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,16 @@ class ConfigurationError(RuntimeError):
     """a process cannot start with these settings (the message says what to set)."""
 
 
+class TaskObserver(Protocol):
+    """sees what the tasks did (the embedded mode's live view); must not block."""
+
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None: ...
+
+    def forgot(self, playlist_uri: str) -> None: ...
+
+    def dropped(self, playlist_uri: str, reason: str) -> None: ...
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -39,6 +49,7 @@ class Services:
     store: VectorStore | None
     recommender: Recommender
     counts: Counter[str] = field(default_factory=Counter)
+    observer: TaskObserver | None = None
 
 
 _UNSET: Any = object()

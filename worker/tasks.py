@@ -118,6 +118,8 @@ async def recompute_playlist(
             if delay is None:
                 counts["dropped:unknown_playlist"] += 1
                 logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
+                if services.observer is not None:
+                    services.observer.dropped(playlist_uri, "unknown playlist")
                 return
             counts["waiting:unknown_playlist"] += 1
             retry.after(timedelta(seconds=delay))
@@ -132,8 +134,12 @@ async def recompute_playlist(
     except PERMANENT as error:
         counts["dropped:permanent"] += 1
         logger.error("dropping recompute of %s: %s", playlist_uri, error)
+        if services.observer is not None:
+            services.observer.dropped(playlist_uri, str(error))
         return
     counts[f"recompute:{refreshed.outcome.value}"] += 1
+    if services.observer is not None:
+        services.observer.recomputed(playlist_uri, cid, refreshed)
     logger.info(
         "recompute %s cid=%s: %s in %.1f ms",
         playlist_uri,
@@ -177,6 +183,8 @@ async def forget_playlist(
         logger.error("dropping forget of %s: %s", playlist_uri, error)
         return
     services.counts["forget:done"] += 1
+    if services.observer is not None:
+        services.observer.forgot(playlist_uri)
     logger.info("forgot %s (%d keys)", playlist_uri, deleted)
 
 
