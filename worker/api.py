@@ -18,6 +18,7 @@ unreachable (nobody can tell who owns what). every other fault degrades to
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -267,6 +268,19 @@ def run(settings: Settings) -> None:
         runner.run(serve(settings))
 
 
+def freeze_startup_heap() -> None:
+    """put everything alive at start-up out of the garbage collector's sight.
+
+    what a serving process holds for good (FastAPI's, pydantic's and the
+    atproto SDK's classes and models, the catalog, the pools) is ~180,000
+    objects, and each full collection walked all of them: ~110 ms with every
+    request waiting. frozen, a full collection walks only what requests left
+    behind (`plyr-recs bench api`, 64 clients: p99 157 ms -> 40 ms).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings) -> None:
     """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
     from worker.services import open_services
@@ -281,4 +295,5 @@ async def serve(settings: Settings) -> None:
         app = create_app(services, authenticator, closing=stack.pop_all())
         stack.push_async_callback(app.state.api.closing.aclose)
         config = server_config(app, host=settings.api_host, port=settings.api_port)
+        freeze_startup_heap()
         await uvicorn.Server(config).serve()

@@ -57,15 +57,19 @@ def bench_api(
     clients: str = typer.Option("1,16,64", help="comma-separated concurrent client counts."),
     seconds: float = typer.Option(3.0, min=0.5, max=60, help="measured seconds per level."),
     misses: int = typer.Option(20, min=1, max=200, help="cache misses timed one by one."),
+    rate: float = typer.Option(
+        1500.0, min=0, max=100_000, help="req/s offered in the paced run (0: skip it)."
+    ),
 ) -> None:
-    """cache hits of the API under uvicorn (req/s, p50, p99 at each client count) beside
-    a bare route of the same app, and the time of a miss; real redis-server, loopback."""
+    """cache hits of the API under uvicorn (req/s, p50, p99 at each client count, and at a
+    fixed offered rate) beside a bare route of the same app, and the time of a miss; a
+    real redis-server, loopback."""
     from worker.bench.api import main as run_api_bench
 
     levels = [int(part) for part in clients.split(",") if part.strip()]
     if not levels or any(not 1 <= level <= 512 for level in levels):
         raise typer.BadParameter("client counts must be within 1..512", param_hint="--clients")
-    run_api_bench(levels=levels, seconds=seconds, misses=misses)
+    run_api_bench(levels=levels, seconds=seconds, rate=rate, misses=misses)
 
 
 @app.command("worker")
