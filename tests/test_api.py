@@ -568,6 +568,48 @@ async def test_a_slow_compute_answers_unavailable_and_still_fills_the_cache(
         assert len(world.pds.requests) == 1
 
 
+async def test_an_owner_without_a_known_pds_is_unavailable(
+    world: World, redis_client: aioredis.Redis, exact_store: ExactStore
+) -> None:
+    catalog_json = world.catalog_json()
+    for artist in catalog_json["artists"]:
+        artist.pop("pds_url", None)
+    catalog = InMemoryCatalog.from_json(catalog_json)
+    async with running_api(world, redis_client, store=exact_store, catalog=catalog) as api:
+        response = await api.get(PUBLIC_ID, internal(world.alice.did))
+        assert response.headers[SOURCE_HEADER] == "no_pds"
+        assert response.json() == {"tracks": [], "available": False}
+        assert world.pds.requests == []
+
+
+async def test_past_the_compute_limit_a_miss_is_shed_not_queued(
+    world: World, redis_client: aioredis.Redis, exact_store: ExactStore
+) -> None:
+    limits = AnswerLimits(cache_retry_seconds=0.0, max_concurrent_computes=1)
+    async with running_api(world, redis_client, store=exact_store, limits=limits) as api:
+        world.pds.delay = 0.2  # the first compute holds the only slot meanwhile
+        headers = internal(world.alice.did)
+        responses = await asyncio.gather(api.get(PUBLIC_ID, headers), api.get(EMPTY_ID, headers))
+        assert sorted(response.headers[SOURCE_HEADER] for response in responses) == [
+            "busy",
+            "computed" if responses[0].headers[SOURCE_HEADER] == "computed" else "unavailable",
+        ]
+        shed = next(r for r in responses if r.headers[SOURCE_HEADER] == "busy")
+        assert shed.json() == {"tracks": [], "available": False}
+
+
+async def test_an_unreadable_cache_entry_is_a_miss(api: Api, world: World) -> None:
+    await api.redis.set(cache_key(PUBLIC_ID, CID_1), b"\x00 not the contract")
+    response = await api.get(PUBLIC_ID, internal(world.alice.did))
+    assert response.headers[SOURCE_HEADER] == "computed"
+    assert response.json()["available"] is True
+    repaired = await cached_value(api.redis, PUBLIC_ID, CID_1)  # the bad entry was replaced
+    assert repaired is not None
+    assert response.json() == repaired.response(3)
+    text = (await api.client.get("/metrics")).text
+    assert 'plyr_recs_api_cache_faults_total{kind="corrupt_entries"}' in text  # each read counts
+
+
 # --- health and metrics ----------------------------------------------------------------
 
 

@@ -28,14 +28,14 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, private_token
+from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, private_token
 from engine.ports import VectorStoreError
 from engine.types import PlaylistRow
 from worker.api_metrics import ApiMetrics
 from worker.cache_reads import CoalescedReads
 from worker.cache_store import RecommendationCache
 from worker.pds import PdsRecords, RecordRejected, RecordUnavailable
-from worker.recompute import Recommender
+from worker.recompute import Recommender, Refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -250,12 +250,17 @@ class Answers:
     async def _recommend(self, playlist_id: str, tracks: _TrackList) -> Answer:
         if tracks.token is not None and self._cache_up():
             try:
-                refreshed = await self.recommender.refresh(
-                    playlist_id, tracks.token, track_uris=tracks.track_uris
-                )
+                refreshed = await self._refresh(playlist_id, tracks)
                 value = refreshed.value
-                if value is None:  # already cached: the worker got there in the meantime
+                if value is None:  # already cached: the worker got there in the meantime...
                     value = await self._bounded(self.cache.get(playlist_id, tracks.token))
+                if value is None:
+                    # ...or the entry there is one nobody can read: refresh took its
+                    # existence for done. drop it so this compute replaces it.
+                    key = cache_key(playlist_id, tracks.token)
+                    await self._bounded(self.cache.redis.delete(key))
+                    refreshed = await self._refresh(playlist_id, tracks)
+                    value = refreshed.value
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
             else:
@@ -264,6 +269,12 @@ class Answers:
         track_ids = await self.recommender.track_ids(tracks.track_uris)
         value, _ = await self.recommender.compute(track_ids)
         return Answer(value, "computed_uncached")
+
+    async def _refresh(self, playlist_id: str, tracks: _TrackList) -> Refreshed:
+        assert tracks.token is not None
+        return await self.recommender.refresh(
+            playlist_id, tracks.token, track_uris=tracks.track_uris
+        )
 
     # --- the cache's health -------------------------------------------------------------
 
