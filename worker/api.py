@@ -259,10 +259,10 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
 def run(settings: Settings) -> None:
     """`plyr-recs api`: serve until SIGINT/SIGTERM, on the event loop uvicorn would pick.
 
-    that is uvloop when it is installed (uvicorn[standard]), else asyncio's own;
-    `plyr-recs bench api` measured uvloop at about twice the requests a core
-    serves. the services are opened inside that loop, so their connections
-    belong to it.
+    that is uvloop when it is installed (with httptools: uvicorn[standard]), else
+    asyncio's own; in `plyr-recs bench api` the pair nearly doubled the
+    requests one core serves. the services are opened inside that loop, so
+    their connections belong to it.
     """
     with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         runner.run(serve(settings))
@@ -272,10 +272,11 @@ def freeze_startup_heap() -> None:
     """put everything alive at start-up out of the garbage collector's sight.
 
     what a serving process holds for good (FastAPI's, pydantic's and the
-    atproto SDK's classes and models, the catalog, the pools) is ~180,000
-    objects, and each full collection walked all of them: ~110 ms with every
-    request waiting. frozen, a full collection walks only what requests left
-    behind (`plyr-recs bench api`, 64 clients: p99 157 ms -> 40 ms).
+    atproto SDK's classes and models, the pools, an embedded catalog) is
+    ~180,000 objects in `plyr-recs bench api`'s server, and each full
+    collection walked all of them: ~110 ms with every request waiting. frozen,
+    a full collection walks only what requests left behind (the bench, 64
+    clients: p99 157 ms -> 40 ms).
     """
     gc.collect()
     gc.freeze()
