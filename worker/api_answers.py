@@ -154,7 +154,8 @@ class Answers:
         if cache_up:
             assert token is not None
             try:
-                cached = await self._bounded(self.reads.get(playlist.playlist_id, token))
+                # bounded by the batch's own timeout (one timer per MGET, not per request)
+                cached = await self.reads.get(playlist.playlist_id, token)
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
                 cache_up = False
