@@ -343,3 +343,14 @@ async def test_a_late_forget_spares_a_recreated_playlist(docket: Docket) -> None
         await drain(docket, services)
         assert services.counts["forget:superseded"] == 1
         assert await cached(services, P1_ID, P1_EIGHT.cid) is not None
+
+
+async def test_an_unreadable_entry_is_recomputed_not_taken_for_done(docket: Docket) -> None:
+    async with embedded_services() as services:
+        await services.redis.set(cache_key(P1_ID, P1_THREE.cid), b"{not json")
+        await enqueue(docket, P1_THREE)
+        await drain(docket, services)
+        value = await cached(services, P1_ID, P1_THREE.cid)
+        assert value is not None
+        assert value["available"] is True
+        assert services.cache.counts["corrupt_entries"] == 1

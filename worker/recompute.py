@@ -90,7 +90,8 @@ class Recommender:
     ) -> Refreshed:
         """make sure the cache holds the answer for (playlist, version `token`)."""
         cache = self.cache
-        if cache is not None and await cache.exists(playlist_id, token):
+        # `get`, not `exists`: an entry we cannot read is not done, it is recomputed
+        if cache is not None and await cache.get(playlist_id, token) is not None:
             return Refreshed(Outcome.ALREADY_CACHED, None, 0.0)
 
         track_ids = await self.track_ids(track_uris)

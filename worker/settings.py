@@ -201,11 +201,22 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="address the API binds to.")
     api_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8000, description="API port.")
 
-    @field_validator("jetstream_url", "redis_url", "turbopuffer_base_url")
+    @field_validator(
+        "jetstream_url",
+        "redis_url",
+        "turbopuffer_base_url",
+        "database_url",
+        "turbopuffer_api_key",
+        "internal_api_token",
+        mode="before",
+    )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        # an empty variable in fly.toml or .env means "not set", not "connect to ''".
-        return value or None
+    def _blank_is_unset(cls, value: object) -> object:
+        # an empty variable in fly.toml or .env means "not set", not "connect to ''"
+        # (or, for a secret, "an empty password that matches an empty header")
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @property
     def jetstream_hosts(self) -> tuple[str, ...]:
