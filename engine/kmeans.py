@@ -46,30 +46,55 @@ def kmeans(
 ) -> Clusters:
     """cluster the rows of `points` into at most `k` non-empty clusters.
 
-    k-means++ seeding, then Lloyd's iterations. above `sample_size` points the
-    centroids are trained on a seeded sample and every point is then assigned to
-    its nearest one (the way large-scale k-means libraries train): the centroids
-    are then the means of the sample's clusters and `labels`/`sizes` cover every
-    point. at or below `sample_size`, centroids are the exact means of the final
-    partition. the sample keeps a 500-track playlist near a millisecond, where a
-    pass over its 500 x 512 floats alone costs ~0.1 ms.
+    `fit_centroids`, then every point assigned to its nearest centroid. at or
+    below `sample_size` points the centroids are the exact means of the final
+    partition; above it they are the means of the sample's clusters, and
+    `labels`/`sizes` still cover every point.
     """
+    points = _checked(points, k)
+    centroids = fit_centroids(
+        points, k, seed=seed, max_iterations=max_iterations, sample_size=sample_size
+    )
+    labels = _nearest(points, centroids)
+    centroids, labels = _refill_empty(points, centroids, labels)
+    if points.shape[0] <= sample_size:
+        centroids = _means(points, labels, len(centroids))
+    sizes = np.bincount(labels, minlength=len(centroids)).astype(np.intp)
+    return Clusters(centroids=centroids, labels=labels, sizes=sizes)
+
+
+def fit_centroids(
+    points: Matrix,
+    k: int,
+    *,
+    seed: int,
+    max_iterations: int = MAX_ITERATIONS,
+    sample_size: int = SAMPLE_SIZE,
+) -> Matrix:
+    """at most `k` distinct centroids: k-means++ seeding, then Lloyd's iterations.
+
+    above `sample_size` points they are trained on an evenly spaced sample of the
+    rows (the way large-scale k-means libraries train), which keeps a 500-track
+    playlist under a millisecond: one pass over its 500 x 512 floats costs ~0.1 ms
+    on the machines this runs on. rows arrive sorted by track id, so the sample
+    depends on the set of tracks only, like everything else here.
+    """
+    points = _checked(points, k)
+    n = points.shape[0]
+    if n > sample_size:
+        rows = np.linspace(0, n - 1, sample_size).astype(np.intp)
+        points = points[rows]
+    rng = np.random.default_rng(seed)
+    return _lloyd(points, _kmeans_plus_plus(points, k, rng), max_iterations)
+
+
+def _checked(points: Matrix, k: int) -> Matrix:
     if points.ndim != 2 or points.shape[0] == 0:
         raise ValueError(f"kmeans needs a non-empty 2-d matrix, got shape {points.shape}")
     if k < 1:
         raise ValueError(f"kmeans needs k >= 1, got {k}")
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    n = points.shape[0]
-    sampled = n > sample_size
-    training = points[np.sort(rng.permutation(n)[:sample_size])] if sampled else points
-    centroids = _lloyd(training, _kmeans_plus_plus(training, k, rng), max_iterations)
-    labels = _nearest(points, centroids)
-    centroids, labels = _refill_empty(points, centroids, labels)
-    if not sampled:
-        centroids = _means(points, labels, len(centroids))
-    sizes = np.bincount(labels, minlength=len(centroids)).astype(np.intp)
-    return Clusters(centroids=centroids, labels=labels, sizes=sizes)
+    checked: Matrix = np.ascontiguousarray(points, dtype=np.float32)
+    return checked
 
 
 def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> Matrix:

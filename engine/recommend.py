@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from engine.fusion import proportional_fuse, rrf_fuse
-from engine.ports import TrackLookup, VectorStore
+from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
 from engine.types import Candidate, FusionMode, Strategy, Track
 
@@ -48,6 +48,11 @@ def initial_top_k(limit: int) -> int:
     return min(limit * OVERFETCH_FACTOR + OVERFETCH_SLACK, MAX_TOP_K)
 
 
+def plan_for(vectors_by_id: VectorsById, fusion: FusionMode) -> QueryPlan:
+    """the query plan `recommend` uses: cluster sizes only when the fusion needs them."""
+    return plan_queries(vectors_by_id, cluster_sizes=fusion is FusionMode.PROPORTIONAL)
+
+
 def fuse(
     plan: QueryPlan,
     ranked_lists: Sequence[Sequence[Candidate]],
@@ -78,7 +83,7 @@ async def recommend(
     if not playlist_ids:
         return Recommendation(Strategy.NONE, 0, 0, [])
 
-    plan = plan_queries(await store.get_vectors(playlist_ids))
+    plan = plan_for(await store.get_vectors(playlist_ids), fusion)
     if not plan.vectors:
         return Recommendation(Strategy.NONE, plan.embedded_count, 0, [])
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kmeans import Matrix, kmeans
+from engine.kmeans import Matrix, fit_centroids, kmeans
 from engine.types import Strategy, Vector
 
 MAX_CLUSTERS = 3
@@ -83,8 +83,13 @@ def usable_vectors(vectors_by_id: Mapping[int, Vector]) -> tuple[list[int], Matr
     return ids, matrix
 
 
-def plan_queries(vectors_by_id: Mapping[int, Vector]) -> QueryPlan:
-    """the adaptive strategy on a playlist's embeddings (pure; order-independent)."""
+def plan_queries(vectors_by_id: Mapping[int, Vector], *, cluster_sizes: bool = True) -> QueryPlan:
+    """the adaptive strategy on a playlist's embeddings (pure; order-independent).
+
+    `cluster_sizes=False` skips assigning every track to a centroid, whose only
+    use is the weights of proportional fusion (RRF ignores them): the weights are
+    then all 1.
+    """
     ids, matrix = usable_vectors(vectors_by_id)
     n = len(ids)
     if n == 0:
@@ -93,10 +98,16 @@ def plan_queries(vectors_by_id: Mapping[int, Vector]) -> QueryPlan:
         return QueryPlan(Strategy.DIRECT, [matrix[0]], [1], 1)
     if n < KMEANS_MIN_TRACKS:
         return QueryPlan(Strategy.RRF, list(matrix), [1] * n, n)
-    clusters = kmeans(matrix, min(MAX_CLUSTERS, n // 2), seed=seed_for(ids))
-    norms = np.sqrt(np.einsum("ij,ij->i", clusters.centroids, clusters.centroids))
-    queries: list[Vector] = list(clusters.centroids / np.maximum(norms, _NORM_FLOOR)[:, None])
+    k = min(MAX_CLUSTERS, n // 2)
+    if cluster_sizes:
+        clusters = kmeans(matrix, k, seed=seed_for(ids))
+        centroids, weights = clusters.centroids, clusters.sizes.tolist()
+    else:
+        centroids = fit_centroids(matrix, k, seed=seed_for(ids))
+        weights = [1] * len(centroids)
+    norms = np.sqrt(np.einsum("ij,ij->i", centroids, centroids))
+    queries: list[Vector] = list(centroids / np.maximum(norms, _NORM_FLOOR)[:, None])
     for j in np.flatnonzero(norms <= _NORM_FLOOR):
-        # members pointing opposite ways cancel out: query with a member instead
-        queries[j] = matrix[int(np.flatnonzero(clusters.labels == j)[0])]
-    return QueryPlan(Strategy.KMEANS, queries, clusters.sizes.tolist(), n)
+        # members pointing opposite ways cancel out: query with the closest track instead
+        queries[j] = matrix[int(np.argmax(matrix @ centroids[j]))]
+    return QueryPlan(Strategy.KMEANS, queries, weights, n)

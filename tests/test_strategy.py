@@ -110,3 +110,12 @@ def test_only_unusable_vectors_means_nothing() -> None:
     plan = plan_queries({1: np.zeros(512, dtype=np.float32)})
     assert plan.strategy is Strategy.NONE
     assert plan.vectors == []
+
+
+def test_without_cluster_sizes_the_centroids_are_the_same_and_weights_flat() -> None:
+    by_id = vectors(300)  # above the k-means sample size
+    sized, flat = plan_queries(by_id), plan_queries(by_id, cluster_sizes=False)
+    assert flat.weights == [1, 1, 1]
+    assert sum(sized.weights) == 300
+    for a, b in zip(sized.vectors, flat.vectors, strict=True):
+        np.testing.assert_array_equal(a, b)
