@@ -22,6 +22,12 @@ import typer  # noqa: E402
 app = typer.Typer(
     name="plyr-recs",
     help="Playlist recommendations for plyr.fm, precomputed from the AT Protocol firehose.",
+    epilog=(
+        "Settings come from environment variables (or a .env file); with none set, "
+        "`plyr-recs run` works on a machine with no servers. Production sets REDIS_URL, "
+        "DOCKET_URL, DATABASE_URL, TURBOPUFFER_API_KEY and INTERNAL_API_TOKEN. Every "
+        "setting and its default: README.md, or worker/settings.py."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -72,7 +78,12 @@ def bench_api(
     run_api_bench(levels=levels, seconds=seconds, rate=rate, misses=misses)
 
 
-@app.command("worker")
+@app.command(
+    "worker",
+    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_* , "
+    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS. Stops on SIGTERM/SIGINT; "
+    "docket redelivers what was in flight.",
+)
 def worker_command() -> None:
     """run docket workers for the recompute and forget tasks the consumer enqueues
     (any number, on any machines sharing DOCKET_URL)."""
@@ -91,7 +102,13 @@ def worker_command() -> None:
         raise typer.Exit(2) from None
 
 
-@app.command("api")
+@app.command(
+    "api",
+    epilog="Reads API_HOST, API_PORT, REDIS_URL, DATABASE_URL, TURBOPUFFER_*, SERVICE_DID, "
+    "INTERNAL_API_TOKEN, PLC_DIRECTORY_URL, DID_CACHE_SECONDS. Owner-only: a service-auth "
+    "JWT (aud=SERVICE_DID, lxm=fm.plyr.getPlaylistRecommendations) or X-Internal-Token + "
+    "X-Viewer-Did.",
+)
 def api_command() -> None:
     """serve GET /playlists/{playlist_id}/recommendations, /health and /metrics with
     uvicorn on API_HOST:API_PORT (any number of these, behind a load balancer)."""
@@ -127,7 +144,12 @@ def bench_jetstream(
     run_jetstream_bench(frames=frames, playlists=playlists)
 
 
-@app.command("jetstream")
+@app.command(
+    "jetstream",
+    epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "
+    "TRACK_COLLECTION, DEBOUNCE_SECONDS, JETSTREAM_* limits, REDIS_URL (cursor, rev guard, "
+    "counters) and DOCKET_URL. SIGTERM finishes the frames in hand and flushes the cursor.",
+)
 def jetstream_command() -> None:
     """follow the list collection on Jetstream and enqueue a recompute per playlist
     change (exactly one of these per deployment; needs REDIS_URL and a Redis DOCKET_URL)."""
@@ -145,7 +167,10 @@ def jetstream_command() -> None:
         raise typer.Exit(2) from None
 
 
-@app.command("status")
+@app.command(
+    "status",
+    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
+)
 def status_command() -> None:
     """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
     import asyncio
