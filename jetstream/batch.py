@@ -105,6 +105,9 @@ class BatchProcessor:
 
         if report.struck:
             counts.skipped[SkipReason.STRUCK] += report.struck
+        if report.shed:
+            counts.skipped[SkipReason.FLOOD_SHED] += report.shed
+        counts.flood_deferred += report.deferred
         for record in report.enqueued:
             if record.task == "recompute":
                 counts.recomputes += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Self
 
+from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
 from worker.settings import Settings
@@ -35,6 +36,7 @@ class ConsumerConfig:
     open_timeout_seconds: float = 10.0
     rev_ttl_seconds: int = 7 * 86_400
     stats_seconds: float = 30.0
+    flood: FloodLimits = field(default_factory=FloodLimits)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, hosts: tuple[str, ...] | None = None) -> Self:
@@ -61,4 +63,9 @@ class ConsumerConfig:
             open_timeout_seconds=settings.jetstream_open_timeout_seconds,
             rev_ttl_seconds=settings.jetstream_rev_ttl_seconds,
             stats_seconds=settings.jetstream_stats_seconds,
+            flood=FloodLimits(
+                changes_per_minute=settings.jetstream_did_changes_per_minute,
+                burst=settings.jetstream_did_burst,
+                max_pending=settings.jetstream_did_max_pending,
+            ),
         )

@@ -42,6 +42,7 @@ from jetstream.batch import BatchProcessor, Observer
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.cursor import Cursor, CursorStore, rewound
 from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
+from jetstream.flood import FloodControl
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
 from jetstream.stats import ConsumerStats, StatsStore
@@ -107,7 +108,12 @@ class JetstreamConsumer:
             limits=config.limits,
             guard=RevGuard(redis, self.keys, config.rev_ttl_seconds),
             enqueuer=enqueuer
-            or Enqueuer(docket, debounce_seconds=config.debounce_seconds, clock=clock),
+            or Enqueuer(
+                docket,
+                debounce_seconds=config.debounce_seconds,
+                clock=clock,
+                flood=FloodControl(config.flood),
+            ),
             cursor=self.cursor,
             stats=self.stats,
             observer=observer,

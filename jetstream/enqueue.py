@@ -11,6 +11,10 @@ the docket call pattern (the contract with `worker.tasks`):
   when=now, key=forget_key(uri))(uri)`. the cancel comes first so a recompute of
   a deleted playlist can never be left pending behind its forget.
 
+each task's start also passes the per-DID flood control (`jetstream.flood`):
+a DID past its pace gets its tasks deferred, or past its cap of pending tasks
+shed (a shed delete still cancels the pending recompute); both are reported.
+
 ordering is kept exactly: consecutive replaces travel together in one
 `replace_many` pipeline (per-key replaces inside it still apply in order), and
 a delete's cancel is a barrier between two pipelines. so create -> delete ->
@@ -29,6 +33,7 @@ from typing import Literal, Protocol
 from docket import Disposition, Docket, TaskCall
 
 from jetstream.events import ListChange, ListCommit
+from jetstream.flood import Admission, FloodControl
 from worker.tasks import forget_key, forget_playlist, recompute_key, recompute_playlist
 
 # the worker's task names (docket registers a function under its __name__); the
@@ -57,6 +62,8 @@ class Enqueued:
 class EnqueueReport:
     enqueued: list[Enqueued]
     struck: int
+    deferred: int = 0  # enqueued, but later than the settle delay (a DID past its pace)
+    shed: int = 0  # not enqueued: the DID already holds its cap of pending tasks
 
 
 class TaskSink(Protocol):
@@ -75,10 +82,12 @@ class Enqueuer:
         *,
         debounce_seconds: float,
         clock: Callable[[], float] = time.time,
+        flood: FloodControl | None = None,
     ) -> None:
         self._docket = docket
         self._debounce_seconds = debounce_seconds
         self._clock = clock
+        self._flood = flood
         # registered once, then scheduled by name: `docket.call(function)` would
         # re-validate the function's dependencies on every call, a measurable
         # share of the enqueue cost at thousands of changes per second.
@@ -89,11 +98,8 @@ class Enqueuer:
         """schedule every change; raises `EnqueueFailed` (or the Redis error) if any
         schedule did not land, in which case the caller must not move its cursor."""
         now = self._clock()
-        settle = datetime.fromtimestamp(now + self._debounce_seconds, UTC)
-        immediately = datetime.fromtimestamp(now, UTC)
-
         enqueued: list[Enqueued] = []
-        struck = 0
+        struck = deferred = shed = 0
         calls: list[TaskCall] = []
         pending: list[Enqueued] = []
 
@@ -116,10 +122,21 @@ class Enqueuer:
 
         for change in changes:
             uri = change.playlist_uri
+            is_commit = isinstance(change, ListCommit)
+            admission = self._admit(change, now, self._debounce_seconds if is_commit else 0.0)
+            if admission is None:
+                shed += 1
+                if not is_commit:
+                    # no forget, but never a recompute left pending behind a delete.
+                    await send_pending()
+                    await self._docket.cancel(recompute_key(uri))
+                continue
+            deferred += admission.deferred
+            when = datetime.fromtimestamp(admission.when, UTC)
             if isinstance(change, ListCommit):
                 track_uris = list(change.track_uris)
                 calls.append(
-                    self._docket.call(RECOMPUTE, settle, recompute_key(uri))(
+                    self._docket.call(RECOMPUTE, when, recompute_key(uri))(
                         uri, change.cid, change.rev, track_uris
                     )
                 )
@@ -131,9 +148,12 @@ class Enqueuer:
             else:
                 await send_pending()
                 await self._docket.cancel(recompute_key(uri))
-                calls.append(
-                    self._docket.call(FORGET, immediately, forget_key(uri))(uri, change.rev)
-                )
+                calls.append(self._docket.call(FORGET, when, forget_key(uri))(uri, change.rev))
                 pending.append(Enqueued("forget", uri, change.rev, change.time_us))
         await send_pending()
-        return EnqueueReport(enqueued, struck)
+        return EnqueueReport(enqueued, struck, deferred, shed)
+
+    def _admit(self, change: ListChange, now: float, settle: float) -> Admission | None:
+        if self._flood is None:
+            return Admission(now + settle, deferred=False)
+        return self._flood.admit(change.did, change.playlist_uri, now=now, settle=settle)

@@ -26,6 +26,8 @@ class SkipReason(StrEnum):
     STALE_REV = "stale_rev"  # older than the last accepted rev (out-of-order delivery)
     SAME_CID = "same_cid"  # a newer rev whose record is byte-for-byte the same
     STRUCK = "struck"  # an operator struck the task in docket
+    # decided by the flood control: the repo already holds its cap of pending tasks
+    FLOOD_SHED = "flood_shed"
 
 
 class InvalidReason(StrEnum):

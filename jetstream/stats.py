@@ -27,6 +27,7 @@ class ConsumerStats:
     changes: int = 0  # valid create/update/delete commits of the list collection
     recomputes: int = 0  # recompute tasks handed to docket
     forgets: int = 0  # forget tasks handed to docket
+    flood_deferred: int = 0  # tasks started later than the settle delay: a DID past its pace
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     reconnects: Counter[str] = field(default_factory=Counter)
@@ -41,6 +42,7 @@ class ConsumerStats:
         self.changes += other.changes
         self.recomputes += other.recomputes
         self.forgets += other.forgets
+        self.flood_deferred += other.flood_deferred
         self.skipped.update(other.skipped)
         self.invalid.update(other.invalid)
         if other.last_event_time_us is not None and (
@@ -57,6 +59,7 @@ class ConsumerStats:
             "changes": str(self.changes),
             "recomputes": str(self.recomputes),
             "forgets": str(self.forgets),
+            "flood_deferred": str(self.flood_deferred),
             "store_errors": str(self.store_errors),
         }
         if self.connected_host is not None:
@@ -79,7 +82,8 @@ class ConsumerStats:
         lag = "n/a" if cursor_lag_seconds is None else f"{cursor_lag_seconds:.1f}s"
         return (
             f"frames={self.frames} changes={self.changes} recomputes={self.recomputes} "
-            f"forgets={self.forgets} skipped={sum(self.skipped.values())} "
+            f"forgets={self.forgets} flood_deferred={self.flood_deferred} "
+            f"skipped={sum(self.skipped.values())} "
             f"invalid={sum(self.invalid.values())} reconnects={sum(self.reconnects.values())} "
             f"store_errors={self.store_errors} cursor_lag={lag}"
         )

@@ -172,6 +172,23 @@ class Settings(BaseSettings):
         description="how long the last accepted rev of a playlist is remembered; longer "
         "than any replay (Jetstream keeps about a day), so a replay is always recognised.",
     )
+    jetstream_did_changes_per_minute: Annotated[float, Field(gt=0, le=100_000)] = Field(
+        default=60.0,
+        description="pace of new recomputes (and forgets) one repo DID may cause once past "
+        "its burst; its further tasks are deferred to this pace, never dropped, so one "
+        "account editing many playlists cannot push everyone else's recomputes back. edits "
+        "of a playlist whose task is still pending cost nothing (they are coalesced).",
+    )
+    jetstream_did_burst: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=30,
+        description="new tasks one DID may cause at once before its pace applies.",
+    )
+    jetstream_did_max_pending: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=600,
+        description="most pending tasks one DID may hold (ten minutes at the default pace); "
+        "further playlists of that DID are not precomputed until some run (counted as "
+        "skipped:flood_shed; the API still computes them on request).",
+    )
     jetstream_stats_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=30.0,
         description="how often the consumer logs its counters and publishes them to Redis "
