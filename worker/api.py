@@ -8,6 +8,7 @@ they hold no state but their connection pools.
     GET /playlists/{playlist_id}/recommendations?limit=3   owner only
     GET /health     liveness, and how each dependency is doing
     GET /metrics    Prometheus text
+    GET /openapi.json   the OpenAPI document (worker.api_schema)
 
 statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
 playlist, 422 a malformed `limit` or `playlist_id`, 503 plyr.fm's database is
@@ -29,12 +30,19 @@ from typing import Final
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
 from worker.api_answers import CACHE_FAULTS, AnswerLimits, Answers
 from worker.api_metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
+from worker.api_schema import (
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    RECOMMENDATIONS_OPERATION,
+    RECOMMENDATIONS_RESPONSES,
+    openapi_document,
+)
 from worker.auth import Authenticator, AuthError
 from worker.pds import PdsRecords
 from worker.services import Services
@@ -115,6 +123,8 @@ def create_app(
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_exception_handler(CatalogError, _catalog_unavailable)
     app.include_router(router)
+    # added after the router, so the hit path is matched first.
+    app.add_api_route("/openapi.json", _openapi, include_in_schema=False)
     return app
 
 
@@ -134,7 +144,11 @@ async def viewer(request: Request) -> str:
         raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
 
 
-@router.get("/playlists/{playlist_id}/recommendations")
+@router.get(
+    "/playlists/{playlist_id}/recommendations",
+    responses=RECOMMENDATIONS_RESPONSES,
+    openapi_extra=RECOMMENDATIONS_OPERATION,
+)
 async def recommendations(request: Request) -> Response:
     """the owner's recommendations for a playlist: `{"tracks": [...], "available": bool}`.
 
@@ -196,7 +210,7 @@ async def _catalog_unavailable(_: Request, error: Exception) -> Response:
     )
 
 
-@router.get("/health")
+@router.get("/health", response_model=None, responses=HEALTH_RESPONSES)
 async def health(request: Request) -> dict[str, object]:
     """200 while the process serves; each dependency's state is reported, and a
     down one sets `degraded` (the API still answers, degraded, without it)."""
@@ -214,9 +228,15 @@ async def health(request: Request) -> dict[str, object]:
     }
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
 async def prometheus_metrics(request: Request) -> Response:
     return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _openapi(request: Request) -> JSONResponse:
+    # `openapi_url=None` above keeps FastAPI's own route (and docs pages) away;
+    # this one is added after the API's routes.
+    return JSONResponse(openapi_document(request.app))
 
 
 def pds_records(settings: Settings) -> PdsRecords:

@@ -47,6 +47,13 @@ WEB_DID_RE = re.compile(
 )
 # a hostname is at most 253 characters; with the "did:web:" prefix that is 261.
 MAX_DID_LENGTH = 261
+# names that only mean something inside a private network: RFC 6761 `localhost`,
+# RFC 6762 `.local`, RFC 8375 `home.arpa`, ICANN's private-use `.internal` (Fly.io's
+# private network too) and Fly.io's `.flycast`. no atproto account lives there, and
+# resolving one would have this service fetch an internal URL for anyone who sends
+# a token naming it. (a public name pointing at a private address is not caught
+# here: that needs an egress rule for the API's machines.)
+PRIVATE_WEB_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".flycast")
 MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
 
 
@@ -54,7 +61,14 @@ def is_supported_did(value: str) -> bool:
     """a did:plc or did:web we can resolve; did:key is refused (it would sign for itself)."""
     if len(value) > MAX_DID_LENGTH:
         return False
-    return bool(PLC_DID_RE.fullmatch(value) or WEB_DID_RE.fullmatch(value))
+    if PLC_DID_RE.fullmatch(value):
+        return True
+    return bool(WEB_DID_RE.fullmatch(value)) and not _private_name(value.removeprefix("did:web:"))
+
+
+def _private_name(host: str) -> bool:
+    name = "." + host.lower().rstrip(".")
+    return name.endswith(PRIVATE_WEB_SUFFIXES)
 
 
 class DidResolutionError(Exception):
