@@ -12,9 +12,10 @@ what the package offers:
 
 the modules, one idea each: `frames` (decode) and `records` (the list record),
 `syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor`,
-`enqueue` (the docket call pattern), `batch` (one batch end to end), `stats`,
-`backoff`, `subscription` (hosts and URLs), `consumer` (the connection loop),
-`replay`, `status`, `keys` (every Redis key and its TTL).
+`enqueue` (the docket call pattern), `flood` (per-DID pacing and caps), `batch`
+(one batch end to end), `stats`, `backoff`, `subscription` (hosts and URLs),
+`consumer` (the connection loop), `replay`, `status`, `keys` (every Redis key and
+its TTL).
 """
 
 from __future__ import annotations
