@@ -187,10 +187,12 @@ class Mix:
 
 EDITS_ONLY: Final = Mix()
 # a firehose as a blind host would send it: mostly not ours, some of everything
+# (strangers are few, as on the real network: each costs the worker a few waits
+# for plyr.fm's ingest before it is dropped)
 FIREHOSE: Final = Mix(
     edit=0.20,
-    stranger=0.04,
-    delete=0.01,
+    stranger=0.01,
+    delete=0.005,
     album=0.02,
     liked=0.02,
     other=0.55,
