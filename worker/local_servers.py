@@ -49,11 +49,17 @@ def _port_open(port: int) -> bool:
 
 @dataclass
 class RedisServer:
-    """a redis-server on 127.0.0.1:<port>, data in `directory`."""
+    """a redis-server on 127.0.0.1:<port>, data in `directory`.
+
+    by default nothing is persisted, so a restart comes back empty. `appendonly`
+    logs every write to an fsync'd append-only file first, so even a SIGKILL
+    and restart loses nothing (the reliability tests' durable Redis).
+    """
 
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    appendonly: bool = False
 
     @property
     def url(self) -> str:
@@ -76,7 +82,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "always",
                 "--protected-mode",
                 "no",
             ],

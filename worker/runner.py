@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 # how long a task may stay claimed by a silent worker before another takes it over;
 # above the task timeout (2 min), so a slow but alive worker is not doubled up
+# (`WORKER_REDELIVERY_SECONDS` in production; this is its default)
 REDELIVERY_TIMEOUT = timedelta(minutes=3)
 
 
@@ -32,12 +33,14 @@ def register_tasks(docket: Docket) -> None:
         docket.register(task)
 
 
-def build_worker(docket: Docket, *, concurrency: int) -> Worker:
+def build_worker(
+    docket: Docket, *, concurrency: int, redelivery_timeout: timedelta = REDELIVERY_TIMEOUT
+) -> Worker:
     register_tasks(docket)
     return Worker(
         docket,
         concurrency=concurrency,
-        redelivery_timeout=REDELIVERY_TIMEOUT,
+        redelivery_timeout=redelivery_timeout,
         schedule_automatic_tasks=False,
     )
 
@@ -67,7 +70,11 @@ async def serve(settings: Settings) -> None:
         open_services(settings) as services,
         Docket(name=settings.docket_name, url=settings.docket_url) as docket,
     ):
-        worker = build_worker(docket, concurrency=settings.worker_concurrency)
+        worker = build_worker(
+            docket,
+            concurrency=settings.worker_concurrency,
+            redelivery_timeout=timedelta(seconds=settings.worker_redelivery_seconds),
+        )
         with installed(services):
             async with worker:
                 running = asyncio.create_task(worker.run_forever())

@@ -9,8 +9,10 @@ between the two processes:
 - `forget_playlist(playlist_uri)` on a delete.
 
 policy lives in the parameters, where docket reads it: retries with exponential
-backoff on transient faults, one run per playlist at a time, a timeout. a
-permanent fault is logged and the task returns: dropped on purpose, not retried.
+backoff on transient faults, a timeout. one run per playlist at a time is a
+leased lock (`worker.playlist_lock`; a busy playlist is retried like a transient
+fault), not docket's `ConcurrencyLimit`, whose parking loses edits. a permanent
+fault is logged and the task returns: dropped on purpose, not retried.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 import redis.exceptions
-from docket import ConcurrencyLimit, Depends, ExponentialRetry, Timeout
+from docket import Depends, ExponentialRetry, Timeout
 
 from engine.ports import (
     CatalogError,
@@ -30,6 +33,7 @@ from engine.ports import (
     TransientStoreError,
 )
 from engine.recommend import MAX_PLAYLIST_TRACKS
+from worker.playlist_lock import PlaylistBusy, playlist_lock
 from worker.services import Services, current_services
 
 logger = logging.getLogger(__name__)
@@ -82,6 +86,16 @@ def ingest_retry_delay(attempt: int, budget_seconds: float) -> float | None:
     )
 
 
+def _one_run_per_playlist(
+    services: Services, playlist_uri: str
+) -> AbstractAsyncContextManager[None]:
+    """the playlist's lock, leased as long as docket waits for a silent worker: a
+    worker killed while holding it delays that playlist no longer than its task."""
+    return playlist_lock(
+        services.redis, playlist_uri, lease_seconds=services.settings.worker_redelivery_seconds
+    )
+
+
 def check_arguments(playlist_uri: str, cid: str, rev: str, track_uris: list[str]) -> None:
     """the task's arguments come from the network (via the consumer): bound them again."""
     if not isinstance(playlist_uri, str) or not LIST_URI.match(playlist_uri):
@@ -104,7 +118,6 @@ async def recompute_playlist(
     retry: ExponentialRetry = ExponentialRetry(
         attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
     ),
-    concurrency: ConcurrencyLimit = ConcurrencyLimit("playlist_uri", max_concurrent=1),
     deadline: Timeout = Timeout(TASK_TIMEOUT),
     services: Services = Depends(current_services),
 ) -> None:
@@ -112,21 +125,26 @@ async def recompute_playlist(
     counts = services.counts
     try:
         check_arguments(playlist_uri, cid, rev, track_uris)
-        playlist = await services.catalog.resolve_playlist(playlist_uri)
-        if playlist is None:
-            delay = ingest_retry_delay(retry.attempt, services.settings.playlist_wait_seconds)
-            if delay is None:
-                counts["dropped:unknown_playlist"] += 1
-                logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
-                if services.observer is not None:
-                    services.observer.dropped(playlist_uri, "unknown playlist")
-                return
-            counts["waiting:unknown_playlist"] += 1
-            retry.after(timedelta(seconds=delay))
-        await services.cache.remember_playlist(playlist_uri, playlist.playlist_id)
-        refreshed = await services.recommender.refresh(
-            playlist.playlist_id, cid, track_uris=track_uris, rev=rev
-        )
+        async with _one_run_per_playlist(services, playlist_uri):
+            playlist = await services.catalog.resolve_playlist(playlist_uri)
+            if playlist is None:
+                delay = ingest_retry_delay(retry.attempt, services.settings.playlist_wait_seconds)
+                if delay is None:
+                    counts["dropped:unknown_playlist"] += 1
+                    logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
+                    if services.observer is not None:
+                        services.observer.dropped(playlist_uri, "unknown playlist")
+                    return
+                counts["waiting:unknown_playlist"] += 1
+                retry.after(timedelta(seconds=delay))
+            await services.cache.remember_playlist(playlist_uri, playlist.playlist_id)
+            refreshed = await services.recommender.refresh(
+                playlist.playlist_id, cid, track_uris=track_uris, rev=rev
+            )
+    except PlaylistBusy:
+        counts["retried:busy"] += 1
+        logger.info("recompute of %s waits: another run of it is under way", playlist_uri)
+        raise
     except TRANSIENT as error:
         counts["retried:transient"] += 1
         logger.warning("recompute of %s will be retried: %s", playlist_uri, error)
@@ -155,27 +173,30 @@ async def forget_playlist(
     retry: ExponentialRetry = ExponentialRetry(
         attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
     ),
-    # the same key as the recompute's limit: a forget and a recompute of one
-    # playlist never run side by side
-    concurrency: ConcurrencyLimit = ConcurrencyLimit("playlist_uri", max_concurrent=1),
     services: Services = Depends(current_services),
 ) -> None:
     """drop a deleted playlist's cached recommendations and state (the delete's `rev`
     keeps a late forget from erasing a re-created playlist's newer answers)."""
     try:
-        playlist_id = await services.cache.playlist_id_for(playlist_uri)
-        if playlist_id is None:
-            playlist = await services.catalog.resolve_playlist(playlist_uri)
-            playlist_id = playlist.playlist_id if playlist is not None else None
-        if playlist_id is None:
-            services.counts["forget:unknown"] += 1
-            return
-        state = await services.cache.get_state(playlist_id)
-        if rev and state is not None and state.rev > rev:
-            services.counts["forget:superseded"] += 1
-            logger.info("not forgetting %s: re-created since (rev %s)", playlist_uri, state.rev)
-            return
-        deleted = await services.cache.forget(playlist_id, playlist_uri=playlist_uri)
+        # the recompute's lock: a forget and a recompute of one playlist never overlap
+        async with _one_run_per_playlist(services, playlist_uri):
+            playlist_id = await services.cache.playlist_id_for(playlist_uri)
+            if playlist_id is None:
+                playlist = await services.catalog.resolve_playlist(playlist_uri)
+                playlist_id = playlist.playlist_id if playlist is not None else None
+            if playlist_id is None:
+                services.counts["forget:unknown"] += 1
+                return
+            state = await services.cache.get_state(playlist_id)
+            if rev and state is not None and state.rev > rev:
+                services.counts["forget:superseded"] += 1
+                logger.info("not forgetting %s: re-created since (rev %s)", playlist_uri, state.rev)
+                return
+            deleted = await services.cache.forget(playlist_id, playlist_uri=playlist_uri)
+    except PlaylistBusy:
+        services.counts["retried:busy"] += 1
+        logger.info("forget of %s waits: another run of it is under way", playlist_uri)
+        raise
     except TRANSIENT as error:
         logger.warning("forget of %s will be retried: %s", playlist_uri, error)
         raise

@@ -1,0 +1,109 @@
+"""one run per playlist at a time: a leased lock in Redis, and "busy" as a transient fault.
+
+two runs of one playlist must not overlap: the state's "newest revision wins"
+is a read then a write, and a forget must not have an older recompute write
+behind it. docket's `ConcurrencyLimit` did this by parking the second run and
+waking it when the first released its slot, and that loses edits (docket
+0.27, found by tests/test_reliability_faults.py):
+
+- a newer version claimed while an older one runs is parked on a waiter stream;
+  a still newer edit then replaces the docket key. when the running one ends,
+  docket wakes the parked waiter because the key is "scheduled" again, gives
+  it the newest generation, and the newest edit is refused as superseded. the
+  playlist ends on its middle version, no fault needed.
+- a waiter parked behind a worker that is then SIGKILLed is woken only by a
+  one-shot backstop that runs before the dead slot is stale: it waits forever.
+
+here nothing parks. a run that finds the playlist busy raises `PlaylistBusy`,
+a transient fault: docket's own retry reschedules it (1 s, 2 s, ...), and that
+reschedule carries its generation, so a newer edit supersedes it as usual.
+the lock is leased and renewed while its holder runs; a holder that dies
+stops renewing and the lock expires one lease later.
+
+no Lua (the embedded mode's fakeredis has none): renew and release are a
+compare-and-set under WATCH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+
+logger = logging.getLogger(__name__)
+
+LOCK_PREFIX: Final = "plyr:recompute-lock"
+RENEWALS_PER_LEASE: Final = 3
+
+
+class PlaylistBusy(Exception):
+    """another run of this playlist holds its lock (retried like any transient fault)."""
+
+
+def lock_key(playlist_uri: str) -> str:
+    return f"{LOCK_PREFIX}:{playlist_uri}"
+
+
+@asynccontextmanager
+async def playlist_lock(
+    redis: Any, playlist_uri: str, *, lease_seconds: float
+) -> AsyncIterator[None]:
+    """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it."""
+    key = lock_key(playlist_uri)
+    token = uuid.uuid4().hex
+    lease_ms = max(1, round(lease_seconds * 1000))
+    if not await redis.set(key, token, nx=True, px=lease_ms):
+        raise PlaylistBusy(playlist_uri)
+    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds))
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+        try:
+            await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            # it expires one lease from its last renewal
+            logger.warning("could not release the lock of %s: %r", playlist_uri, error)
+
+
+async def _renew(redis: Any, key: str, token: str, lease_seconds: float) -> None:
+    lease_ms = max(1, round(lease_seconds * 1000))
+    while True:
+        await asyncio.sleep(lease_seconds / RENEWALS_PER_LEASE)
+        try:
+            held = await _if_held(redis, key, token, lambda pipe: pipe.pexpire(key, lease_ms))
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            logger.warning("could not renew %s: %r", key, error)
+            continue
+        if not held:
+            logger.warning("lost %s (its lease ran out); another run may start", key)
+            return
+
+
+async def _if_held(redis: Any, key: str, token: str, command: Any) -> bool:
+    """run `command(pipeline)` only while `key` still holds `token`; whether it did."""
+    async with redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(key)
+            current = await pipe.get(key)
+            if (
+                current is None
+                or (current.decode() if isinstance(current, bytes) else current) != token
+            ):
+                return False
+            pipe.multi()
+            command(pipe)
+            await pipe.execute()
+        except WatchError:  # changed under us: no longer ours
+            return False
+    return True
