@@ -31,6 +31,7 @@ class ConsumerConfig:
     cursor_flush_seconds: float = 1.0
     cursor_rewind_seconds: float = 5.0
     rotation_rewind_seconds: float = 60.0
+    lost_state_rewind_seconds: float = 86_400.0
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 30.0
     open_timeout_seconds: float = 10.0
@@ -58,6 +59,7 @@ class ConsumerConfig:
             cursor_flush_seconds=settings.jetstream_cursor_flush_seconds,
             cursor_rewind_seconds=settings.jetstream_cursor_rewind_seconds,
             rotation_rewind_seconds=settings.jetstream_rotation_rewind_seconds,
+            lost_state_rewind_seconds=settings.jetstream_lost_state_rewind_seconds,
             backoff_base_seconds=settings.jetstream_backoff_base_seconds,
             backoff_cap_seconds=settings.jetstream_backoff_cap_seconds,
             open_timeout_seconds=settings.jetstream_open_timeout_seconds,

@@ -45,6 +45,7 @@ from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
 from jetstream.flood import FloodControl
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
+from jetstream.state_watch import StateWatch
 from jetstream.stats import ConsumerStats, StatsStore
 from jetstream.subscription import HostRotation, subscribe_url
 
@@ -121,6 +122,8 @@ class JetstreamConsumer:
         )
         self._progressed = False
         self._flush_failing = False
+        self._state_watch = StateWatch(redis, self.keys, ttl_seconds=config.rev_ttl_seconds)
+        self._connection: ClientConnection | None = None
 
     def cursor_lag_seconds(self) -> float | None:
         """how far the done position is behind now (None before the first event)."""
@@ -189,6 +192,16 @@ class JetstreamConsumer:
     async def _session(self, stop: asyncio.Event, changed_host: bool) -> None:
         position = await self.cursor.resume_position()
         await self._redis.ping()  # never read a frame we could not acknowledge
+        await self._state_watch.check()
+        if self._state_watch.take_loss() and position is not None:
+            # what was enqueued is gone with Redis: that work is not done any more
+            self.cursor.undo_after(rewound(position, self.config.lost_state_rewind_seconds))
+            position = self.cursor.done
+            logger.warning(
+                "Redis lost the consumer's state (cursor, revs, queued tasks, cache): "
+                "replaying the last %.0fs of list commits",
+                self.config.lost_state_rewind_seconds,
+            )
         rewind = (
             self.config.rotation_rewind_seconds
             if changed_host
@@ -210,11 +223,13 @@ class JetstreamConsumer:
             close_timeout=CLOSE_TIMEOUT_SECONDS,
         ) as connection:
             self.stats.connected_host = host
+            self._connection = connection
             logger.info("jetstream connected to %s from cursor %s", host, start)
             try:
                 await self._pump(connection, stop)
             finally:
                 self.stats.connected_host = None
+                self._connection = None
 
     async def _pump(self, connection: ClientConnection, stop: asyncio.Event) -> None:
         queue: asyncio.Queue[bytes | _EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
@@ -272,6 +287,9 @@ class JetstreamConsumer:
             await self.cursor.flush()
             if publish_stats or final:
                 await self._stats_store.publish(self.stats, cursor_time_us=self.cursor.done)
+            # a Redis that came back empty between two commands raises nothing: look
+            if await self._state_watch.check() and self._connection is not None:
+                self._connection.transport.abort()  # the next session replays the loss
         except STORE_ERRORS as exc:
             if not self._flush_failing or final:
                 logger.warning("could not flush the cursor (done=%s): %r", self.cursor.done, exc)

@@ -69,6 +69,13 @@ class Cursor:
         if self.done is None or time_us > self.done:
             self.done = time_us
 
+    def undo_after(self, time_us: int) -> None:
+        """the work after `time_us` is gone (Redis lost the tasks it enqueued): the done
+        position moves back there, the only move backwards there is."""
+        if self.done is not None and time_us < self.done:
+            self.done = time_us
+            self.flushed = None
+
     async def resume_position(self) -> int | None:
         """where to resume: this process's own position if it has one (it is at
         least as new as Redis's, and survives Redis losing its data), else Redis's."""

@@ -9,6 +9,10 @@ its own NSID) can share one Redis without moving each other's cursor.
                                                     change; TTL `jetstream_rev_ttl_seconds`
     plyr:jetstream:<collection>:stats               hash of counters of the running consumer;
                                                     TTL `STATS_TTL_SECONDS`, refreshed on write
+    plyr:jetstream:<collection>:epoch               a random id the consumer writes when it finds
+                                                    none: gone means Redis lost the consumer's
+                                                    state (`jetstream.state_watch`); TTL
+                                                    `jetstream_rev_ttl_seconds`, refreshed on read
 
 the cursor has no TTL on purpose: it is one small key, overwritten every
 flush, and the only thing that says where to resume. if it expired during a
@@ -45,6 +49,10 @@ class JetstreamKeys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}:epoch"
 
     def rev(self, playlist_uri: str) -> str:
         return f"{self.prefix}:rev:{playlist_uri}"

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         description="how far before the cursor a connection to a different host (or a "
         "fresh start) resumes: each host stamps time_us itself, so positions differ.",
     )
+    jetstream_lost_state_rewind_seconds: Annotated[float, Field(ge=0, le=7 * 86_400)] = Field(
+        default=86_400.0,
+        description="how far before its position the consumer resumes when it finds Redis "
+        "lost its state (restarted empty, failed over, flushed): with the cursor, the rev "
+        "guard, docket's queue and the cache gone, it replays the cache's lifetime (24 h) so "
+        "every playlist edited since is recomputed. Jetstream keeps about a day.",
+    )
     jetstream_backoff_base_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=0.5, description="first reconnect delay; doubles per failure, with jitter."
     )
