@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 # above the task timeout (2 min), so a slow but alive worker is not doubled up
 # (`WORKER_REDELIVERY_SECONDS` in production; this is its default)
 REDELIVERY_TIMEOUT = timedelta(minutes=3)
+# how long a worker waits to reconnect after Redis failed it. docket's default (5 s)
+# was most of the time a Redis restart took to recover from in the reliability
+# report (`python -m benchmarks.reliability`); a reconnect a second is no load.
+RECONNECTION_DELAY = timedelta(seconds=1)
 
 
 def register_tasks(docket: Docket) -> None:
@@ -41,6 +45,7 @@ def build_worker(
         docket,
         concurrency=concurrency,
         redelivery_timeout=redelivery_timeout,
+        reconnection_delay=RECONNECTION_DELAY,
         schedule_automatic_tasks=False,
     )
 
