@@ -81,6 +81,9 @@ _UNAVAILABLE_ERRORS: Final = (
     asyncpg.QueryCanceledError,  # 57014: statement_timeout on the server
     asyncpg.TooManyConnectionsError,  # 53300
     asyncpg.InterfaceError,  # the client's own state: a closed connection or pool
+    # a pooled connection a restarting server left mid-operation ("cannot switch to
+    # state 12; another operation is in progress"); found by the reliability suite
+    asyncpg.InternalClientError,
 )
 
 
