@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_PREFIX: Final = "plyr:recompute-lock"
 RENEWALS_PER_LEASE: Final = 3
+RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
 
 
 class PlaylistBusy(Exception):
@@ -62,24 +63,32 @@ async def playlist_lock(
     lease_ms = max(1, round(lease_seconds * 1000))
     if not await redis.set(key, token, nx=True, px=lease_ms):
         raise PlaylistBusy(playlist_uri)
-    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds))
+    done = asyncio.Event()
+    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds, done))
     try:
         yield
     finally:
+        # the renewer stops at its next look at `done`; it is not waited for, so
+        # nothing it is in the middle of can hold the task (and the lock) up
+        done.set()
         renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
         try:
-            await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
-        except (RedisConnectionError, RedisTimeoutError) as error:
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
+        except (RedisConnectionError, RedisTimeoutError, TimeoutError) as error:
             # it expires one lease from its last renewal
             logger.warning("could not release the lock of %s: %r", playlist_uri, error)
 
 
-async def _renew(redis: Any, key: str, token: str, lease_seconds: float) -> None:
+async def _renew(
+    redis: Any, key: str, token: str, lease_seconds: float, done: asyncio.Event
+) -> None:
     lease_ms = max(1, round(lease_seconds * 1000))
-    while True:
-        await asyncio.sleep(lease_seconds / RENEWALS_PER_LEASE)
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), lease_seconds / RENEWALS_PER_LEASE)
+        if done.is_set():
+            return
         try:
             held = await _if_held(redis, key, token, lambda pipe: pipe.pexpire(key, lease_ms))
         except (RedisConnectionError, RedisTimeoutError) as error:
