@@ -20,9 +20,12 @@ its log) and the tasks the consumer enqueued; after the window, whether every
 edited playlist's newest version reached the cache; each process's CPU time in the
 window and its resident memory (VmRSS) and peak (VmHWM).
 
-the machine's two cores are shared by all of it (and by the turbopuffer stand-in,
-which does exact search in Python and costs more CPU than the worker it serves): the
-latencies are the API's beside a busy worker and consumer, not alone.
+the machine's two cores are shared by all of it, the stand-ins included (the
+turbopuffer one searches exactly, in NumPy, on this machine's CPU where the real
+service would spend its own): the latencies are the API's beside a busy worker and
+consumer, not alone, and every process's CPU time is reported beside them. not
+exercised: the API's inline compute on a miss (it needs the owner's PDS; `plyr-recs
+bench api` times misses in process).
 """
 
 from __future__ import annotations

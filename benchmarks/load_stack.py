@@ -229,6 +229,7 @@ class Stack:
         self.redis_url = redis_url or ""
         self.database_dsn = database_dsn or ""
         self.api_port = free_port()
+        self.docket_name = f"load-{uuid.uuid4().hex[:8]}"
         self.processes: dict[str, ServiceProcess] = {}
         self.redis: aioredis.Redis | None = None
         self.redis_pid: int | None = None
@@ -322,7 +323,7 @@ class Stack:
             {
                 "REDIS_URL": self.redis_url,
                 "DOCKET_URL": self.redis_url,
-                "DOCKET_NAME": f"load-{uuid.uuid4().hex[:8]}",
+                "DOCKET_NAME": self.docket_name,
                 "DATABASE_URL": self.database_dsn,
                 "TURBOPUFFER_API_KEY": "load-test-key",
                 "TURBOPUFFER_BASE_URL": f"http://{HOST}:{turbopuffer_port}",
@@ -411,6 +412,16 @@ class Stack:
         assert self.redis is not None
         status = await read_status(self.redis, LIST_COLLECTION)
         return ConsumerCounts.of(status.stats)
+
+    async def queue_depth(self) -> tuple[int, int]:
+        """(entries in docket's stream: due tasks, superseded ones included; tasks
+        scheduled for later), read from docket's own keys."""
+        assert self.redis is not None
+        async with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.xlen(f"{self.docket_name}:stream")
+            pipeline.zcard(f"{self.docket_name}:queue")
+            stream, scheduled = await pipeline.execute()
+        return int(stream), int(scheduled)
 
     def worker_outcomes(self) -> Counter[str]:
         """the worker's tasks so far, by outcome (computed, reused, already_cached,

@@ -186,18 +186,19 @@ class Mix:
 
 
 EDITS_ONLY: Final = Mix()
-# a firehose as a blind host would send it: mostly not ours, some of everything
-# (strangers are few, as on the real network: each costs the worker a few waits
-# for plyr.fm's ingest before it is dropped)
+# a firehose as a blind host would send it: mostly not ours (identity, account and
+# other collections), 2 % edits of known playlists (~24/s at 1,200 frames/s, well
+# within one worker's pace), a few strangers (each costs the worker a few waits
+# for plyr.fm's ingest before it is dropped), malformed frames and redeliveries
 FIREHOSE: Final = Mix(
-    edit=0.20,
-    stranger=0.01,
-    delete=0.005,
-    album=0.02,
-    liked=0.02,
-    other=0.55,
-    malformed=0.06,
-    redelivery=0.10,
+    edit=0.02,
+    stranger=0.002,
+    delete=0.001,
+    album=0.005,
+    liked=0.005,
+    other=0.767,
+    malformed=0.05,
+    redelivery=0.15,
 )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Final
@@ -48,6 +49,8 @@ class Sample:
     rss_mb: dict[str, float]
     cpu_share: dict[str, float]  # of one core, since the previous sample
     worker_tasks: int
+    stream_entries: int  # docket's stream: due tasks, superseded ones included
+    scheduled: int  # docket's tasks waiting for their time (the debounce)
     redis_used_mb: float
 
 
@@ -99,6 +102,7 @@ class Sampler:
         cpu = stack.cpu_seconds()
         span = max(now - self._at, 1e-9)
         memory = await stack.redis.info("memory")
+        stream_entries, scheduled = await stack.queue_depth()
         sample = Sample(
             seconds=now - self.started,
             phase=phase,
@@ -106,6 +110,8 @@ class Sampler:
             rss_mb={p.name: p.memory().rss_mb for p in stack.service_processes()},
             cpu_share={name: (cpu[name] - self._cpu[name]) / span for name in cpu},
             worker_tasks=sum(stack.worker_outcomes().values()),
+            stream_entries=stream_entries,
+            scheduled=scheduled,
             redis_used_mb=int(memory["used_memory"]) / 2**20,
         )
         self._cpu, self._at = cpu, now
@@ -165,7 +171,8 @@ def _sample_line(sample: Sample, previous: Sample | None) -> str:
     helpers = " ".join(f"{name} {share:.0%}" for name, share in shares if name not in sample.rss_mb)
     return (
         f"{sample.phase:<6} t={sample.seconds:5.0f}s  frames {sample.frames:>8,} {rate:>7}  "
-        f"{processes}  tasks {sample.worker_tasks:,}  redis {sample.redis_used_mb:.0f} MB  "
+        f"{processes}  tasks {sample.worker_tasks:,} (queue {sample.stream_entries:,} due, "
+        f"{sample.scheduled:,} later)  redis {sample.redis_used_mb:.0f} MB  "
         f"({helpers})"
     )
 
@@ -215,12 +222,15 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between samples")
     parser.add_argument("--playlists", type=int, default=2_000, help="playlists plyr.fm knows")
     parser.add_argument("--tracks", type=int, default=10_000, help="tracks in the catalogue")
+    parser.add_argument(
+        "--edits", type=float, default=FIREHOSE.edit, help="share of frames editing known playlists"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     arguments = parser.parse_args()
     seconds = arguments.minutes * 60
     options = StackOptions(
         world=WorldSpec(tracks=arguments.tracks, playlists=arguments.playlists),
-        mix=FIREHOSE,
+        mix=dataclasses.replace(FIREHOSE, edit=arguments.edits),
         frames=arguments.playlists + int(arguments.rate * seconds),
         rate=arguments.rate,
         api=False,
@@ -230,7 +240,8 @@ def main() -> None:
     console = Console(width=160)
     console.print(
         f"soak: {options.frames:,} frames at {arguments.rate:,.0f}/s (~{arguments.minutes:g} "
-        f"min); {arguments.playlists:,} known playlists, {arguments.tracks:,} tracks"
+        f"min); {arguments.playlists:,} known playlists, {arguments.tracks:,} tracks, "
+        f"{arguments.edits:.1%} of frames edit them"
     )
     report = asyncio.run(
         soak(options, interval=arguments.interval, nominal_seconds=seconds, console=console)

@@ -9,11 +9,21 @@ from __future__ import annotations
 import signal
 from collections import Counter
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
 from benchmarks.api_load import load_options, run_load
-from benchmarks.load_world import EDITS_ONLY, StreamSpec, WorldSpec, latest_versions
+from benchmarks.load_servers import NAMESPACE, IndexedTurbopufferServer
+from benchmarks.load_world import (
+    EDITS_ONLY,
+    FIRST_TRACK_ID,
+    StreamSpec,
+    WorldSpec,
+    latest_versions,
+)
+from engine.turbopuffer_store import TurbopufferStore
+from tests.support.turbopuffer_server import TurbopufferServer
 from worker.local_servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -72,3 +82,40 @@ def test_the_stream_is_a_pure_function_of_its_parameters() -> None:
     latest = latest_versions(stream, len(frames))
     assert len(latest) == WORLD.playlists
     assert any(edit.index >= WORLD.playlists for edit in latest.values())
+
+
+async def test_the_indexed_stand_in_answers_the_real_client_as_the_tests_server_does() -> None:
+    """the load runs' turbopuffer stand-in takes shortcuts; the answers must not change."""
+    world = WorldSpec(tracks=600, artists=20, playlists=4)
+    vectors = world.vectors()
+    reference = TurbopufferServer()
+    reference.seed(NAMESPACE, {FIRST_TRACK_ID + row: v for row, v in enumerate(vectors)})
+    indexed = IndexedTurbopufferServer(0, vectors)
+    # only the indexed path can answer now: the reference documents are gone
+    indexed.namespaces[NAMESPACE].documents.clear()
+    playlist = list(world.known[0].track_ids)
+    targets = [vectors[t - FIRST_TRACK_ID] for t in playlist[:3]]
+
+    answers = []
+    async with reference, indexed:
+        for server in (reference, indexed):
+            async with TurbopufferStore(
+                api_key="load", namespace=NAMESPACE, base_url=server.base_url, max_retries=0
+            ) as store:
+                found = await store.get_vectors([*playlist, 999_999])
+                ranked = await store.query_many(targets, top_k=25, exclude_ids=playlist)
+            answers.append((found, ranked))
+
+    (found, ranked), (indexed_found, indexed_ranked) = answers
+    assert sorted(indexed_found) == sorted(found) == sorted(playlist)
+    for track_id, vector in found.items():
+        np.testing.assert_array_equal(indexed_found[track_id], vector)
+    assert [[c.track_id for c in hits] for hits in indexed_ranked] == [
+        [c.track_id for c in hits] for hits in ranked
+    ]
+    assert all(
+        len(hits) == 25 and not set(playlist) & {c.track_id for c in hits} for hits in ranked
+    )
+    for hits, indexed_hits in zip(ranked, indexed_ranked, strict=True):
+        for hit, indexed_hit in zip(hits, indexed_hits, strict=True):
+            assert indexed_hit.distance == pytest.approx(hit.distance, abs=1e-5)
