@@ -32,8 +32,10 @@ from worker.services import Services, installed
 from worker.tasks import (
     TASKS,
     check_arguments,
+    forget_key,
     forget_playlist,
     ingest_retry_delay,
+    recompute_key,
     recompute_playlist,
 )
 
@@ -354,3 +356,60 @@ async def test_an_unreadable_entry_is_recomputed_not_taken_for_done(docket: Dock
         assert value is not None
         assert value["available"] is True
         assert services.cache.counts["corrupt_entries"] == 1
+
+
+class FailsOnceWhenReleased:
+    """a store whose first lookup waits for a signal, then fails transiently: a
+    recompute held mid-run while something else happens to its playlist."""
+
+    def __init__(self) -> None:
+        self.inner = sample_store()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.failed = False
+
+    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
+        if not self.failed:
+            self.failed = True
+            self.entered.set()
+            await self.release.wait()
+            raise TransientStoreError("429 from turbopuffer")
+        return await self.inner.get_vectors(track_ids)
+
+    async def query_many(
+        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
+    ) -> list[list[Candidate]]:
+        return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
+
+
+async def test_a_retry_that_outlives_the_playlists_delete_writes_nothing(docket: Docket) -> None:
+    """seen in "turbopuffer 429": a recompute failing while its playlist was deleted was
+    retried after the forget and cached a deleted playlist again."""
+    store = FailsOnceWhenReleased()
+    async with embedded_services(store=store) as services:
+        await enqueue(docket, P1_EIGHT, key=recompute_key(P1_URI))
+        running = asyncio.create_task(drain(docket, services))
+        await asyncio.wait_for(store.entered.wait(), 10)
+        # what the consumer does on the delete: cancel what is pending, then forget
+        delete_rev = "3zzzzzzzzzzz2"
+        assert delete_rev > P1_EIGHT.rev
+        await docket.cancel(recompute_key(P1_URI))
+        await docket.add(forget_playlist, key=forget_key(P1_URI))(P1_URI, delete_rev)
+        store.release.set()
+        await asyncio.wait_for(running, 30)
+        assert await cached(services, P1_ID, P1_EIGHT.cid) is None
+        assert await services.cache.get_state(P1_ID) is None
+        assert services.counts["retried:transient"] == 1
+        assert services.counts["dropped:deleted"] == 1
+
+
+async def test_a_playlist_recreated_after_its_delete_is_computed(docket: Docket) -> None:
+    async with embedded_services() as services:
+        older_delete_rev = "3m64ho4aaaa22"
+        assert older_delete_rev < P1_EIGHT.rev
+        await docket.add(forget_playlist)(P1_URI, older_delete_rev)
+        await drain(docket, services)
+        await enqueue(docket, P1_EIGHT)  # its rev is newer than the delete's
+        await drain(docket, services)
+        assert services.counts["dropped:deleted"] == 0
+        assert await cached(services, P1_ID, P1_EIGHT.cid) is not None

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 SCAN_BATCH = 200
 PLAYLIST_ID_PREFIX = "plyr:recommendations-playlist"  # list record URI -> playlist id
+# list record URI -> the rev of its delete. a recompute of that record at an older
+# rev (a retry or a redelivery that outlived the forget) must not cache it again.
+DELETED_PREFIX = "plyr:recommendations-deleted"
 
 
 class RecommendationCache:
@@ -87,6 +90,18 @@ class RecommendationCache:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
+    async def deleted_rev(self, playlist_uri: str) -> str | None:
+        """the rev of the record's delete, if it was deleted within the TTL."""
+        raw = await self.redis.get(_deleted_key(playlist_uri))
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def mark_deleted(self, playlist_uri: str, rev: str) -> None:
+        """remember that the record was deleted at `rev`, so that nothing older still
+        running or retrying writes it back (a re-created record has newer revs)."""
+        await self.redis.set(_deleted_key(playlist_uri), rev, ex=CACHE_TTL_SECONDS)
+
     async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
         """delete every cached version of a playlist and its state; the count deleted."""
         deleted = 0
@@ -105,3 +120,7 @@ class RecommendationCache:
 
 def _uri_key(playlist_uri: str) -> str:
     return f"{PLAYLIST_ID_PREFIX}:{playlist_uri}"
+
+
+def _deleted_key(playlist_uri: str) -> str:
+    return f"{DELETED_PREFIX}:{playlist_uri}"

@@ -6,7 +6,9 @@ between the two processes:
 - `recompute_playlist(playlist_uri, cid, rev, track_uris)` under the docket key
   `recompute_key(playlist_uri)`, replaced on every accepted edit so rapid edits
   collapse into one run of the newest state;
-- `forget_playlist(playlist_uri)` on a delete.
+- `forget_playlist(playlist_uri, rev)` on a delete. it leaves a marker (the
+  delete's rev, 24 h): a recompute of an older rev that outlived the forget (a
+  retry, a redelivery) is dropped instead of caching a deleted playlist again.
 
 policy lives in the parameters, where docket reads it: retries with exponential
 backoff on transient faults, a timeout. one run per playlist at a time is a
@@ -126,6 +128,15 @@ async def recompute_playlist(
     try:
         check_arguments(playlist_uri, cid, rev, track_uris)
         async with _one_run_per_playlist(services, playlist_uri):
+            deleted_at = await services.cache.deleted_rev(playlist_uri)
+            # revs are TIDs (they sort by time): a record re-created after its
+            # delete carries a newer one. checked under the lock the forget holds too.
+            if deleted_at is not None and rev <= deleted_at:
+                counts["dropped:deleted"] += 1
+                logger.info("dropping recompute of %s: deleted at rev %s", playlist_uri, deleted_at)
+                if services.observer is not None:
+                    services.observer.dropped(playlist_uri, "deleted since")
+                return
             playlist = await services.catalog.resolve_playlist(playlist_uri)
             if playlist is None:
                 delay = ingest_retry_delay(retry.attempt, services.settings.playlist_wait_seconds)
@@ -180,6 +191,10 @@ async def forget_playlist(
     try:
         # the recompute's lock: a forget and a recompute of one playlist never overlap
         async with _one_run_per_playlist(services, playlist_uri):
+            if rev:
+                # first, and whatever is cached: a recompute of this record still
+                # retrying (it may not even know its playlist yet) must find it
+                await services.cache.mark_deleted(playlist_uri, rev)
             playlist_id = await services.cache.playlist_id_for(playlist_uri)
             if playlist_id is None:
                 playlist = await services.catalog.resolve_playlist(playlist_uri)
