@@ -235,6 +235,7 @@ class JetstreamConsumer:
         queue: asyncio.Queue[bytes | _EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
         reader = asyncio.create_task(_read(connection, queue))
         stopping = asyncio.create_task(stop.wait())
+        arrival: asyncio.Task[bytes | _EndOfStream] | None = None
         clean_exit = False
         try:
             while not stop.is_set():
@@ -256,6 +257,10 @@ class JetstreamConsumer:
             clean_exit = True
         finally:
             stopping.cancel()
+            if arrival is not None:
+                # cancelled while waiting (the consumer was stopped from outside):
+                # a get left pending would be destroyed with the queue, and logged
+                arrival.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

@@ -4,6 +4,7 @@ own snapshot API; what was enqueued, in order, through the consumer's observer h
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from docket import Docket
 
 from jetstream import Enqueued, ReplayFaults, ReplayServer
+from jetstream.config import ConsumerConfig
 from jetstream.keys import JetstreamKeys
 from jetstream.replay import DEFAULT_GARBAGE
 from tests.support.jetstream_world import (
@@ -156,6 +158,30 @@ async def test_shutdown_flushes_the_cursor_and_the_counters(
     stats = await redis_client.hgetall(KEYS.stats)
     assert stats[b"frames"] == b"14"  # the track commit is filtered by the host
     assert stats[b"recomputes"] == b"8"
+
+
+async def test_a_consumer_cancelled_while_idle_leaves_no_task_behind(
+    redis_client: aioredis.Redis, docket: Docket
+) -> None:
+    """seen in the reliability runs: "Task was destroyed but it is pending!" for the
+    consumer's wait on an empty queue, when it was cancelled (not stopped) there."""
+
+    async def cancel_when_idle(config: ConsumerConfig) -> None:
+        async with running_consumer(config, redis_client, docket) as running:
+            await eventually(lambda: running.consumer.cursor.done == LAST_STORY_TIME)
+            running.task.cancel()
+            await asyncio.wait([running.task])
+
+    async with ReplayServer(STORY) as replay:
+        # the helper surfaces how the consumer's task ended: here, cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await cancel_when_idle(loopback_config((replay.url,)))
+    left = [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and "Queue.get" in repr(task.get_coro())
+    ]
+    assert left == []
 
 
 async def test_a_dropped_connection_resumes_from_the_cursor_and_loses_nothing(
