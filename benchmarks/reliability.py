@@ -70,10 +70,8 @@ def _signed(value: float | None) -> str:
 
 def row(outcome: Outcome) -> tuple[str, ...]:
     errors = str(outcome.server_errors)
-    if outcome.server_errors and set(outcome.statuses) & {500, 502, 504}:
-        errors += " (!)"
-    elif outcome.server_errors:
-        errors += " (503)"
+    if outcome.server_errors:
+        errors += " (" + ", ".join(str(s) for s in sorted(outcome.statuses) if s >= 500) + ")"
     return (
         outcome.scenario,
         str(outcome.events),

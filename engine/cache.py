@@ -2,8 +2,10 @@
 
     plyr:recommendations:{playlist_id}:{token}    the answer for one version of a playlist
     plyr:recommendations-state:{playlist_id}      the last computed version (cid, fingerprint,
-                                                  track ids): how a reorder or rename is
-                                                  recognised and served without a recompute
+                                                  track ids, owner): how a reorder or rename
+                                                  is recognised and served without a
+                                                  recompute, and what the API serves its
+                                                  owner while plyr.fm's database is down
 
 `token` is the list record's CID, or for a private playlist (no record) its
 `updated_at` in ISO form, as plyr.fm does today. every key lives 24 h.
@@ -125,6 +127,7 @@ class PlaylistState:
     track_ids: list[int] = field(default_factory=list)
     track_uris: list[str] = field(default_factory=list)
     rev: str = ""
+    owner_did: str = ""  # whose playlist (a playlist never changes hands); "" unknown
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -134,6 +137,7 @@ class PlaylistState:
                 "track_ids": self.track_ids,
                 "track_uris": self.track_uris,
                 "rev": self.rev,
+                "owner_did": self.owner_did,
             }
         )
 
@@ -159,6 +163,7 @@ class PlaylistState:
             track_ids=track_ids,
             track_uris=track_uris,
             rev=_text(data.get("rev")),
+            owner_did=_text(data.get("owner_did")),
         )
 
 

@@ -265,7 +265,7 @@ async def test_an_unreadable_cache_entry_is_a_miss(api: Api, world: World) -> No
 # --- plyr.fm's PostgreSQL ----------------------------------------------------------------
 
 
-async def test_on_postgres_the_owners_pds_comes_from_artists_and_a_lost_database_is_a_503(
+async def test_on_postgres_the_owners_pds_comes_from_artists_and_a_lost_database_degrades(
     world: World,
     redis_client: aioredis.Redis,
     exact_store: ExactStore,
@@ -283,6 +283,9 @@ async def test_on_postgres_the_owners_pds_comes_from_artists_and_a_lost_database
             assert response.headers[SOURCE_HEADER] == "computed"
             assert response.json()["available"] is True
             assert len(world.pds.requests) == 1
+            state = await RecommendationCache(api.redis).get_state(PUBLIC_ID)
+            assert state is not None
+            assert state.owner_did == world.alice.did  # what the outage will be judged by
 
             name = postgres_dsn.rsplit("/", 1)[1]
             admin = await asyncpg.connect(postgres_server.dsn())
@@ -290,9 +293,24 @@ async def test_on_postgres_the_owners_pds_comes_from_artists_and_a_lost_database
                 await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             finally:
                 await admin.close()
-            lost = await api.get(PUBLIC_ID, bearer(world.alice))
-            assert lost.status_code == 503
-            assert lost.headers["retry-after"] == "5"
+            # the owner: the newest answer the cache holds, from the worker's state
+            lost = await api.get(PUBLIC_ID, bearer(world.alice), limit=5)
+            assert lost.status_code == 200
+            assert lost.headers[SOURCE_HEADER] == "last_known"
+            kept = await cached_value(api.redis, PUBLIC_ID, CID_1)
+            assert kept is not None
+            assert lost.json() == kept.response(5)
+            # not the owner, by the state's word: refused, as with the database
+            assert (await api.get(PUBLIC_ID, bearer(world.bob))).status_code == 403
+            # never computed: nobody can be told whose it is, so nothing but "unavailable"
+            for viewer in (world.alice, world.bob):
+                unknown = await api.get(BOBS_ID, bearer(viewer))
+                assert unknown.status_code == 200
+                assert unknown.json() == {"tracks": [], "available": False}
+                assert unknown.headers[SOURCE_HEADER] == "catalog_failed"
             assert (await api.client.get("/health")).json()["catalog"] == "down"
+            metrics = (await api.client.get("/metrics")).text
+            assert "plyr_recs_api_catalog_faults_total 4.0" in metrics
+            assert 'plyr_recs_api_answers_total{source="last_known"} 1.0' in metrics
     finally:
         await catalog.aclose()

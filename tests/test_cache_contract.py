@@ -101,8 +101,13 @@ def test_malformed_payloads_are_format_errors(raw: bytes) -> None:
 
 
 def test_state_round_trip_and_validation() -> None:
-    state = PlaylistState("cid", fingerprint([1, 2]), [1, 2], ["at://a", "at://b"], "3m6")
+    state = PlaylistState(
+        "cid", fingerprint([1, 2]), [1, 2], ["at://a", "at://b"], "3m6", "did:plc:owner"
+    )
     assert PlaylistState.from_json(state.to_json()) == state
+    # a state written before owners were kept reads as "owner unknown"
+    older = PlaylistState.from_json(b'{"token": "cid", "fingerprint": "f"}')
+    assert older.owner_did == ""
     with pytest.raises(CacheFormatError):
         PlaylistState.from_json(b'{"track_ids": ["1"]}')
     with pytest.raises(CacheFormatError):

@@ -93,6 +93,10 @@ async def test_recompute_writes_the_cache_entry_and_state_with_ttl(docket: Docke
         for key in (cache_key(P1_ID, P1_EIGHT.cid), state_key(P1_ID)):
             ttl = await services.redis.ttl(key)
             assert CACHE_TTL_SECONDS - 60 < ttl <= CACHE_TTL_SECONDS
+        # the owner, from plyr.fm's row: the API's word on whose it is while that is down
+        state = await services.cache.get_state(P1_ID)
+        assert state is not None
+        assert state.owner_did == P1_URI.split("/")[2]
 
 
 async def test_recompute_is_idempotent_per_version(docket: Docket) -> None:

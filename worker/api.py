@@ -11,9 +11,13 @@ they hold no state but their connection pools.
     GET /openapi.json   the OpenAPI document (worker.api_schema)
 
 statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
-playlist, 422 a malformed `limit` or `playlist_id`, 503 plyr.fm's database is
-unreachable (nobody can tell who owns what). every other fault degrades to
-`{"tracks": [], "available": false}` (see `worker.api_answers`).
+playlist, 422 a malformed `limit` or `playlist_id`. every fault degrades to
+`{"tracks": [], "available": false}` instead of an error (see
+`worker.api_answers`). with plyr.fm's database down, the owner and the newest
+version come from the worker's state in Redis: the owner is served that
+version's answer, someone else a 403, and a playlist nobody is known to own
+`available: false` (no 404: without the database nobody can say it is unknown).
+503 comes only from uvicorn, past `MAX_CONCURRENT_CONNECTIONS`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
-from worker.api_answers import CACHE_FAULTS, AnswerLimits, Answers
+from worker.api_answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
 from worker.api_metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
 from worker.api_schema import (
     HEALTH_RESPONSES,
@@ -61,7 +65,6 @@ SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (
 HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
 HEALTH_CATALOG_TIMEOUT: Final = 1.0
 HEALTH_PROBE_ID: Final = "00000000-0000-0000-0000-000000000000"  # a primary-key miss
-CATALOG_RETRY_AFTER: Final = "5"  # seconds, on a 503
 MAX_CONCURRENT_CONNECTIONS: Final = 1000  # uvicorn answers 503 past it
 
 
@@ -121,7 +124,6 @@ def create_app(
     )
     app.state.api = ApiState(services, authenticator, answers, metrics, owned)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
-    app.add_exception_handler(CatalogError, _catalog_unavailable)
     app.include_router(router)
     # added after the router, so the hit path is matched first.
     app.add_api_route("/openapi.json", _openapi, include_in_schema=False)
@@ -161,12 +163,16 @@ async def recommendations(request: Request) -> Response:
     viewer_did = await viewer(request)
     playlist_id = _playlist_id(request.path_params.get("playlist_id", ""))
     limit = _limit(request.query_params.get("limit"))
-    playlist = await state.services.catalog.get_playlist(playlist_id)
-    if playlist is None:
-        raise HTTPException(404, "unknown playlist")
-    if playlist.owner_did != viewer_did:
-        raise HTTPException(403, "not the playlist's owner")
-    answer = await state.answers.answer(playlist)
+    try:
+        playlist = await state.services.catalog.get_playlist(playlist_id)
+    except CatalogError as error:
+        answer = await _without_catalog(state, playlist_id, viewer_did, error)
+    else:
+        if playlist is None:
+            raise HTTPException(404, "unknown playlist")
+        if playlist.owner_did != viewer_did:
+            raise HTTPException(403, "not the playlist's owner")
+        answer = await state.answers.answer(playlist)
     return Response(
         answer.body(limit),
         media_type="application/json",
@@ -199,15 +205,22 @@ def _invalid(where: str, name: str, expected: str, raw: str) -> RequestValidatio
     return RequestValidationError([error])
 
 
-async def _catalog_unavailable(_: Request, error: Exception) -> Response:
-    # ownership lives in plyr.fm's database: without it no request can be
-    # authorised, so this is an honest 503, not a fake "no recommendations".
-    logger.warning("catalog unavailable: %s", error)
-    return JSONResponse(
-        {"detail": "catalog unavailable"},
-        status_code=503,
-        headers={"retry-after": CATALOG_RETRY_AFTER},
-    )
+async def _without_catalog(
+    state: ApiState, playlist_id: str, viewer_did: str, error: CatalogError
+) -> Answer:
+    """plyr.fm's database is down: answer from what the cache knows, never an error.
+
+    the worker's state names the playlist's owner (a playlist never changes
+    hands) and its newest computed version: the owner gets that answer, maybe
+    one edit behind; anyone else a 403; with no state, nobody can be told
+    anything but `available: false`.
+    """
+    state.answers.catalog_failed(error)
+    known = await state.answers.last_known(playlist_id)
+    if known.owner_did is not None and known.owner_did != viewer_did:
+        raise HTTPException(403, "not the playlist's owner")
+    state.metrics.answers.labels(known.answer.source).inc()
+    return known.answer
 
 
 @router.get("/health", response_model=None, responses=HEALTH_RESPONSES)

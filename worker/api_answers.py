@@ -9,9 +9,10 @@ writes the cache exactly as the worker would.
 
 nothing here answers with an error: each dependency that fails turns into
 `available: false` (never cached) or into computing without the cache, and
-the reason is counted (`Degraded`). the one exception is the catalog: without
-plyr.fm's database nobody can say who owns what, so its errors reach the
-endpoint (503).
+the reason is counted (`Degraded`). that includes plyr.fm's database: without
+it neither the current version nor the owner can be read, so `last_known`
+serves what the worker's state says instead (its owner, its newest version),
+and nothing to anyone it cannot tell is the owner.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, private_token
-from engine.ports import VectorStoreError
+from engine.ports import CatalogError, VectorStoreError
 from engine.types import PlaylistRow
 from worker.api_metrics import ApiMetrics
 from worker.cache_reads import CoalescedReads
@@ -45,6 +46,7 @@ UNAVAILABLE_BODY: Final = orjson.dumps({"tracks": [], "available": False})
 # what "Redis is not answering" looks like: refused or reset (ConnectionError), the
 # client's socket timeout (redis' TimeoutError), or our own bound (the builtin one).
 CACHE_FAULTS: Final = (RedisConnectionError, RedisTimeoutError, TimeoutError)
+CATALOG_LOG_INTERVAL_SECONDS: Final = 10.0
 
 
 class Degraded(StrEnum):
@@ -58,6 +60,7 @@ class Degraded(StrEnum):
     RECORD_REJECTED = "record_rejected"  # the PDS answered with no usable playlist
     TIMEOUT = "timeout"  # the inline compute outlasted the request's budget
     BUSY = "busy"  # too many inline computes at once in this process
+    CATALOG_FAILED = "catalog_failed"  # plyr.fm's database failed (none of its data is served)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,14 @@ class Answer:
         if self.value is None:
             return UNAVAILABLE_BODY
         return orjson.dumps(self.value.response(limit))
+
+
+@dataclass(frozen=True, slots=True)
+class LastKnown:
+    """what the cache says of a playlist when plyr.fm's database cannot."""
+
+    owner_did: str | None  # None: nobody is known to own it here (never computed)
+    answer: Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +139,7 @@ class Answers:
         self.pds = pds
         self.metrics = metrics
         self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
+        self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
 
@@ -169,6 +181,34 @@ class Answers:
         self.metrics.answers.labels(answer.source).inc()
         return answer
 
+    async def last_known(self, playlist_id: str) -> LastKnown:
+        """the playlist's newest computed answer and its owner, from the worker's state:
+        what can be served while plyr.fm's database is down. the caller checks the
+        owner; an unknown owner comes with `available: false` and nothing else."""
+        failed = LastKnown(None, Answer(None, Degraded.CATALOG_FAILED))
+        if not self._cache_up():
+            return failed
+        try:
+            state = await self._bounded(self.cache.get_state(playlist_id))
+            if state is None or not state.owner_did:
+                return failed
+            value = await self.reads.get(playlist_id, state.token)
+        except CACHE_FAULTS as error:
+            self._cache_failed(error)
+            return failed
+        if value is None:
+            return LastKnown(state.owner_did, failed.answer)
+        return LastKnown(state.owner_did, Answer(value, "last_known"))
+
+    def catalog_failed(self, error: BaseException) -> None:
+        """count a fault of plyr.fm's database; log it at most every few seconds (an
+        outage meets every request)."""
+        self.metrics.catalog_faults.inc()
+        now = time.monotonic()
+        if now >= self._catalog_log_after:
+            self._catalog_log_after = now + CATALOG_LOG_INTERVAL_SECONDS
+            logger.warning("plyr.fm's database failed, answering from the cache: %s", error)
+
     # --- the miss --------------------------------------------------------------------
 
     async def _shared_compute(self, playlist: PlaylistRow, token: str | None) -> Answer:
@@ -205,13 +245,17 @@ class Answers:
             if isinstance(tracks, Answer):
                 return tracks
             self.metrics.track_sources.labels(tracks.source).inc()
-            return await self._recommend(playlist.playlist_id, tracks)
+            return await self._recommend(playlist, tracks)
         except VectorStoreError as error:
             # never cached: the next request tries again (refresh writes only after computing).
             logger.warning(
                 "inline compute of %s: vector store failed: %s", playlist.playlist_id, error
             )
             return Answer(None, Degraded.STORE_FAILED)
+        except CatalogError as error:
+            # the playlist was read, then the database went (tracks, hydration)
+            self.catalog_failed(error)
+            return Answer(None, Degraded.CATALOG_FAILED)
         finally:
             self.metrics.compute_seconds.observe(time.perf_counter() - started)
 
@@ -248,10 +292,11 @@ class Answers:
         )
         return _TrackList(record.track_uris, record.cid, "pds_other_cid")
 
-    async def _recommend(self, playlist_id: str, tracks: _TrackList) -> Answer:
+    async def _recommend(self, playlist: PlaylistRow, tracks: _TrackList) -> Answer:
+        playlist_id = playlist.playlist_id
         if tracks.token is not None and self._cache_up():
             try:
-                refreshed = await self._refresh(playlist_id, tracks)
+                refreshed = await self._refresh(playlist, tracks)
                 value = refreshed.value
                 if value is None:  # already cached: the worker got there in the meantime...
                     value = await self._bounded(self.cache.get(playlist_id, tracks.token))
@@ -260,7 +305,7 @@ class Answers:
                     # existence for done. drop it so this compute replaces it.
                     key = cache_key(playlist_id, tracks.token)
                     await self._bounded(self.cache.redis.delete(key))
-                    refreshed = await self._refresh(playlist_id, tracks)
+                    refreshed = await self._refresh(playlist, tracks)
                     value = refreshed.value
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
@@ -271,10 +316,13 @@ class Answers:
         value, _ = await self.recommender.compute(track_ids)
         return Answer(value, "computed_uncached")
 
-    async def _refresh(self, playlist_id: str, tracks: _TrackList) -> Refreshed:
+    async def _refresh(self, playlist: PlaylistRow, tracks: _TrackList) -> Refreshed:
         assert tracks.token is not None
         return await self.recommender.refresh(
-            playlist_id, tracks.token, track_uris=tracks.track_uris
+            playlist.playlist_id,
+            tracks.token,
+            track_uris=tracks.track_uris,
+            owner_did=playlist.owner_did,
         )
 
     # --- the cache's health -------------------------------------------------------------

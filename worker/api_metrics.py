@@ -58,6 +58,11 @@ class ApiMetrics:
             "Redis errors or timeouts met by the API (each pauses the cache for a moment).",
             registry=self.registry,
         )
+        self.catalog_faults = Counter(
+            "plyr_recs_api_catalog_faults",
+            "plyr.fm database errors met by the API (answered from the cache instead).",
+            registry=self.registry,
+        )
         self.compute_seconds = Histogram(
             "plyr_recs_api_compute_seconds",
             "wall time of an inline compute on a miss (track list, engine, cache write).",

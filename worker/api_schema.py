@@ -86,10 +86,7 @@ RECOMMENDATIONS_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     403: _detail("the viewer does not own this playlist"),
     404: _detail("no such playlist"),
     422: {"model": ValidationErrors, "description": "a malformed playlist_id or limit"},
-    503: _detail(
-        "plyr.fm's database is unreachable: nobody can be authorised",
-        **{"Retry-After": "seconds to wait"},
-    ),
+    503: {"description": "the server is past its connection limit (uvicorn's answer)"},
 }
 
 # the parameters `worker.api` reads by hand. `Authorization` is a security scheme,

@@ -87,6 +87,7 @@ class Recommender:
         *,
         track_uris: Sequence[str],
         rev: str = "",
+        owner_did: str = "",
     ) -> Refreshed:
         """make sure the cache holds the answer for (playlist, version `token`)."""
         cache = self.cache
@@ -96,7 +97,7 @@ class Recommender:
 
         track_ids = await self.track_ids(track_uris)
         track_set = fingerprint(track_ids)
-        state = PlaylistState(token, track_set, track_ids, list(track_uris), rev)
+        state = PlaylistState(token, track_set, track_ids, list(track_uris), rev, owner_did)
         previous = await cache.get_state(playlist_id) if cache is not None else None
         # an older revision arriving late still gets its own key, but must not
         # overwrite the state of a newer one (revs are TIDs: they sort by time)

@@ -150,7 +150,11 @@ async def recompute_playlist(
                 retry.after(timedelta(seconds=delay))
             await services.cache.remember_playlist(playlist_uri, playlist.playlist_id)
             refreshed = await services.recommender.refresh(
-                playlist.playlist_id, cid, track_uris=track_uris, rev=rev
+                playlist.playlist_id,
+                cid,
+                track_uris=track_uris,
+                rev=rev,
+                owner_did=playlist.owner_did,
             )
     except PlaylistBusy:
         counts["retried:busy"] += 1
