@@ -55,6 +55,12 @@ MAX_DID_LENGTH = 261
 # here: that needs an egress rule for the API's machines.)
 PRIVATE_WEB_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".flycast")
 MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
+# fetches in flight at once, per DID method. past it a new DID fails at once (an
+# outage to the caller: a cached key still gets its grace) instead of queueing.
+# did:web has its own, smaller budget: anyone can name a host that answers slowly,
+# and those must not take the connections plc.directory's lookups need.
+MAX_PLC_FETCHES = 32
+MAX_WEB_FETCHES = 8
 
 
 def is_supported_did(value: str) -> bool:
@@ -102,6 +108,9 @@ class CachedDidResolver:
     when a key has outlived `cache_seconds` and the directory cannot be reached,
     the old key is still used for up to `stale_grace_seconds`: a plc.directory
     outage should not log every viewer out. a forced refresh gets no such grace.
+
+    concurrent requests for one DID share one fetch, and the fetches in flight
+    are bounded per method (`MAX_PLC_FETCHES`, `MAX_WEB_FETCHES`).
     """
 
     def __init__(
@@ -114,6 +123,8 @@ class CachedDidResolver:
         stale_grace_seconds: float = 3600.0,
         max_entries: int = 10_000,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
+        max_plc_fetches: int = MAX_PLC_FETCHES,
+        max_web_fetches: int = MAX_WEB_FETCHES,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -124,6 +135,9 @@ class CachedDidResolver:
         self.stale_grace_seconds = stale_grace_seconds
         self.max_entries = max_entries
         self.max_document_bytes = max_document_bytes
+        self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
+        self._fetching: Counter[str] = Counter()  # method -> fetches in flight
+        self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
         self._clock = clock
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
@@ -145,6 +159,10 @@ class CachedDidResolver:
         )
 
     async def aclose(self) -> None:
+        fetches = list(self._inflight.values())
+        for fetch in fetches:
+            fetch.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
         if self._owns_client:
             await self._client.aclose()
 
@@ -164,7 +182,7 @@ class CachedDidResolver:
                 self.counts["refresh_floor"] += 1
                 return key
         try:
-            key = await self._fetch_key(did)
+            key = await self._shared_fetch(did)
         except DidResolutionError as error:
             # only an outage earns the grace: a 404 or a bad document is an answer.
             if cached is None or force_refresh or not error.unreachable:
@@ -186,6 +204,38 @@ class CachedDidResolver:
         self._cache[did] = (key, now)
         while len(self._cache) > self.max_entries:
             self._cache.pop(next(iter(self._cache)))
+
+    async def _shared_fetch(self, did: str) -> str:
+        """one fetch per DID at a time: the callers of the moment all wait for it."""
+        fetch = self._inflight.get(did)
+        if fetch is None:
+            fetch = asyncio.create_task(self._bounded_fetch(did))
+            self._inflight[did] = fetch
+            fetch.add_done_callback(lambda done: self._fetched(did, done))
+        else:
+            self.counts["shared_fetch"] += 1
+        # shielded: a caller that gives up does not cancel the others' fetch
+        return await asyncio.shield(fetch)
+
+    def _fetched(self, did: str, fetch: asyncio.Task[str]) -> None:
+        if self._inflight.get(did) is fetch:
+            del self._inflight[did]
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved: its waiters have it, or all gave up
+
+    async def _bounded_fetch(self, did: str) -> str:
+        method = did.split(":", 2)[1]
+        if self._fetching[method] >= self.max_fetches[method]:
+            self.counts["failed:busy"] += 1
+            raise DidResolutionError(
+                f"too many did:{method} lookups under way; {did[:64]} not looked up",
+                unreachable=True,
+            )
+        self._fetching[method] += 1
+        try:
+            return await self._fetch_key(did)
+        finally:
+            self._fetching[method] -= 1
 
     async def _fetch_key(self, did: str) -> str:
         self.counts["fetch"] += 1
