@@ -1,6 +1,7 @@
 """the cache contract: what the worker writes and the API reads (DESIGN.md, "The cache").
 
     plyr:recommendations:{playlist_id}:{token}    the answer for one version of a playlist
+    plyr:recommendations-versions:{playlist_id}   the tokens cached for it (a set)
     plyr:recommendations-state:{playlist_id}      the last computed version (cid, fingerprint,
                                                   track ids, owner): how a reorder or rename
                                                   is recognised and served without a
@@ -27,6 +28,7 @@ from engine.types import Track
 
 CACHE_PREFIX = "plyr:recommendations"
 STATE_PREFIX = "plyr:recommendations-state"
+VERSIONS_PREFIX = "plyr:recommendations-versions"
 CACHE_TTL = timedelta(hours=24)
 CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
 MAX_CACHED_TRACKS = 10
@@ -46,13 +48,19 @@ def cache_key(playlist_id: str, token: str) -> str:
 
 
 def cache_key_pattern(playlist_id: str) -> str:
-    """a SCAN pattern matching every version of one playlist (for forgetting it)."""
+    """a SCAN pattern matching every version of one playlist (tools and tests)."""
     escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in playlist_id)
     return f"{CACHE_PREFIX}:{escaped}:*"
 
 
 def state_key(playlist_id: str) -> str:
     return f"{STATE_PREFIX}:{playlist_id}"
+
+
+def versions_key(playlist_id: str) -> str:
+    """the set of version tokens cached for a playlist: what a delete must remove,
+    found without scanning the keyspace."""
+    return f"{VERSIONS_PREFIX}:{playlist_id}"
 
 
 def private_token(updated_at: datetime) -> str:

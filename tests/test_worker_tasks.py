@@ -12,7 +12,7 @@ import orjson
 import pytest
 from docket import Docket, Worker
 
-from engine.cache import CACHE_TTL_SECONDS, cache_key, state_key
+from engine.cache import CACHE_TTL_SECONDS, cache_key, state_key, versions_key
 from engine.ports import CatalogUnavailableError, PermanentStoreError, TransientStoreError
 from engine.types import Candidate, Vector
 from tests.support.counting import CountingStore
@@ -90,7 +90,7 @@ async def test_recompute_writes_the_cache_entry_and_state_with_ttl(docket: Docke
         assert not playlist_ids & {track["id"] for track in tracks}
         # eligibility: track 39 (copyright-violation) and 40 (unlisted) never appear
         assert not {39, 40} & {track["id"] for track in tracks}
-        for key in (cache_key(P1_ID, P1_EIGHT.cid), state_key(P1_ID)):
+        for key in (cache_key(P1_ID, P1_EIGHT.cid), state_key(P1_ID), versions_key(P1_ID)):
             ttl = await services.redis.ttl(key)
             assert CACHE_TTL_SECONDS - 60 < ttl <= CACHE_TTL_SECONDS
         # the owner, from plyr.fm's row: the API's word on whose it is while that is down

@@ -17,13 +17,13 @@ from engine.cache import (
     CacheFormatError,
     PlaylistState,
     cache_key,
-    cache_key_pattern,
     state_key,
+    versions_key,
 )
 
 logger = logging.getLogger(__name__)
 
-SCAN_BATCH = 200
+DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
 PLAYLIST_ID_PREFIX = "plyr:recommendations-playlist"  # list record URI -> playlist id
 # list record URI -> the rev of its delete. a recompute of that record at an older
 # rev (a retry or a redelivery that outlived the forget) must not cache it again.
@@ -73,8 +73,12 @@ class RecommendationCache:
         state: PlaylistState | None = None,
     ) -> None:
         """write one version's answer (and the playlist's latest state) with the TTL."""
+        versions = versions_key(playlist_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
+            # the set outlives each member it lists (its TTL restarts with each write)
+            pipe.sadd(versions, token)
+            pipe.expire(versions, CACHE_TTL_SECONDS)
             if state is not None:
                 pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
             await pipe.execute()
@@ -88,14 +92,14 @@ class RecommendationCache:
         raw = await self.redis.get(_uri_key(playlist_uri))
         if raw is None:
             return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return _text(raw)
 
     async def deleted_rev(self, playlist_uri: str) -> str | None:
         """the rev of the record's delete, if it was deleted within the TTL."""
         raw = await self.redis.get(_deleted_key(playlist_uri))
         if raw is None:
             return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return _text(raw)
 
     async def mark_deleted(self, playlist_uri: str, rev: str) -> None:
         """remember that the record was deleted at `rev`, so that nothing older still
@@ -103,19 +107,25 @@ class RecommendationCache:
         await self.redis.set(_deleted_key(playlist_uri), rev, ex=CACHE_TTL_SECONDS)
 
     async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
-        """delete every cached version of a playlist and its state; the count deleted."""
+        """delete every cached version of a playlist and its state; the count deleted.
+
+        the versions come from the playlist's set, not a SCAN: a SCAN walks the
+        whole keyspace (every playlist's entries) for each delete.
+        """
+        versions = versions_key(playlist_id)
+        tokens = await self.redis.smembers(versions)
+        keys = [cache_key(playlist_id, _text(token)) for token in tokens]
+        keys += [state_key(playlist_id), versions]
+        if playlist_uri:
+            keys.append(_uri_key(playlist_uri))
         deleted = 0
-        batch: list[str] = [_uri_key(playlist_uri)] if playlist_uri else []
-        async for key in self.redis.scan_iter(
-            match=cache_key_pattern(playlist_id), count=SCAN_BATCH
-        ):
-            batch.append(key)
-            if len(batch) >= SCAN_BATCH:
-                deleted += int(await self.redis.delete(*batch))
-                batch.clear()
-        batch.append(state_key(playlist_id))
-        deleted += int(await self.redis.delete(*batch))
+        for start in range(0, len(keys), DELETE_BATCH):
+            deleted += int(await self.redis.delete(*keys[start : start + DELETE_BATCH]))
         return deleted
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _uri_key(playlist_uri: str) -> str:
