@@ -10,9 +10,17 @@ from datetime import timedelta
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from docket import Docket, Worker
 
-from engine.cache import CACHE_TTL_SECONDS, cache_key, state_key, versions_key
+from engine.cache import (
+    CACHE_TTL_SECONDS,
+    CachedRecommendations,
+    PlaylistState,
+    cache_key,
+    state_key,
+    versions_key,
+)
 from engine.ports import CatalogUnavailableError, PermanentStoreError, TransientStoreError
 from engine.types import Candidate, Vector
 from tests.support.counting import CountingStore
@@ -27,6 +35,7 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
+from worker.cache_store import RecommendationCache
 from worker.runner import build_worker
 from worker.services import Services, installed
 from worker.tasks import (
@@ -417,3 +426,23 @@ async def test_a_playlist_recreated_after_its_delete_is_computed(docket: Docket)
         await drain(docket, services)
         assert services.counts["dropped:deleted"] == 0
         assert await cached(services, P1_ID, P1_EIGHT.cid) is not None
+
+
+async def test_a_late_older_state_is_refused_at_the_write_itself(
+    redis_client: aioredis.Redis,
+) -> None:
+    """the revision check is part of the write: two runs that overlap anyway (a lock
+    whose lease ran out) cannot put an older state over a newer one."""
+    cache = RecommendationCache(redis_client)
+    playlist_id = f"p-{uuid.uuid4().hex}"
+    value = CachedRecommendations([], True, "single", "f", "now")
+    newer = PlaylistState("cid-new", "f2", [2], [], "3m64ho4bbbb22", "did:plc:owner")
+    older = PlaylistState("cid-old", "f1", [1], [], "3m64ho4aaaa22", "did:plc:owner")
+    assert await cache.put(playlist_id, "cid-new", value, newer)
+    assert not await cache.put(playlist_id, "cid-old", value, older)
+    assert await cache.get_state(playlist_id) == newer
+    assert await cache.get(playlist_id, "cid-old") is not None  # its own entry is kept
+    # an unreadable state there is no reason to keep it
+    await redis_client.set(state_key(playlist_id), b"{broken")
+    assert await cache.put(playlist_id, "cid-old", value, older)
+    assert await cache.get_state(playlist_id) == older

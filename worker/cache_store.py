@@ -11,6 +11,8 @@ import logging
 from collections import Counter
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from engine.cache import (
     CACHE_TTL_SECONDS,
     CachedRecommendations,
@@ -71,17 +73,34 @@ class RecommendationCache:
         token: str,
         value: CachedRecommendations,
         state: PlaylistState | None = None,
-    ) -> None:
-        """write one version's answer (and the playlist's latest state) with the TTL."""
+    ) -> bool:
+        """write one version's answer with the TTL, and the playlist's state unless the
+        one there is of a newer revision; whether the state was written.
+
+        the revision check and the write are one compare-and-set (WATCH, retried
+        if the state changes meanwhile), so two runs of one playlist that overlap
+        (a lock whose lease ran out) still cannot put an older state over a newer.
+        """
+        entry = cache_key(playlist_id, token)
         versions = versions_key(playlist_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
-            # the set outlives each member it lists (its TTL restarts with each write)
-            pipe.sadd(versions, token)
-            pipe.expire(versions, CACHE_TTL_SECONDS)
-            if state is not None:
-                pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
-            await pipe.execute()
+            while True:
+                try:
+                    newer_there = False
+                    if state is not None:
+                        await pipe.watch(state_key(playlist_id))
+                        newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
+                    pipe.multi()
+                    pipe.set(entry, value.to_json(), ex=CACHE_TTL_SECONDS)
+                    # the set outlives each member it lists (its TTL restarts with each write)
+                    pipe.sadd(versions, token)
+                    pipe.expire(versions, CACHE_TTL_SECONDS)
+                    if state is not None and not newer_there:
+                        pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
+                    await pipe.execute()
+                    return state is not None and not newer_there
+                except WatchError:
+                    self.counts["state_write_retries"] += 1
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even
@@ -122,6 +141,18 @@ class RecommendationCache:
         for start in range(0, len(keys), DELETE_BATCH):
             deleted += int(await self.redis.delete(*keys[start : start + DELETE_BATCH]))
         return deleted
+
+
+def _is_newer(raw_state: bytes | None, state: PlaylistState) -> bool:
+    """whether the stored state is of a newer revision than `state` (revs are TIDs:
+    they sort by time; an unknown or unreadable one is never newer)."""
+    if raw_state is None or not state.rev:
+        return False
+    try:
+        there = PlaylistState.from_json(raw_state)
+    except CacheFormatError:
+        return False
+    return bool(there.rev) and there.rev > state.rev
 
 
 def _text(raw: bytes | str) -> str:

@@ -1,8 +1,9 @@
 """one run per playlist at a time: a leased lock in Redis, and "busy" as a transient fault.
 
-two runs of one playlist must not overlap: the state's "newest revision wins"
-is a read then a write, and a forget must not have an older recompute write
-behind it. docket's `ConcurrencyLimit` did this by parking the second run and
+two runs of one playlist should not overlap: they would compute twice, and a
+forget must not have an older recompute write behind it (the state's "newest
+revision wins" holds even then: `RecommendationCache.put` checks it in the
+write itself). docket's `ConcurrencyLimit` did this by parking the second run and
 waking it when the first released its slot, and that loses edits (docket
 0.27, found by tests/test_reliability_faults.py):
 

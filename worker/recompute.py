@@ -99,20 +99,18 @@ class Recommender:
         track_set = fingerprint(track_ids)
         state = PlaylistState(token, track_set, track_ids, list(track_uris), rev, owner_did)
         previous = await cache.get_state(playlist_id) if cache is not None else None
-        # an older revision arriving late still gets its own key, but must not
-        # overwrite the state of a newer one (revs are TIDs: they sort by time)
-        newest = previous is None or not rev or not previous.rev or rev >= previous.rev
-        state_to_write = state if newest else None
+        # an older revision arriving late still gets its own key; `put` keeps it
+        # from overwriting the state of a newer one
 
         if cache is not None and previous is not None and previous.fingerprint == track_set:
             earlier = await cache.get(playlist_id, previous.token)
             # never carry a "disabled" answer forward: the store may be enabled now
             if earlier is not None and earlier.strategy != DISABLED:
-                await cache.put(playlist_id, token, earlier, state_to_write)
+                await cache.put(playlist_id, token, earlier, state)
                 return Refreshed(Outcome.REUSED, earlier, 0.0)
 
         value, seconds = await self.compute(track_ids)
         if cache is not None:
-            await cache.put(playlist_id, token, value, state_to_write)
+            await cache.put(playlist_id, token, value, state)
         outcome = Outcome.COMPUTED if value.available else Outcome.UNAVAILABLE
         return Refreshed(outcome, value, seconds)
