@@ -15,7 +15,6 @@ build the bad tokens too.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
@@ -30,6 +29,8 @@ from atproto_crypto.did import format_multikey
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from tests.support.loopback_http import LoopbackHttpServer
 
 Curve = Literal["k256", "p256"]
 Fault = Literal["stall", "error", "garbage", "deep", "oversized"]
@@ -150,7 +151,7 @@ class Identity:
 
 
 @dataclass
-class PlcDirectory:
+class PlcDirectory(LoopbackHttpServer):
     """plc.directory on 127.0.0.1 (port 0), in the caller's event loop or a thread."""
 
     port: int = 0
@@ -158,14 +159,7 @@ class PlcDirectory:
     requests: Counter[str] = field(default_factory=Counter)  # DID -> GETs seen
     fault: Fault | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event | None = None
-    _thread: threading.Thread | None = None
-    _thread_loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    thread_name = "plc-directory"
 
     # --- identities ----------------------------------------------------------
 
@@ -183,58 +177,8 @@ class PlcDirectory:
         with self._lock:
             return self.requests[did]
 
-    # --- lifecycle -------------------------------------------------------------
-
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/{did}", self._handle)
-        self._release = asyncio.Event()
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._release is not None:
-            self._release.set()  # let stalled handlers finish so shutdown does not wait
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> PlcDirectory:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> PlcDirectory:
-        """serve from a daemon thread with its own loop (for tests that run the API elsewhere)."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.start())
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        self._thread_loop = loop
-        self._thread = threading.Thread(target=run, name="plc-directory", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout=10):
-            raise TimeoutError("the PLC directory thread did not start")
-        return self
-
-    def stop_thread(self) -> None:
-        if self._thread is None or self._thread_loop is None:
-            return
-        self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        self._thread_loop = None
 
     # --- the one route ------------------------------------------------------------
 
@@ -245,8 +189,8 @@ class PlcDirectory:
             fault = self.fault
             document = self.documents.get(did)
         if fault == "stall":
-            assert self._release is not None
-            await self._release.wait()
+            assert self.stopping is not None
+            await self.stopping.wait()
             return web.Response(status=503)
         if fault == "error":
             return web.Response(status=502, text="bad gateway")

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.support.loopback_http import LoopbackHttpServer
+
 Fault = Literal["stall", "error", "garbage", "oversized"]
 
 
@@ -31,7 +33,7 @@ def list_record(track_uris: list[str], *, name: str = "a playlist") -> dict[str,
 
 
 @dataclass
-class PdsServer:
+class PdsServer(LoopbackHttpServer):
     """a PDS on 127.0.0.1 (port 0), in the caller's event loop."""
 
     port: int = 0
@@ -41,38 +43,12 @@ class PdsServer:
     requests: list[dict[str, str]] = field(default_factory=list)  # the query of each getRecord
     fault: Fault | None = None
     delay: float = 0.0  # seconds every answer waits first (a slow but working PDS)
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def put(self, record_uri: str, cid: str, value: dict[str, Any]) -> None:
         self.records[record_uri] = (cid, value)
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/xrpc/com.atproto.repo.getRecord", self._get_record)
-        self._release = asyncio.Event()
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._release is not None:
-            self._release.set()  # let stalled handlers finish so shutdown does not wait
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> PdsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     async def _get_record(self, request: web.Request) -> web.StreamResponse:
         query = dict(request.query)
@@ -80,8 +56,8 @@ class PdsServer:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fault == "stall":
-            assert self._release is not None
-            await self._release.wait()
+            assert self.stopping is not None
+            await self.stopping.wait()
             return web.Response(status=503)
         if self.fault == "error":
             return web.json_response({"error": "InternalServerError"}, status=500)

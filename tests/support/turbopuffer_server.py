@@ -29,6 +29,8 @@ import orjson
 import turbopuffer
 from aiohttp import web
 
+from tests.support.loopback_http import LoopbackHttpServer
+
 # the documented limits the real service enforces (turbopuffer.com/docs/limits, /docs/query).
 MAX_TOP_K = 1200
 MAX_SUBQUERIES = 16
@@ -95,8 +97,11 @@ class Namespace:
         self.documents[doc_id] = document
 
 
-class TurbopufferServer:
+class TurbopufferServer(LoopbackHttpServer):
     """turbopuffer on 127.0.0.1 (port 0 by default), in the caller's event loop or a thread."""
+
+    client_max_size = 64 * 1024 * 1024
+    thread_name = "turbopuffer-server"
 
     def __init__(self, port: int = 0) -> None:
         self.port = port
@@ -104,66 +109,15 @@ class TurbopufferServer:
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()  # the test's thread and the server's loop share state
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
-
-    # --- lifecycle ---------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/namespaces/{namespace}/query", self._handle)
         app.router.add_post("/v2/namespaces/{namespace}", self._handle)
         app.router.add_delete("/v2/namespaces/{namespace}", self._handle)
-        self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        self.port = self._runner.addresses[0][1]  # the port the OS chose for port 0
-
-    async def stop(self) -> None:
-        if self._stopping is not None:
-            self._stopping.set()  # wake stalled handlers so shutdown does not wait on them
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TurbopufferServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> TurbopufferServer:
-        """serve from a daemon thread with its own loop (for tests whose code runs elsewhere)."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def serve() -> None:
-            loop.run_until_complete(self.start())
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        self._thread_loop = loop
-        self._thread = threading.Thread(target=serve, name="turbopuffer-server", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout=10):
-            raise TimeoutError("the turbopuffer server thread did not start")
-        return self
-
-    def stop_thread(self) -> None:
-        if self._thread is not None and self._thread_loop is not None:
-            self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
-            self._thread.join(timeout=10)
-            self._thread = self._thread_loop = None
 
     # --- test hooks --------------------------------------------------------------
 
@@ -236,9 +190,9 @@ class TurbopufferServer:
             )
             fault = self._faults.popleft() if self._faults else None
         if fault is not None:
-            if fault.delay and self._stopping is not None:
+            if fault.delay and self.stopping is not None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay)
+                    await asyncio.wait_for(self.stopping.wait(), timeout=fault.delay)
             if fault.body is not None:
                 return web.Response(body=fault.body, content_type="application/json")
             if fault.status is not None:
