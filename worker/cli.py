@@ -3,6 +3,7 @@
 plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
 plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
+plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
 """
 
 from __future__ import annotations
@@ -142,6 +143,38 @@ def bench_jetstream(
     from worker.bench.jetstream import main as run_jetstream_bench
 
     run_jetstream_bench(frames=frames, playlists=playlists)
+
+
+@bench_app.command("reliability")
+def bench_reliability(
+    size: str = typer.Option(
+        "full",
+        help="full: 5,000+ frames, 200 playlists, 3 s faults (~20 min); "
+        "ci: the test suite's small world (~2 min).",
+    ),
+    only: list[str] = typer.Option(
+        [], help="run only the scenarios whose name contains this (repeatable)."
+    ),
+) -> None:
+    """every fault scenario (websocket drops, stalls and refusals, Redis killed with and
+    without its data, PostgreSQL down, turbopuffer 429/500/slow, worker and consumer
+    SIGKILLed, double and out-of-order delivery) on real parts, each judged against the
+    fault-free run: a table of events, faults, lost, wrong, 5xx and time to recover.
+    exits 1 if anything was lost or wrong. runs from a checkout of the repository: its
+    harness is the test suite's (tests/support/)."""
+    if size not in ("full", "ci"):
+        raise typer.BadParameter("size is full or ci", param_hint="--size")
+    try:
+        from benchmarks.reliability import main as run_reliability_bench
+    except ModuleNotFoundError:
+        typer.echo(
+            "plyr-recs bench reliability: its harness is the test suite's; run it from a "
+            "checkout of the repository (uv run plyr-recs bench reliability)",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    argv = ["--size", size, *(arg for word in only for arg in ("--only", word))]
+    raise typer.Exit(run_reliability_bench(argv))
 
 
 @app.command(
