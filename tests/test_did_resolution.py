@@ -5,13 +5,15 @@ per DID however many requests want it, and a bounded number of fetches in flight
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.jetstream_world import eventually
-from worker.did_resolver import CachedDidResolver, DidResolutionError
+from worker.did_resolver import CachedDidResolver, DidResolutionError, public_addresses
 
 TIMEOUT = 0.5
 
@@ -102,3 +104,95 @@ async def test_closing_cancels_the_lookups_under_way(plc: PlcDirectory) -> None:
     await resolver.aclose()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+# --- did:web hosts that resolve inside a private network ------------------------------
+
+
+def fixed_dns(*addresses: str) -> Callable[[str], Awaitable[list[str]]]:
+    """what the system's resolver would answer, for any name (no DNS in tests)."""
+
+    async def lookup(host: str) -> list[str]:
+        return list(addresses)
+
+    return lookup
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ("127.0.0.1",),
+        ("10.0.0.5",),
+        ("192.168.1.1",),
+        ("169.254.169.254",),  # the cloud metadata service
+        ("100.64.0.1",),  # carrier-grade NAT, Fly.io's private network is near
+        ("::1",),
+        ("fdaa::3",),  # Fly.io's 6PN private addresses
+        ("0.0.0.0",),
+        ("93.184.216.34", "10.0.0.5"),  # one public, one private: still refused
+        (),
+    ],
+)
+async def test_a_public_name_for_a_private_address_is_never_fetched(
+    addresses: tuple[str, ...],
+) -> None:
+    sent: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        resolver = CachedDidResolver(
+            plc_directory_url="http://127.0.0.1:9",
+            timeout_seconds=TIMEOUT,
+            host_addresses=fixed_dns(*addresses),
+            http_client=client,
+        )
+        with pytest.raises(DidResolutionError, match="not on the public internet") as error:
+            await resolver.signing_key("did:web:innocent-looking.example")
+        assert not error.value.unreachable  # an answer, not an outage: no stale grace
+        assert resolver.counts["failed:private_address"] == 1
+        assert sent == []
+
+
+async def test_a_public_address_is_fetched_and_a_dns_failure_is_an_outage() -> None:
+    sent: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        public = CachedDidResolver(
+            plc_directory_url="http://127.0.0.1:9",
+            timeout_seconds=TIMEOUT,
+            host_addresses=fixed_dns("93.184.216.34", "2606:2800:220:1::1"),
+            http_client=client,
+        )
+        # `.test` names never resolve for real, so the fetch itself fails: after it was sent
+        with pytest.raises(DidResolutionError):
+            await public.signing_key("did:web:someone.test")
+        assert [str(request.url) for request in sent] == [
+            "https://someone.test/.well-known/did.json"
+        ]
+
+        async def no_such_name(host: str) -> list[str]:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        unresolvable = CachedDidResolver(
+            plc_directory_url="http://127.0.0.1:9",
+            timeout_seconds=TIMEOUT,
+            host_addresses=no_such_name,
+            http_client=client,
+        )
+        with pytest.raises(DidResolutionError) as error:
+            await unresolvable.signing_key("did:web:gone.example")
+        assert error.value.unreachable
+        assert unresolvable.counts["failed:dns"] == 1
+        assert len(sent) == 1
+
+
+def test_only_public_addresses_pass() -> None:
+    assert public_addresses(["93.184.216.34", "2606:2800:220:1::1"])
+    assert not public_addresses([])
+    assert not public_addresses(["not an address"])
+    assert not public_addresses(["::ffff:127.0.0.1"])  # loopback, IPv4-mapped

@@ -17,12 +17,14 @@ clock and raises KeyError when a DID it never cached is not found.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
+import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -51,8 +53,10 @@ MAX_DID_LENGTH = 261
 # RFC 6762 `.local`, RFC 8375 `home.arpa`, ICANN's private-use `.internal` (Fly.io's
 # private network too) and Fly.io's `.flycast`. no atproto account lives there, and
 # resolving one would have this service fetch an internal URL for anyone who sends
-# a token naming it. (a public name pointing at a private address is not caught
-# here: that needs an egress rule for the API's machines.)
+# a token naming it. a public name pointing at a private address is refused once
+# resolved (`public_addresses`); a name that changes its answer between that check
+# and the connection (DNS rebinding) is beyond an application's reach: an egress
+# rule for the API's machines closes it.
 PRIVATE_WEB_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".flycast")
 MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
 # fetches in flight at once, per DID method. past it a new DID fails at once (an
@@ -75,6 +79,23 @@ def is_supported_did(value: str) -> bool:
 def _private_name(host: str) -> bool:
     name = "." + host.lower().rstrip(".")
     return name.endswith(PRIVATE_WEB_SUFFIXES)
+
+
+async def system_addresses(host: str) -> list[str]:
+    """the addresses the system's resolver gives for `host` (what httpx will dial)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def public_addresses(addresses: Sequence[str]) -> bool:
+    """whether every address is on the public internet (none loopback, private,
+    link-local, reserved, shared or multicast): a did:web host must be."""
+    if not addresses:
+        return False
+    try:
+        return all(ipaddress.ip_address(address).is_global for address in addresses)
+    except ValueError:
+        return False
 
 
 class DidResolutionError(Exception):
@@ -125,6 +146,7 @@ class CachedDidResolver:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         max_plc_fetches: int = MAX_PLC_FETCHES,
         max_web_fetches: int = MAX_WEB_FETCHES,
+        host_addresses: Callable[[str], Awaitable[list[str]]] = system_addresses,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -138,6 +160,7 @@ class CachedDidResolver:
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
+        self._host_addresses = host_addresses
         self._clock = clock
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
@@ -261,6 +284,8 @@ class CachedDidResolver:
         return key
 
     async def _fetch_document(self, did: str) -> dict[str, object]:
+        if did.startswith("did:web:"):
+            await self._refuse_private_host(did)
         url = self._document_url(did)
         async with self._client.stream("GET", url) as response:
             if response.status_code != 200:
@@ -289,6 +314,18 @@ class CachedDidResolver:
             self.counts["failed:bad_document"] += 1
             raise DidResolutionError(f"the DID document of {did} is not an object")
         return document
+
+    async def _refuse_private_host(self, did: str) -> None:
+        host = did.removeprefix("did:web:")
+        try:
+            addresses = await self._host_addresses(host)
+        except OSError as error:  # socket.gaierror: no such name, or DNS is down
+            self.counts["failed:dns"] += 1
+            raise DidResolutionError(f"resolving {did}: no address", unreachable=True) from error
+        if not public_addresses(addresses):
+            self.counts["failed:private_address"] += 1
+            logger.warning("refusing %s: its host resolves to a non-public address", did)
+            raise DidResolutionError(f"{did} is not on the public internet")
 
     def _document_url(self, did: str) -> str:
         if did.startswith("did:plc:"):
