@@ -19,12 +19,16 @@ the Jetstream replay server, the consumer, the worker, the API) and judged by
   entries of versions that never existed, a state naming an older version
 - 5xx: answers of the API, asked for every live playlist while the run went on
   and once more after it
-- recover: from the fault's end to the cache matching the fault-free run (the
-  rest of the stream included; a fault lasting the whole stream, or a faulty
-  delivery, ends when the stream is consumed)
-- delay: how much later than in the fault-free run, counted from each run's
-  start, the cache was right: what the fault cost
-- settle: from the last frame consumed to the cache matching
+- recover: from the fault's end to the cache matching the fault-free run. the
+  rest of the stream is included (the stream is paced: ~23 s at full size), so
+  a fault ending early shows most of the stream here; a fault lasting the whole
+  stream, or a faulty delivery, ends when the stream is consumed
+- settle: from the last frame consumed to the cache matching: how far behind
+  the stream the service ended up
+
+(a "later than the fault-free run" column was tried and dropped: the reference
+run is the world's first, cold, and some scenarios run the worker in its own
+process, so the differences measured the harness, not the fault.)
 
 the harness lives under tests/support/ (it needs the repository, not only the
 installed package).
@@ -57,15 +61,11 @@ from tests.support.reliability_world import CI_SIZE, FULL_SIZE, World, WorldSize
 
 FULL_DURATIONS = Durations(outage=3.0, stall=3.0, refusing=3.0, turbopuffer=3.0, within=300.0)
 CI_DURATIONS = Durations(outage=1.0, stall=1.0, refusing=1.0, turbopuffer=1.0, within=60.0)
-COLUMNS = ("scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "delay", "settle")
+COLUMNS = ("scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "settle")
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
-
-
-def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1f} s"
 
 
 def row(outcome: Outcome) -> tuple[str, ...]:
@@ -80,7 +80,6 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         str(outcome.wrong),
         errors,
         _seconds(outcome.recover_seconds),
-        _signed(outcome.delay_seconds),
         _seconds(outcome.settle_seconds),
     )
 

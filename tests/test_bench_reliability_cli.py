@@ -34,7 +34,7 @@ def test_the_report_prints_the_table_of_a_clean_run() -> None:
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| scenario"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
-        "scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "delay", "settle"
+        "scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "settle"
     ]  # fmt: skip
     rows = [line for line in lines if line.startswith("| ") and line is not header]
     assert len(rows) == 1

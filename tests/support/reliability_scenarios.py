@@ -61,7 +61,6 @@ class Outcome:
     api_mismatches: int
     recover_seconds: float | None  # fault end -> cache right; None: reference or never
     settle_seconds: float | None  # stream consumed -> cache right
-    delay_seconds: float | None  # how much later than the fault-free run the cache was right
     enqueued: int | None  # tasks the in-process consumer enqueued (None: a subprocess)
     statuses: dict[int, int] = field(default_factory=dict)
 
@@ -84,7 +83,6 @@ async def run_scenario(world: World, scenario: Scenario, durations: Durations) -
         world, stream, name=scenario.name, durable_redis=scenario.durable_redis, faults=faults
     ) as run:
         run.durations = durations
-        started_at = time.monotonic()
         injected = await scenario.body(run) + stream.extra_frames
         settled_at, consumed_at = await _settling(run, world, durations.within)
         await run.wait_idle(durations.within)
@@ -96,15 +94,12 @@ async def run_scenario(world: World, scenario: Scenario, durations: Durations) -
             # a final version missing here shows in the verdict (lost), which the
             # callers check; the faulted runs are then held to what is there
             world.reference = {key: value for key, value in finals.items() if value}
-        recover_seconds = settle_seconds = delay_seconds = None
+        recover_seconds = settle_seconds = None
         if settled_at is not None:
             settle_seconds = max(0.0, settled_at - consumed_at)
-            if is_reference:
-                world.reference_seconds = settled_at - started_at
-            else:
+            if not is_reference:
                 fault_ended = run.fault_ended if run.fault_ended is not None else consumed_at
                 recover_seconds = max(0.0, settled_at - fault_ended)
-                delay_seconds = settled_at - started_at - world.reference_seconds
         stats = run.consumer.stats if run.consumer is not None else None
         return Outcome(
             scenario.name,
@@ -115,7 +110,6 @@ async def run_scenario(world: World, scenario: Scenario, durations: Durations) -
             len(mismatches),
             recover_seconds,
             settle_seconds,
-            delay_seconds,
             stats.recomputes + stats.forgets if stats is not None else None,
             dict(run.probe.statuses),
         )

@@ -68,7 +68,6 @@ class World:
         self.stream: SyntheticStream | None = None
         self.reference: dict[str, Comparable] | None = None
         self.reference_outcome: Any = None  # the fault-free run's Outcome
-        self.reference_seconds = 0.0  # the fault-free run: start to cache right
         self._oracle_stack = AsyncExitStack()
         self.oracle: Oracle | None = None
 
