@@ -11,6 +11,10 @@ whole window: each edit goes through the consumer, docket and a recompute in the
 worker, which writes the new version's cache entry while the API serves the current
 ones (the CIDs plyr.fm's rows name).
 
+the baseline: the same load for the same time on the warm cache before the first
+edit, the worker and consumer idle; its p99 and req/s are printed beside the loaded
+window's, with the ratios.
+
 the load: `--clients` keep-alive connections in this process, each sending its next
 request as soon as the last is answered (closed loop), over every known playlist,
 with the internal-token auth plyr.fm's backend uses. reported: requests, transport
@@ -85,6 +89,7 @@ class LoadReport:
     clients: int
     edit_rate: float
     load: LoadResult
+    idle: LoadResult | None  # the baseline: the same load before any edit, worker idle
     recomputes: Counter[str]  # the worker's outcomes during the window
     consumer: ConsumerCounts  # the consumer's counts during the window
     edited_playlists: int  # known playlists with a newer version than their row's
@@ -152,9 +157,11 @@ async def run_load(
     clients: int,
     redis_url: str | None = None,
     database_dsn: str | None = None,
+    baseline_seconds: float = 0.0,
 ) -> LoadReport:
-    """start the stack, warm the cache, then load the API for `seconds` while the edits
-    stream in; wait for the newest versions to be cached; stop everything."""
+    """start the stack, warm the cache, load the API for `baseline_seconds` with the
+    worker idle (the baseline), then for `seconds` while the edits stream in; wait for
+    the newest versions to be cached; stop everything."""
     async with Stack(options, redis_url=redis_url, database_dsn=database_dsn) as stack:
         stream = stack.stream
         world = options.world
@@ -163,6 +170,9 @@ async def run_load(
             print(f"logs in {stack.directory}")
         await stack.wait_cached(creates, within=WARM_TIMEOUT_SECONDS, what="first versions")
         requests = [recommendation_request(p.playlist_id, p.owner_did) for p in world.known]
+        idle = None
+        if baseline_seconds > 0:
+            idle = await closed_loop(stack.api_port, requests, clients, baseline_seconds)
 
         processes = stack.service_processes()
         memory_start = {p.name: p.memory() for p in processes}
@@ -191,6 +201,7 @@ async def run_load(
         clients=clients,
         edit_rate=options.rate,
         load=load,
+        idle=idle,
         recomputes=recomputes,
         consumer=consumer,
         edited_playlists=len(newest),
@@ -239,23 +250,34 @@ def load_options(
 def report(console: Console, result: LoadReport) -> None:
     load = result.load
     table = Table(title="plyr-recs API under load while the worker recomputes (loopback)")
+    table.add_column("window", justify="left")
     for column in ("clients", "requests", "req/s", "errors", "non-2xx", "5xx"):
         table.add_column(column, justify="right")
     for column in ("p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="right")
-    table.add_row(
-        str(result.clients),
-        f"{load.requests:,}",
-        f"{load.requests / load.seconds:,.0f}",
-        str(sum(load.errors.values())),
-        str(load.non_2xx),
-        str(load.server_errors),
-        f"{load.percentile(0.50):.2f}",
-        f"{load.percentile(0.90):.2f}",
-        f"{load.percentile(0.99):.2f}",
-        f"{max(load.latencies_ms, default=float('nan')):.2f}",
-    )
+    windows = [("worker recomputing", load)]
+    if result.idle is not None:
+        windows.insert(0, ("worker idle (baseline)", result.idle))
+    for name, window in windows:
+        table.add_row(
+            name,
+            str(result.clients),
+            f"{window.requests:,}",
+            f"{window.requests / window.seconds:,.0f}",
+            str(sum(window.errors.values())),
+            str(window.non_2xx),
+            str(window.server_errors),
+            f"{window.percentile(0.50):.2f}",
+            f"{window.percentile(0.90):.2f}",
+            f"{window.percentile(0.99):.2f}",
+            f"{max(window.latencies_ms, default=float('nan')):.2f}",
+        )
     console.print(table)
+    idle = result.idle
+    if idle is not None and idle.latencies_ms:
+        p99_ratio = load.percentile(0.99) / idle.percentile(0.99)
+        rate_ratio = (load.requests / load.seconds) / (idle.requests / idle.seconds)
+        console.print(f"recomputing / idle: p99 x{p99_ratio:.2f}, req/s x{rate_ratio:.2f}")
     console.print(
         f"statuses {dict(load.statuses)}; answers by source {dict(load.sources)}; "
         f"available:false {load.unavailable}; transport errors {dict(load.errors) or 0}"
@@ -308,7 +330,14 @@ def main() -> None:
         f"{world.playlists} playlists, {world.tracks:,} tracks; {arguments.clients} clients for "
         f"{arguments.seconds:g} s; edits at {arguments.edit_rate:g}/s"
     )
-    result = asyncio.run(run_load(options, seconds=arguments.seconds, clients=arguments.clients))
+    result = asyncio.run(
+        run_load(
+            options,
+            seconds=arguments.seconds,
+            clients=arguments.clients,
+            baseline_seconds=arguments.seconds,
+        )
+    )
     report(console, result)
 
 

@@ -44,8 +44,14 @@ async def test_every_request_is_answered_from_the_warm_cache_while_the_worker_re
         clients=4,
         redis_url=redis_server.url,
         database_dsn=postgres_dsn,
+        baseline_seconds=1.0,
     )
     load = result.load
+    # the baseline window: the same clients on the warm cache, nothing recomputing
+    assert result.idle is not None
+    assert result.idle.requests > 0
+    assert set(result.idle.statuses) == {200}
+    assert set(result.idle.sources) == {"hit"}
 
     assert load.requests > 0
     assert load.errors == Counter(), "refused, reset or timed-out requests"
