@@ -25,6 +25,7 @@ from engine.cache import (
 
 logger = logging.getLogger(__name__)
 
+STATE_WRITE_ATTEMPTS = 5  # compare-and-set rounds before the entry is written alone
 DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
 PLAYLIST_ID_PREFIX = "plyr:recommendations-playlist"  # list record URI -> playlist id
 # list record URI -> the rev of its delete. a recompute of that record at an older
@@ -80,27 +81,40 @@ class RecommendationCache:
         the revision check and the write are one compare-and-set (WATCH, retried
         if the state changes meanwhile), so two runs of one playlist that overlap
         (a lock whose lease ran out) still cannot put an older state over a newer.
+        a state that keeps changing under us (never seen) is left to its writers
+        after `STATE_WRITE_ATTEMPTS`: the entry itself is still written.
         """
-        entry = cache_key(playlist_id, token)
-        versions = versions_key(playlist_id)
+        for _ in range(STATE_WRITE_ATTEMPTS):
+            try:
+                return await self._put_once(playlist_id, token, value, state)
+            except WatchError:
+                self.counts["state_write_retries"] += 1
+        self.counts["state_write_contended"] += 1
+        logger.warning("state of %s kept changing; wrote the entry of %s only", playlist_id, token)
+        return await self._put_once(playlist_id, token, value, None)
+
+    async def _put_once(
+        self,
+        playlist_id: str,
+        token: str,
+        value: CachedRecommendations,
+        state: PlaylistState | None,
+    ) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    newer_there = False
-                    if state is not None:
-                        await pipe.watch(state_key(playlist_id))
-                        newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
-                    pipe.multi()
-                    pipe.set(entry, value.to_json(), ex=CACHE_TTL_SECONDS)
-                    # the set outlives each member it lists (its TTL restarts with each write)
-                    pipe.sadd(versions, token)
-                    pipe.expire(versions, CACHE_TTL_SECONDS)
-                    if state is not None and not newer_there:
-                        pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
-                    await pipe.execute()
-                    return state is not None and not newer_there
-                except WatchError:
-                    self.counts["state_write_retries"] += 1
+            newer_there = False
+            if state is not None:
+                await pipe.watch(state_key(playlist_id))
+                newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
+            pipe.multi()
+            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
+            # the set outlives each member it lists (its TTL restarts with each write)
+            versions = versions_key(playlist_id)
+            pipe.sadd(versions, token)
+            pipe.expire(versions, CACHE_TTL_SECONDS)
+            if state is not None and not newer_there:
+                pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
+            await pipe.execute()
+            return state is not None and not newer_there
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even
