@@ -17,8 +17,9 @@ the Jetstream replay server, the consumer, the worker, the API) and judged by
 - wrong: cache entries that differ from the fault-free run (or, for versions
   the fault-free run did not compute, from the engine on the healthy world),
   entries of versions that never existed, a state naming an older version
-- 5xx: answers of the API, asked for every live playlist while the run went on
-  and once more after it
+- asked: requests the API answered in the run: every live playlist in turn, ~20
+  a second while the run went on, and each once more after it
+- 5xx: how many of those were a 5xx
 - recover: from the fault's end to the cache matching the fault-free run. the
   rest of the stream is included (the stream is paced: ~23 s at full size), so
   a fault ending early shows most of the stream here; a fault lasting the whole
@@ -61,7 +62,7 @@ from tests.support.reliability_world import CI_SIZE, FULL_SIZE, World, WorldSize
 
 FULL_DURATIONS = Durations(outage=3.0, stall=3.0, refusing=3.0, turbopuffer=3.0, within=300.0)
 CI_DURATIONS = Durations(outage=1.0, stall=1.0, refusing=1.0, turbopuffer=1.0, within=60.0)
-COLUMNS = ("scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "settle")
+COLUMNS = ("scenario", "events", "faults", "lost", "wrong", "asked", "5xx", "recover", "settle")
 
 
 def _seconds(value: float | None) -> str:
@@ -78,6 +79,7 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         str(outcome.faults),
         str(outcome.lost),
         str(outcome.wrong),
+        str(sum(outcome.statuses.values())),
         errors,
         _seconds(outcome.recover_seconds),
         _seconds(outcome.settle_seconds),

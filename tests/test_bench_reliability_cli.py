@@ -34,15 +34,16 @@ def test_the_report_prints_the_table_of_a_clean_run() -> None:
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| scenario"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
-        "scenario", "events", "faults", "lost", "wrong", "5xx", "recover", "settle"
+        "scenario", "events", "faults", "lost", "wrong", "asked", "5xx", "recover", "settle"
     ]  # fmt: skip
     rows = [line for line in lines if line.startswith("| ") and line is not header]
     assert len(rows) == 1
-    scenario, events, faults, lost, wrong, errors, *_ = (
+    scenario, events, faults, lost, wrong, asked, errors, *_ = (
         cell.strip() for cell in rows[0].strip("|").split("|")
     )
     assert (scenario, faults, lost, wrong, errors) == ("none", "0", "0", "0", "0")
     assert int(events) > 400  # the CI stream: a few hundred frames
+    assert int(asked) > 0  # the API was asked throughout
 
 
 def test_a_bad_size_is_refused_with_a_clear_error() -> None:
