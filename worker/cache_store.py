@@ -122,17 +122,15 @@ class RecommendationCache:
         await self.redis.set(_uri_key(playlist_uri), playlist_id, ex=CACHE_TTL_SECONDS)
 
     async def playlist_id_for(self, playlist_uri: str) -> str | None:
-        raw = await self.redis.get(_uri_key(playlist_uri))
-        if raw is None:
-            return None
-        return _text(raw)
+        return await self._text_at(_uri_key(playlist_uri))
 
     async def deleted_rev(self, playlist_uri: str) -> str | None:
         """the rev of the record's delete, if it was deleted within the TTL."""
-        raw = await self.redis.get(_deleted_key(playlist_uri))
-        if raw is None:
-            return None
-        return _text(raw)
+        return await self._text_at(_deleted_key(playlist_uri))
+
+    async def _text_at(self, key: str) -> str | None:
+        raw = await self.redis.get(key)
+        return None if raw is None else _text(raw)
 
     async def mark_deleted(self, playlist_uri: str, rev: str) -> None:
         """remember that the record was deleted at `rev`, so that nothing older still
