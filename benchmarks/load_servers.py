@@ -37,6 +37,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks.load_world import FIRST_TRACK_ID, StreamSpec, WorldSpec
+from jetstream.replay import is_utf8
 from tests.support.turbopuffer_server import BILLING, PERFORMANCE, TurbopufferServer
 
 HOST: Final = "127.0.0.1"
@@ -53,14 +54,6 @@ def _cursor(path: str) -> int | None:
         return None
     cursor = int(values[-1])
     return cursor if cursor >= 0 else None
-
-
-def _is_utf8(payload: bytes) -> bool:
-    try:
-        payload.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 async def serve_stream(port: int, stream: StreamSpec, rate: float, hold: bool) -> None:
@@ -90,7 +83,7 @@ async def serve_stream(port: int, stream: StreamSpec, rate: float, hold: bool) -
                             await asyncio.sleep(wait)
                         paced_sent += 1
                 payload = stream.frame(index)
-                await connection.send(payload, text=_is_utf8(payload))
+                await connection.send(payload, text=is_utf8(payload))
                 index += 1
                 if index % YIELD_EVERY == 0:
                     # `send` returns without yielding while the write buffer has room:

@@ -213,7 +213,7 @@ class ReplayServer:
                 self.frames_sent += 1
                 if faults.garbage_every and sent % faults.garbage_every == 0 and faults.garbage:
                     junk = faults.garbage[(sent // faults.garbage_every - 1) % len(faults.garbage)]
-                    await connection.send(junk, text=_is_utf8(junk))
+                    await connection.send(junk, text=is_utf8(junk))
                 if drop_after is not None and sent >= drop_after:
                     # the TCP connection ends without a close frame, as when a host
                     # crashes or a proxy cuts the line. close(), not abort(): frames
@@ -259,7 +259,9 @@ def _wanted(entry: _Entry, wanted: Sequence[str]) -> bool:
     )
 
 
-def _is_utf8(payload: bytes) -> bool:
+def is_utf8(payload: bytes) -> bool:
+    """whether a frame can go out as a text message (valid UTF-8); anything else is
+    sent as binary."""
     try:
         payload.decode()
     except UnicodeDecodeError:
@@ -270,7 +272,7 @@ def _is_utf8(payload: bytes) -> bool:
 def _index(payload: bytes, previous_position_us: int) -> _Entry:
     """where a frame sits in time and which collection it is a commit of. garbage
     keeps its place in the file: it is sent whenever its predecessor is."""
-    is_text = _is_utf8(payload)
+    is_text = is_utf8(payload)
     try:
         message = orjson.loads(payload)
     except orjson.JSONDecodeError:
