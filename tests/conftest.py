@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from docket import Docket
 
 from tests.support.samples import SCHEMA_PATH
 from worker.local_servers import PostgresServer, RedisServer
@@ -34,6 +35,14 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def docket(redis_client: aioredis.Redis, redis_server: RedisServer) -> AsyncIterator[Docket]:
+    """a docket of its own on the real redis-server, after `redis_client` flushed it
+    (test files that want `memory://` define their own `docket`)."""
+    async with Docket(name=f"test-{uuid.uuid4().hex[:8]}", url=redis_server.url) as queue:
+        yield queue
 
 
 @pytest.fixture(scope="session")

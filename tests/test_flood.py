@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -252,12 +251,6 @@ class Stream:
             )
         )
         self.latest.pop(uri(owner, playlist), None)
-
-
-@pytest.fixture
-async def docket(redis_client: aioredis.Redis, redis_server: RedisServer) -> AsyncIterator[Docket]:
-    async with Docket(name=f"flood-{uuid.uuid4().hex[:8]}", url=redis_server.url) as queue:
-        yield queue
 
 
 async def scheduled(docket: Docket) -> dict[str, tuple[float, tuple[Any, ...]]]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,6 @@ from tests.support.jetstream_world import (
     track_uri,
 )
 from tests.support.samples import bad_frames
-from worker.local_servers import RedisServer
 
 LIMITS = FrameLimits()
 OWNER = did(41)
@@ -554,12 +552,6 @@ def hostile_corpus() -> list[bytes]:
         )
     )
     return frames
-
-
-@pytest.fixture
-async def docket(redis_client: aioredis.Redis, redis_server: RedisServer) -> AsyncIterator[Docket]:
-    async with Docket(name=f"hostile-{uuid.uuid4().hex[:8]}", url=redis_server.url) as memory:
-        yield memory
 
 
 @pytest.mark.integration

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -92,12 +90,6 @@ def story_pending() -> dict[str, Pending]:
         "forget_playlist", (deleted, STORY_JSON[14]["commit"]["rev"])
     )
     return pending
-
-
-@pytest.fixture
-async def docket(redis_client: aioredis.Redis, redis_server: RedisServer) -> AsyncIterator[Docket]:
-    async with Docket(name=f"jetstream-test-{uuid.uuid4().hex[:8]}", url=redis_server.url) as d:
-        yield d
 
 
 async def test_the_sample_story_end_to_end(redis_client: aioredis.Redis, docket: Docket) -> None:
