@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -26,7 +26,6 @@ from docket import Docket
 
 from engine.cache import cache_key
 from engine.postgres_catalog import is_unavailable
-from engine.types import Candidate, Vector
 from jetstream.replay import ReplayServer
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
 from tests.support.reliability_delivery import replayed_twice, with_out_of_order_revisions
@@ -44,9 +43,9 @@ from tests.support.world import (
     P1_ID,
     P1_URI,
     P2_URI,
+    HeldStore,
     StoryCommit,
     embedded_services,
-    sample_store,
     story_commits,
 )
 from worker.local_servers import RedisServer
@@ -145,33 +144,13 @@ COMMITS = story_commits()
 P1_THREE, P1_EIGHT, P1_RENAME = COMMITS[1], COMMITS[2], COMMITS[4]
 
 
-class GatedStore:
-    """the sample store, whose first vector lookup waits for `gate` (a run in progress)."""
-
-    def __init__(self) -> None:
-        self.inner = sample_store()
-        self.entered = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
-        if not self.gate.is_set():
-            self.entered.set()
-            await self.gate.wait()
-        return await self.inner.get_vectors(track_ids)
-
-    async def query_many(
-        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
-    ) -> list[list[Candidate]]:
-        return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
-
-
 async def test_an_edit_made_while_an_older_version_runs_is_computed(
     redis_server: RedisServer,
 ) -> None:
     """docket's ConcurrencyLimit parked the second version behind the running first and,
     once a third edit replaced the key, woke the parked second in its place: the
     playlist ended on its middle version. with the playlist lock nothing parks."""
-    store = GatedStore()
+    store = HeldStore()
     name = f"lock-{uuid.uuid4().hex[:8]}"
     docket_redis = aioredis.Redis.from_url(redis_server.url)
     async with (
@@ -205,10 +184,10 @@ async def test_an_edit_made_while_an_older_version_runs_is_computed(
                     await edit(P1_EIGHT)  # due now, while P1_THREE is still running
                     await until(second_version_set_aside, "the second version to be set aside")
                     await edit(P1_RENAME, delay=0.2)  # the newest edit
-                    store.gate.set()
+                    store.release.set()
                     await until(newest_cached, "the newest edit to be computed")
                 finally:
-                    store.gate.set()
+                    store.release.set()
                     running.cancel()
                     await asyncio.gather(running, return_exceptions=True)
         state = await services.cache.get_state(P1_ID)

@@ -32,6 +32,7 @@ from tests.support.world import (
     P2_ID,
     P2_URI,
     FlakyStore,
+    HeldStore,
     embedded_services,
     sample_store,
     story_commits,
@@ -373,34 +374,10 @@ async def test_an_unreadable_entry_is_recomputed_not_taken_for_done(docket: Dock
         assert services.cache.counts["corrupt_entries"] == 1
 
 
-class FailsOnceWhenReleased:
-    """a store whose first lookup waits for a signal, then fails transiently: a
-    recompute held mid-run while something else happens to its playlist."""
-
-    def __init__(self) -> None:
-        self.inner = sample_store()
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.failed = False
-
-    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
-        if not self.failed:
-            self.failed = True
-            self.entered.set()
-            await self.release.wait()
-            raise TransientStoreError("429 from turbopuffer")
-        return await self.inner.get_vectors(track_ids)
-
-    async def query_many(
-        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
-    ) -> list[list[Candidate]]:
-        return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
-
-
 async def test_a_retry_that_outlives_the_playlists_delete_writes_nothing(docket: Docket) -> None:
     """seen in "turbopuffer 429": a recompute failing while its playlist was deleted was
     retried after the forget and cached a deleted playlist again."""
-    store = FailsOnceWhenReleased()
+    store = HeldStore(TransientStoreError("429 from turbopuffer"))
     async with embedded_services(store=store) as services:
         await enqueue(docket, P1_EIGHT, key=recompute_key(P1_URI))
         running = asyncio.create_task(drain(docket, services))

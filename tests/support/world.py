@@ -3,6 +3,7 @@ tracks in an exact vector store, a fakeredis cache, services installed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -74,6 +75,31 @@ class FlakyStore:
         self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
     ) -> list[list[Candidate]]:
         self.calls += 1
+        return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
+
+
+class HeldStore:
+    """the sample store, whose vector lookups made before `release` is set wait for it
+    (a run held mid-way while the test does something else), then answer, or raise
+    `error` if one is given; lookups after the release just answer."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.inner = sample_store()
+        self.error = error
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
+        if not self.release.is_set():
+            self.entered.set()
+            await self.release.wait()
+            if self.error is not None:
+                raise self.error
+        return await self.inner.get_vectors(track_ids)
+
+    async def query_many(
+        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
+    ) -> list[list[Candidate]]:
         return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
 
 
