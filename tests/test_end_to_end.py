@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
@@ -17,6 +16,7 @@ from docket import Docket
 
 from engine.cache import cache_key, cache_key_pattern
 from jetstream.replay import ReplayServer
+from tests.support.asgi import app_client
 from tests.support.catalog_data import load_into_postgres
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
@@ -101,12 +101,7 @@ async def test_the_sample_story_ends_in_the_cache_and_the_api(
         before = len(turbopuffer.requests)
         authenticator = Authenticator.from_settings(settings)
         app = create_app(services, authenticator)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://recs"
-            ) as client,
-        ):
+        async with app_client(app) as client:
             for playlist_id, owner in ((P1_ID, P1_OWNER), (P2_ID, P2_OWNER)):
                 response = await client.get(
                     f"/playlists/{playlist_id}/recommendations",

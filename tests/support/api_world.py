@@ -24,6 +24,7 @@ from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, VectorStore
 from engine.types import Track
 from jetstream.records import RecordLimits
+from tests.support.asgi import app_client
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.pds_server import PdsServer, list_record
 from tests.support.samples import load_catalog, track_vector
@@ -162,10 +163,8 @@ async def running_api(
             pds=pds,
             limits=limits or AnswerLimits(cache_retry_seconds=0.0, miss_timeout_seconds=5.0),
         )
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-                yield Api(client, app, redis)
+        async with app_client(app, base_url="http://api.test") as client:
+            yield Api(client, app, redis)
     await authenticator.aclose()
 
 

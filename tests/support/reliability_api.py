@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from engine.cache import cache_key
+from tests.support.asgi import app_client
 from tests.support.reliability_stream import PlaylistLife, SyntheticStream
 from worker.api import create_app
 from worker.auth import Authenticator
@@ -54,12 +55,7 @@ class ApiProbe:
         try:
             async with open_services(settings) as services:
                 app = create_app(services, authenticator)
-                async with (
-                    app.router.lifespan_context(app),
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app), base_url="http://recs"
-                    ) as client,
-                ):
+                async with app_client(app) as client:
                     probe = cls(client, stream, settings.internal_api_token.get_secret_value())
                     loop = asyncio.create_task(probe._ask_round_and_round())
                     try:
