@@ -24,13 +24,13 @@ async def plc() -> AsyncIterator[PlcDirectory]:
         yield directory
 
 
-async def resolver_for(plc: PlcDirectory, **limits: int) -> CachedDidResolver:
+def resolver_for(plc: PlcDirectory, **limits: int) -> CachedDidResolver:
     return CachedDidResolver(plc_directory_url=plc.url, timeout_seconds=TIMEOUT, **limits)
 
 
 async def test_callers_of_one_moment_share_one_fetch(plc: PlcDirectory) -> None:
     alice = plc.publish(Identity.generate("k256"))
-    resolver = await resolver_for(plc)
+    resolver = resolver_for(plc)
     try:
         keys = await asyncio.gather(*(resolver.signing_key(alice.did) for _ in range(20)))
         assert set(keys) == {f"did:key:{alice.public_key_multibase}"}
@@ -43,7 +43,7 @@ async def test_callers_of_one_moment_share_one_fetch(plc: PlcDirectory) -> None:
 async def test_a_shared_fetch_that_fails_fails_each_caller_once(plc: PlcDirectory) -> None:
     alice = plc.publish(Identity.generate("k256"))
     plc.fault = "stall"
-    resolver = await resolver_for(plc)
+    resolver = resolver_for(plc)
     try:
         results = await asyncio.gather(
             *(resolver.signing_key(alice.did) for _ in range(10)), return_exceptions=True
@@ -57,7 +57,7 @@ async def test_a_shared_fetch_that_fails_fails_each_caller_once(plc: PlcDirector
 
 async def test_a_caller_giving_up_does_not_cancel_the_others_fetch(plc: PlcDirectory) -> None:
     alice = plc.publish(Identity.generate("k256"))
-    resolver = await resolver_for(plc)
+    resolver = resolver_for(plc)
     try:
         impatient = asyncio.create_task(resolver.signing_key(alice.did))
         patient = asyncio.create_task(resolver.signing_key(alice.did))
@@ -75,7 +75,7 @@ async def test_past_the_budget_a_new_did_fails_at_once_instead_of_queueing(
 ) -> None:
     people = [plc.publish(Identity.generate("k256")) for _ in range(3)]
     plc.fault = "stall"
-    resolver = await resolver_for(plc, max_plc_fetches=2)
+    resolver = resolver_for(plc, max_plc_fetches=2)
     try:
         slow = [asyncio.create_task(resolver.signing_key(p.did)) for p in people[:2]]
         refused = asyncio.create_task(resolver.signing_key(people[2].did))
@@ -98,7 +98,7 @@ async def test_past_the_budget_a_new_did_fails_at_once_instead_of_queueing(
 async def test_closing_cancels_the_lookups_under_way(plc: PlcDirectory) -> None:
     alice = plc.publish(Identity.generate("k256"))
     plc.fault = "stall"
-    resolver = await resolver_for(plc)
+    resolver = resolver_for(plc)
     waiting = asyncio.create_task(resolver.signing_key(alice.did))
     await eventually(lambda: plc.requests_for(alice.did) == 1)
     await resolver.aclose()
@@ -118,6 +118,33 @@ def fixed_dns(*addresses: str) -> Callable[[str], Awaitable[list[str]]]:
     return lookup
 
 
+class Recorded:
+    """an HTTP client that records each request as it sets out (before DNS or connect)."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+        self.client = httpx.AsyncClient(event_hooks={"request": [self._record]})
+
+    async def _record(self, request: httpx.Request) -> None:
+        self.sent.append(request)
+
+    def web_resolver(self, lookup: Callable[[str], Awaitable[list[str]]]) -> CachedDidResolver:
+        """a resolver for did:web (the PLC directory is unused) over this client."""
+        return CachedDidResolver(
+            plc_directory_url="http://127.0.0.1:9",
+            timeout_seconds=TIMEOUT,
+            host_addresses=lookup,
+            http_client=self.client,
+        )
+
+
+@pytest.fixture
+async def recorded() -> AsyncIterator[Recorded]:
+    recorded = Recorded()
+    yield recorded
+    await recorded.client.aclose()
+
+
 @pytest.mark.parametrize(
     "addresses",
     [
@@ -134,61 +161,36 @@ def fixed_dns(*addresses: str) -> Callable[[str], Awaitable[list[str]]]:
     ],
 )
 async def test_a_public_name_for_a_private_address_is_never_fetched(
-    addresses: tuple[str, ...],
+    addresses: tuple[str, ...], recorded: Recorded
 ) -> None:
-    sent: list[httpx.Request] = []
-
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
-
-    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
-        resolver = CachedDidResolver(
-            plc_directory_url="http://127.0.0.1:9",
-            timeout_seconds=TIMEOUT,
-            host_addresses=fixed_dns(*addresses),
-            http_client=client,
-        )
-        with pytest.raises(DidResolutionError, match="not on the public internet") as error:
-            await resolver.signing_key("did:web:innocent-looking.example")
-        assert not error.value.unreachable  # an answer, not an outage: no stale grace
-        assert resolver.counts["failed:private_address"] == 1
-        assert sent == []
+    resolver = recorded.web_resolver(fixed_dns(*addresses))
+    with pytest.raises(DidResolutionError, match="not on the public internet") as error:
+        await resolver.signing_key("did:web:innocent-looking.example")
+    assert not error.value.unreachable  # an answer, not an outage: no stale grace
+    assert resolver.counts["failed:private_address"] == 1
+    assert recorded.sent == []
 
 
-async def test_a_public_address_is_fetched_and_a_dns_failure_is_an_outage() -> None:
-    sent: list[httpx.Request] = []
+async def test_a_public_address_is_fetched_and_a_dns_failure_is_an_outage(
+    recorded: Recorded,
+) -> None:
+    public = recorded.web_resolver(fixed_dns("93.184.216.34", "2606:2800:220:1::1"))
+    # `.test` names never resolve for real, so the fetch itself fails: after it was sent
+    with pytest.raises(DidResolutionError):
+        await public.signing_key("did:web:someone.test")
+    assert [str(request.url) for request in recorded.sent] == [
+        "https://someone.test/.well-known/did.json"
+    ]
 
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
+    async def no_such_name(host: str) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
-        public = CachedDidResolver(
-            plc_directory_url="http://127.0.0.1:9",
-            timeout_seconds=TIMEOUT,
-            host_addresses=fixed_dns("93.184.216.34", "2606:2800:220:1::1"),
-            http_client=client,
-        )
-        # `.test` names never resolve for real, so the fetch itself fails: after it was sent
-        with pytest.raises(DidResolutionError):
-            await public.signing_key("did:web:someone.test")
-        assert [str(request.url) for request in sent] == [
-            "https://someone.test/.well-known/did.json"
-        ]
-
-        async def no_such_name(host: str) -> list[str]:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-        unresolvable = CachedDidResolver(
-            plc_directory_url="http://127.0.0.1:9",
-            timeout_seconds=TIMEOUT,
-            host_addresses=no_such_name,
-            http_client=client,
-        )
-        with pytest.raises(DidResolutionError) as error:
-            await unresolvable.signing_key("did:web:gone.example")
-        assert error.value.unreachable
-        assert unresolvable.counts["failed:dns"] == 1
-        assert len(sent) == 1
+    unresolvable = recorded.web_resolver(no_such_name)
+    with pytest.raises(DidResolutionError) as error:
+        await unresolvable.signing_key("did:web:gone.example")
+    assert error.value.unreachable
+    assert unresolvable.counts["failed:dns"] == 1
+    assert len(recorded.sent) == 1
 
 
 def test_only_public_addresses_pass() -> None:
