@@ -54,9 +54,6 @@ class RecommendationCache:
             logger.warning("unreadable cache entry for %s: %s", playlist_id, error)
             return None
 
-    async def exists(self, playlist_id: str, token: str) -> bool:
-        return bool(await self.redis.exists(cache_key(playlist_id, token)))
-
     async def get_state(self, playlist_id: str) -> PlaylistState | None:
         raw = await self.redis.get(state_key(playlist_id))
         if raw is None:
