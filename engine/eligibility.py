@@ -42,6 +42,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from engine.types import MAX_LIST_ITEMS
+
 PUBLIC_VISIBILITY: Final = "public"
 PUBLISHED_STATES: Final = frozenset({None, "published"})
 COPYRIGHT_LABEL: Final = "copyright-violation"
@@ -52,12 +54,12 @@ OVERRIDE_ALLOW: Final = "allow"
 SURFACEABLE_OVERRIDES: Final = frozenset({None, OVERRIDE_ALLOW})
 
 # input bounds shared by both catalog adapters (DESIGN.md: every limit explicit).
-# a list record holds at most 500 items, so one playlist resolves in one call.
-MAX_TRACK_URIS_PER_CALL: Final = 500
+# a list record holds at most MAX_LIST_ITEMS, so one playlist resolves in one call.
+MAX_TRACK_URIS_PER_CALL: Final = MAX_LIST_ITEMS
 # the engine hydrates the fused candidate list; 2000 is far above what it asks.
 MAX_TRACK_IDS_PER_CALL: Final = 2000
 # items kept from a private playlist's items_json, as for a list record.
-MAX_PLAYLIST_ITEMS: Final = 500
+MAX_PLAYLIST_ITEMS: Final = MAX_LIST_ITEMS
 # a track record URI is about 90 characters; anything far longer is not one.
 MAX_TRACK_URI_LENGTH: Final = 512
 # tracks.id is a PostgreSQL INTEGER; ids outside its range cannot exist.

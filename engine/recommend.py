@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from engine.fusion import proportional_fuse, rrf_fuse
 from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
-from engine.types import Candidate, FusionMode, Strategy, Track
+from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
 
 DEFAULT_LIMIT = 10  # the cache holds up to 10; the API slices to its `limit`
 MAX_LIMIT = 100
@@ -24,7 +24,6 @@ OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10
 TOP_K_GROWTH = 4  # when eligibility leaves too few, ask again for 4x as many
 MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allows more)
-MAX_PLAYLIST_TRACKS = 500  # the list record's own limit on items
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +77,8 @@ async def recommend(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be within 1..{MAX_LIMIT}, got {limit}")
     playlist_ids = list(dict.fromkeys(track_ids))
-    if len(playlist_ids) > MAX_PLAYLIST_TRACKS:
-        raise ValueError(f"a playlist has at most {MAX_PLAYLIST_TRACKS} tracks")
+    if len(playlist_ids) > MAX_LIST_ITEMS:
+        raise ValueError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")
     if not playlist_ids:
         return Recommendation(Strategy.NONE, 0, 0, [])
 

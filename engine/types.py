@@ -13,6 +13,10 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+# the list record's own bound on items (DESIGN.md, "The list record"): the one
+# place the 500 is written; every per-playlist bound derives from it.
+MAX_LIST_ITEMS = 500
+
 # one CLAP embedding; float32 is what turbopuffer stores and what the maths uses.
 Vector = npt.NDArray[np.float32]
 

@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from jetstream.replay import ReplayFaults, ReplayServer
     from jetstream.status import read_status, render_status
 
-# the connection side (docket, websockets, redis, worker.tasks) loads on first use:
+# the connection side (docket, websockets, redis, worker.tasks.playlist) loads on first use:
 # the API and the worker import `jetstream.records` / `jetstream.syntax` to validate
 # records and must not pull the consumer in with them (nor risk an import cycle
-# through worker.tasks).
+# through worker.tasks.playlist).
 _LAZY = {
     "ConsumerConfig": "jetstream.config",
     "JetstreamConsumer": "jetstream.consumer",

@@ -1,19 +1,16 @@
-"""everything the consumer is told, in one frozen value built from `Settings`.
+"""everything the consumer is told, in one frozen value.
 
-the consumer never reads the environment itself: `plyr-recs jetstream`, the
-embedded `plyr-recs run`, tests and the benchmark each build a `ConsumerConfig`
-and hand it over with the clients they own.
+the consumer never reads the environment itself: the worker's wiring builds a
+`ConsumerConfig` from its settings (`worker.wiring.consumer_config`), tests and
+benchmarks build their own, and each hands it over with the clients it owns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Self
 
 from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
-from jetstream.records import RecordLimits
-from worker.settings import Settings
 
 # websockets' own message bound. far above `max_frame_bytes` on purpose: a frame
 # the library refuses kills the connection, the reconnect asks for the same
@@ -38,36 +35,3 @@ class ConsumerConfig:
     rev_ttl_seconds: int = 7 * 86_400
     stats_seconds: float = 30.0
     flood: FloodLimits = field(default_factory=FloodLimits)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, hosts: tuple[str, ...] | None = None) -> Self:
-        """the consumer as configured; `hosts` overrides the settings' endpoints (the
-        embedded mode points it at its own replay server)."""
-        return cls(
-            hosts=hosts or settings.jetstream_hosts,
-            limits=FrameLimits(
-                list_collection=settings.list_collection,
-                max_frame_bytes=settings.jetstream_max_frame_bytes,
-                record=RecordLimits(
-                    track_collection=settings.track_collection,
-                    max_items=settings.list_max_items,
-                    max_name_length=settings.list_max_name_length,
-                ),
-            ),
-            debounce_seconds=settings.debounce_seconds,
-            batch_frames=settings.jetstream_batch_frames,
-            cursor_flush_seconds=settings.jetstream_cursor_flush_seconds,
-            cursor_rewind_seconds=settings.jetstream_cursor_rewind_seconds,
-            rotation_rewind_seconds=settings.jetstream_rotation_rewind_seconds,
-            lost_state_rewind_seconds=settings.jetstream_lost_state_rewind_seconds,
-            backoff_base_seconds=settings.jetstream_backoff_base_seconds,
-            backoff_cap_seconds=settings.jetstream_backoff_cap_seconds,
-            open_timeout_seconds=settings.jetstream_open_timeout_seconds,
-            rev_ttl_seconds=settings.jetstream_rev_ttl_seconds,
-            stats_seconds=settings.jetstream_stats_seconds,
-            flood=FloodLimits(
-                changes_per_minute=settings.jetstream_did_changes_per_minute,
-                burst=settings.jetstream_did_burst,
-                max_pending=settings.jetstream_did_max_pending,
-            ),
-        )

@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidH
 from jetstream.backoff import Backoff, jittered_backoff
 from jetstream.batch import BatchProcessor, Observer
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
+from jetstream.contract import TaskFunctions
 from jetstream.cursor import Cursor, CursorStore, rewound
 from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
 from jetstream.flood import FloodControl
@@ -77,8 +78,10 @@ class JetstreamConsumer:
     """follows the list collection on Jetstream and enqueues the worker's tasks.
 
     `redis` holds the consumer's own state (cursor, rev guard, counters);
-    `docket` receives the tasks. both are injected so `plyr-recs jetstream`
-    (real Redis) and `plyr-recs run` (fakeredis + memory://) share this code.
+    `docket` receives the tasks, `tasks` are the worker's task functions (the
+    process running the consumer hands them in: the consumer never imports the
+    worker). all injected so `plyr-recs jetstream` (real Redis) and `plyr-recs
+    run` (fakeredis + memory://) share this code.
     `observer` sees every task handed to docket (tests, the embedded mode's
     log); `enqueuer` replaces the docket call pattern (the benchmark's baseline).
     """
@@ -89,6 +92,7 @@ class JetstreamConsumer:
         config: ConsumerConfig,
         redis: aioredis.Redis,
         docket: Docket,
+        tasks: TaskFunctions | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
         observer: Observer | None = None,
@@ -105,16 +109,20 @@ class JetstreamConsumer:
         self._backoff = backoff or jittered_backoff(
             config.backoff_base_seconds, config.backoff_cap_seconds
         )
-        self._processor = BatchProcessor(
-            limits=config.limits,
-            guard=RevGuard(redis, self.keys, config.rev_ttl_seconds),
-            enqueuer=enqueuer
-            or Enqueuer(
+        if enqueuer is None:
+            if tasks is None:
+                raise ValueError("a consumer needs the worker's task functions, or an enqueuer")
+            enqueuer = Enqueuer(
                 docket,
+                tasks=tasks,
                 debounce_seconds=config.debounce_seconds,
                 clock=clock,
                 flood=FloodControl(config.flood),
-            ),
+            )
+        self._processor = BatchProcessor(
+            limits=config.limits,
+            guard=RevGuard(redis, self.keys, config.rev_ttl_seconds),
+            enqueuer=enqueuer,
             cursor=self.cursor,
             stats=self.stats,
             observer=observer,

@@ -1,6 +1,6 @@
 """turning accepted playlist changes into docket tasks for the worker.
 
-the docket call pattern (the contract with `worker.tasks`):
+the docket call pattern (the contract with `worker.tasks.playlist`):
 
 - create/update -> `replace(recompute_playlist, when=now + debounce,
   key=recompute_key(uri))(uri, cid, rev, track_uris)`. one key per playlist and
@@ -32,14 +32,18 @@ from typing import Literal, Protocol
 
 from docket import Disposition, Docket, TaskCall
 
+from jetstream.contract import (
+    FORGET_TASK,
+    RECOMPUTE_TASK,
+    TaskFunctions,
+    forget_key,
+    recompute_key,
+)
 from jetstream.events import ListChange, ListCommit
 from jetstream.flood import Admission, FloodControl
-from worker.tasks import forget_key, forget_playlist, recompute_key, recompute_playlist
 
-# the worker's task names (docket registers a function under its __name__); the
-# arguments below follow the signatures in worker.tasks, which are the contract.
-RECOMPUTE = recompute_playlist.__name__
-FORGET = forget_playlist.__name__
+RECOMPUTE = RECOMPUTE_TASK
+FORGET = FORGET_TASK
 
 
 class EnqueueFailed(Exception):
@@ -80,6 +84,7 @@ class Enqueuer:
         self,
         docket: Docket,
         *,
+        tasks: TaskFunctions,
         debounce_seconds: float,
         clock: Callable[[], float] = time.time,
         flood: FloodControl | None = None,
@@ -91,7 +96,7 @@ class Enqueuer:
         # registered once, then scheduled by name: `docket.call(function)` would
         # re-validate the function's dependencies on every call, a measurable
         # share of the enqueue cost at thousands of changes per second.
-        for task in (recompute_playlist, forget_playlist):
+        for task in (tasks.recompute, tasks.forget):
             docket.register(task)
 
     async def enqueue(self, changes: Sequence[ListChange]) -> EnqueueReport:

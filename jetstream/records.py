@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from engine.types import MAX_LIST_ITEMS
 from jetstream.events import InvalidReason, SkipReason
 from jetstream.syntax import record_uri_pattern
 
@@ -27,7 +28,7 @@ class RecordLimits:
     """the bounds a list record must fit in (see `Settings.list_max_items` and friends)."""
 
     track_collection: str = "fm.plyr.track"
-    max_items: int = 500
+    max_items: int = MAX_LIST_ITEMS
     max_name_length: int = 1024
     track_uri_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from docket import Docket
 
 from tests.support.samples import SCHEMA_PATH
-from worker.local_servers import PostgresServer, RedisServer
+from worker.loopback.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")

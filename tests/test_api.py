@@ -42,7 +42,7 @@ from tests.support.api_world import (
 )
 from tests.support.did_server import Identity
 from tests.support.pds_server import list_record
-from worker.api import SOURCE_HEADER
+from worker.api.app import SOURCE_HEADER
 
 
 @pytest.fixture

@@ -37,15 +37,15 @@ from tests.support.api_world import (
     sample_store,
     sample_tracks,
 )
-from tests.support.catalog_data import load_into_postgres
 from tests.support.pds_server import list_record
 from tests.support.samples import track_vector
-from tests.support.turbopuffer_server import TurbopufferServer
-from worker.api import SOURCE_HEADER
-from worker.api_answers import AnswerLimits
-from worker.cache_reads import CoalescedReads
-from worker.cache_store import RecommendationCache
-from worker.local_servers import PostgresServer, RedisServer, free_port
+from worker.api.answers import AnswerLimits
+from worker.api.app import SOURCE_HEADER
+from worker.loopback.catalog_rows import load_into_postgres
+from worker.loopback.servers import PostgresServer, RedisServer, free_port
+from worker.loopback.turbopuffer import TurbopufferServer
+from worker.store.cache import RecommendationCache
+from worker.store.reads import CoalescedReads
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from starlette.datastructures import Headers
 
 from tests.support.did_server import Identity, PlcDirectory, b64url, b64url_json, random_plc_did
-from worker.auth import Authenticator, AuthError
-from worker.did_resolver import CachedDidResolver, DidResolutionError
+from worker.identity.auth import Authenticator, AuthError
+from worker.identity.did_resolver import CachedDidResolver, DidResolutionError
 from worker.settings import Settings
 
 SERVICE_DID = "did:web:recs.plyr.test"

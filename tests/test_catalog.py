@@ -33,7 +33,8 @@ from engine.postgres_catalog import (
     is_unavailable,
 )
 from engine.types import PlaylistRef, PlaylistRow, Track
-from tests.support.catalog_data import (
+from tests.support.samples import CATALOG_PATH, load_catalog
+from worker.loopback.catalog_rows import (
     ELIGIBILITY_CASES,
     PRIVATE_PLAYLIST_ID,
     SAMPLE_ARTIST_DID,
@@ -42,8 +43,7 @@ from tests.support.catalog_data import (
     private_playlist,
     with_eligibility_cases,
 )
-from tests.support.samples import CATALOG_PATH, load_catalog
-from worker.local_servers import PostgresServer, free_port
+from worker.loopback.servers import PostgresServer, free_port
 
 SAMPLE = load_catalog()
 SAMPLE_TRACK_URIS = {track["id"]: track["atproto_record_uri"] for track in SAMPLE["tracks"]}

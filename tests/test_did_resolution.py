@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.jetstream_world import eventually
-from worker.did_resolver import CachedDidResolver, DidResolutionError, public_addresses
+from worker.identity.did_resolver import CachedDidResolver, DidResolutionError, public_addresses
 
 TIMEOUT = 0.5
 

@@ -16,18 +16,18 @@ from docket import Docket
 
 from engine.cache import cache_key, cache_key_pattern
 from jetstream.replay import ReplayServer
-from tests.support.asgi import app_client
-from tests.support.catalog_data import load_into_postgres
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
-from tests.support.turbopuffer_server import TurbopufferServer
 from tests.support.world import P1_ID, P2_ID
-from worker.api import create_app
-from worker.auth import Authenticator
-from worker.local_servers import RedisServer
-from worker.runner import build_worker
-from worker.services import Services, installed, open_services
+from worker.api.app import create_app
+from worker.identity.auth import Authenticator
+from worker.loopback.asgi import app_client
+from worker.loopback.catalog_rows import load_into_postgres
+from worker.loopback.servers import RedisServer
+from worker.loopback.turbopuffer import TurbopufferServer
+from worker.processes.worker import build_worker
 from worker.settings import Settings
+from worker.wiring import Services, installed, open_services
 
 pytestmark = pytest.mark.timeout(120)
 

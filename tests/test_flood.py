@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from jetstream import JetstreamConsumer, ReplayServer
 from jetstream.config import ConsumerConfig
+from jetstream.contract import forget_key, recompute_key
 from jetstream.flood import PRUNE_INTERVAL_SECONDS, Admission, FloodControl, FloodLimits
 from tests.support.jetstream_world import (
     cid,
@@ -37,9 +38,10 @@ from tests.support.jetstream_world import (
     tid,
     track_uri,
 )
-from worker.local_servers import RedisServer
+from worker.loopback.servers import RedisServer
 from worker.settings import Settings
-from worker.tasks import forget_key, recompute_key
+from worker.tasks.playlist import PLAYLIST_TASKS
+from worker.wiring import consumer_config
 
 NOW = 1_800_000_000.0
 SETTLE = 2.0
@@ -153,8 +155,8 @@ def test_settings_reach_the_consumer() -> None:
         jetstream_did_burst=5,
         jetstream_did_max_pending=77,
     )
-    assert ConsumerConfig.from_settings(settings).flood == FloodLimits(120, 5, 77)
-    assert ConsumerConfig.from_settings(Settings(_env_file=None)).flood == FloodLimits()
+    assert consumer_config(settings).flood == FloodLimits(120, 5, 77)
+    assert consumer_config(Settings(_env_file=None)).flood == FloodLimits()
 
 
 # --- the guarantees, as properties ------------------------------------------------------------
@@ -276,6 +278,7 @@ async def consume(
             config=dataclasses.replace(config, hosts=(replay.url,)),
             redis=redis,
             docket=docket,
+            tasks=PLAYLIST_TASKS,
             clock=clock,
             backoff=fast_backoff(),
         )

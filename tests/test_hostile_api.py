@@ -1,7 +1,7 @@
 """hostile requests against the API through its HTTP entry point.
 
 schemathesis generates requests from the OpenAPI document the API serves
-(`/openapi.json`, worker.api_schema), valid and invalid, and holds every answer
+(`/openapi.json`, worker.api.schema), valid and invalid, and holds every answer
 to it: no 5xx, statuses, content types, bodies and headers as documented.
 then the credentials nobody should get past (forged, expired, replayed for
 another audience or method, algorithm-confused, oversized, another user's DID)
@@ -56,8 +56,8 @@ from tests.support.api_world import (
     sample_store,
 )
 from tests.support.did_server import Identity, b64url, b64url_json
-from worker.auth import GET_PLAYLIST_RECOMMENDATIONS
-from worker.local_servers import RedisServer
+from worker.identity.auth import GET_PLAYLIST_RECOMMENDATIONS
+from worker.loopback.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from docket import Docket
 
 from jetstream import Enqueued, ListChange, ReplayServer
 from jetstream.batch import FUTURE_SLACK_SECONDS, BatchProcessor
+from jetstream.contract import forget_key, recompute_key
 from jetstream.cursor import Cursor, CursorStore
 from jetstream.enqueue import FORGET, RECOMPUTE, EnqueueFailed, Enqueuer, EnqueueReport, TaskSink
 from jetstream.frames import FrameLimits
@@ -32,13 +33,17 @@ from tests.support.jetstream_world import (
     track_uri,
 )
 from tests.support.samples import story_frames
-from worker.tasks import TASKS, forget_key, recompute_key
+from worker.tasks.playlist import PLAYLIST_TASKS, TASKS
 
 KEYS = JetstreamKeys("fm.plyr.list")
 OWNER = did(77)
 URI = f"at://{OWNER}/fm.plyr.list/3m64hnzv42222"
 NOW = 1_800_000_000.0  # the injected clock, in seconds
 T0 = int(NOW * 1_000_000)
+
+
+def enqueuer(docket: Docket) -> Enqueuer:
+    return Enqueuer(docket, tasks=PLAYLIST_TASKS, debounce_seconds=2.0, clock=lambda: NOW)
 
 
 def edit(rev: int, seed: str, at: int) -> bytes:
@@ -96,7 +101,7 @@ async def test_create_delete_recreate_inside_one_batch_keeps_the_order(
     state: aioredis.Redis, docket: Docket
 ) -> None:
     enqueued: list[Enqueued] = []
-    sink = Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW)
+    sink = enqueuer(docket)
     batch, cursor, _ = processor(state, sink, enqueued)
     await batch.process([edit(1, "a", T0 + 1), delete(2, T0 + 2), edit(3, "c", T0 + 3)])
     assert [(e.task, e.rev) for e in enqueued] == [
@@ -114,7 +119,7 @@ async def test_create_delete_recreate_inside_one_batch_keeps_the_order(
 async def test_create_then_delete_inside_one_batch_leaves_no_recompute(
     state: aioredis.Redis, docket: Docket
 ) -> None:
-    batch, _, _ = processor(state, Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW))
+    batch, _, _ = processor(state, enqueuer(docket))
     await batch.process([edit(1, "a", T0 + 1), delete(2, T0 + 2)])
     assert await pending_tasks(docket) == {
         forget_key(URI): Pending("forget_playlist", (URI, tid(2)))
@@ -124,7 +129,7 @@ async def test_create_then_delete_inside_one_batch_leaves_no_recompute(
 async def test_the_debounce_keeps_the_newest_state_and_its_settle_time(
     state: aioredis.Redis, docket: Docket
 ) -> None:
-    batch, _, _ = processor(state, Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW))
+    batch, _, _ = processor(state, enqueuer(docket))
     await batch.process([edit(1, "a", T0 + 1)])
     await batch.process([edit(2, "b", T0 + 2)])
     snapshot = await docket.snapshot()
@@ -158,7 +163,7 @@ async def test_a_failed_enqueue_moves_neither_the_cursor_nor_the_guard(
     assert stats.frames == 0  # counted when the batch is done, not twice on the replay
 
     enqueued: list[Enqueued] = []
-    sink = Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW)
+    sink = enqueuer(docket)
     batch, cursor, stats = processor(state, sink, enqueued)
     await batch.process(frames)  # the replay after the fault: nothing was lost
     assert [e.rev for e in enqueued] == [tid(1), tid(2)]
@@ -169,7 +174,7 @@ async def test_a_failed_enqueue_moves_neither_the_cursor_nor_the_guard(
 async def test_a_host_clock_in_the_future_cannot_drag_the_cursor_there(
     state: aioredis.Redis, docket: Docket
 ) -> None:
-    batch, cursor, _ = processor(state, Enqueuer(docket, debounce_seconds=2.0, clock=lambda: NOW))
+    batch, cursor, _ = processor(state, enqueuer(docket))
     far_future = T0 + 10 * 86_400 * 1_000_000
     await batch.process([edit(1, "a", far_future)])
     assert cursor.done == T0 + int(FUTURE_SLACK_SECONDS * 1_000_000)

@@ -14,6 +14,7 @@ from docket import Docket
 
 from jetstream import Enqueued, ReplayFaults, ReplayServer
 from jetstream.config import ConsumerConfig
+from jetstream.contract import forget_key, recompute_key
 from jetstream.keys import JetstreamKeys
 from jetstream.replay import DEFAULT_GARBAGE
 from tests.support.jetstream_world import (
@@ -31,8 +32,8 @@ from tests.support.jetstream_world import (
     track_uri,
 )
 from tests.support.samples import bad_frames, story_frames
-from worker.local_servers import RedisServer
-from worker.tasks import TASKS, forget_key, recompute_key
+from worker.loopback.servers import RedisServer
+from worker.tasks.playlist import TASKS
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from engine.cache import cache_key, cache_key_pattern
-from worker.local_servers import RedisServer
+from worker.loopback.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(180)
 

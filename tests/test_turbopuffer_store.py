@@ -26,8 +26,8 @@ from engine.turbopuffer_store import (
 )
 from engine.types import Vector
 from tests.support.samples import track_vector
-from tests.support.turbopuffer_server import TurbopufferServer
-from worker.local_servers import free_port
+from worker.loopback.servers import free_port
+from worker.loopback.turbopuffer import TurbopufferServer
 
 pytestmark = pytest.mark.integration
 

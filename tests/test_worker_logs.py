@@ -1,6 +1,6 @@
 """the processes' logging: a task's deliberate docket retry (the worker waiting for
 plyr.fm to ingest a playlist) is not an ERROR with a traceback; a fault still is.
-found by the soak (`benchmarks.soak`): every wait logged a traceback at ERROR."""
+found by the soak (`worker.bench.load.soak`): every wait logged a traceback at ERROR."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from docket import Docket, Retry, Worker
 
-from worker.logs import configure_logging
+from worker.processes.logs import configure_logging
 
 QUIETED = ("docket", "docket.dependencies", "httpx", "httpx2")
 

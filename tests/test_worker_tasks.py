@@ -24,6 +24,7 @@ from engine.cache import (
 )
 from engine.ports import CatalogUnavailableError, PermanentStoreError, TransientStoreError
 from engine.types import Candidate, Vector
+from jetstream.contract import forget_key, recompute_key
 from tests.support.counting import CountingStore
 from tests.support.world import (
     NOT_OURS_URI,
@@ -37,19 +38,17 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
-from worker.cache_store import STATE_WRITE_ATTEMPTS, RecommendationCache
-from worker.local_servers import RedisServer
-from worker.runner import build_worker
-from worker.services import Services, installed
-from worker.tasks import (
+from worker.loopback.servers import RedisServer
+from worker.processes.worker import build_worker
+from worker.store.cache import STATE_WRITE_ATTEMPTS, RecommendationCache
+from worker.tasks.playlist import (
     TASKS,
     check_arguments,
-    forget_key,
     forget_playlist,
     ingest_retry_delay,
-    recompute_key,
     recompute_playlist,
 )
+from worker.wiring import Services, installed
 
 COMMITS = story_commits()
 P1_CREATE, P1_THREE, P1_EIGHT, P1_REORDER, P1_RENAME = COMMITS[:5]

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.types import FusionMode
+from engine.types import MAX_LIST_ITEMS, FusionMode
 
 # the public Jetstream v1 hosts, rotated on reconnect when JETSTREAM_URL is unset.
 PUBLIC_JETSTREAM_HOSTS = (
@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         "into one recompute of the newest state.",
     )
     list_max_items: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=500,
+        default=MAX_LIST_ITEMS,
         description="most items a list record may hold (the lexicon's bound); a bigger "
         "record is rejected and counted, not truncated.",
     )

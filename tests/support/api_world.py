@@ -24,16 +24,16 @@ from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, VectorStore
 from engine.types import Track
 from jetstream.records import RecordLimits
-from tests.support.asgi import app_client
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.pds_server import PdsServer, list_record
 from tests.support.samples import load_catalog, track_vector
-from worker.api import create_app
-from worker.api_answers import AnswerLimits
-from worker.auth import Authenticator
-from worker.pds import PdsRecords
-from worker.services import open_services
+from worker.api.answers import AnswerLimits
+from worker.api.app import create_app
+from worker.identity.auth import Authenticator
+from worker.identity.pds import PdsRecords
+from worker.loopback.asgi import app_client
 from worker.settings import Settings
+from worker.wiring import open_services
 
 SERVICE_DID = "did:web:recs.plyr.test"
 INTERNAL_TOKEN = "internal-test-token"

@@ -1,108 +1,43 @@
-"""building blocks for the Jetstream tests: frames, a running consumer, what docket holds."""
+"""building blocks for the Jetstream tests: a running consumer, what docket holds, and
+(re-exported from `worker.demo.wire`) the numbered frame builders."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from docket import Docket
 
 from jetstream import ConsumerConfig, Enqueued, JetstreamConsumer
 from jetstream.backoff import Backoff
 from jetstream.frames import FrameLimits
+from worker.demo.wire import (
+    TRACK_DID,
+    cid,
+    did,
+    identity,
+    list_commit,
+    list_delete,
+    tid,
+    track_uri,
+)
+from worker.tasks.playlist import PLAYLIST_TASKS
 
-_B32 = "234567abcdefghijklmnopqrstuvwxyz"
-TRACK_DID = "did:plc:x66s2o4a2qpoastvjtboqbjb"
-
-
-def tid(n: int) -> str:
-    """a valid TID that sorts like `n` (the microsecond part of a real TID)."""
-    digits = []
-    value = (1 << 50) + n  # keeps the first character in the allowed range
-    for _ in range(13):
-        digits.append(_B32[value & 31])
-        value >>= 5
-    return "".join(reversed(digits))
-
-
-def cid(seed: str) -> str:
-    """a well-formed CIDv1-looking string, distinct per seed."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    bits = int.from_bytes(digest, "big")
-    body = "".join(_B32[(bits >> (5 * i)) & 31] for i in range(52))
-    return "bafyrei" + body
-
-
-def did(n: int) -> str:
-    return "did:plc:" + "".join(_B32[(n >> (5 * i)) & 31] for i in range(24))
-
-
-def track_uri(n: int) -> str:
-    return f"at://{TRACK_DID}/fm.plyr.track/{tid(n)}"
-
-
-def list_commit(
-    *,
-    owner: str,
-    rkey: str,
-    rev: str,
-    record_cid: str,
-    tracks: Iterable[str],
-    time_us: int,
-    list_type: str = "playlist",
-    operation: str = "update",
-) -> bytes:
-    record = {
-        "$type": "fm.plyr.list",
-        "name": f"list {rkey}",
-        "listType": list_type,
-        "items": [{"subject": {"uri": uri, "cid": cid(uri)}} for uri in tracks],
-        "createdAt": "2025-11-21T04:40:00.000Z",
-    }
-    return orjson.dumps(
-        {
-            "did": owner,
-            "time_us": time_us,
-            "kind": "commit",
-            "commit": {
-                "rev": rev,
-                "operation": operation,
-                "collection": "fm.plyr.list",
-                "rkey": rkey,
-                "record": record,
-                "cid": record_cid,
-            },
-        }
-    )
-
-
-def list_delete(*, owner: str, rkey: str, rev: str, time_us: int) -> bytes:
-    return orjson.dumps(
-        {
-            "did": owner,
-            "time_us": time_us,
-            "kind": "commit",
-            "commit": {
-                "rev": rev,
-                "operation": "delete",
-                "collection": "fm.plyr.list",
-                "rkey": rkey,
-            },
-        }
-    )
-
-
-def identity(*, owner: str, time_us: int) -> bytes:
-    return orjson.dumps(
-        {"did": owner, "time_us": time_us, "kind": "identity", "identity": {"did": owner}}
-    )
+__all__ = [
+    "TRACK_DID",
+    "cid",
+    "did",
+    "identity",
+    "list_commit",
+    "list_delete",
+    "tid",
+    "track_uri",
+]
 
 
 async def eventually(
@@ -161,6 +96,7 @@ async def running_consumer(
         config=config,
         redis=redis,
         docket=docket,
+        tasks=PLAYLIST_TASKS,
         backoff=fast_backoff(),
         observer=enqueued.append,
     )

@@ -1,4 +1,8 @@
-"""the shared samples (../shared/samples) and deterministic test vectors for them."""
+"""the sample frames and catalogue, and deterministic test vectors for them.
+
+the frames ship with the consumer (`jetstream.samples`); the catalogue that matches
+them is test data (`tests/fixtures/catalog.json`); the schema is the engine's copy
+of plyr.fm's (`engine.schema`)."""
 
 from __future__ import annotations
 
@@ -9,27 +13,27 @@ from typing import Any
 
 import numpy as np
 
+from engine.schema import SCHEMA_PATH
 from engine.types import Vector
+from jetstream.samples import BAD_FRAMES_PATH, STORY_PATH, bad_frames, story_frames
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-SAMPLES = SHARED / "samples"
-STORY_PATH = SAMPLES / "jetstream-v1.jsonl"
-BAD_FRAMES_PATH = SAMPLES / "jetstream-v1-bad.txt"
-CATALOG_PATH = SAMPLES / "catalog.json"
-SCHEMA_PATH = SHARED / "schema" / "plyr.sql"
+__all__ = [
+    "BAD_FRAMES_PATH",
+    "CATALOG_PATH",
+    "SCHEMA_PATH",
+    "STORY_PATH",
+    "bad_frames",
+    "load_catalog",
+    "story_frames",
+    "track_vector",
+]
+
+CATALOG_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "catalog.json"
 
 
 def load_catalog() -> dict[str, Any]:
     catalog: dict[str, Any] = json.loads(CATALOG_PATH.read_text())
     return catalog
-
-
-def story_frames() -> list[str]:
-    return [line for line in STORY_PATH.read_text().splitlines() if line.strip()]
-
-
-def bad_frames() -> list[str]:
-    return [line for line in BAD_FRAMES_PATH.read_text().splitlines() if line.strip()]
 
 
 def track_vector(track_id: int, dim: int = 512) -> Vector:

@@ -44,7 +44,7 @@ from rich.table import Table
 
 from engine.cache import cache_key
 from worker.bench.api_server import FLOOR_ROUTE, INTERNAL_TOKEN, BenchPlaylist, bench_playlists
-from worker.local_servers import RedisServer, free_port
+from worker.loopback.servers import RedisServer, free_port
 
 HOST: Final = "127.0.0.1"
 WARMUP_SECONDS: Final = 0.5

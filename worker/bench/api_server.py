@@ -4,7 +4,7 @@ run as `python -m worker.bench.api_server PORT REDIS_URL PLAYLISTS`: it builds a
 generated catalogue (an InMemoryCatalog and an ExactStore, deterministic from
 a seed, so the load generator can name the same playlists without being sent
 them), fills the cache for every playlist through `Recommender.refresh` (the
-worker's path), and serves `worker.api.create_app` on 127.0.0.1:PORT exactly as
+worker's path), and serves `worker.api.app.create_app` on 127.0.0.1:PORT exactly as
 `plyr-recs api` does, plus one bare route: the floor of the stack (uvicorn +
 FastAPI, no auth, no Redis) to measure against.
 """
@@ -118,10 +118,10 @@ def bench_world(playlists: list[BenchPlaylist]) -> tuple[InMemoryCatalog, ExactS
 async def serve_bench(port: int, redis_url: str, playlist_count: int) -> None:
     import uvicorn
 
-    from worker.api import create_app, freeze_startup_heap, server_config
-    from worker.auth import Authenticator
-    from worker.services import open_services
+    from worker.api.app import create_app, freeze_startup_heap, server_config
+    from worker.identity.auth import Authenticator
     from worker.settings import Settings
+    from worker.wiring import open_services
 
     playlists = bench_playlists(playlist_count)
     catalog, store = bench_world(playlists)
@@ -152,6 +152,6 @@ if __name__ == "__main__":
     from uvicorn.loops.auto import auto_loop_factory
 
     logging.basicConfig(level=logging.WARNING)
-    # the loop `plyr-recs api` runs on (worker.api.run): uvloop when installed
+    # the loop `plyr-recs api` runs on (worker.api.app.run): uvloop when installed
     with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         runner.run(serve_bench(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))

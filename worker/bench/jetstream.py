@@ -40,12 +40,13 @@ from rich.table import Table
 
 from jetstream.config import ConsumerConfig
 from jetstream.consumer import JetstreamConsumer
+from jetstream.contract import forget_key, recompute_key
 from jetstream.enqueue import Enqueued, EnqueueReport
 from jetstream.events import ListChange, ListCommit
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.replay import ReplayFaults, ReplayServer
-from worker.local_servers import RedisServer
-from worker.tasks import forget_key, forget_playlist, recompute_key, recompute_playlist
+from worker.loopback.servers import RedisServer
+from worker.tasks.playlist import PLAYLIST_TASKS, forget_playlist, recompute_playlist
 
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 TRACKS_PER_PLAYLIST = 12
@@ -268,6 +269,7 @@ async def end_to_end(url: str, redis_url: str, frames: int, *, one_per_frame: bo
             config=config,
             redis=redis,
             docket=docket,
+            tasks=PLAYLIST_TASKS,
             enqueuer=baseline if one_per_frame else None,
         )
         stop = asyncio.Event()

@@ -9,18 +9,18 @@ the consumer must count and survive (`samples/jetstream-v1-bad.txt`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
 import orjson
 
-from worker.demo.identifiers import record_cid
+from engine.types import MAX_LIST_ITEMS
+from worker.demo.identifiers import SORTABLE_BASE32, cid_for_bytes, record_cid
+from worker.demo.identifiers import tid as tid_at
 
 LIST_COLLECTION: Final = "fm.plyr.list"
 LIST_TYPE: Final = "fm.plyr.list"
-# the list record's own bound on items (DESIGN.md, "The list record")
-MAX_LIST_ITEMS: Final = 500
 
 
 def iso_time(time_us: int) -> str:
@@ -151,3 +151,78 @@ def malformed_frames(
         (f"{MAX_LIST_ITEMS + 1} items", list_commit(playlist(too_many))),
         ("rev is not a TID", list_commit(playlist([item]), commit_rev="not-a-tid")),
     ]
+
+
+# numbered builders: the tests and the load benchmarks name accounts, records and
+# revisions by integers, so a frame's identifiers say which one it is.
+TRACK_DID: Final = "did:plc:x66s2o4a2qpoastvjtboqbjb"
+# keeps a numbered TID's first character in the allowed range
+_TID_OFFSET: Final = 1 << 50
+
+
+def tid(n: int) -> str:
+    """a valid TID that sorts like `n`."""
+    value = _TID_OFFSET + n
+    return tid_at(value >> 10, value & 1023)
+
+
+def cid(seed: str) -> str:
+    """a well-formed CIDv1, distinct per seed."""
+    return cid_for_bytes(seed.encode())
+
+
+def did(n: int) -> str:
+    """the did:plc numbered `n`."""
+    return "did:plc:" + "".join(SORTABLE_BASE32[(n >> (5 * i)) & 31] for i in range(24))
+
+
+def track_uri(n: int) -> str:
+    return f"at://{TRACK_DID}/fm.plyr.track/{tid(n)}"
+
+
+def list_commit(
+    *,
+    owner: str,
+    rkey: str,
+    rev: str,
+    record_cid: str,
+    tracks: Iterable[str],
+    time_us: int,
+    list_type: str = "playlist",
+    operation: str = "update",
+) -> bytes:
+    """a list commit whose record holds `tracks` (its CID given, not derived)."""
+    record = list_record(
+        name=f"list {rkey}",
+        list_type=list_type,
+        items=[(uri, cid(uri)) for uri in tracks],
+        created_at="2025-11-21T04:40:00.000Z",
+    )
+    commit = {
+        "rev": rev,
+        "operation": operation,
+        "collection": LIST_COLLECTION,
+        "rkey": rkey,
+        "record": record,
+        "cid": record_cid,
+    }
+    return orjson.dumps({"did": owner, "time_us": time_us, "kind": "commit", "commit": commit})
+
+
+def list_delete(*, owner: str, rkey: str, rev: str, time_us: int) -> bytes:
+    frame, _ = commit_frame(
+        did=owner,
+        time_us=time_us,
+        rev=rev,
+        operation="delete",
+        collection=LIST_COLLECTION,
+        rkey=rkey,
+        record=None,
+    )
+    return frame.encode()
+
+
+def identity(*, owner: str, time_us: int) -> bytes:
+    return orjson.dumps(
+        {"did": owner, "time_us": time_us, "kind": "identity", "identity": {"did": owner}}
+    )

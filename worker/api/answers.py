@@ -1,0 +1,345 @@
+"""what the API answers for a playlist: the cached answer of its current version,
+else one computed inline through the worker's own code path.
+
+the current version is the playlist's CID in plyr.fm's database (for a private
+playlist, its `updated_at`). on a miss the tracks come from, in order:
+the playlist's `items` (private), the worker's stored state when it names this
+very version, else the owner's PDS. `Recommender.refresh` then computes and
+writes the cache exactly as the worker would.
+
+nothing here answers with an error: each dependency that fails turns into
+`available: false` (never cached) or into computing without the cache, and
+the reason is counted (`Degraded`). that includes plyr.fm's database: without
+it neither the current version nor the owner can be read, so `last_known`
+serves what the worker's state says instead (its owner, its newest version),
+and nothing to anyone it cannot tell is the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, TypeVar
+
+import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, private_token
+from engine.ports import CatalogError, VectorStoreError
+from engine.types import PlaylistRow
+from worker.api.metrics import ApiMetrics
+from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
+from worker.store.cache import RecommendationCache
+from worker.store.reads import CoalescedReads
+from worker.tasks.recompute import Recommender, Refreshed
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+UNAVAILABLE_BODY: Final = orjson.dumps({"tracks": [], "available": False})
+# what "Redis is not answering" looks like: refused or reset (ConnectionError), the
+# client's socket timeout (redis' TimeoutError), or our own bound (the builtin one).
+CACHE_FAULTS: Final = (RedisConnectionError, RedisTimeoutError, TimeoutError)
+CATALOG_LOG_INTERVAL_SECONDS: Final = 10.0
+
+
+class Degraded(StrEnum):
+    """why an answer is `available: false` although the playlist may have recommendations."""
+
+    STORE_DISABLED = "store_disabled"  # no TURBOPUFFER_API_KEY: nothing can be computed
+    STORE_FAILED = "store_failed"  # turbopuffer errored (after its client's retries)
+    NO_RECORD = "no_record"  # a public playlist without a record URI: no tracks to read
+    NO_PDS = "no_pds"  # plyr.fm does not know the owner's PDS
+    PDS_UNREACHABLE = "pds_unreachable"  # refused, slow, or an error status
+    RECORD_REJECTED = "record_rejected"  # the PDS answered with no usable playlist
+    TIMEOUT = "timeout"  # the inline compute outlasted the request's budget
+    BUSY = "busy"  # too many inline computes at once in this process
+    CATALOG_FAILED = "catalog_failed"  # plyr.fm's database failed (none of its data is served)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerLimits:
+    """the bounds of the API's work per request (DESIGN.md: every limit explicit)."""
+
+    # a cache read slower than this counts as Redis being down: a hit takes ~0.2 ms,
+    # and the client's own socket timeout (5 s) is far too long for a request.
+    cache_timeout_seconds: float = 0.5
+    # after a Redis fault, skip the cache for this long instead of paying the
+    # fault on every request; then try again.
+    cache_retry_seconds: float = 2.0
+    # the most a request waits for an inline compute; the compute itself carries
+    # on and fills the cache for the next request.
+    miss_timeout_seconds: float = 10.0
+    # distinct playlists computed inline at once per process; past it, misses
+    # answer `available: false` at once (shedding load instead of queueing it).
+    max_concurrent_computes: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """an answer and where it came from (a header and a metric label)."""
+
+    value: CachedRecommendations | None  # None: `available: false`, not cached
+    source: str
+
+    def body(self, limit: int) -> bytes:
+        if self.value is None:
+            return UNAVAILABLE_BODY
+        return orjson.dumps(self.value.response(limit))
+
+
+@dataclass(frozen=True, slots=True)
+class LastKnown:
+    """what the cache says of a playlist when plyr.fm's database cannot."""
+
+    owner_did: str | None  # None: nobody is known to own it here (never computed)
+    answer: Answer
+
+
+@dataclass(frozen=True, slots=True)
+class _TrackList:
+    track_uris: Sequence[str]
+    token: str | None  # the version these tracks are; None: answer, do not cache
+    source: str  # items, state, pds, or pds_other_cid
+
+
+def version_token(playlist: PlaylistRow) -> str | None:
+    """the cache token of the playlist's current version, None if it cannot be one."""
+    if not playlist.is_private and playlist.record_cid:
+        token = playlist.record_cid
+    else:
+        # private (no record), or a record plyr.fm has not ingested a CID for yet
+        token = private_token(playlist.updated_at)
+    return token if len(token) <= MAX_TOKEN_LENGTH else None
+
+
+class Answers:
+    """answers recommendation requests for one app (no state outside the instance)."""
+
+    def __init__(
+        self,
+        *,
+        cache: RecommendationCache,
+        recommender: Recommender,
+        pds: PdsRecords,
+        metrics: ApiMetrics,
+        limits: AnswerLimits | None = None,
+    ) -> None:
+        self.cache = cache
+        self.recommender = recommender
+        self.limits = limits or AnswerLimits()
+        # the hot path: hits read through one MGET per event-loop turn
+        self.reads = CoalescedReads(cache, timeout_seconds=self.limits.cache_timeout_seconds)
+        self.pds = pds
+        self.metrics = metrics
+        self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
+        self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
+        # one inline compute per (playlist, version): concurrent misses share it.
+        self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
+
+    async def aclose(self) -> None:
+        """cancel the computes still running, close the PDS client."""
+        computes = list(self._computes.values())
+        for compute in computes:
+            compute.cancel()
+        await asyncio.gather(*computes, return_exceptions=True)
+        await self.reads.aclose()
+        await self.pds.aclose()
+
+    async def drain(self) -> None:
+        """wait for the inline computes running now (their waiters may have given up)."""
+        await asyncio.gather(*self._computes.values(), return_exceptions=True)
+
+    @property
+    def computes_in_flight(self) -> int:
+        return len(self._computes)
+
+    async def answer(self, playlist: PlaylistRow) -> Answer:
+        token = version_token(playlist)
+        cache_up = token is not None and self._cache_up()
+        if cache_up:
+            assert token is not None
+            try:
+                # bounded by the batch's own timeout (one timer per MGET, not per request)
+                cached = await self.reads.get(playlist.playlist_id, token)
+            except CACHE_FAULTS as error:
+                self._cache_failed(error)
+                cache_up = False
+            else:
+                if cached is not None:
+                    self.metrics.hit.inc()
+                    self.metrics.hit_answer.inc()
+                    return Answer(cached, "hit")
+        self.metrics.cache.labels("miss" if cache_up else "bypass").inc()
+        answer = await self._shared_compute(playlist, token)
+        self.metrics.answers.labels(answer.source).inc()
+        return answer
+
+    async def last_known(self, playlist_id: str) -> LastKnown:
+        """the playlist's newest computed answer and its owner, from the worker's state:
+        what can be served while plyr.fm's database is down. the caller checks the
+        owner; an unknown owner comes with `available: false` and nothing else."""
+        failed = LastKnown(None, Answer(None, Degraded.CATALOG_FAILED))
+        if not self._cache_up():
+            return failed
+        try:
+            state = await self._bounded(self.cache.get_state(playlist_id))
+            if state is None or not state.owner_did:
+                return failed
+            value = await self.reads.get(playlist_id, state.token)
+        except CACHE_FAULTS as error:
+            self._cache_failed(error)
+            return failed
+        if value is None:
+            return LastKnown(state.owner_did, failed.answer)
+        return LastKnown(state.owner_did, Answer(value, "last_known"))
+
+    def catalog_failed(self, error: BaseException) -> None:
+        """count a fault of plyr.fm's database; log it at most every few seconds (an
+        outage meets every request)."""
+        self.metrics.catalog_faults.inc()
+        now = time.monotonic()
+        if now >= self._catalog_log_after:
+            self._catalog_log_after = now + CATALOG_LOG_INTERVAL_SECONDS
+            logger.warning("plyr.fm's database failed, answering from the cache: %s", error)
+
+    # --- the miss --------------------------------------------------------------------
+
+    async def _shared_compute(self, playlist: PlaylistRow, token: str | None) -> Answer:
+        if self.recommender.store is None:
+            return Answer(None, Degraded.STORE_DISABLED)
+        key = (playlist.playlist_id, token or "")
+        compute = self._computes.get(key)
+        if compute is None:
+            if len(self._computes) >= self.limits.max_concurrent_computes:
+                return Answer(None, Degraded.BUSY)
+            compute = asyncio.create_task(self._compute(playlist, token))
+            self._computes[key] = compute
+            compute.add_done_callback(lambda done: self._landed(key, done))
+        try:
+            async with asyncio.timeout(self.limits.miss_timeout_seconds):
+                # shielded: a request that gives up (timeout, client gone) does not
+                # cancel the compute the cache and the other waiters need.
+                return await asyncio.shield(compute)
+        except TimeoutError:
+            return Answer(None, Degraded.TIMEOUT)
+
+    def _landed(self, key: tuple[str, str], compute: asyncio.Task[Answer]) -> None:
+        if self._computes.get(key) is compute:
+            del self._computes[key]
+        if not compute.cancelled():
+            # marks a failure as retrieved: the waiters re-raise it, and when they all
+            # gave up already, asyncio must not log it as lost.
+            compute.exception()
+
+    async def _compute(self, playlist: PlaylistRow, token: str | None) -> Answer:
+        started = time.perf_counter()
+        try:
+            tracks = await self._track_list(playlist, token)
+            if isinstance(tracks, Answer):
+                return tracks
+            self.metrics.track_sources.labels(tracks.source).inc()
+            return await self._recommend(playlist, tracks)
+        except VectorStoreError as error:
+            # never cached: the next request tries again (refresh writes only after computing).
+            logger.warning(
+                "inline compute of %s: vector store failed: %s", playlist.playlist_id, error
+            )
+            return Answer(None, Degraded.STORE_FAILED)
+        except CatalogError as error:
+            # the playlist was read, then the database went (tracks, hydration)
+            self.catalog_failed(error)
+            return Answer(None, Degraded.CATALOG_FAILED)
+        finally:
+            self.metrics.compute_seconds.observe(time.perf_counter() - started)
+
+    async def _track_list(self, playlist: PlaylistRow, token: str | None) -> _TrackList | Answer:
+        if playlist.is_private:
+            return _TrackList(playlist.items or (), token, "items")
+        if playlist.record_uri is None:
+            return Answer(None, Degraded.NO_RECORD)
+        if token is not None and self._cache_up():
+            try:
+                state = await self._bounded(self.cache.get_state(playlist.playlist_id))
+            except CACHE_FAULTS as error:
+                self._cache_failed(error)
+            else:
+                # the worker's state is only good for the very version it names
+                if state is not None and state.token == token:
+                    return _TrackList(state.track_uris, token, "state")
+        if playlist.owner_pds_url is None:
+            return Answer(None, Degraded.NO_PDS)
+        try:
+            record = await self.pds.fetch(playlist.owner_pds_url, playlist.record_uri)
+        except RecordRejected as rejected:
+            logger.warning("list record of %s refused: %s", playlist.playlist_id, rejected.reason)
+            return Answer(None, Degraded.RECORD_REJECTED)
+        except RecordUnavailable as unavailable:
+            logger.warning("owner's PDS of %s: %s", playlist.playlist_id, unavailable.reason)
+            return Answer(None, Degraded.PDS_UNREACHABLE)
+        if record.cid == token:
+            return _TrackList(record.track_uris, token, "pds")
+        # plyr.fm's ingest lags the PDS by seconds: answer from what the PDS holds,
+        # cached under the record's own CID (the version these tracks really are).
+        logger.info(
+            "playlist %s: PDS has %s, plyr.fm has %s", playlist.playlist_id, record.cid, token
+        )
+        return _TrackList(record.track_uris, record.cid, "pds_other_cid")
+
+    async def _recommend(self, playlist: PlaylistRow, tracks: _TrackList) -> Answer:
+        playlist_id = playlist.playlist_id
+        if tracks.token is not None and self._cache_up():
+            try:
+                refreshed = await self._refresh(playlist, tracks)
+                value = refreshed.value
+                if value is None:  # already cached: the worker got there in the meantime...
+                    value = await self._bounded(self.cache.get(playlist_id, tracks.token))
+                if value is None:
+                    # ...or the entry there is one nobody can read: refresh took its
+                    # existence for done. drop it so this compute replaces it.
+                    key = cache_key(playlist_id, tracks.token)
+                    await self._bounded(self.cache.redis.delete(key))
+                    refreshed = await self._refresh(playlist, tracks)
+                    value = refreshed.value
+            except CACHE_FAULTS as error:
+                self._cache_failed(error)
+            else:
+                if value is not None:
+                    return Answer(value, refreshed.outcome.value)
+        track_ids = await self.recommender.track_ids(tracks.track_uris)
+        value, _ = await self.recommender.compute(track_ids)
+        return Answer(value, "computed_uncached")
+
+    async def _refresh(self, playlist: PlaylistRow, tracks: _TrackList) -> Refreshed:
+        assert tracks.token is not None
+        return await self.recommender.refresh(
+            playlist.playlist_id,
+            tracks.token,
+            track_uris=tracks.track_uris,
+            owner_did=playlist.owner_did,
+        )
+
+    # --- the cache's health -------------------------------------------------------------
+
+    def _cache_up(self) -> bool:
+        return time.monotonic() >= self._cache_down_until
+
+    def _cache_failed(self, error: BaseException) -> None:
+        if self._cache_up():
+            logger.warning(
+                "Redis unavailable (%s); computing without the cache for %.1fs",
+                type(error).__name__,
+                self.limits.cache_retry_seconds,
+            )
+        self._cache_down_until = time.monotonic() + self.limits.cache_retry_seconds
+        self.metrics.redis_faults.inc()
+
+    async def _bounded(self, call: Awaitable[_T]) -> _T:
+        async with asyncio.timeout(self.limits.cache_timeout_seconds):
+            return await call

@@ -1,0 +1,331 @@
+"""`plyr-recs api`: the HTTP API plyr.fm asks for a playlist's recommendations.
+
+it exists so the answer is one Redis read away: the worker computes ahead of
+time, this process serves what it left in the cache, and computes inline (with
+the worker's own code) only on a miss. any number of these processes can run;
+they hold no state but their connection pools.
+
+    GET /playlists/{playlist_id}/recommendations?limit=3   owner only
+    GET /health     liveness, and how each dependency is doing
+    GET /metrics    Prometheus text
+    GET /openapi.json   the OpenAPI document (worker.api.schema)
+
+statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
+playlist, 422 a malformed `limit` or `playlist_id`. every fault degrades to
+`{"tracks": [], "available": false}` instead of an error (see
+`worker.api.answers`). with plyr.fm's database down, the owner and the newest
+version come from the worker's state in Redis: the owner is served that
+version's answer, someone else a 403, and a playlist nobody is known to own
+`available: false` (no 404: without the database nobody can say it is unknown).
+503 comes only from uvicorn, past `MAX_CONCURRENT_CONNECTIONS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from uvicorn.loops.auto import auto_loop_factory
+
+from engine.ports import CatalogError
+from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
+from worker.api.schema import (
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    RECOMMENDATIONS_OPERATION,
+    RECOMMENDATIONS_RESPONSES,
+    openapi_document,
+)
+from worker.identity.auth import Authenticator, AuthError
+from worker.identity.pds import PdsRecords
+from worker.settings import Settings
+from worker.wiring import Services, frame_limits
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIMIT: Final = 3
+MAX_LIMIT: Final = 10
+# plyr.fm's playlist ids are UUID strings. the bound and the alphabet keep junk
+# out of SQL parameters, Redis keys (no ':' or glob characters) and log lines.
+PLAYLIST_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+LIMIT_RE: Final = re.compile(r"[0-9]{1,2}")  # no sign, no space, no float: an int in 1..10
+MAX_ECHOED_INPUT: Final = 100  # characters of a rejected value quoted back in a 422
+SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (debugging)
+HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
+HEALTH_CATALOG_TIMEOUT: Final = 1.0
+HEALTH_PROBE_ID: Final = "00000000-0000-0000-0000-000000000000"  # a primary-key miss
+MAX_CONCURRENT_CONNECTIONS: Final = 1000  # uvicorn answers 503 past it
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    """what one app serves from, kept in `app.state.api` (no module-level state)."""
+
+    services: Services
+    authenticator: Authenticator
+    answers: Answers
+    metrics: ApiMetrics
+    closing: AsyncExitStack  # closed with the app
+
+
+def create_app(
+    services: Services,
+    authenticator: Authenticator,
+    *,
+    pds: PdsRecords | None = None,
+    limits: AnswerLimits | None = None,
+    closing: AsyncExitStack | None = None,
+) -> FastAPI:
+    """the API over `services` and `authenticator`.
+
+    the app closes on shutdown what it creates (the PDS client, or the one
+    handed in, and the inline computes) and whatever `closing` holds; the
+    rest stays the caller's.
+    """
+    metrics = ApiMetrics(auth_counts=authenticator.counts, cache_counts=services.cache.counts)
+    answers = Answers(
+        cache=services.cache,
+        recommender=services.recommender,
+        pds=pds or pds_records(services.settings),
+        metrics=metrics,
+        limits=limits,
+    )
+
+    owned = closing or AsyncExitStack()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await answers.aclose()
+        await owned.aclose()
+        logger.info("API shut down: computes stopped, connections closed")
+
+    app = FastAPI(
+        title="plyr-recs",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's built-in OpenTelemetry hooks look up the global providers on
+        # every request (~8% of a cache hit's CPU); this service exports
+        # Prometheus metrics and configures no OpenTelemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.api = ApiState(services, authenticator, answers, metrics, owned)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.include_router(router)
+    # added after the router, so the hit path is matched first.
+    app.add_api_route("/openapi.json", _openapi, include_in_schema=False)
+    return app
+
+
+router = APIRouter()
+
+
+def _state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+async def viewer(request: Request) -> str:
+    """the caller's DID; every way in is checked on every request."""
+    try:
+        return await _state(request).authenticator.authenticate(request.headers)
+    except AuthError as error:
+        raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
+
+
+@router.get(
+    "/playlists/{playlist_id}/recommendations",
+    responses=RECOMMENDATIONS_RESPONSES,
+    openapi_extra=RECOMMENDATIONS_OPERATION,
+)
+async def recommendations(request: Request) -> Response:
+    """the owner's recommendations for a playlist: `{"tracks": [...], "available": bool}`.
+
+    parameters are read and validated here rather than declared to FastAPI: its
+    parameter machinery cost ~100 µs a request, a third of a cache hit's CPU
+    (`plyr-recs bench api`). the order is kept: credentials (401) before
+    parameters (422), so nothing about a request is judged before its caller.
+    """
+    state = _state(request)
+    viewer_did = await viewer(request)
+    playlist_id = _playlist_id(request.path_params.get("playlist_id", ""))
+    limit = _limit(request.query_params.get("limit"))
+    try:
+        playlist = await state.services.catalog.get_playlist(playlist_id)
+    except CatalogError as error:
+        answer = await _without_catalog(state, playlist_id, viewer_did, error)
+    else:
+        if playlist is None:
+            raise HTTPException(404, "unknown playlist")
+        if playlist.owner_did != viewer_did:
+            raise HTTPException(403, "not the playlist's owner")
+        answer = await state.answers.answer(playlist)
+    return Response(
+        answer.body(limit),
+        media_type="application/json",
+        headers={SOURCE_HEADER: answer.source, "cache-control": "no-store"},
+    )
+
+
+def _playlist_id(raw: str) -> str:
+    if PLAYLIST_ID_RE.fullmatch(raw) is None:
+        raise _invalid("path", "playlist_id", "a playlist id (1-64 of A-Z a-z 0-9 _ -)", raw)
+    return raw
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if LIMIT_RE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_LIMIT:
+        raise _invalid("query", "limit", f"an integer from 1 to {MAX_LIMIT}", raw)
+    return int(raw)
+
+
+def _invalid(where: str, name: str, expected: str, raw: str) -> RequestValidationError:
+    """a 422 in FastAPI's own shape (its handler renders it)."""
+    error = {
+        "type": "value_error",
+        "loc": (where, name),
+        "msg": f"{name} must be {expected}",
+        "input": raw[:MAX_ECHOED_INPUT],
+    }
+    return RequestValidationError([error])
+
+
+async def _without_catalog(
+    state: ApiState, playlist_id: str, viewer_did: str, error: CatalogError
+) -> Answer:
+    """plyr.fm's database is down: answer from what the cache knows, never an error.
+
+    the worker's state names the playlist's owner (a playlist never changes
+    hands) and its newest computed version: the owner gets that answer, maybe
+    one edit behind; anyone else a 403; with no state, nobody can be told
+    anything but `available: false`.
+    """
+    state.answers.catalog_failed(error)
+    known = await state.answers.last_known(playlist_id)
+    if known.owner_did is not None and known.owner_did != viewer_did:
+        raise HTTPException(403, "not the playlist's owner")
+    state.metrics.answers.labels(known.answer.source).inc()
+    return known.answer
+
+
+@router.get("/health", response_model=None, responses=HEALTH_RESPONSES)
+async def health(request: Request) -> dict[str, object]:
+    """200 while the process serves; each dependency's state is reported, and a
+    down one sets `degraded` (the API still answers, degraded, without it)."""
+    state = _state(request)
+    services = state.services
+    redis_ok, catalog_ok = await asyncio.gather(_redis_alive(services), _catalog_alive(services))
+    degraded = not (redis_ok and catalog_ok and services.store is not None)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "degraded": degraded,
+        "redis": "ok" if redis_ok else "down",
+        "catalog": "ok" if catalog_ok else "down",
+        "store": "disabled" if services.store is None else type(services.store).__name__,
+        "computes_in_flight": state.answers.computes_in_flight,
+    }
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
+async def prometheus_metrics(request: Request) -> Response:
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _openapi(request: Request) -> JSONResponse:
+    # `openapi_url=None` above keeps FastAPI's own route (and docs pages) away;
+    # this one is added after the API's routes.
+    return JSONResponse(openapi_document(request.app))
+
+
+def pds_records(settings: Settings) -> PdsRecords:
+    """the PDS client, validating records with the consumer's own limits."""
+    limits = frame_limits(settings)
+    return PdsRecords(limits=limits.record, list_collection=limits.list_collection)
+
+
+async def _redis_alive(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_REDIS_TIMEOUT):
+            return bool(await services.redis.ping())
+    except CACHE_FAULTS:
+        return False
+
+
+async def _catalog_alive(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_CATALOG_TIMEOUT):
+            await services.catalog.get_playlist(HEALTH_PROBE_ID)
+    except (CatalogError, TimeoutError):
+        return False
+    return True
+
+
+def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
+    """how uvicorn runs the API (`serve` and `plyr-recs bench api` share it)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,  # /metrics counts requests; a line each is noise at this rate
+        limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+    )
+
+
+def run(settings: Settings) -> None:
+    """`plyr-recs api`: serve until SIGINT/SIGTERM, on the event loop uvicorn would pick.
+
+    that is uvloop when it is installed (with httptools: uvicorn[standard]), else
+    asyncio's own; in `plyr-recs bench api` the pair nearly doubled the
+    requests one core serves. the services are opened inside that loop, so
+    their connections belong to it.
+    """
+    with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+        runner.run(serve(settings))
+
+
+def freeze_startup_heap() -> None:
+    """put everything alive at start-up out of the garbage collector's sight.
+
+    what a serving process holds for good (FastAPI's, pydantic's and the
+    atproto SDK's classes and models, the pools, an embedded catalog) is
+    ~180,000 objects in `plyr-recs bench api`'s server, and each full
+    collection walked all of them: ~110 ms with every request waiting. frozen,
+    a full collection walks only what requests left behind (the bench, 64
+    clients: p99 157 ms -> 40 ms).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+async def serve(settings: Settings) -> None:
+    """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
+    from worker.wiring import open_services
+
+    async with AsyncExitStack() as stack:
+        services = await stack.enter_async_context(open_services(settings))
+        authenticator = Authenticator.from_settings(settings)
+        stack.push_async_callback(authenticator.aclose)
+        # closed by the app's shutdown: after SIGTERM uvicorn re-raises the signal
+        # once the app has shut down, and the process ends before any code here
+        # would run. the stack stays here too, for a server that never started.
+        app = create_app(services, authenticator, closing=stack.pop_all())
+        stack.push_async_callback(app.state.api.closing.aclose)
+        config = server_config(app, host=settings.api_host, port=settings.api_port)
+        freeze_startup_heap()
+        await uvicorn.Server(config).serve()

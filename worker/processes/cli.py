@@ -1,0 +1,278 @@
+"""the `plyr-recs` command: one entry point per process, plus benchmarks.
+
+plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
+plyr-recs bench api       the API's cache hits under load beside a bare route
+plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
+plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# the engine's matrices are small (<= 500 x 512): a multi-threaded BLAS spends more
+# spinning its threads up than it saves, and docket runs tasks side by side anyway.
+# measured with `plyr-recs bench engine`: N=500 went from ~6.7 ms to ~1 ms of CPU.
+# must be set before NumPy is first imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import typer  # noqa: E402
+
+app = typer.Typer(
+    name="plyr-recs",
+    help="Playlist recommendations for plyr.fm, precomputed from the AT Protocol firehose.",
+    epilog=(
+        "Settings come from environment variables (or a .env file); with none set, "
+        "`plyr-recs run` works on a machine with no servers. Production sets REDIS_URL, "
+        "DOCKET_URL, DATABASE_URL, TURBOPUFFER_API_KEY and INTERNAL_API_TOKEN. Every "
+        "setting and its default: README.md, or worker/settings.py."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+bench_app = typer.Typer(
+    help="Measure a part of the service beside a baseline measured in the same run.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("engine")
+def bench_engine(
+    sizes: str = typer.Option(
+        "1,5,20,100,500", help="comma-separated playlist sizes (tracks with embeddings)."
+    ),
+    dim: int = typer.Option(512, min=2, max=4096, help="embedding dimension."),
+    repeat: int = typer.Option(0, min=0, help="runs per size (0: chosen per size for ~1 s)."),
+) -> None:
+    """the engine's CPU time per recommendation (strategy + k-means + fusion, store calls
+    excluded) beside a pure-Python implementation of the seed's algorithm."""
+    from worker.bench.engine import main as run_engine_bench
+
+    parsed = [int(part) for part in sizes.split(",") if part.strip()]
+    if not parsed or any(size < 1 for size in parsed):
+        raise typer.BadParameter("sizes must be positive integers", param_hint="--sizes")
+    run_engine_bench(parsed, dim=dim, repeat=repeat)
+
+
+@bench_app.command("api")
+def bench_api(
+    clients: str = typer.Option("1,16,64", help="comma-separated concurrent client counts."),
+    seconds: float = typer.Option(3.0, min=0.5, max=60, help="measured seconds per level."),
+    misses: int = typer.Option(20, min=1, max=200, help="cache misses timed one by one."),
+    rate: float = typer.Option(
+        1500.0, min=0, max=100_000, help="req/s offered in the paced run (0: skip it)."
+    ),
+) -> None:
+    """cache hits of the API under uvicorn (req/s, p50, p99 at each client count, and at a
+    fixed offered rate) beside a bare route of the same app, and the time of a miss; a
+    real redis-server, loopback."""
+    from worker.bench.api import main as run_api_bench
+
+    levels = [int(part) for part in clients.split(",") if part.strip()]
+    if not levels or any(not 1 <= level <= 512 for level in levels):
+        raise typer.BadParameter("client counts must be within 1..512", param_hint="--clients")
+    run_api_bench(levels=levels, seconds=seconds, rate=rate, misses=misses)
+
+
+@app.command(
+    "worker",
+    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_* , "
+    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS. Stops on SIGTERM/SIGINT; "
+    "docket redelivers what was in flight.",
+)
+def worker_command() -> None:
+    """run docket workers for the recompute and forget tasks the consumer enqueues
+    (any number, on any machines sharing DOCKET_URL)."""
+    import asyncio
+
+    from worker.processes.logs import configure_logging
+    from worker.processes.worker import serve
+    from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
+
+    configure_logging()
+    try:
+        asyncio.run(serve(get_settings()))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs worker: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command(
+    "api",
+    epilog="Reads API_HOST, API_PORT, REDIS_URL, DATABASE_URL, TURBOPUFFER_*, SERVICE_DID, "
+    "INTERNAL_API_TOKEN, PLC_DIRECTORY_URL, DID_CACHE_SECONDS. Owner-only: a service-auth "
+    "JWT (aud=SERVICE_DID, lxm=fm.plyr.getPlaylistRecommendations) or X-Internal-Token + "
+    "X-Viewer-Did.",
+)
+def api_command() -> None:
+    """serve GET /playlists/{playlist_id}/recommendations, /health and /metrics with
+    uvicorn on API_HOST:API_PORT (any number of these, behind a load balancer)."""
+    from engine.ports import CatalogError
+    from worker.api.app import run as run_api
+    from worker.processes.logs import configure_logging
+    from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
+
+    configure_logging()
+    try:
+        run_api(get_settings())
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs api: {error}", err=True)
+        raise typer.Exit(2) from None
+    except CatalogError as error:  # at start-up: a wrong DATABASE_URL or a database down
+        typer.echo(f"plyr-recs api: cannot open plyr.fm's database: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+@bench_app.command("jetstream")
+def bench_jetstream(
+    frames: int = typer.Option(20_000, min=1_000, max=1_000_000, help="frames per stream."),
+    playlists: int = typer.Option(
+        2_000, min=1, max=1_000_000, help="distinct playlists the list commits touch."
+    ),
+) -> None:
+    """frames/s through decode + validate + guard + enqueue from the replay server (only
+    list commits; a mixed stream), the decode + filter rate on one core, each beside a
+    baseline from the same run; docket and state on a real redis-server."""
+    from worker.bench.jetstream import main as run_jetstream_bench
+
+    run_jetstream_bench(frames=frames, playlists=playlists)
+
+
+@bench_app.command("reliability")
+def bench_reliability(
+    size: str = typer.Option(
+        "full",
+        help="full: 5,000+ frames, 200 playlists, 3 s faults (~20 min); "
+        "ci: the test suite's small world (~2 min).",
+    ),
+    only: list[str] = typer.Option(
+        [], help="run only the scenarios whose name contains this (repeatable)."
+    ),
+) -> None:
+    """every fault scenario (websocket drops, stalls and refusals, Redis killed with and
+    without its data, PostgreSQL down, turbopuffer 429/500/slow, worker and consumer
+    SIGKILLed, double and out-of-order delivery) on real parts, each judged against the
+    fault-free run: a table of events, faults, lost, wrong, 5xx and time to recover.
+    exits 1 if anything was lost or wrong. needs redis-server and PostgreSQL installed
+    (it starts its own on loopback)."""
+    if size not in ("full", "ci"):
+        raise typer.BadParameter("size is full or ci", param_hint="--size")
+    from worker.bench.reliability.report import main as run_reliability_bench
+
+    argv = ["--size", size, *(arg for word in only for arg in ("--only", word))]
+    raise typer.Exit(run_reliability_bench(argv))
+
+
+@app.command(
+    "jetstream",
+    epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "
+    "TRACK_COLLECTION, DEBOUNCE_SECONDS, JETSTREAM_* limits, REDIS_URL (cursor, rev guard, "
+    "counters) and DOCKET_URL. SIGTERM finishes the frames in hand and flushes the cursor.",
+)
+def jetstream_command() -> None:
+    """follow the list collection on Jetstream and enqueue a recompute per playlist
+    change (exactly one of these per deployment; needs REDIS_URL and a Redis DOCKET_URL)."""
+    import asyncio
+
+    from worker.processes.jetstream import NotStandalone, run_standalone
+    from worker.processes.logs import configure_logging
+    from worker.settings import get_settings
+
+    configure_logging()
+    try:
+        asyncio.run(run_standalone(get_settings()))
+    except NotStandalone as error:
+        typer.echo(f"plyr-recs jetstream: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command(
+    "status",
+    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
+)
+def status_command() -> None:
+    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
+    import asyncio
+
+    import redis.exceptions
+    from rich.console import Console
+
+    from jetstream.status import render_status
+    from worker.processes.jetstream import NotStandalone, current_status
+    from worker.settings import get_settings
+
+    try:
+        status = asyncio.run(current_status(get_settings()))
+    except NotStandalone as error:
+        typer.echo(f"plyr-recs status: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
+        raise typer.Exit(1) from None
+    Console().print(render_status(status))
+
+
+@app.command("run")
+def run_command(
+    for_seconds: float | None = typer.Option(
+        None, "--for", min=0.1, help="stop after this many seconds."
+    ),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="stop once the session is replayed and every task is done."
+    ),
+    tracks: int = typer.Option(20_000, min=100, max=1_000_000, help="demo catalogue size."),
+    artists: int = typer.Option(300, min=10, max=100_000, help="demo artists."),
+    playlists: int = typer.Option(12, min=4, max=200, help="playlists in the demo session."),
+    spacing_ms: float = typer.Option(
+        250.0, min=1, max=60_000, help="usual gap between the session's frames."
+    ),
+    seed: int = typer.Option(0, min=0, help="seed of the demo catalogue and session."),
+    cache_dir: Path | None = typer.Option(
+        None, help="where the demo catalogue is cached (default: ~/.cache/plyr-recs)."
+    ),
+    summary: Path | None = typer.Option(
+        None, help="also write the run's summary as JSON to this file (for scripts)."
+    ),
+) -> None:
+    """the whole service in one process on embedded defaults: a generated catalogue,
+    an in-process Redis, docket on memory://, a local Jetstream replaying a session of
+    playlist edits, and the real consumer, worker and API. Set REDIS_URL, DOCKET_URL,
+    DATABASE_URL, TURBOPUFFER_API_KEY or JETSTREAM_URL to use real services instead."""
+    import asyncio
+
+    from rich.console import Console
+
+    from worker.processes.logs import configure_logging
+    from worker.processes.run import RunOptions, run_embedded
+    from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
+
+    configure_logging("WARNING")
+    options = RunOptions(
+        for_seconds=for_seconds,
+        until_idle=until_idle,
+        tracks=tracks,
+        artists=artists,
+        playlists=playlists,
+        spacing_ms=spacing_ms,
+        seed=seed,
+        cache_dir=cache_dir,
+        summary_path=summary,
+    )
+    try:
+        code = asyncio.run(run_embedded(get_settings(), options, Console()))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs run: {error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

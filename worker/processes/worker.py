@@ -1,0 +1,96 @@
+"""`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues.
+
+any number of these run, on any machines sharing the docket Redis: docket hands
+each task to one worker and redelivers it if that worker dies mid-task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from docket import Docket, Worker
+
+from worker.settings import Settings
+from worker.tasks.playlist import TASKS
+from worker.wiring import ConfigurationError, installed, open_services
+
+logger = logging.getLogger(__name__)
+
+# how long a task may stay claimed by a silent worker before another takes it over;
+# above the task timeout (2 min), so a slow but alive worker is not doubled up
+# (`WORKER_REDELIVERY_SECONDS` in production; this is its default)
+REDELIVERY_TIMEOUT = timedelta(minutes=3)
+# how long a worker waits to reconnect after Redis failed it. docket's default (5 s)
+# was most of the time a Redis restart took to recover from in the reliability
+# report (`python -m worker.bench.reliability.report`); a reconnect a second is no load.
+RECONNECTION_DELAY = timedelta(seconds=1)
+
+
+def register_tasks(docket: Docket) -> None:
+    """the worker's task registry (pinned by a test against what the consumer enqueues)."""
+    for task in TASKS:
+        docket.register(task)
+
+
+def build_worker(
+    docket: Docket, *, concurrency: int, redelivery_timeout: timedelta = REDELIVERY_TIMEOUT
+) -> Worker:
+    register_tasks(docket)
+    return Worker(
+        docket,
+        concurrency=concurrency,
+        redelivery_timeout=redelivery_timeout,
+        reconnection_delay=RECONNECTION_DELAY,
+        schedule_automatic_tasks=False,
+    )
+
+
+@contextmanager
+def stop_on_signals(task: asyncio.Task[None]) -> Iterator[None]:
+    """SIGTERM/SIGINT cancel `task` (docket redelivers what was in flight)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def serve(settings: Settings) -> None:
+    """run a worker until SIGTERM/SIGINT."""
+    if settings.docket_url.startswith("memory://"):
+        raise ConfigurationError(
+            "DOCKET_URL is memory://: a standalone worker would never see the consumer's "
+            "tasks. Point DOCKET_URL at the shared Redis, or use `plyr-recs run` for the "
+            "embedded demo."
+        )
+    async with (
+        open_services(settings) as services,
+        Docket(name=settings.docket_name, url=settings.docket_url) as docket,
+    ):
+        worker = build_worker(
+            docket,
+            concurrency=settings.worker_concurrency,
+            redelivery_timeout=timedelta(seconds=settings.worker_redelivery_seconds),
+        )
+        with installed(services):
+            async with worker:
+                running = asyncio.create_task(worker.run_forever())
+                with stop_on_signals(running):
+                    logger.info(
+                        "worker %s on docket %r, concurrency %d",
+                        worker.name,
+                        settings.docket_name,
+                        settings.worker_concurrency,
+                    )
+                    try:
+                        await running
+                    except asyncio.CancelledError:
+                        logger.info("worker stopping")

@@ -1,0 +1,116 @@
+"""the one code path from "this playlist, this version, these tracks" to a cache entry.
+
+the docket task (precompute) and the API (inline, on a miss) both call
+`Recommender.refresh`, so an answer is the same whoever computed it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from engine.cache import CachedRecommendations, PlaylistState, fingerprint
+from engine.ports import Catalog, VectorStore
+from engine.recommend import DEFAULT_LIMIT, recommend
+from engine.types import MAX_LIST_ITEMS, FusionMode
+from worker.store.cache import RecommendationCache
+
+logger = logging.getLogger(__name__)
+
+DISABLED = "disabled"  # the strategy recorded when no vector store is configured
+
+
+class Outcome(StrEnum):
+    """what `refresh` did."""
+
+    ALREADY_CACHED = "already_cached"  # this (playlist, version) was done before: idempotent
+    REUSED = "reused"  # same set of tracks as the last version (reorder, rename): copied
+    COMPUTED = "computed"  # ran the engine
+    UNAVAILABLE = "unavailable"  # nothing to recommend from (no embeddings, or disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    outcome: Outcome
+    value: CachedRecommendations | None  # None only for ALREADY_CACHED
+    seconds: float  # wall time of the engine run (0 when it did not run)
+
+
+class Recommender:
+    """compute recommendations for a version of a playlist and keep them in the cache."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: VectorStore | None,
+        cache: RecommendationCache | None,
+        fusion: FusionMode = FusionMode.RRF,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store  # None: turbopuffer disabled, every answer is "unavailable"
+        self.cache = cache  # None: no cache (the API when Redis is down computes fresh)
+        self.fusion = fusion
+
+    async def track_ids(self, track_uris: Sequence[str]) -> list[int]:
+        """the playlist's track ids in playlist order; tracks plyr.fm doesn't know are skipped."""
+        uris = list(dict.fromkeys(track_uris))[:MAX_LIST_ITEMS]
+        if not uris:
+            return []
+        known = await self.catalog.resolve_tracks(uris)
+        return list(dict.fromkeys(known[uri] for uri in uris if uri in known))
+
+    async def compute(self, track_ids: Sequence[int]) -> tuple[CachedRecommendations, float]:
+        """run the engine (no cache I/O); returns the value and the seconds it took."""
+        now = datetime.now(UTC).isoformat()
+        track_set = fingerprint(track_ids)
+        if self.store is None:
+            return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
+        started = time.perf_counter()
+        result = await recommend(
+            track_ids, self.store, limit=DEFAULT_LIMIT, fusion=self.fusion, catalog=self.catalog
+        )
+        elapsed = time.perf_counter() - started
+        value = CachedRecommendations(
+            result.tracks, result.available, result.strategy.value, track_set, now
+        )
+        return value, elapsed
+
+    async def refresh(
+        self,
+        playlist_id: str,
+        token: str,
+        *,
+        track_uris: Sequence[str],
+        rev: str = "",
+        owner_did: str = "",
+    ) -> Refreshed:
+        """make sure the cache holds the answer for (playlist, version `token`)."""
+        cache = self.cache
+        # `get`, not `exists`: an entry we cannot read is not done, it is recomputed
+        if cache is not None and await cache.get(playlist_id, token) is not None:
+            return Refreshed(Outcome.ALREADY_CACHED, None, 0.0)
+
+        track_ids = await self.track_ids(track_uris)
+        track_set = fingerprint(track_ids)
+        state = PlaylistState(token, track_set, track_ids, list(track_uris), rev, owner_did)
+        previous = await cache.get_state(playlist_id) if cache is not None else None
+        # an older revision arriving late still gets its own key; `put` keeps it
+        # from overwriting the state of a newer one
+
+        if cache is not None and previous is not None and previous.fingerprint == track_set:
+            earlier = await cache.get(playlist_id, previous.token)
+            # never carry a "disabled" answer forward: the store may be enabled now
+            if earlier is not None and earlier.strategy != DISABLED:
+                await cache.put(playlist_id, token, earlier, state)
+                return Refreshed(Outcome.REUSED, earlier, 0.0)
+
+        value, seconds = await self.compute(track_ids)
+        if cache is not None:
+            await cache.put(playlist_id, token, value, state)
+        outcome = Outcome.COMPUTED if value.available else Outcome.UNAVAILABLE
+        return Refreshed(outcome, value, seconds)
