@@ -24,11 +24,10 @@ from typing import Any
 
 import orjson
 
+from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, VERSIONS_PREFIX
 from engine.types import Track
 
-CACHE_PREFIX = "plyr:recommendations"
-STATE_PREFIX = "plyr:recommendations-state"
-VERSIONS_PREFIX = "plyr:recommendations-versions"
+CACHE_PREFIX = RECOMMENDATIONS_PREFIX
 CACHE_TTL = timedelta(hours=24)
 CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
 MAX_CACHED_TRACKS = 10

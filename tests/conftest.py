@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+import redis
 import redis.asyncio as aioredis
 from docket import Docket
 
+from engine.keys import OURS, family_of
 from tests.support.samples import SCHEMA_PATH
 from worker.loopback.servers import PostgresServer, RedisServer
 
@@ -24,6 +26,41 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def keys_have_ttls(request: pytest.FixtureRequest) -> Iterator[None]:
+    """fails a test that leaves a key of ours without a TTL, or one outside every family
+    of the keyspace registry (`engine.keys`), on the session's redis-server.
+
+    the registry names the families that live without a TTL on purpose (the
+    consumer's cursor) and why; a test that writes such keys itself, to exercise
+    a reader, opts out with `@pytest.mark.keys_without_ttl("why")`."""
+    uses_redis = "redis_server" in request.fixturenames
+    server: RedisServer | None = request.getfixturevalue("redis_server") if uses_redis else None
+    yield
+    if server is None or server.process is None:
+        return
+    if request.node.get_closest_marker("keys_without_ttl") is not None:
+        return
+    client = redis.Redis.from_url(server.url)
+    try:
+        keys = [key.decode() for key in client.scan_iter(match=f"{OURS}*", count=1000)]
+        pipeline = client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.ttl(key)
+        ttls = pipeline.execute()
+    finally:
+        client.close()
+    problems = []
+    for key, ttl in zip(keys, ttls, strict=True):
+        family = family_of(key)
+        if family is None:
+            problems.append(f"{key}: in no family of engine.keys")
+        elif ttl == -1 and family.lifetime is not None:
+            problems.append(f"{key}: no TTL ({family.name} keys live {family.lifetime})")
+    if problems:
+        pytest.fail("keys left without a TTL:\n" + "\n".join(sorted(problems)[:20]))
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ async def test_a_hit_is_served_as_cached_and_sliced(
     api: Api, world: World, exact_store: ExactStore
 ) -> None:
     cached = CachedRecommendations(sample_tracks(10), True, "kmeans", "fp", "then")
-    await api.redis.set(cache_key(PUBLIC_ID, CID_1), cached.to_json())
+    await api.redis.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
     headers = bearer(world.alice)
     three = await api.get(PUBLIC_ID, headers)
     assert three.headers[SOURCE_HEADER] == "hit"

@@ -71,8 +71,8 @@ async def test_cache_reads_of_one_moment_leave_as_one_mget(redis_client: aioredi
     cache = RecommendationCache(redis_client)
     reads = CoalescedReads(cache, timeout_seconds=1.0)
     cached = CachedRecommendations(sample_tracks(2), True)
-    await redis_client.set(cache_key(PUBLIC_ID, CID_1), cached.to_json())
-    await redis_client.set(cache_key(EMPTY_ID, CID_1), b"{not json")
+    await redis_client.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
+    await redis_client.set(cache_key(EMPTY_ID, CID_1), b"{not json", ex=60)
     found = await asyncio.gather(
         *(
             reads.get(playlist_id, CID_1)
@@ -122,7 +122,7 @@ async def test_no_vector_store_is_unavailable_and_not_cached(
         assert await redis_client.exists(cache_key(PUBLIC_ID, CID_1)) == 0
         # a hit the worker left is still served: the API reads before it computes
         cached = CachedRecommendations(sample_tracks(4), True)
-        await redis_client.set(cache_key(PUBLIC_ID, CID_1), cached.to_json())
+        await redis_client.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
         assert (await api.get(PUBLIC_ID, internal(world.alice.did))).json() == cached.response(3)
 
 

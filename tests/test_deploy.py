@@ -10,7 +10,7 @@ import typer.core
 import typer.main
 from typer.testing import CliRunner
 
-from worker.processes.cli import app
+from worker.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ from worker.loopback.servers import RedisServer
 from worker.loopback.turbopuffer import TurbopufferServer
 from worker.processes.worker import build_worker
 from worker.settings import Settings
-from worker.wiring import Services, installed, open_services
+from worker.tasks.services import Services, installed, open_services
 
 pytestmark = pytest.mark.timeout(120)
 

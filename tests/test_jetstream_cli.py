@@ -20,8 +20,8 @@ from jetstream.keys import JetstreamKeys
 from jetstream.stats import ConsumerStats, StatsStore
 from tests.support.jetstream_world import eventually
 from tests.support.samples import story_frames
+from worker.cli import app
 from worker.loopback.servers import RedisServer
-from worker.processes.cli import app
 from worker.settings import get_settings
 
 KEYS = JetstreamKeys("fm.plyr.list")
@@ -110,7 +110,7 @@ async def test_sigterm_finishes_and_flushes_the_cursor(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            "from worker.processes.cli import main; main()",
+            "from worker.cli import main; main()",
             "jetstream",
             cwd=tmp_path,
             env=environment,

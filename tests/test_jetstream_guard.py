@@ -70,7 +70,7 @@ async def test_the_guard_remembers_states_with_a_ttl(redis_client: aioredis.Redi
 
 
 async def test_a_corrupted_guard_value_reads_as_unknown(redis_client: aioredis.Redis) -> None:
-    await redis_client.set(KEYS.rev(URI), b"\x00\x01")
+    await redis_client.set(KEYS.rev(URI), b"\x00\x01", ex=60)
     assert await RevGuard(redis_client, KEYS, ttl_seconds=60).load([URI]) == {}
 
 

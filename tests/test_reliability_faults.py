@@ -53,7 +53,7 @@ from worker.loopback.servers import RedisServer
 from worker.processes.worker import build_worker
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.playlist_lock import PlaylistBusy, lock_key, playlist_lock
-from worker.wiring import installed
+from worker.tasks.services import installed
 
 # the scenarios share one world (and so one event loop); the focused tests below don't
 in_the_world = pytest.mark.asyncio(loop_scope="module")

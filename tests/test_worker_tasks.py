@@ -48,7 +48,7 @@ from worker.tasks.playlist import (
     ingest_retry_delay,
     recompute_playlist,
 )
-from worker.wiring import Services, installed
+from worker.tasks.services import Services, installed
 
 COMMITS = story_commits()
 P1_CREATE, P1_THREE, P1_EIGHT, P1_REORDER, P1_RENAME = COMMITS[:5]
@@ -470,7 +470,7 @@ async def test_a_state_that_keeps_changing_leaves_the_entry_written_alone(
     theirs = PlaylistState("cid-theirs", "f9", [9], [], "", "did:plc:owner")
 
     async def meddle() -> None:
-        await other_writer.set(state_key(playlist_id), theirs.to_json())
+        await other_writer.set(state_key(playlist_id), theirs.to_json(), ex=60)
 
     try:
         cache = RecommendationCache(MeddledRedis(redis_client, meddle))

@@ -1,5 +1,5 @@
 """`python -m worker` is `plyr-recs` (for environments without the console script)."""
 
-from worker.processes.cli import main
+from worker.cli import main
 
 main()

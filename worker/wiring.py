@@ -1,29 +1,23 @@
-"""the process's wiring: which cache, catalog and vector store the tasks and API use.
+"""the process's wiring: `Settings` turned into what each part is configured with.
 
-built once per process from `Settings` (or handed in by `plyr-recs run` and the
-tests), installed, and reached by the docket tasks through a dependency. the
-real adapters are opened here and closed when the process stops.
+the one Redis client factory, the consumer's config, the vector store, the frame
+limits the API shares with the consumer. what the tasks and the API then work
+with (cache, catalog, store, recommender) is opened by `worker.tasks.services`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from engine.ports import Catalog, VectorStore
+from engine.ports import VectorStore
 from jetstream.config import ConsumerConfig
 from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
 from worker.settings import Settings
-from worker.store.cache import RecommendationCache
-from worker.tasks.recompute import Recommender, Refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -32,31 +26,6 @@ REDIS_SOCKET_TIMEOUT = 5.0  # seconds; a hung Redis must not hang a task or a re
 
 class ConfigurationError(RuntimeError):
     """a process cannot start with these settings (the message says what to set)."""
-
-
-class TaskObserver(Protocol):
-    """sees what the tasks did (the embedded mode's live view); must not block."""
-
-    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None: ...
-
-    def forgot(self, playlist_uri: str) -> None: ...
-
-    def dropped(self, playlist_uri: str, reason: str) -> None: ...
-
-
-@dataclass
-class Services:
-    settings: Settings
-    redis: Any  # redis.asyncio.Redis, or fakeredis in the embedded mode
-    cache: RecommendationCache
-    catalog: Catalog
-    store: VectorStore | None
-    recommender: Recommender
-    counts: Counter[str] = field(default_factory=Counter)
-    observer: TaskObserver | None = None
-
-
-_UNSET: Any = object()
 
 
 def connect_redis(url: str | None) -> Any:
@@ -126,64 +95,3 @@ def store_from_settings(settings: Settings) -> VectorStore | None:
         timeout=settings.turbopuffer_timeout_seconds,
         max_retries=settings.turbopuffer_max_retries,
     )
-
-
-@asynccontextmanager
-async def open_services(
-    settings: Settings,
-    *,
-    redis: Any = _UNSET,
-    catalog: Catalog | None = None,
-    store: VectorStore | None = _UNSET,
-) -> AsyncIterator[Services]:
-    """open (and finally close) what `settings` names; parts handed in are used as they are."""
-    async with AsyncExitStack() as stack:
-        if redis is _UNSET:
-            redis = connect_redis(settings.redis_url)
-            stack.push_async_callback(redis.aclose)
-        if catalog is None:
-            if settings.database_url is None:
-                raise ConfigurationError(
-                    "DATABASE_URL is not set: the worker and the API read plyr.fm's "
-                    "PostgreSQL (or use `plyr-recs run` for the embedded demo)"
-                )
-            from engine.postgres_catalog import PostgresCatalog
-
-            catalog = await stack.enter_async_context(
-                await PostgresCatalog.connect(
-                    settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
-                )
-            )
-        if store is _UNSET:
-            store = store_from_settings(settings)
-            if store is None:
-                logger.warning("TURBOPUFFER_API_KEY is not set: recommendations are unavailable")
-            else:
-                closer = getattr(store, "aclose", None)
-                if closer is not None:
-                    stack.push_async_callback(closer)
-        cache = RecommendationCache(redis)
-        recommender = Recommender(
-            catalog=catalog, store=store, cache=cache, fusion=settings.fusion_mode
-        )
-        yield Services(settings, redis, cache, catalog, store, recommender)
-
-
-_installed: list[Services] = []
-
-
-@contextmanager
-def installed(services: Services) -> Iterator[Services]:
-    """make `services` the ones docket tasks of this process use, for the block's duration."""
-    _installed.append(services)
-    try:
-        yield services
-    finally:
-        _installed.remove(services)
-
-
-def current_services() -> Services:
-    """the installed services (a docket dependency of every task)."""
-    if not _installed:
-        raise RuntimeError("no services installed: run tasks inside `services.installed(...)`")
-    return _installed[-1]

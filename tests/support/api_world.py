@@ -33,7 +33,7 @@ from worker.identity.auth import Authenticator
 from worker.identity.pds import PdsRecords
 from worker.loopback.asgi import app_client
 from worker.settings import Settings
-from worker.wiring import open_services
+from worker.tasks.services import open_services
 
 SERVICE_DID = "did:web:recs.plyr.test"
 INTERNAL_TOKEN = "internal-test-token"

@@ -50,7 +50,8 @@ from worker.api.schema import (
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.settings import Settings
-from worker.wiring import Services, frame_limits
+from worker.tasks.services import Services
+from worker.wiring import frame_limits
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +316,7 @@ def freeze_startup_heap() -> None:
 
 async def serve(settings: Settings) -> None:
     """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
-    from worker.wiring import open_services
+    from worker.tasks.services import open_services
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(open_services(settings))

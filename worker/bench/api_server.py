@@ -121,7 +121,7 @@ async def serve_bench(port: int, redis_url: str, playlist_count: int) -> None:
     from worker.api.app import create_app, freeze_startup_heap, server_config
     from worker.identity.auth import Authenticator
     from worker.settings import Settings
-    from worker.wiring import open_services
+    from worker.tasks.services import open_services
 
     playlists = bench_playlists(playlist_count)
     catalog, store = bench_world(playlists)

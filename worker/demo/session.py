@@ -29,7 +29,7 @@ from typing import Final
 import numpy as np
 
 from worker.demo.catalogue import DemoCatalogue
-from worker.demo.extras import OTHER_RECORDS, REPLAYED
+from worker.demo.extras import OTHER_RECORDS, REPLAYED, render_extra
 from worker.demo.steps import (
     CatalogueEdit,
     DemoSession,
@@ -85,7 +85,11 @@ def generate_session(
     )
     story.cast(playlists)
     for planned in plan(story.rng, playlists):
-        story.render(planned)
+        if planned.act is not None:
+            story.render(planned)
+        else:
+            story.tick()
+            render_extra(story, planned.extra, planned.variant)
     return story.session()
 
 

@@ -19,7 +19,6 @@ import numpy.typing as npt
 from engine.types import PlaylistRow
 from worker.demo import names, wire
 from worker.demo.catalogue import DemoCatalogue
-from worker.demo.extras import render_extra
 from worker.demo.identifiers import playlist_id, tid
 from worker.demo.steps import (
     CatalogueEdit,
@@ -150,11 +149,12 @@ class Story:
         return self.now_us
 
     def render(self, planned: Planned) -> None:
-        if planned.playlist is not None and planned.act is not None:
-            self._render_act(self.playlists[planned.playlist], planned.act)
-        else:
-            self.tick()
-            render_extra(self, planned.extra, planned.variant)
+        """one playlist's act (the frames around the playlists are `worker.demo.extras`'s,
+        which renders onto this story: it is called by the session, not from here, so
+        the two modules do not import each other)."""
+        if planned.playlist is None or planned.act is None:
+            raise ValueError("an extra frame is rendered by worker.demo.extras.render_extra")
+        self._render_act(self.playlists[planned.playlist], planned.act)
 
     def _render_act(self, playlist: PlaylistState, act: Act) -> None:
         amount = act.low if act.high <= act.low else int(self.rng.integers(act.low, act.high + 1))

@@ -42,7 +42,8 @@ from worker.processes.live_view import LiveView
 from worker.processes.worker import build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.wiring import Services, consumer_config, installed, open_services
+from worker.tasks.services import Services, installed, open_services
+from worker.wiring import consumer_config
 
 logger = logging.getLogger(__name__)
 

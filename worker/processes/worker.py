@@ -17,7 +17,8 @@ from docket import Docket, Worker
 
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
-from worker.wiring import ConfigurationError, installed, open_services
+from worker.tasks.services import installed, open_services
+from worker.wiring import ConfigurationError
 
 logger = logging.getLogger(__name__)
 

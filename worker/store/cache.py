@@ -22,15 +22,15 @@ from engine.cache import (
     state_key,
     versions_key,
 )
+from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX
 
 logger = logging.getLogger(__name__)
 
 STATE_WRITE_ATTEMPTS = 5  # compare-and-set rounds before the entry is written alone
 DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
-PLAYLIST_ID_PREFIX = "plyr:recommendations-playlist"  # list record URI -> playlist id
-# list record URI -> the rev of its delete. a recompute of that record at an older
-# rev (a retry or a redelivery that outlived the forget) must not cache it again.
-DELETED_PREFIX = "plyr:recommendations-deleted"
+# PLAYLIST_ID_PREFIX: list record URI -> playlist id. DELETED_PREFIX: list record
+# URI -> the rev of its delete; a recompute of that record at an older rev (a retry
+# or a redelivery that outlived the forget) must not cache it again.
 
 
 class RecommendationCache:

@@ -42,7 +42,7 @@ from jetstream.contract import (
     TaskFunctions,
 )
 from worker.tasks.playlist_lock import PlaylistBusy, playlist_lock
-from worker.wiring import Services, current_services
+from worker.tasks.services import Services, current_services
 
 logger = logging.getLogger(__name__)
 

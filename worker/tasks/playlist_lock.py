@@ -39,9 +39,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from engine.keys import LOCK_PREFIX
+
 logger = logging.getLogger(__name__)
 
-LOCK_PREFIX: Final = "plyr:recompute-lock"
 RENEWALS_PER_LEASE: Final = 3
 RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
 

@@ -27,7 +27,7 @@ from worker.bench.reliability.stream import PlaylistLife, SyntheticStream
 from worker.identity.auth import Authenticator
 from worker.loopback.asgi import app_client
 from worker.settings import Settings
-from worker.wiring import open_services
+from worker.tasks.services import open_services
 
 PROBE_INTERVAL_SECONDS = 0.05  # ~20 requests a second while the run goes on
 FINAL_LIMIT = 10

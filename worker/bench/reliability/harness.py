@@ -40,7 +40,8 @@ from worker.loopback.servers import RedisServer
 from worker.processes.worker import build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.wiring import Services, connect_redis, consumer_config, installed, open_services
+from worker.tasks.services import Services, installed, open_services
+from worker.wiring import connect_redis, consumer_config
 
 POLL_SECONDS = 0.05
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 
-# small matrices: BLAS threads cost more than they save (as in worker/processes/cli.py); set
+# small matrices: BLAS threads cost more than they save (as in worker/cli.py); set
 # before NumPy is first imported
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 

@@ -28,7 +28,7 @@ from worker.loopback.catalog_rows import load_into_postgres
 from worker.loopback.servers import PostgresServer
 from worker.settings import Settings
 from worker.tasks.recompute import Recommender
-from worker.wiring import open_services
+from worker.tasks.services import open_services
 
 NAMESPACE = "plyr-tracks"
 TURBOPUFFER_KEY = "reliability-key"

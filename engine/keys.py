@@ -1,0 +1,99 @@
+"""the Redis keyspace: every family of key this service writes, and how long it lives.
+
+one registry for the worker, the API and the consumer (they share one Redis):
+the modules that read and write a family build its keys from the prefix named
+here, and the test suite's key check (tests/conftest.py) fails any test that
+leaves a key of ours without a TTL, unless its family is declared `ttl=None`
+here with the reason, or that is not in any family at all.
+
+    family              key                                         lives
+    recommendations     plyr:recommendations:{playlist_id}:{token}  the cache TTL
+    versions            plyr:recommendations-versions:{playlist_id} the cache TTL
+    state               plyr:recommendations-state:{playlist_id}    the cache TTL
+    playlist_id         plyr:recommendations-playlist:{list uri}    the cache TTL
+    deleted             plyr:recommendations-deleted:{list uri}     the cache TTL
+    lock                plyr:recompute-lock:{list uri}              the lock's lease
+    jetstream_cursor    plyr:jetstream:{collection}:cursor          none (see below)
+    jetstream_rev       plyr:jetstream:{collection}:rev:{list uri}  the rev TTL (7 days)
+    jetstream_stats     plyr:jetstream:{collection}:stats           7 days, refreshed on write
+    jetstream_epoch     plyr:jetstream:{collection}:epoch           the rev TTL, refreshed on read
+
+docket's own keys (under `DOCKET_NAME`) are docket's to manage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFamily:
+    """one kind of key: its name, how to recognise it, and what bounds its life."""
+
+    name: str
+    pattern: re.Pattern[str]
+    lifetime: str | None  # what sets the TTL; None: deliberately none (with `why`)
+    why: str = ""
+
+
+RECOMMENDATIONS_PREFIX: Final = "plyr:recommendations"
+VERSIONS_PREFIX: Final = "plyr:recommendations-versions"
+STATE_PREFIX: Final = "plyr:recommendations-state"
+PLAYLIST_ID_PREFIX: Final = "plyr:recommendations-playlist"
+DELETED_PREFIX: Final = "plyr:recommendations-deleted"
+LOCK_PREFIX: Final = "plyr:recompute-lock"
+JETSTREAM_ROOT: Final = "plyr:jetstream"
+
+_ANY = r".+"
+_SEGMENT = r"[^:]+"
+_COLLECTION = r"[A-Za-z0-9.-]+"
+
+FAMILIES: Final = (
+    KeyFamily(
+        "recommendations",
+        re.compile(rf"{RECOMMENDATIONS_PREFIX}:{_SEGMENT}:{_ANY}"),
+        "the cache TTL",
+    ),
+    KeyFamily("versions", re.compile(rf"{VERSIONS_PREFIX}:{_ANY}"), "the cache TTL"),
+    KeyFamily("state", re.compile(rf"{STATE_PREFIX}:{_ANY}"), "the cache TTL"),
+    KeyFamily("playlist_id", re.compile(rf"{PLAYLIST_ID_PREFIX}:{_ANY}"), "the cache TTL"),
+    KeyFamily("deleted", re.compile(rf"{DELETED_PREFIX}:{_ANY}"), "the cache TTL"),
+    KeyFamily("lock", re.compile(rf"{LOCK_PREFIX}:{_ANY}"), "the lock's lease"),
+    KeyFamily(
+        "jetstream_cursor",
+        re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:cursor"),
+        None,
+        why="the only record of where to resume: had it expired during a long outage, the "
+        "consumer would start at the live tail and silently skip every change in between. "
+        "it is one small key, overwritten on every flush; an old one is harmless (Jetstream "
+        "replays from its oldest event and the rev guard drops repeats).",
+    ),
+    KeyFamily(
+        "jetstream_rev",
+        re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:rev:{_ANY}"),
+        "JETSTREAM_REV_TTL_SECONDS",
+    ),
+    KeyFamily(
+        "jetstream_stats",
+        re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:stats"),
+        "a week, refreshed on write",
+    ),
+    KeyFamily(
+        "jetstream_epoch",
+        re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:epoch"),
+        "JETSTREAM_REV_TTL_SECONDS, refreshed on read",
+    ),
+)
+
+# the prefix every key of ours starts with (anything else in Redis is docket's)
+OURS: Final = "plyr:"
+
+
+def family_of(key: str) -> KeyFamily | None:
+    """the family a key belongs to, or None for a key no module should have written."""
+    for family in FAMILIES:
+        if family.pattern.fullmatch(key):
+            return family
+    return None
