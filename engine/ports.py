@@ -2,7 +2,8 @@
 
 each has one real adapter (turbopuffer, PostgreSQL) and one embedded adapter
 (an exact NumPy store, an in-memory catalog); the engine imports no client
-library, only these shapes.
+library, only these shapes. their errors are of the two kinds in `engine.errors`
+(transient, permanent): the adapters translate their library's errors into them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from engine.errors import PermanentError, TransientError
 from engine.types import Candidate, PlaylistRef, PlaylistRow, Track, Vector
 
 
@@ -17,20 +19,24 @@ class VectorStoreError(Exception):
     """a vector store call failed; see the two kinds below."""
 
 
-class TransientStoreError(VectorStoreError):
+class TransientStoreError(VectorStoreError, TransientError):
     """worth retrying: rate limits (429), server faults (5xx), timeouts, dropped connections."""
 
 
-class PermanentStoreError(VectorStoreError):
+class PermanentStoreError(VectorStoreError, PermanentError):
     """retrying will not help: bad request, bad credentials, a malformed answer."""
 
 
 class CatalogError(Exception):
-    """a catalog call failed."""
+    """a catalog call failed; see the two kinds below."""
 
 
-class CatalogUnavailableError(CatalogError):
+class CatalogUnavailableError(CatalogError, TransientError):
     """worth retrying: the database is down, restarting or unreachable."""
+
+
+class CatalogQueryError(CatalogError, PermanentError):
+    """the database answered, with an error retrying will not change (a query it refuses)."""
 
 
 class VectorStore(Protocol):

@@ -30,7 +30,7 @@ from engine.eligibility import (
     distinct_track_uris,
     playlist_items_from_json,
 )
-from engine.ports import CatalogError, CatalogUnavailableError
+from engine.ports import CatalogError, CatalogQueryError, CatalogUnavailableError
 from engine.types import PlaylistRef, PlaylistRow, Track
 
 logger = logging.getLogger(__name__)
@@ -239,5 +239,5 @@ class PostgresCatalog:
 
 
 def _translated(error: BaseException, operation: str) -> CatalogError:
-    kind = CatalogUnavailableError if is_unavailable(error) else CatalogError
+    kind = CatalogUnavailableError if is_unavailable(error) else CatalogQueryError
     return kind(f"catalog {operation} failed: {type(error).__name__}: {error}")

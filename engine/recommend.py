@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engine.errors import InvalidInputError
 from engine.fusion import proportional_fuse, rrf_fuse
 from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
@@ -78,7 +79,7 @@ async def recommend(
         raise ValueError(f"limit must be within 1..{MAX_LIMIT}, got {limit}")
     playlist_ids = list(dict.fromkeys(track_ids))
     if len(playlist_ids) > MAX_LIST_ITEMS:
-        raise ValueError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")
+        raise InvalidInputError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")
     if not playlist_ids:
         return Recommendation(Strategy.NONE, 0, 0, [])
 

@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from docket import Docket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
@@ -42,7 +41,8 @@ from jetstream.batch import BatchProcessor, Observer
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.contract import TaskFunctions
 from jetstream.cursor import Cursor, CursorStore, rewound
-from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
+from jetstream.enqueue import Enqueuer, TaskSink
+from jetstream.faults import FAULTS
 from jetstream.flood import FloodControl
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
@@ -52,15 +52,9 @@ from jetstream.subscription import HostRotation, subscribe_url
 
 logger = logging.getLogger(__name__)
 
-# the state store (our Redis, or docket's) is unavailable: stop reading, back off.
-# `BusyLoadingError` (a restarted Redis loading its dataset) is a ConnectionError.
-STORE_ERRORS: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ReadOnlyError,  # a replica after a failover, until it is promoted
-    redis.exceptions.OutOfMemoryError,  # maxmemory reached: workers will drain the queue
-    EnqueueFailed,
-)
+# the state store (our Redis, or docket's) is unavailable, or docket did not take
+# a task (`EnqueueFailed` is transient): stop reading, back off, replay.
+STORE_ERRORS = FAULTS.transient
 
 
 # how long a polite close on shutdown may wait for the host's close frame.

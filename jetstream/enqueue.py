@@ -32,6 +32,7 @@ from typing import Literal, Protocol
 
 from docket import Disposition, Docket, TaskCall
 
+from engine.errors import TransientError
 from jetstream.contract import (
     FORGET_TASK,
     RECOMPUTE_TASK,
@@ -46,7 +47,7 @@ RECOMPUTE = RECOMPUTE_TASK
 FORGET = FORGET_TASK
 
 
-class EnqueueFailed(Exception):
+class EnqueueFailed(TransientError):
     """docket did not take a task; the batch is not done and must be replayed."""
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import orjson
 import pytest
@@ -18,16 +17,15 @@ from engine.cache import cache_key, cache_key_pattern
 from jetstream.replay import ReplayServer
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
-from tests.support.world import P1_ID, P2_ID
+from tests.support.world import P1_ID, P2_ID, drain
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
 from worker.loopback.asgi import app_client
 from worker.loopback.catalog_rows import load_into_postgres
 from worker.loopback.servers import RedisServer
 from worker.loopback.turbopuffer import TurbopufferServer
-from worker.processes.worker import build_worker
 from worker.settings import Settings
-from worker.tasks.services import Services, installed, open_services
+from worker.tasks.services import open_services
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -128,12 +126,3 @@ async def test_the_sample_story_ends_in_the_cache_and_the_api(
             assert stranger.status_code == 403
         await authenticator.aclose()
         assert len(turbopuffer.requests) == before  # hits: no vector store traffic
-
-
-async def drain(docket: Docket, services: Services) -> None:
-    worker = build_worker(docket, concurrency=4)
-    worker.minimum_check_interval = timedelta(milliseconds=10)
-    worker.scheduling_resolution = timedelta(milliseconds=10)
-    with installed(services):
-        async with worker:
-            await worker.run_until_finished()

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
-import orjson
 import pytest
 import redis.asyncio as aioredis
-from docket import Docket, Worker
+from docket import Docket
 
 from engine.cache import (
     CACHE_TTL_SECONDS,
@@ -34,12 +32,14 @@ from tests.support.world import (
     P2_URI,
     FlakyStore,
     HeldStore,
+    cached,
+    drain,
     embedded_services,
+    enqueue,
     sample_store,
     story_commits,
 )
 from worker.loopback.servers import RedisServer
-from worker.processes.worker import build_worker
 from worker.store.cache import STATE_WRITE_ATTEMPTS, RecommendationCache
 from worker.tasks.playlist import (
     TASKS,
@@ -48,7 +48,6 @@ from worker.tasks.playlist import (
     ingest_retry_delay,
     recompute_playlist,
 )
-from worker.tasks.services import Services, installed
 
 COMMITS = story_commits()
 P1_CREATE, P1_THREE, P1_EIGHT, P1_REORDER, P1_RENAME = COMMITS[:5]
@@ -58,30 +57,6 @@ P1_CREATE, P1_THREE, P1_EIGHT, P1_REORDER, P1_RENAME = COMMITS[:5]
 async def docket() -> AsyncIterator[Docket]:
     async with Docket(name=f"test-{uuid.uuid4().hex[:8]}", url="memory://") as docket:
         yield docket
-
-
-async def drain(docket: Docket, services: Services, concurrency: int = 4) -> None:
-    """run a worker until every task (retries included) is done."""
-    worker: Worker = build_worker(docket, concurrency=concurrency)
-    worker.minimum_check_interval = timedelta(milliseconds=10)
-    worker.scheduling_resolution = timedelta(milliseconds=10)
-    with installed(services):
-        async with worker:
-            await worker.run_until_finished()
-
-
-async def enqueue(docket: Docket, commit: object, key: str | None = None) -> None:
-    await docket.add(recompute_playlist, key=key)(
-        commit.playlist_uri,  # type: ignore[attr-defined]
-        commit.cid,  # type: ignore[attr-defined]
-        commit.rev,  # type: ignore[attr-defined]
-        commit.track_uris,  # type: ignore[attr-defined]
-    )
-
-
-async def cached(services: Services, playlist_id: str, cid: str) -> dict[str, object] | None:
-    raw = await services.redis.get(cache_key(playlist_id, cid))
-    return None if raw is None else orjson.loads(raw)
 
 
 async def test_recompute_writes_the_cache_entry_and_state_with_ttl(docket: Docket) -> None:

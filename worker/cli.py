@@ -201,9 +201,9 @@ def status_command() -> None:
     """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
     import asyncio
 
-    import redis.exceptions
     from rich.console import Console
 
+    from jetstream.faults import REDIS_UNAVAILABLE
     from jetstream.status import render_status
     from worker.processes.jetstream import NotStandalone, current_status
     from worker.settings import get_settings
@@ -213,7 +213,7 @@ def status_command() -> None:
     except NotStandalone as error:
         typer.echo(f"plyr-recs status: {error}", err=True)
         raise typer.Exit(2) from None
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+    except REDIS_UNAVAILABLE as error:
         typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
         raise typer.Exit(1) from None
     Console().print(render_status(status))

@@ -8,18 +8,24 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import fakeredis
 import numpy as np
+import orjson
+from docket import Docket, Worker
 
+from engine.cache import cache_key
 from engine.exact_store import ExactStore
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import VectorStore
 from engine.types import Candidate, Vector
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
+from worker.processes.worker import build_worker
 from worker.settings import Settings
-from worker.tasks.services import Services, open_services
+from worker.tasks.playlist import recompute_playlist
+from worker.tasks.services import Services, installed, open_services
 
 P1_URI = "at://did:plc:6eougfhpazchdzjqplapphgj/fm.plyr.list/3m64hnzv42222"
 P1_ID = "09e0ab78-6830-424c-a369-b758448162e0"
@@ -121,3 +127,27 @@ async def embedded_services(
         store=store if store is not None else sample_store(),
     ) as services:
         yield services
+
+
+async def drain(docket: Docket, services: Services, concurrency: int = 4) -> None:
+    """run a worker until every task (retries included) is done."""
+    worker: Worker = build_worker(docket, concurrency=concurrency)
+    worker.minimum_check_interval = timedelta(milliseconds=10)
+    worker.scheduling_resolution = timedelta(milliseconds=10)
+    with installed(services):
+        async with worker:
+            await worker.run_until_finished()
+
+
+async def enqueue(docket: Docket, commit: object, key: str | None = None) -> None:
+    await docket.add(recompute_playlist, key=key)(
+        commit.playlist_uri,  # type: ignore[attr-defined]
+        commit.cid,  # type: ignore[attr-defined]
+        commit.rev,  # type: ignore[attr-defined]
+        commit.track_uris,  # type: ignore[attr-defined]
+    )
+
+
+async def cached(services: Services, playlist_id: str, cid: str) -> dict[str, object] | None:
+    raw = await services.redis.get(cache_key(playlist_id, cid))
+    return None if raw is None else orjson.loads(raw)

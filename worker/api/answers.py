@@ -26,12 +26,11 @@ from enum import StrEnum
 from typing import Final, TypeVar
 
 import orjson
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, private_token
 from engine.ports import CatalogError, VectorStoreError
 from engine.types import PlaylistRow
+from jetstream.faults import REDIS_UNAVAILABLE
 from worker.api.metrics import ApiMetrics
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
 from worker.store.cache import RecommendationCache
@@ -43,9 +42,9 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 UNAVAILABLE_BODY: Final = orjson.dumps({"tracks": [], "available": False})
-# what "Redis is not answering" looks like: refused or reset (ConnectionError), the
-# client's socket timeout (redis' TimeoutError), or our own bound (the builtin one).
-CACHE_FAULTS: Final = (RedisConnectionError, RedisTimeoutError, TimeoutError)
+# what "Redis is not answering" looks like (`jetstream.faults`), or our own bound on
+# a cache read (the builtin TimeoutError).
+CACHE_FAULTS: Final = (*REDIS_UNAVAILABLE, TimeoutError)
 CATALOG_LOG_INTERVAL_SECONDS: Final = 10.0
 
 

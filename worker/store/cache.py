@@ -1,7 +1,7 @@
 """Redis I/O for the cache contract of `engine.cache`: the one place that reads and
 writes recommendation keys and per-playlist state, always with the 24 h TTL.
 
-connection faults surface as `redis.exceptions.ConnectionError` / `TimeoutError`:
+connection faults surface as the Redis client's (`jetstream.faults.REDIS_UNAVAILABLE`):
 the worker retries on them, the API falls back to computing fresh.
 """
 

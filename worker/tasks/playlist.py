@@ -24,15 +24,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
-import redis.exceptions
 from docket import Depends, ExponentialRetry, Timeout
 
-from engine.ports import (
-    CatalogError,
-    CatalogUnavailableError,
-    PermanentStoreError,
-    TransientStoreError,
-)
+from engine.errors import InvalidInputError
 from jetstream.contract import (
     LIST_URI_RE,
     MAX_CID_LENGTH,
@@ -41,6 +35,7 @@ from jetstream.contract import (
     MAX_TRACK_URIS,
     TaskFunctions,
 )
+from jetstream.faults import FAULTS
 from worker.tasks.playlist_lock import PlaylistBusy, playlist_lock
 from worker.tasks.services import Services, current_services
 
@@ -55,13 +50,10 @@ TASK_TIMEOUT = timedelta(seconds=120)
 INGEST_RETRY_BASE_SECONDS = 1.0
 INGEST_RETRY_CAP_SECONDS = 30.0
 
-TRANSIENT = (
-    TransientStoreError,
-    CatalogUnavailableError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-PERMANENT = (PermanentStoreError, CatalogError, ValueError)
+# what to do with a fault is decided by its kind (`engine.errors`), Redis' included;
+# anything else is a bug and surfaces as one (docket logs it), never a quiet drop.
+TRANSIENT = FAULTS.transient
+PERMANENT = FAULTS.permanent
 
 
 def ingest_retry_delay(attempt: int, budget_seconds: float) -> float | None:
@@ -91,15 +83,15 @@ def _one_run_per_playlist(
 def check_arguments(playlist_uri: str, cid: str, rev: str, track_uris: list[str]) -> None:
     """the task's arguments come from the network (via the consumer): bound them again."""
     if not isinstance(playlist_uri, str) or not LIST_URI_RE.fullmatch(playlist_uri):
-        raise ValueError(f"not a list record URI: {playlist_uri!r:.120}")
+        raise InvalidInputError(f"not a list record URI: {playlist_uri!r:.120}")
     if not isinstance(cid, str) or not 0 < len(cid) <= MAX_CID_LENGTH:
-        raise ValueError("missing or oversized record CID")
+        raise InvalidInputError("missing or oversized record CID")
     if not isinstance(rev, str) or len(rev) > MAX_REV_LENGTH:
-        raise ValueError("oversized rev")
+        raise InvalidInputError("oversized rev")
     if not isinstance(track_uris, list) or len(track_uris) > MAX_TRACK_URIS:
-        raise ValueError(f"track_uris must be a list of at most {MAX_TRACK_URIS} URIs")
+        raise InvalidInputError(f"track_uris must be a list of at most {MAX_TRACK_URIS} URIs")
     if not all(isinstance(uri, str) and len(uri) <= MAX_TRACK_URI_LENGTH for uri in track_uris):
-        raise ValueError("track_uris must be strings")
+        raise InvalidInputError("track_uris must be strings")
 
 
 async def recompute_playlist(
@@ -160,6 +152,10 @@ async def recompute_playlist(
         if services.observer is not None:
             services.observer.dropped(playlist_uri, str(error))
         return
+    except Exception:
+        # a bug, not a fault: counted apart, and raised for docket to log and retry
+        counts["failed:unexpected"] += 1
+        raise
     counts[f"recompute:{refreshed.outcome.value}"] += 1
     if services.observer is not None:
         services.observer.recomputed(playlist_uri, cid, refreshed)
@@ -212,6 +208,9 @@ async def forget_playlist(
     except PERMANENT as error:
         logger.error("dropping forget of %s: %s", playlist_uri, error)
         return
+    except Exception:
+        services.counts["failed:unexpected"] += 1
+        raise
     services.counts["forget:done"] += 1
     if services.observer is not None:
         services.observer.forgot(playlist_uri)

@@ -35,11 +35,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from engine.errors import TransientError
 from engine.keys import LOCK_PREFIX
+from jetstream.faults import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ RENEWALS_PER_LEASE: Final = 3
 RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
 
 
-class PlaylistBusy(Exception):
+class PlaylistBusy(TransientError):
     """another run of this playlist holds its lock (retried like any transient fault)."""
 
 
@@ -77,7 +77,7 @@ async def playlist_lock(
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
                 await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
-        except (RedisConnectionError, RedisTimeoutError, TimeoutError) as error:
+        except (*REDIS_UNAVAILABLE, TimeoutError) as error:
             # it expires one lease from its last renewal
             logger.warning("could not release the lock of %s: %r", playlist_uri, error)
 
@@ -93,7 +93,7 @@ async def _renew(
             return
         try:
             held = await _if_held(redis, key, token, lambda pipe: pipe.pexpire(key, lease_ms))
-        except (RedisConnectionError, RedisTimeoutError) as error:
+        except REDIS_UNAVAILABLE as error:
             logger.warning("could not renew %s: %r", key, error)
             continue
         if not held:
