@@ -12,7 +12,8 @@ import re
 # atproto accepts two DID methods only: did:plc (24 base32 characters) and did:web
 # (a hostname; `%3A<port>` is tolerated for local development). nothing else can
 # own a repo, so nothing else can own a playlist.
-DID = r"(?:did:plc:[a-z2-7]{24}|did:web:[a-zA-Z0-9.-]{1,253}(?:%3A[0-9]{1,5})?)"
+PLC_DID = r"did:plc:[a-z2-7]{24}"
+DID = rf"(?:{PLC_DID}|did:web:[a-zA-Z0-9.-]{{1,253}}(?:%3A[0-9]{{1,5}})?)"
 
 # record keys: 1-512 characters of a small alphabet; "." and ".." are reserved
 # (and a slash can never appear, so "../../etc" is not a key).
@@ -27,7 +28,7 @@ TID = r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}"
 # above any real CID (sha-256 CIDs are 59 characters).
 CID = r"b[a-z2-7]{8,127}"
 
-# a collection NSID (the same rule as `worker.settings.NSID_PATTERN`), bounded.
+# a collection NSID, bounded (settings validate LIST_COLLECTION and friends with it).
 NSID = r"[a-zA-Z][a-zA-Z0-9-]{0,62}(?:\.[a-zA-Z0-9-]{1,63}){2,}"
 
 DID_RE = re.compile(DID)

@@ -181,14 +181,15 @@ def jetstream_command() -> None:
     change (exactly one of these per deployment; needs REDIS_URL and a Redis DOCKET_URL)."""
     import asyncio
 
-    from worker.processes.jetstream import NotStandalone, run_standalone
+    from worker.processes.jetstream import run_standalone
     from worker.processes.logs import configure_logging
     from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
 
     configure_logging()
     try:
         asyncio.run(run_standalone(get_settings()))
-    except NotStandalone as error:
+    except ConfigurationError as error:
         typer.echo(f"plyr-recs jetstream: {error}", err=True)
         raise typer.Exit(2) from None
 
@@ -205,12 +206,13 @@ def status_command() -> None:
 
     from jetstream.faults import REDIS_UNAVAILABLE
     from jetstream.status import render_status
-    from worker.processes.jetstream import NotStandalone, current_status
+    from worker.processes.jetstream import current_status
     from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
 
     try:
         status = asyncio.run(current_status(get_settings()))
-    except NotStandalone as error:
+    except ConfigurationError as error:
         typer.echo(f"plyr-recs status: {error}", err=True)
         raise typer.Exit(2) from None
     except REDIS_UNAVAILABLE as error:

@@ -7,13 +7,19 @@ secrets are `SecretStr`, so they never appear in a repr or a log line.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.types import MAX_LIST_ITEMS, FusionMode
+from engine.types import FusionMode
+from jetstream.config import ConsumerConfig
+from jetstream.flood import FloodLimits
+from jetstream.frames import FrameLimits
+from jetstream.records import RecordLimits
+from jetstream.syntax import NSID
 
 # the public Jetstream v1 hosts, rotated on reconnect when JETSTREAM_URL is unset.
 PUBLIC_JETSTREAM_HOSTS = (
@@ -23,7 +29,16 @@ PUBLIC_JETSTREAM_HOSTS = (
     "wss://jetstream2.us-west.bsky.network/subscribe",
 )
 
-NSID_PATTERN = r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+){2,}$"
+NSID_PATTERN = rf"^{NSID}$"
+
+
+def default_of(config: type, name: str) -> Any:
+    """a config dataclass's own default for `name`: each default is written once, beside
+    the part it configures, and the setting that feeds it repeats none of them."""
+    for config_field in dataclasses.fields(config):
+        if config_field.name == name and config_field.default is not dataclasses.MISSING:
+            return config_field.default
+    raise LookupError(f"{config.__name__}.{name} has no plain default")
 
 
 class Settings(BaseSettings):
@@ -118,93 +133,96 @@ class Settings(BaseSettings):
         description="one Jetstream /subscribe endpoint. Unset: rotate through the public v1 hosts.",
     )
     list_collection: str = Field(
-        default="fm.plyr.list",
+        default=default_of(FrameLimits, "list_collection"),
         pattern=NSID_PATTERN,
         description="the exact NSID of plyr.fm's list records (staging uses its own).",
     )
     track_collection: str = Field(
-        default="fm.plyr.track",
+        default=default_of(RecordLimits, "track_collection"),
         pattern=NSID_PATTERN,
         description="the exact NSID of plyr.fm's track records, which list items must point at.",
     )
     debounce_seconds: Annotated[float, Field(ge=0, le=300)] = Field(
-        default=2.0,
+        default=default_of(ConsumerConfig, "debounce_seconds"),
         description="settle delay: rapid edits of one playlist within this window collapse "
         "into one recompute of the newest state.",
     )
     list_max_items: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=MAX_LIST_ITEMS,
+        default=default_of(RecordLimits, "max_items"),
         description="most items a list record may hold (the lexicon's bound); a bigger "
         "record is rejected and counted, not truncated.",
     )
     list_max_name_length: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=1024,
+        default=default_of(RecordLimits, "max_name_length"),
         description="longest list name, in characters, a record may carry.",
     )
     jetstream_max_frame_bytes: Annotated[int, Field(ge=16 * 1024, le=16 * 1024 * 1024)] = Field(
-        default=512 * 1024,
+        default=default_of(FrameLimits, "max_frame_bytes"),
         description="largest Jetstream frame decoded; bigger ones are counted and skipped. "
         "A full 500-item list is about 100 KiB.",
     )
     jetstream_batch_frames: Annotated[int, Field(ge=1, le=10_000)] = Field(
-        default=256,
+        default=default_of(ConsumerConfig, "batch_frames"),
         description="most frames handled together (one guard read, one enqueue pipeline) "
         "when they arrive faster than they are handled.",
     )
     jetstream_cursor_flush_seconds: Annotated[float, Field(ge=0.05, le=300)] = Field(
-        default=1.0,
+        default=default_of(ConsumerConfig, "cursor_flush_seconds"),
         description="how often the cursor is written to Redis (and always on shutdown); "
         "a crash replays at most this much, which the rev guard absorbs.",
     )
     jetstream_cursor_rewind_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
-        default=5.0,
+        default=default_of(ConsumerConfig, "cursor_rewind_seconds"),
         description="how far before the cursor a reconnect to the same host resumes.",
     )
     jetstream_rotation_rewind_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
-        default=60.0,
+        default=default_of(ConsumerConfig, "rotation_rewind_seconds"),
         description="how far before the cursor a connection to a different host (or a "
         "fresh start) resumes: each host stamps time_us itself, so positions differ.",
     )
     jetstream_lost_state_rewind_seconds: Annotated[float, Field(ge=0, le=7 * 86_400)] = Field(
-        default=86_400.0,
+        default=default_of(ConsumerConfig, "lost_state_rewind_seconds"),
         description="how far before its position the consumer resumes when it finds Redis "
         "lost its state (restarted empty, failed over, flushed): with the cursor, the rev "
         "guard, docket's queue and the cache gone, it replays the cache's lifetime (24 h) so "
         "every playlist edited since is recomputed. Jetstream keeps about a day.",
     )
     jetstream_backoff_base_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
-        default=0.5, description="first reconnect delay; doubles per failure, with jitter."
+        default=default_of(ConsumerConfig, "backoff_base_seconds"),
+        description="first reconnect delay; doubles per failure, with jitter.",
     )
     jetstream_backoff_cap_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
-        default=30.0, description="longest reconnect delay."
+        default=default_of(ConsumerConfig, "backoff_cap_seconds"),
+        description="longest reconnect delay.",
     )
     jetstream_open_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(
-        default=10.0, description="time bound on one websocket handshake."
+        default=default_of(ConsumerConfig, "open_timeout_seconds"),
+        description="time bound on one websocket handshake.",
     )
     jetstream_rev_ttl_seconds: Annotated[int, Field(ge=3600, le=90 * 86_400)] = Field(
-        default=7 * 86_400,
+        default=default_of(ConsumerConfig, "rev_ttl_seconds"),
         description="how long the last accepted rev of a playlist is remembered; longer "
         "than any replay (Jetstream keeps about a day), so a replay is always recognised.",
     )
     jetstream_did_changes_per_minute: Annotated[float, Field(gt=0, le=100_000)] = Field(
-        default=60.0,
+        default=default_of(FloodLimits, "changes_per_minute"),
         description="pace of new recomputes (and forgets) one repo DID may cause once past "
         "its burst; its further tasks are deferred to this pace, never dropped, so one "
         "account editing many playlists cannot push everyone else's recomputes back. edits "
         "of a playlist whose task is still pending cost nothing (they are coalesced).",
     )
     jetstream_did_burst: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=30,
+        default=default_of(FloodLimits, "burst"),
         description="new tasks one DID may cause at once before its pace applies.",
     )
     jetstream_did_max_pending: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
-        default=600,
+        default=default_of(FloodLimits, "max_pending"),
         description="most pending tasks one DID may hold (ten minutes at the default pace); "
         "further playlists of that DID are not precomputed until some run (counted as "
         "skipped:flood_shed; the API still computes them on request).",
     )
     jetstream_stats_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
-        default=30.0,
+        default=default_of(ConsumerConfig, "stats_seconds"),
         description="how often the consumer logs its counters and publishes them to Redis "
         "for `plyr-recs status`.",
     )

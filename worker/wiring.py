@@ -28,6 +28,16 @@ class ConfigurationError(RuntimeError):
     """a process cannot start with these settings (the message says what to set)."""
 
 
+def require_shared_docket(settings: Settings, *, why: str) -> None:
+    """refuse the embedded docket (`memory://`) in a process of its own: its tasks
+    would stay in that process. `why` says what would be lost, for the message."""
+    if settings.docket_url.startswith("memory://"):
+        raise ConfigurationError(
+            f"DOCKET_URL is memory://: {why}. Point DOCKET_URL at the Redis the workers "
+            "share, or use `plyr-recs run` for the embedded mode."
+        )
+
+
 def connect_redis(url: str | None) -> Any:
     """a Redis client for `url`, or the embedded in-process Redis when it is unset."""
     if url is None:

@@ -34,15 +34,18 @@ from atproto_crypto.did import parse_did_key
 from atproto_identity.did.atproto_data import ensure_atproto_key
 from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
 
+from jetstream.syntax import PLC_DID
+
 if TYPE_CHECKING:
     from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# did:plc is a fixed 24-character base32 identifier; did:web is a bare domain
-# name (no port, no path, no IP literal): the SDK supports no did:web paths,
-# and a bare hostname rule keeps `https://localhost/...` and IP literals out.
-PLC_DID_RE = re.compile(r"^did:plc:[a-z2-7]{24}$")
+# did:plc is a fixed 24-character base32 identifier (`jetstream.syntax`); did:web
+# is a bare domain name here (no port, no path, no IP literal), stricter than the
+# firehose's rule on purpose: the SDK supports no did:web paths, and a bare
+# hostname rule keeps `https://localhost/...` and IP literals out of our fetches.
+PLC_DID_RE = re.compile(rf"^{PLC_DID}$")
 WEB_DID_RE = re.compile(
     r"^did:web:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
     r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"

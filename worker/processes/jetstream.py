@@ -17,55 +17,40 @@ import asyncio
 import logging
 import signal
 
-import redis.asyncio as aioredis
 from docket import Docket
 
 from jetstream.consumer import JetstreamConsumer
 from jetstream.status import ConsumerStatus, read_status
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.wiring import consumer_config
+from worker.wiring import (
+    ConfigurationError,
+    connect_redis,
+    consumer_config,
+    require_shared_docket,
+)
 
 logger = logging.getLogger(__name__)
 
-# a hung Redis must surface as an error the consumer backs off from, not a hang.
-REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-
-
-class NotStandalone(RuntimeError):
-    """the settings describe the embedded mode, which this process cannot serve."""
-
 
 def check_standalone(settings: Settings) -> str:
-    """the REDIS_URL to use; `NotStandalone` when the settings cannot work here."""
-    if settings.docket_url.startswith("memory://"):
-        raise NotStandalone(
-            "DOCKET_URL is memory://: tasks enqueued here would stay in this process and "
-            "no worker could run them. Set DOCKET_URL to the Redis the workers share, or "
-            "use `plyr-recs run` for the embedded mode."
-        )
+    """the REDIS_URL to use; `ConfigurationError` when the settings cannot work here."""
+    require_shared_docket(
+        settings, why="tasks enqueued here would stay in this process and no worker could run them"
+    )
     if settings.redis_url is None:
-        raise NotStandalone(
+        raise ConfigurationError(
             "REDIS_URL is not set: the cursor and the rev guard would not survive a "
             "restart. Set REDIS_URL, or use `plyr-recs run` for the embedded mode."
         )
     return settings.redis_url
 
 
-def state_client(redis_url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        redis_url,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=30,
-    )
-
-
 async def run_standalone(settings: Settings) -> None:
     """consume until SIGTERM or SIGINT; a second signal stops without waiting."""
     redis_url = check_standalone(settings)
     config = consumer_config(settings)
-    redis = state_client(redis_url)
+    redis = connect_redis(redis_url)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
@@ -92,11 +77,11 @@ async def run_standalone(settings: Settings) -> None:
 async def current_status(settings: Settings) -> ConsumerStatus:
     """the consumer's published counters and cursor, read from REDIS_URL."""
     if settings.redis_url is None:
-        raise NotStandalone(
+        raise ConfigurationError(
             "REDIS_URL is not set: the status lives in the Redis the consumer writes to "
             "(the embedded mode's state is in-process and prints its own log)."
         )
-    redis = state_client(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     try:
         return await read_status(redis, settings.list_collection)
     finally:

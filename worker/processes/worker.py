@@ -18,7 +18,7 @@ from docket import Docket, Worker
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
 from worker.tasks.services import installed, open_services
-from worker.wiring import ConfigurationError
+from worker.wiring import require_shared_docket
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,7 @@ def stop_on_signals(task: asyncio.Task[None]) -> Iterator[None]:
 
 async def serve(settings: Settings) -> None:
     """run a worker until SIGTERM/SIGINT."""
-    if settings.docket_url.startswith("memory://"):
-        raise ConfigurationError(
-            "DOCKET_URL is memory://: a standalone worker would never see the consumer's "
-            "tasks. Point DOCKET_URL at the shared Redis, or use `plyr-recs run` for the "
-            "embedded demo."
-        )
+    require_shared_docket(settings, why="a worker of its own would never see the consumer's tasks")
     async with (
         open_services(settings) as services,
         Docket(name=settings.docket_name, url=settings.docket_url) as docket,

@@ -43,13 +43,16 @@ class RecommendationCache:
         self.counts: Counter[str] = Counter()
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
-        raw = await self.redis.get(cache_key(playlist_id, token))
+        return self.decode_entry(playlist_id, await self.redis.get(cache_key(playlist_id, token)))
+
+    def decode_entry(self, playlist_id: str, raw: bytes | None) -> CachedRecommendations | None:
+        """a cached value as read from Redis, by any transport; an unreadable one is a
+        miss (counted; the recompute overwrites it)."""
         if raw is None:
             return None
         try:
             return CachedRecommendations.from_json(raw)
         except CacheFormatError as error:
-            # a value we cannot read is a miss; the recompute overwrites it
             self.counts["corrupt_entries"] += 1
             logger.warning("unreadable cache entry for %s: %s", playlist_id, error)
             return None

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any, Final
 
-from engine.cache import CachedRecommendations, CacheFormatError, cache_key
+from engine.cache import CachedRecommendations, cache_key
 from worker.store.cache import RecommendationCache
 
 logger = logging.getLogger(__name__)
@@ -36,15 +36,7 @@ class CoalescedReads:
         self.batches = 0  # MGETs sent (how much coalescing happened, for tests and the bench)
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
-        raw = await self._raw(cache_key(playlist_id, token))
-        if raw is None:
-            return None
-        try:
-            return CachedRecommendations.from_json(raw)
-        except CacheFormatError as error:
-            self.cache.counts["corrupt_entries"] += 1
-            logger.warning("unreadable cache entry for %s: %s", playlist_id, error)
-            return None
+        return self.cache.decode_entry(playlist_id, await self._raw(cache_key(playlist_id, token)))
 
     async def aclose(self) -> None:
         for flush in list(self._flushes):
