@@ -2,7 +2,7 @@
 
 two modes (`engine.types.FusionMode`):
 
-- reciprocal rank fusion, the seed's rule: score(t) = sum over the lists
+- reciprocal rank fusion, plyr.fm's original rule: score(t) = sum over the lists
   containing t of 1 / (k + rank), k = 60, rank 1-based;
 - proportional: each list gets a share of the slots proportional to its
   weight (the size of its cluster), by largest remainder.
@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 
 from engine.types import Candidate
 
-RRF_K = 60  # the seed's constant; the usual value from the RRF paper
+RRF_K = 60  # plyr.fm's original constant; the usual value from the RRF paper
 
 
 def rrf_fuse(

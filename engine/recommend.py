@@ -19,8 +19,10 @@ from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
 from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
 
-DEFAULT_LIMIT = 10  # the cache holds up to 10; the API slices to its `limit`
-MAX_LIMIT = 100
+# how many tracks one recommendation ranks and hydrates (the engine's n, not the
+# API's `limit`, which slices the cached answer)
+DEFAULT_TOP_N = 10  # the cache holds up to 10; the API slices to its `limit`
+MAX_TOP_N = 100
 OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10
 TOP_K_GROWTH = 4  # when eligibility leaves too few, ask again for 4x as many
@@ -70,13 +72,13 @@ async def recommend(
     track_ids: Sequence[int],
     store: VectorStore,
     *,
-    limit: int = DEFAULT_LIMIT,
+    limit: int = DEFAULT_TOP_N,
     fusion: FusionMode = FusionMode.RRF,
     catalog: TrackLookup | None = None,
 ) -> Recommendation:
     """rank recommendations for a playlist made of `track_ids` (its own tracks never return)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be within 1..{MAX_LIMIT}, got {limit}")
+    if not 1 <= limit <= MAX_TOP_N:
+        raise ValueError(f"limit must be within 1..{MAX_TOP_N}, got {limit}")
     playlist_ids = list(dict.fromkeys(track_ids))
     if len(playlist_ids) > MAX_LIST_ITEMS:
         raise InvalidInputError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")

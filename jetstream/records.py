@@ -16,7 +16,8 @@ from jetstream.syntax import record_uri_pattern
 
 # list types that never get recommendations: an album is the artist's own
 # tracklist and "liked" is a user's likes, not a curated playlist. any other
-# value (and a missing listType) is treated as a playlist, as the issue states.
+# value (and a missing listType) is treated as a playlist: plyr.fm's own lists
+# predate the field, and a new type is more likely a playlist than not.
 _NOT_RECOMMENDED: dict[object, SkipReason] = {
     "album": SkipReason.ALBUM,
     "liked": SkipReason.LIKED,

@@ -1,4 +1,4 @@
-"""fusion: the seed's RRF rules and the proportional mode."""
+"""fusion: plyr.fm's original RRF rules and the proportional mode."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def bench_engine(
     repeat: int = typer.Option(0, min=0, help="runs per size (0: chosen per size for ~1 s)."),
 ) -> None:
     """the engine's CPU time per recommendation (strategy + k-means + fusion, store calls
-    excluded) beside a pure-Python implementation of the seed's algorithm."""
+    excluded) beside a pure-Python implementation of plyr.fm's original algorithm."""
     from worker.bench.engine import main as run_engine_bench
 
     parsed = [int(part) for part in sizes.split(",") if part.strip()]

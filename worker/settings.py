@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(
         default=FusionMode.RRF,
-        description="how per-query candidate lists are fused: 'rrf' (the seed's) or "
+        description="how per-query candidate lists are fused: 'rrf' (plyr.fm's original) or "
         "'proportional' (slots shared by cluster size).",
     )
 

@@ -1,4 +1,4 @@
-"""the seed's algorithm in pure Python, written from DESIGN.md's description.
+"""plyr.fm's original algorithm in pure Python, written from DESIGN.md's description.
 
 the benchmark's baseline: plain lists, Euclidean k-means from random initial
 centroids (random.sample of the points), Lloyd's iterations until the

@@ -130,10 +130,6 @@ class DemoCatalogue:
     def artist_dids(self) -> tuple[str, ...]:
         return tuple(artist.did for artist in self.artists)
 
-    def tracks_in_region(self, region: int) -> npt.NDArray[np.intp]:
-        """the indices (not ids) of the tracks in one sound region."""
-        return np.flatnonzero(self.regions == region)
-
 
 def generate_catalogue(
     *,

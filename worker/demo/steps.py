@@ -6,7 +6,6 @@ tests can read a session without knowing how it was made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -104,10 +103,3 @@ class DemoSession:
         edit = self.steps[frame_index].edit
         if edit is not None:
             edit.apply(catalog)
-
-    def apply_all(
-        self, catalog: InMemoryCatalog, frame_indices: Sequence[int] | None = None
-    ) -> None:
-        """`apply` for every frame (or the given ones, in the given order)."""
-        for index in range(len(self.steps)) if frame_indices is None else frame_indices:
-            self.apply(index, catalog)

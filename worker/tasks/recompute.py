@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from engine.cache import CachedRecommendations, PlaylistState, fingerprint
 from engine.ports import Catalog, VectorStore
-from engine.recommend import DEFAULT_LIMIT, recommend
+from engine.recommend import DEFAULT_TOP_N, recommend
 from engine.types import MAX_LIST_ITEMS, FusionMode
 from worker.store.cache import RecommendationCache
 
@@ -72,7 +72,7 @@ class Recommender:
             return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
         started = time.perf_counter()
         result = await recommend(
-            track_ids, self.store, limit=DEFAULT_LIMIT, fusion=self.fusion, catalog=self.catalog
+            track_ids, self.store, limit=DEFAULT_TOP_N, fusion=self.fusion, catalog=self.catalog
         )
         elapsed = time.perf_counter() - started
         value = CachedRecommendations(

@@ -1,4 +1,4 @@
-"""the reliability report of issue 6: every fault scenario at full size, as one table.
+"""the reliability report: every fault scenario at full size, as one table.
 
     uv run python -m worker.bench.reliability.report            # >= 5,000 frames, 200 playlists
     uv run python -m worker.bench.reliability.report --size ci  # the CI suite's small world

@@ -1,4 +1,4 @@
-"""the fault scenarios of issue 6, one function each, and the driver that judges them.
+"""the fault scenarios, one function each, and the driver that judges them.
 
 a scenario starts the parts it needs on a `ScenarioRun`, breaks one of them
 (or delivers a faulty stream), puts it back, and returns how many faults it
