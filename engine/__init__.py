@@ -2,7 +2,13 @@
 
     recommend(track_ids, store, *, limit, fusion, catalog) -> Recommendation
 
-no process concerns live here: no settings, no Redis, no HTTP server.
+no process concerns live here: no settings, no Redis, no HTTP server. besides
+the maths (`strategy`, `kmeans`, `fusion`, `recommend`) and the ports (`ports`,
+`types`, `eligibility`) with their adapters (`postgres_catalog`, `turbopuffer_store`;
+embedded: `memory_catalog`, `exact_store`), it holds the contracts every part
+shares: `cache` (the cache's keys and payloads), `keys` (the whole Redis keyspace
+and each family's TTL), `errors` (transient and permanent faults, one classifier)
+and `schema` (the part of plyr.fm's database it reads, `plyr.sql`).
 """
 
 from engine.ports import (

@@ -12,10 +12,15 @@ what the package offers:
 
 the modules, one idea each: `frames` (decode) and `records` (the list record),
 `syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor`,
-`enqueue` (the docket call pattern), `flood` (per-DID pacing and caps), `batch`
-(one batch end to end), `stats`, `backoff`, `subscription` (hosts and URLs),
-`consumer` (the connection loop), `replay`, `status`, `keys` (every Redis key and
-its TTL).
+`contract` (the tasks it enqueues: names, keys, argument bounds; the worker hands
+the functions in), `enqueue` (the docket call pattern), `flood` (per-DID pacing
+and caps), `batch` (one batch end to end), `stats`, `backoff`, `subscription`
+(hosts and URLs), `consumer` (the connection loop), `faults` (the service's one
+fault classifier, Redis' faults included), `replay`, `status`, `keys` (the
+consumer's Redis keys; their TTLs are in `engine.keys`), `samples` (recorded frames).
+
+it imports `engine`, never `worker`: the process that runs it (`worker.processes`)
+builds its config and hands it its clients and the task functions.
 """
 
 from __future__ import annotations
@@ -42,10 +47,9 @@ if TYPE_CHECKING:
     from jetstream.replay import ReplayFaults, ReplayServer
     from jetstream.status import read_status, render_status
 
-# the connection side (docket, websockets, redis, worker.tasks.playlist) loads on first use:
+# the connection side (docket, websockets, redis) loads on first use:
 # the API and the worker import `jetstream.records` / `jetstream.syntax` to validate
-# records and must not pull the consumer in with them (nor risk an import cycle
-# through worker.tasks.playlist).
+# records and must not pull the consumer in with them.
 _LAZY = {
     "ConsumerConfig": "jetstream.config",
     "JetstreamConsumer": "jetstream.consumer",
