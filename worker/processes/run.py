@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import secrets
-import shlex
 import signal
 import socket
 import time
@@ -27,18 +26,26 @@ from typing import Any
 
 import httpx
 import uvicorn
-from docket import Docket
+from docket import Docket, Worker
+from fastapi import FastAPI
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from engine.cache import cache_key, cache_key_pattern
 from jetstream.consumer import JetstreamConsumer
 from jetstream.replay import ReplayServer
 from worker.api.app import create_app, server_config
 from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_generate
 from worker.identity.auth import Authenticator
 from worker.processes.live_view import LiveView
+from worker.processes.run_report import (
+    ApiCheck,
+    consumer_counts,
+    curl_line,
+    pick_playlist,
+    self_check,
+    summary,
+)
 from worker.processes.worker import build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
@@ -49,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 0.25
 IDLE_CONFIRMATIONS = 4  # idle this many checks in a row (a second) before stopping
-SELF_CHECK_TIMEOUT = 10.0
 API_READY_TIMEOUT = 10.0
 
 
@@ -66,16 +72,6 @@ class RunOptions:
     seed: int = 0
     cache_dir: Path | None = None
     summary_path: Path | None = None
-
-
-@dataclass
-class ApiCheck:
-    """the printed request, made by the run itself once the work is done."""
-
-    url: str
-    viewer_did: str
-    status: int | None = None
-    body: Any = None
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -206,60 +202,117 @@ async def _serving(server: uvicorn.Server) -> AsyncIterator[None]:
         await task
 
 
-async def _self_check(check: ApiCheck, token: str) -> None:
-    headers = {"X-Internal-Token": token, "X-Viewer-Did": check.viewer_did}
-    async with httpx.AsyncClient(timeout=SELF_CHECK_TIMEOUT) as client:
-        response = await client.get(check.url, headers=headers)
-    check.status = response.status_code
-    check.body = response.json() if response.content else None
-
-
-async def _playlist_report(services: Services, session: DemoSession) -> list[dict[str, Any]]:
-    """each playlist's final state and whether the cache holds it (for --summary)."""
-    rows = []
-    for expected in session.expected.values():
-        if expected.deleted or expected.cid is None:
-            keys = [
-                key
-                async for key in services.redis.scan_iter(
-                    match=cache_key_pattern(expected.playlist_id)
-                )
-            ]
-            cached = bool(keys)
-        else:
-            cached = bool(
-                await services.redis.exists(cache_key(expected.playlist_id, expected.cid))
-            )
-        rows.append(
-            {
-                "playlist_uri": expected.playlist_uri,
-                "playlist_id": expected.playlist_id,
-                "name": expected.name,
-                "cid": expected.cid,
-                "deleted": expected.deleted,
-                "tracks": len(set(expected.track_uris)),
-                "cached": cached,
-            }
-        )
-    return rows
-
-
-def curl_line(check: ApiCheck, token: str) -> str:
-    return " ".join(
-        [
-            "curl",
-            "-H",
-            shlex.quote(f"X-Internal-Token: {token}"),
-            "-H",
-            shlex.quote(f"X-Viewer-Did: {check.viewer_did}"),
-            shlex.quote(check.url),
-        ]
+def _demo_session(settings: Settings, options: RunOptions, demo: DemoCatalogue | None) -> Any:
+    """the session of edits to replay, unless a real Jetstream (or catalogue) is used."""
+    if settings.jetstream_url is not None or demo is None:
+        return None
+    return generate_session(
+        demo,
+        playlists=options.playlists,
+        seed=options.seed,
+        # now, not the session's fixed epoch: a real Redis remembering an earlier
+        # run would otherwise take every frame for a replay
+        start_time_us=time.time_ns() // 1000,
+        spacing_ms=options.spacing_ms,
     )
 
 
-def _pick_playlist(session: DemoSession) -> Any:
-    alive = [e for e in session.expected.values() if not e.deleted and e.track_uris]
-    return max(alive, key=lambda e: len(set(e.track_uris))) if alive else None
+def _with_token(settings: Settings) -> tuple[Settings, str]:
+    """the settings with an internal token the printed request can use (a fresh one
+    unless INTERNAL_API_TOKEN is set)."""
+    token = (
+        settings.internal_api_token.get_secret_value()
+        if settings.internal_api_token is not None
+        else secrets.token_urlsafe(24)
+    )
+    return settings.model_copy(update={"internal_api_token": SecretStr(token)}), token
+
+
+@dataclass
+class _Parts:
+    """the running service's parts, as `_start` opened them on the run's exit stack."""
+
+    services: Services
+    docket: Docket
+    replay: ReplayServer | None
+    consumer: JetstreamConsumer
+    worker: Worker
+    app: FastAPI
+
+
+async def _start(
+    stack: AsyncExitStack,
+    settings: Settings,
+    demo: DemoCatalogue | None,
+    session: DemoSession | None,
+    view: LiveView,
+    port: int,
+) -> _Parts:
+    """open every part (each embedded one unless its URL is set) and serve the API."""
+    services = await stack.enter_async_context(
+        open_services(
+            settings,
+            catalog=demo.catalog if demo is not None and settings.database_url is None else None,
+            **({"store": demo.store} if demo and settings.turbopuffer_api_key is None else {}),
+        )
+    )
+    services.observer = view
+    docket = await stack.enter_async_context(
+        Docket(name=settings.docket_name, url=settings.docket_url)
+    )
+    replay = await stack.enter_async_context(ReplayServer()) if session is not None else None
+    consumer = JetstreamConsumer(
+        config=consumer_config(settings, hosts=None if replay is None else (replay.url,)),
+        redis=services.redis,
+        docket=docket,
+        tasks=PLAYLIST_TASKS,
+        observer=view,
+    )
+    worker = await stack.enter_async_context(
+        build_worker(docket, concurrency=settings.worker_concurrency)
+    )
+    stack.enter_context(installed(services))
+    authenticator = Authenticator.from_settings(settings)
+    stack.push_async_callback(authenticator.aclose)
+    app = create_app(services, authenticator)
+    server = _EmbeddedServer(server_config(app, host=settings.api_host, port=port))
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    await stack.enter_async_context(_serving(server))
+    return _Parts(services, docket, replay, consumer, worker, app)
+
+
+async def _run_until_done(
+    parts: _Parts,
+    stop: asyncio.Event,
+    options: RunOptions,
+    feeding: tuple[DemoSession, DemoCatalogue] | None,
+    view: LiveView,
+) -> tuple[str, bool]:
+    """run the consumer, the worker and the session's feed until a reason to stop;
+    the reason, and whether any of them failed."""
+    consumer_stop = asyncio.Event()
+    running = [
+        asyncio.create_task(parts.consumer.run(consumer_stop), name="consumer"),
+        asyncio.create_task(parts.worker.run_forever(), name="worker"),
+    ]
+    feed = None
+    if feeding is not None and parts.replay is not None:
+        session, demo = feeding
+        feed = asyncio.create_task(_feed(session, demo, parts.replay, view), name="feed")
+        running.append(feed)
+    view.status("running")
+    try:
+        reason = await _wait(stop, options, _Idleness(parts.docket, parts.consumer, feed))
+    finally:
+        view.status("stopping")
+        consumer_stop.set()
+        for task in running[1:]:
+            task.cancel()
+        results = await asyncio.gather(*running, return_exceptions=True)
+    for task, result in zip(running, results, strict=True):
+        if isinstance(result, Exception):
+            logger.error("%s failed: %s", task.get_name(), result, exc_info=result)
+    return reason, any(isinstance(result, Exception) for result in results)
 
 
 async def run_embedded(settings: Settings, options: RunOptions, console: Console) -> int:
@@ -271,69 +324,20 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
 
     demo_needed = settings.database_url is None or settings.turbopuffer_api_key is None
     demo = await asyncio.to_thread(_load_demo, options, console) if demo_needed else None
-    session: DemoSession | None = None
-    if settings.jetstream_url is None and demo is not None:
-        session = generate_session(
-            demo,
-            playlists=options.playlists,
-            seed=options.seed,
-            # now, not the session's fixed epoch: a real Redis remembering an earlier
-            # run would otherwise take every frame for a replay
-            start_time_us=time.time_ns() // 1000,
-            spacing_ms=options.spacing_ms,
-        )
+    session: DemoSession | None = _demo_session(settings, options, demo)
     names = {uri: e.name for uri, e in session.expected.items()} if session else {}
-
-    token = (
-        settings.internal_api_token.get_secret_value()
-        if settings.internal_api_token is not None
-        else secrets.token_urlsafe(24)
-    )
-    settings = settings.model_copy(update={"internal_api_token": SecretStr(token)})
+    settings, token = _with_token(settings)
     port = _api_port(settings)
     base_url = f"http://{settings.api_host}:{port}"
 
     view = LiveView(console, names)
     async with AsyncExitStack() as stack:
         stack.enter_context(view)
-        services = await stack.enter_async_context(
-            open_services(
-                settings,
-                catalog=demo.catalog
-                if demo is not None and settings.database_url is None
-                else None,
-                **({"store": demo.store} if demo and settings.turbopuffer_api_key is None else {}),
-            )
-        )
-        services.observer = view
-        docket = await stack.enter_async_context(
-            Docket(name=settings.docket_name, url=settings.docket_url)
-        )
-        hosts = None
-        replay: ReplayServer | None = None
-        if session is not None:
-            replay = await stack.enter_async_context(ReplayServer())
-            hosts = (replay.url,)
-        consumer = JetstreamConsumer(
-            config=consumer_config(settings, hosts=hosts),
-            redis=services.redis,
-            docket=docket,
-            tasks=PLAYLIST_TASKS,
-            observer=view,
-        )
-        worker = await stack.enter_async_context(
-            build_worker(docket, concurrency=settings.worker_concurrency)
-        )
-        stack.enter_context(installed(services))
-        authenticator = Authenticator.from_settings(settings)
-        stack.push_async_callback(authenticator.aclose)
-        app = create_app(services, authenticator)
-        server = _EmbeddedServer(server_config(app, host=settings.api_host, port=port))
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-        await stack.enter_async_context(_serving(server))
-
-        view.info(f"API on {base_url}; jetstream from {', '.join(consumer.config.hosts)}")
-        picked = _pick_playlist(session) if session else None
+        parts = await _start(stack, settings, demo, session, view, port)
+        hosts = ", ".join(parts.consumer.config.hosts)
+        view.info(f"API on {base_url}; jetstream from {hosts}")
+        picked = pick_playlist(session) if session else None
+        check = None
         if picked is not None:
             check = ApiCheck(
                 f"{base_url}/playlists/{picked.playlist_id}/recommendations?limit=3",
@@ -343,65 +347,31 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
                 f"ask the API for '{picked.name}' (404 until the session creates it):\n"
                 + curl_line(check, token)
             )
-        consumer_stop = asyncio.Event()
-        running = [
-            asyncio.create_task(consumer.run(consumer_stop), name="consumer"),
-            asyncio.create_task(worker.run_forever(), name="worker"),
-        ]
-        feed = None
-        if session is not None and replay is not None and demo is not None:
-            feed = asyncio.create_task(_feed(session, demo, replay, view), name="feed")
-            running.append(feed)
-        view.status("running")
-        try:
-            reason = await _wait(stop, options, _Idleness(docket, consumer, feed))
-        finally:
-            view.status("stopping")
-            consumer_stop.set()
-            for task in running[1:]:
-                task.cancel()
-            results = await asyncio.gather(*running, return_exceptions=True)
-        for task, result in zip(running, results, strict=True):
-            if isinstance(result, Exception):
-                logger.error("%s failed: %s", task.get_name(), result, exc_info=result)
+        feeding = (session, demo) if session is not None and demo is not None else None
+        reason, failed = await _run_until_done(parts, stop, options, feeding, view)
         view.info(f"stopping ({reason})")
 
-        if picked is not None:
+        if check is not None:
             try:
-                await _self_check(check, token)
+                await self_check(check, token)
             except httpx.HTTPError as error:
                 logger.error("the API did not answer %s: %s", check.url, error)
-        registry = app.state.api.metrics.registry
+        registry = parts.app.state.api.metrics.registry
         hits = registry.get_sample_value("plyr_recs_api_cache_total", {"result": "hit"}) or 0
         misses = registry.get_sample_value("plyr_recs_api_cache_total", {"result": "miss"}) or 0
-        stats = consumer.stats
-        consumer_counts = {
-            "frames": stats.frames,
-            "playlist changes": stats.changes,
-            "skipped": sum(stats.skipped.values()),
-            "invalid": sum(stats.invalid.values()),
-        }
         view.__exit__(None, None, None)
-        view.summary(consumer_counts, int(hits), int(misses))
-        if picked is not None:
+        view.summary(consumer_counts(parts.consumer), int(hits), int(misses))
+        if check is not None:
             console.print(f"the request above, made at the end: {check.status}", highlight=False)
             console.print_json(json.dumps(check.body))
         if options.summary_path is not None:
-            report = {
-                "reason": reason,
-                "frames_sent": view.tally.frames_sent,
-                "consumer": consumer_counts,
-                "consumer_invalid": dict(stats.invalid),
-                "consumer_skipped": dict(stats.skipped),
-                "outcomes": dict(view.tally.outcomes),
-                "strategies": dict(view.tally.strategies),
-                "compute_ms_p50": view.tally.percentile(0.5),
-                "compute_ms_p99": view.tally.percentile(0.99),
-                "forgotten": view.tally.forgotten,
-                "dropped": view.tally.dropped,
-                "api_check": None if picked is None else check.__dict__,
-                "playlists": await _playlist_report(services, session) if session else [],
-            }
+            report = await summary(
+                reason=reason,
+                view=view,
+                consumer=parts.consumer,
+                check=check,
+                services=parts.services,
+                session=session,
+            )
             options.summary_path.write_text(json.dumps(report, indent=2))
-        failed = any(isinstance(result, Exception) for result in results)
         return 1 if failed else 0
