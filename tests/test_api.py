@@ -37,11 +37,11 @@ from tests.support.api_world import (
     internal,
     redis_lookups,
     running_api,
-    sample_store,
     sample_tracks,
 )
 from tests.support.did_server import Identity
 from tests.support.pds_server import list_record
+from tests.support.world import sample_store
 from worker.api.app import SOURCE_HEADER
 
 

@@ -34,11 +34,11 @@ from tests.support.api_world import (
     cached_value,
     internal,
     running_api,
-    sample_store,
     sample_tracks,
 )
 from tests.support.pds_server import list_record
 from tests.support.samples import track_vector
+from tests.support.world import sample_store
 from worker.api.answers import AnswerLimits
 from worker.api.app import SOURCE_HEADER
 from worker.loopback.catalog_rows import load_into_postgres

@@ -53,9 +53,9 @@ from tests.support.api_world import (
     internal,
     redis_lookups,
     running_api,
-    sample_store,
 )
 from tests.support.did_server import Identity, b64url, b64url_json
+from tests.support.world import sample_store
 from worker.identity.auth import GET_PLAYLIST_RECOMMENDATIONS
 from worker.loopback.servers import RedisServer
 

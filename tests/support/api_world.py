@@ -19,14 +19,13 @@ import httpx
 from pydantic import SecretStr
 
 from engine.cache import CachedRecommendations, cache_key
-from engine.exact_store import ExactStore
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, VectorStore
 from engine.types import Track
 from jetstream.records import RecordLimits
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.pds_server import PdsServer, list_record
-from tests.support.samples import load_catalog, track_vector
+from tests.support.samples import load_catalog
 from worker.api.answers import AnswerLimits
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
@@ -121,11 +120,6 @@ async def built_world() -> AsyncIterator[World]:
         )
         pds.put(built.record_uri("3mempty222222"), CID_1, list_record([]))
         yield built
-
-
-def sample_store() -> ExactStore:
-    """an exact store of every sample track's test vector."""
-    return ExactStore.from_vectors({t["id"]: track_vector(t["id"]) for t in SAMPLE["tracks"]})
 
 
 @dataclass
