@@ -38,6 +38,9 @@ class ConsumerConfig:
     rev_ttl_seconds: int = 7 * 86_400
     stats_seconds: float = 30.0
     flood: FloodLimits = field(default_factory=FloodLimits)
+    # see `Settings.jetstream_blind_host_seconds` for why 900; 0 turns the watch off.
+    blind_host_seconds: float = 900.0
+    v2_zstd: bool = True  # ask v2 hosts for dictionary zstd frames
 
     @classmethod
     def from_settings(cls, settings: Settings, *, hosts: tuple[str, ...] | None = None) -> Self:
@@ -65,6 +68,8 @@ class ConsumerConfig:
             open_timeout_seconds=settings.jetstream_open_timeout_seconds,
             rev_ttl_seconds=settings.jetstream_rev_ttl_seconds,
             stats_seconds=settings.jetstream_stats_seconds,
+            blind_host_seconds=settings.jetstream_blind_host_seconds,
+            v2_zstd=settings.jetstream_v2_zstd,
             flood=FloodLimits(
                 changes_per_minute=settings.jetstream_did_changes_per_minute,
                 burst=settings.jetstream_did_burst,

@@ -5,6 +5,8 @@ its own NSID) can share one Redis without moving each other's cursor.
 
     plyr:jetstream:<collection>:cursor              time_us of the last event whose work is
                                                     done; no TTL (see below)
+    plyr:jetstream:<collection>:cursor:v2           "<seq> <instance URL>": the v2 position,
+                                                    valid on that instance only; no TTL
     plyr:jetstream:<collection>:rev:<playlist_uri>  "<rev> <cid>" of the last accepted
                                                     change; TTL `jetstream_rev_ttl_seconds`
     plyr:jetstream:<collection>:stats               hash of counters of the running consumer;
@@ -45,6 +47,10 @@ class JetstreamKeys:
     @property
     def cursor(self) -> str:
         return f"{self.prefix}:cursor"
+
+    @property
+    def cursor_v2(self) -> str:
+        return f"{self.prefix}:cursor:v2"
 
     @property
     def stats(self) -> str:

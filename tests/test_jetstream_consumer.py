@@ -93,7 +93,7 @@ def story_pending() -> dict[str, Pending]:
 
 
 async def test_the_sample_story_end_to_end(redis_client: aioredis.Redis, docket: Docket) -> None:
-    # a blind host sends the track commit too: the consumer must filter it itself.
+    # a host ignoring the filter sends everything: the consumer must filter it itself.
     faults = ReplayFaults(ignore_wanted_collections=True)
     async with (
         ReplayServer(STORY, faults=faults) as replay,
@@ -110,13 +110,13 @@ async def test_the_sample_story_end_to_end(redis_client: aioredis.Redis, docket:
     assert dict(stats.skipped) == {
         "album": 1,
         "liked": 1,
-        "other_collection": 1,
+        "plyr_activity": 1,  # the track created: proof the host serves plyr.fm, no work
         "identity": 1,
         "account": 1,
         "duplicate": 1,
     }
     assert (stats.recomputes, stats.forgets, sum(stats.invalid.values())) == (8, 1, 0)
-    assert replay.connections[0].wanted_collections == ("fm.plyr.list",)
+    assert replay.connections[0].wanted_collections == ("fm.plyr.*",)
     assert replay.connections[0].cursor is None  # nothing stored: a first start
 
 
@@ -148,7 +148,7 @@ async def test_shutdown_flushes_the_cursor_and_the_counters(
             await running.shutdown()  # what SIGTERM does in the CLI
     assert await redis_client.get(KEYS.cursor) == str(LAST_STORY_TIME).encode()
     stats = await redis_client.hgetall(KEYS.stats)
-    assert stats[b"frames"] == b"14"  # the track commit is filtered by the host
+    assert stats[b"frames"] == b"15"  # fm.plyr.*: the track commit passes the host's filter
     assert stats[b"recomputes"] == b"8"
 
 

@@ -1,0 +1,74 @@
+"""the v2 host's zstd dictionary, fetched once per host and kept while the host accepts it.
+
+a v2 host publishes its dictionary at `getZstdDictionary` (raw bytes, immutable
+per id) and rejects a retired id at the handshake (`UnknownZstdDictionary`);
+then the cached one is dropped and fetched again. a host whose dictionary
+cannot be had is followed uncompressed (counted): compression saves bytes, it
+is never a reason to stop reading.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from jetstream.subscription import dictionary_url
+from jetstream.zstd_frames import FrameDecompressor, InvalidDictionary, load_dictionary
+
+logger = logging.getLogger(__name__)
+
+# a trained dictionary is tens of KiB; anything far larger is not one.
+MAX_DICTIONARY_BYTES = 1024 * 1024
+
+
+class DictionaryUnavailable(Exception):
+    """the host did not hand over a usable dictionary."""
+
+
+async def fetch_decompressor(host: str, *, timeout_seconds: float) -> FrameDecompressor:
+    url = dictionary_url(host)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout_seconds) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise DictionaryUnavailable(f"{url} answered {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_DICTIONARY_BYTES:
+                    raise DictionaryUnavailable(f"{url} sent more than {MAX_DICTIONARY_BYTES} B")
+    except httpx.HTTPError as exc:
+        raise DictionaryUnavailable(f"{url}: {exc!r}") from exc
+    try:
+        return FrameDecompressor(load_dictionary(bytes(body)))
+    except InvalidDictionary as exc:
+        raise DictionaryUnavailable(f"{url}: {exc}") from exc
+
+
+class Dictionaries:
+    """per-host decompressors; `None` remembered for a host that has none, until the
+    next rotation comes back to it."""
+
+    def __init__(self, *, enabled: bool, timeout_seconds: float) -> None:
+        self.enabled = enabled
+        self._timeout_seconds = timeout_seconds
+        self._by_host: dict[str, FrameDecompressor] = {}
+
+    async def for_host(self, host: str) -> FrameDecompressor | None:
+        """the host's decompressor, fetched if needed; None when compression is off
+        or the host has no usable dictionary (raises `DictionaryUnavailable`)."""
+        if not self.enabled:
+            return None
+        cached = self._by_host.get(host)
+        if cached is None:
+            cached = await fetch_decompressor(host, timeout_seconds=self._timeout_seconds)
+            self._by_host[host] = cached
+            logger.info("zstd dictionary %d fetched from %s", cached.dictionary_id, host)
+        return cached
+
+    def retire(self, host: str) -> None:
+        """the host refused our dictionary id: fetch its current one next time."""
+        self._by_host.pop(host, None)
