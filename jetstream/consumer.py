@@ -247,17 +247,24 @@ class JetstreamConsumer:
     def _rotated(self, reason: str) -> None:
         """counted and logged once per rotation; the cursor goes back to the anchor."""
         self.stats.rotations[reason] += 1
-        silent = self.blind.silent_seconds()
+        silent = self.blind.silent_seconds()  # before the anchor moves
         host = self._rotation.current
         anchor = self._rewind_to_anchor()
-        logger.warning(
-            "jetstream host %s %s: no plyr.fm commit for %.0fs of stream while other "
-            "frames flowed; rotating and resuming from %s (the last plyr.fm position)",
-            host,
-            "looks blind" if reason == BLIND_HOST else "missed versions (reported)",
-            silent,
-            anchor,
-        )
+        if reason == BLIND_HOST:
+            logger.warning(
+                "jetstream host %s looks blind: no plyr.fm commit for %.0fs of stream while "
+                "other frames flowed; rotating, resuming from %s (the last plyr.fm position)",
+                host,
+                silent,
+                anchor,
+            )
+        else:
+            logger.warning(
+                "jetstream host %s missed versions (reported by the reconcile loop); "
+                "rotating, resuming from %s",
+                host,
+                anchor,
+            )
 
     async def _session_outcome(self, stop: asyncio.Event, changed_host: bool) -> str:
         """run one connection; the reason it ended (classified, counted by the caller)."""

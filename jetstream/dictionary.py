@@ -49,8 +49,8 @@ async def fetch_decompressor(host: str, *, timeout_seconds: float) -> FrameDecom
 
 
 class Dictionaries:
-    """per-host decompressors; `None` remembered for a host that has none, until the
-    next rotation comes back to it."""
+    """per-host decompressors. a host without one is asked again on its next
+    connection (it may have been restarting), counted each time by the consumer."""
 
     def __init__(self, *, enabled: bool, timeout_seconds: float) -> None:
         self.enabled = enabled

@@ -16,6 +16,7 @@ from docket import Docket
 
 from jetstream import ConsumerConfig, Enqueued, JetstreamConsumer
 from jetstream.backoff import Backoff
+from jetstream.batch import MarkerSink
 from jetstream.frames import FrameLimits
 
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
@@ -153,7 +154,11 @@ class RunningConsumer:
 
 @asynccontextmanager
 async def running_consumer(
-    config: ConsumerConfig, redis: aioredis.Redis, docket: Docket
+    config: ConsumerConfig,
+    redis: aioredis.Redis,
+    docket: Docket,
+    *,
+    markers: MarkerSink | None = None,
 ) -> AsyncIterator[RunningConsumer]:
     """a consumer running in this loop; stopped (SIGTERM-style) on exit."""
     enqueued: list[Enqueued] = []
@@ -163,6 +168,7 @@ async def running_consumer(
         docket=docket,
         backoff=fast_backoff(),
         observer=enqueued.append,
+        markers=markers,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
