@@ -41,6 +41,7 @@ class ConsumerConfig:
     # see `Settings.jetstream_blind_host_seconds` for why 900; 0 turns the watch off.
     blind_host_seconds: float = 900.0
     v2_zstd: bool = True  # ask v2 hosts for dictionary zstd frames
+    v1_deflate: bool = True  # offer permessage-deflate to v1 hosts
 
     @classmethod
     def from_settings(cls, settings: Settings, *, hosts: tuple[str, ...] | None = None) -> Self:
@@ -70,6 +71,7 @@ class ConsumerConfig:
             stats_seconds=settings.jetstream_stats_seconds,
             blind_host_seconds=settings.jetstream_blind_host_seconds,
             v2_zstd=settings.jetstream_v2_zstd,
+            v1_deflate=settings.jetstream_v1_deflate,
             flood=FloodLimits(
                 changes_per_minute=settings.jetstream_did_changes_per_minute,
                 burst=settings.jetstream_did_burst,

@@ -44,6 +44,7 @@ from jetstream.enqueue import Enqueued, EnqueueReport
 from jetstream.events import ListChange, ListCommit
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.replay import ReplayFaults, ReplayServer
+from worker.bench import jetstream_wire
 from worker.local_servers import RedisServer
 from worker.tasks import forget_key, forget_playlist, recompute_key, recompute_playlist
 
@@ -398,3 +399,4 @@ def main(*, frames: int, playlists: int) -> None:
         f"one-call-per-frame baseline)"
     )
     console.print(f"mixed stream: {mixed_commits:,} of {frames:,} frames were list commits")
+    jetstream_wire.main(console, mixed, list_stream(50, 50))
