@@ -11,11 +11,13 @@ from collections.abc import Sequence
 import pytest
 import redis.asyncio as aioredis
 from docket import Docket
+from rich.console import Console
 
 from jetstream import ReplayFaults, ReplayServer
 from jetstream.config import ConsumerConfig
 from jetstream.events import RepoResync, TrackDelete
 from jetstream.keys import JetstreamKeys
+from jetstream.status import read_status, render_status
 from tests.support.jetstream_v2 import repo_sync, story_dictionary, track_delete
 from tests.support.jetstream_world import (
     did,
@@ -254,3 +256,24 @@ async def test_track_deletes_and_syncs_reach_the_marker_sink_before_the_cursor_m
     assert (stats.track_deletes, stats.resyncs) == (1, 1)
     assert len(replay.connections) == 2
     assert running.enqueued == STORY_ENQUEUED
+
+
+async def test_rotations_are_visible_in_the_status(
+    redis_client: aioredis.Redis, docket: Docket
+) -> None:
+    await redis_client.set(KEYS.cursor, str(BEFORE_STORY))
+    blind = ReplayFaults(blind=True, blind_step_us=500_000)
+    async with ReplayServer(STORY, faults=blind) as blind_host, ReplayServer(STORY) as healthy:
+        config = fleet_config([blind_host.url, healthy.url], blind_host_seconds=30)
+        async with running_consumer(config, redis_client, docket) as running:
+            await eventually(lambda: running.consumer.stats.rotations["blind_host"] == 1)
+            await eventually(lambda: running.consumer.cursor.done == LAST_STORY_TIME)
+            await running.shutdown()  # publishes the counters
+    status = await read_status(redis_client, "fm.plyr.list")
+    assert status.stats["rotations:blind_host"] == "1"
+    assert status.stats["plyr_anchor_time_us"] == str(LAST_STORY_TIME)
+    rendered = Console(width=200, record=True)
+    rendered.print(render_status(status))
+    text = rendered.export_text()
+    assert "rotations:blind_host" in text
+    assert "plyr.fm silent for" in text
