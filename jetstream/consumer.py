@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 from docket import Docket
@@ -58,17 +55,22 @@ from jetstream.batch import BatchProcessor, FrameDecoder, MarkerSink, Observer
 from jetstream.blind import BlindHostWatch
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.cursor import Cursor, CursorStore, rewound
-from jetstream.dictionary import Dictionaries, DictionaryUnavailable
+from jetstream.dictionary import Dictionaries
 from jetstream.enqueue import EnqueueFailed, Enqueuer, TaskSink
 from jetstream.flood import FloodControl
-from jetstream.frames import decode_frame
-from jetstream.frames_v2 import decode_v2_frame
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
+from jetstream.reader import EndOfStream, drain, read_frames
 from jetstream.state_watch import StateWatch
 from jetstream.stats import ConsumerStats, StatsStore
-from jetstream.subscription import V2_SUBPROTOCOL, HostRotation, Wire, subscribe_url, wire_of
-from jetstream.zstd_frames import FrameDecompressor
+from jetstream.subscription import (
+    V2_SUBPROTOCOL,
+    HostRotation,
+    Wire,
+    refusal_name,
+    subscribe_url,
+    wire_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,31 +95,12 @@ BLIND_HOST = "blind_host"
 MISSED_VERSIONS = "missed_versions"
 
 
-@dataclass(frozen=True, slots=True)
-class _EndOfStream:
-    """the reader's last word: why the connection ended."""
-
-    error: ConnectionClosed
-
-
 class _Rotate(Exception):
     """leave this host now (`reason` is BLIND_HOST or MISSED_VERSIONS)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def refusal_name(error: InvalidStatus) -> str | None:
-    """the XRPC error name of a v2 pre-upgrade refusal (`{"error": "CursorTooOld", ...}`)."""
-    if error.response.status_code != 400:
-        return None
-    try:
-        envelope = orjson.loads(error.response.body[:4096])
-    except orjson.JSONDecodeError:
-        return None
-    name = envelope.get("error") if isinstance(envelope, dict) else None
-    return name if isinstance(name, str) and len(name) <= 64 else None
 
 
 class JetstreamConsumer:
@@ -250,21 +233,17 @@ class JetstreamConsumer:
         silent = self.blind.silent_seconds()  # before the anchor moves
         host = self._rotation.current
         anchor = self._rewind_to_anchor()
-        if reason == BLIND_HOST:
-            logger.warning(
-                "jetstream host %s looks blind: no plyr.fm commit for %.0fs of stream while "
-                "other frames flowed; rotating, resuming from %s (the last plyr.fm position)",
-                host,
-                silent,
-                anchor,
-            )
-        else:
-            logger.warning(
-                "jetstream host %s missed versions (reported by the reconcile loop); "
-                "rotating, resuming from %s",
-                host,
-                anchor,
-            )
+        why = (
+            f"looks blind: no plyr.fm commit for {silent:.0f}s of stream while other frames flowed"
+            if reason == BLIND_HOST
+            else "missed versions (reported by the reconcile loop)"
+        )
+        logger.warning(
+            "jetstream host %s %s; rotating, resuming from %s (the last plyr.fm position)",
+            host,
+            why,
+            anchor,
+        )
 
     async def _session_outcome(self, stop: asyncio.Event, changed_host: bool) -> str:
         """run one connection; the reason it ended (classified, counted by the caller)."""
@@ -310,36 +289,6 @@ class JetstreamConsumer:
         logger.info("jetstream handshake refused: %r", error)
         return "refused"
 
-    def _start(self, host: str, wire: Wire, position: int | None, changed_host: bool) -> int | None:
-        """the cursor to ask `host` for: the exact seq on the v2 instance the newest
-        done event came from, else the time position rewound (further on a host
-        change). a v2 host reads a value >= 1e15 as a timestamp."""
-        if wire is Wire.V2:
-            seq = self.cursor.seq_for(host)
-            if seq is not None:
-                return seq
-        if position is None:
-            return None
-        rewind = (
-            self.config.rotation_rewind_seconds
-            if changed_host
-            else self.config.cursor_rewind_seconds
-        )
-        return rewound(position, rewind)
-
-    async def _decoder_for(self, host: str, wire: Wire) -> tuple[FrameDecoder, int | None]:
-        limits = self.config.limits
-        if wire is Wire.V1:
-            return functools.partial(decode_frame, limits=limits), None
-        decompressor: FrameDecompressor | None = None
-        try:
-            decompressor = await self._dictionaries.for_host(host)
-        except DictionaryUnavailable as exc:
-            self.stats.dictionary_unavailable += 1
-            logger.warning("no zstd dictionary from %s, reading it uncompressed: %s", host, exc)
-        decode = functools.partial(decode_v2_frame, limits=limits, decompressor=decompressor)
-        return decode, None if decompressor is None else decompressor.dictionary_id
-
     async def _session(self, stop: asyncio.Event, changed_host: bool) -> None:
         position = await self.cursor.resume_position()
         await self._redis.ping()  # never read a frame we could not acknowledge
@@ -357,8 +306,18 @@ class JetstreamConsumer:
         wire = wire_of(host)
         self.cursor.instance = host if wire is Wire.V2 else None
         self.blind.connected(position)
-        start = self._start(host, wire, position, changed_host)
-        decode, dictionary_id = await self._decoder_for(host, wire)
+        rewind = (
+            self.config.rotation_rewind_seconds
+            if changed_host
+            else self.config.cursor_rewind_seconds
+        )
+        start = self.cursor.start_for(host if wire is Wire.V2 else None, position, rewind)
+        decode, dictionary_id, problem = await self._dictionaries.decoder(
+            host, wire, self.config.limits
+        )
+        if problem is not None:
+            self.stats.dictionary_unavailable += 1
+            logger.warning("no zstd dictionary from %s, reading it uncompressed: %s", host, problem)
         url = subscribe_url(
             host, self.config.limits.wanted_collections, start, zstd_dictionary=dictionary_id
         )
@@ -390,11 +349,11 @@ class JetstreamConsumer:
     async def _pump(
         self, connection: ClientConnection, stop: asyncio.Event, decode: FrameDecoder
     ) -> None:
-        queue: asyncio.Queue[bytes | _EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
-        reader = asyncio.create_task(_read(connection, queue))
+        queue: asyncio.Queue[bytes | EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
+        reader = asyncio.create_task(read_frames(connection, queue))
         stopping = asyncio.create_task(stop.wait())
         rotating = asyncio.create_task(self._rotate_now.wait())
-        arrival: asyncio.Task[bytes | _EndOfStream] | None = None
+        arrival: asyncio.Task[bytes | EndOfStream] | None = None
         clean_exit = False
         try:
             while not stop.is_set():
@@ -411,7 +370,7 @@ class JetstreamConsumer:
                     first = arrival.result()
                 else:
                     first = queue.get_nowait()
-                frames, end = _drain(first, queue, self.config.batch_frames)
+                frames, end = drain(first, queue, self.config.batch_frames)
                 if frames:
                     positions = await self._processor.process(frames, decode)
                     self._progressed = True
@@ -482,30 +441,3 @@ class JetstreamConsumer:
 
     def _summary(self) -> str:
         return self.stats.summary(cursor_lag_seconds=self.cursor_lag_seconds())
-
-
-async def _read(connection: ClientConnection, queue: asyncio.Queue[bytes | _EndOfStream]) -> None:
-    """websocket -> queue, until the connection ends (then one `_EndOfStream`)."""
-    try:
-        while True:
-            # bytes, not str: orjson parses UTF-8 directly, and the size bound of
-            # the decoder is then exact.
-            await queue.put(await connection.recv(decode=False))
-    except ConnectionClosed as closed:
-        await queue.put(_EndOfStream(closed))
-
-
-def _drain(
-    first: bytes | _EndOfStream, queue: asyncio.Queue[bytes | _EndOfStream], limit: int
-) -> tuple[list[bytes], _EndOfStream | None]:
-    """the frames already waiting (at most `limit`), and the end marker if reached:
-    frames received before a drop are still handled."""
-    if isinstance(first, _EndOfStream):
-        return [], first
-    frames = [first]
-    while len(frames) < limit and not queue.empty():
-        item = queue.get_nowait()
-        if isinstance(item, _EndOfStream):
-            return frames, item
-        frames.append(item)
-    return frames, None

@@ -124,6 +124,16 @@ class Cursor:
         if self.seq is None or self.seq.instance != self.instance or seq > self.seq.seq:
             self.seq = SeqPosition(self.instance, seq)
 
+    def start_for(self, instance: str | None, position: int | None, rewind: float) -> int | None:
+        """the cursor to ask a host for: on a v2 `instance` the newest done event came
+        from, its exact seq; else the time position rewound (a v2 host reads a value
+        >= 1e15 as a timestamp)."""
+        if instance is not None:
+            seq = self.seq_for(instance)
+            if seq is not None:
+                return seq
+        return None if position is None else rewound(position, rewind)
+
     def forget_seq(self) -> None:
         """the stored seq is no use (below the instance's floor, or the position
         moved back past it): resume by time."""

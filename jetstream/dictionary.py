@@ -9,11 +9,15 @@ is never a reason to stop reading.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import httpx
 
-from jetstream.subscription import dictionary_url
+from jetstream.batch import FrameDecoder
+from jetstream.frames import FrameLimits, decode_frame
+from jetstream.frames_v2 import decode_v2_frame
+from jetstream.subscription import Wire, dictionary_url
 from jetstream.zstd_frames import FrameDecompressor, InvalidDictionary, load_dictionary
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,22 @@ class Dictionaries:
             self._by_host[host] = cached
             logger.info("zstd dictionary %d fetched from %s", cached.dictionary_id, host)
         return cached
+
+    async def decoder(
+        self, host: str, wire: Wire, limits: FrameLimits
+    ) -> tuple[FrameDecoder, int | None, str | None]:
+        """the frame decoder for a connection to `host`, the dictionary id to ask for
+        (None: uncompressed), and why there is no dictionary when one was wanted."""
+        if wire is Wire.V1:
+            return functools.partial(decode_frame, limits=limits), None, None
+        problem: str | None = None
+        decompressor: FrameDecompressor | None = None
+        try:
+            decompressor = await self.for_host(host)
+        except DictionaryUnavailable as exc:
+            problem = str(exc)
+        decode = functools.partial(decode_v2_frame, limits=limits, decompressor=decompressor)
+        return decode, None if decompressor is None else decompressor.dictionary_id, problem
 
     def retire(self, host: str) -> None:
         """the host refused our dictionary id: fetch its current one next time."""

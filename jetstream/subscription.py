@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from enum import StrEnum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
+from websockets.exceptions import InvalidStatus
+
 V2_SUBSCRIBE_PATH = "/xrpc/network.bsky.jetstream.subscribeEvents"
 V2_DICTIONARY_PATH = "/xrpc/network.bsky.jetstream.getZstdDictionary"
 V2_SUBPROTOCOL = "xrpc.v1.json"
@@ -113,3 +116,15 @@ class HostRotation:
         previous = self.current
         self._index = (self._index + 1) % len(self._hosts)
         return self.current != previous
+
+
+def refusal_name(error: InvalidStatus) -> str | None:
+    """the XRPC error name of a v2 pre-upgrade refusal (`{"error": "CursorTooOld", ...}`)."""
+    if error.response.status_code != 400:
+        return None
+    try:
+        envelope = orjson.loads(error.response.body[:4096])
+    except orjson.JSONDecodeError:
+        return None
+    name = envelope.get("error") if isinstance(envelope, dict) else None
+    return name if isinstance(name, str) and len(name) <= 64 else None
