@@ -41,12 +41,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from jetstream.replay_v2 import (
+    BLIND_EPOCH_US,
     V2Refusal,
-    blind_identity,
     bytes_response,
     outdated_cursor_info,
     parse_v2_request,
     render_v2,
+    trickle,
 )
 from jetstream.subscription import V2_DICTIONARY_PATH, V2_SUBSCRIBE_PATH
 from jetstream.zstd_frames import FrameCompressor, load_dictionary
@@ -55,9 +56,6 @@ logger = logging.getLogger(__name__)
 
 # frames a broken relay or a hostile proxy could send: invalid UTF-8, truncated
 # JSON, the wrong JSON type, a negative cursor position.
-# the repo the blind host's identity events name (any valid DID would do).
-BLIND_DID = "did:plc:x66s2o4a2qpoastvjtboqbjb"
-
 DEFAULT_GARBAGE: tuple[bytes, ...] = (
     b"\xff\xfe\x00 not utf-8",
     b'{"did": "did:plc:',
@@ -366,30 +364,24 @@ class ReplayServer:
                 if delay:
                     await asyncio.sleep(delay)
             if faults.blind:
-                await self._trickle(connection, plan)
+
+                def counted(raw: bytes, seq: int) -> tuple[bytes, bool]:
+                    self.frames_sent += 1
+                    return self._maybe_compressed(
+                        (render_v2(raw, seq) or raw) if plan.v2 else raw, plan
+                    )
+
+                await trickle(
+                    connection,
+                    time_us=self._entries[-1].position_us if self._entries else BLIND_EPOCH_US,
+                    seq=self.seq_base + len(self._entries),
+                    interval_seconds=faults.blind_interval_seconds,
+                    step_us=faults.blind_step_us,
+                    frame=counted,
+                )
                 return
             if not await _unless_closed(connection, grew):
                 return
-
-    async def _trickle(self, connection: ServerConnection, plan: _Plan) -> None:
-        """the blind host's endless rest-of-the-network: identity events with advancing
-        time, until the client leaves (sending then raises ConnectionClosed)."""
-        faults = self.faults
-        interval = faults.blind_interval_seconds
-        step = faults.blind_step_us or max(1, round(interval * 1_000_000))
-        time_us = self._entries[-1].position_us if self._entries else 1_000_000_000_000_000
-        seq = self.seq_base + len(self._entries)
-        while True:
-            await asyncio.sleep(interval)
-            time_us += step
-            seq += 1
-            frame = blind_identity(BLIND_DID, time_us)
-            if plan.v2:
-                rendered, text = self._maybe_compressed(render_v2(frame, seq) or frame, plan)
-                await connection.send(rendered, text=text)
-            else:
-                await connection.send(frame, text=True)
-            self.frames_sent += 1
 
 
 async def _unless_closed(connection: ServerConnection, event: asyncio.Event) -> bool:

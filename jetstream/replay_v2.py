@@ -15,7 +15,9 @@ which is a 400), `cursor` as a seq below 1e15 and a timestamp at or above,
 
 from __future__ import annotations
 
+import asyncio
 import http
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -133,11 +135,39 @@ def outdated_cursor_info(resumed_seq: int) -> bytes:
     )
 
 
+# the repo the blind host's identity events name (any valid DID would do), and where
+# its stream time starts when it has no frames of its own.
+BLIND_DID = "did:plc:x66s2o4a2qpoastvjtboqbjb"
+BLIND_EPOCH_US = 1_000_000_000_000_000
+
+
 def blind_identity(did: str, time_us: int) -> bytes:
     """what a blind host keeps sending: the rest of the network (v1 shape)."""
     return orjson.dumps(
         {"did": did, "time_us": time_us, "kind": "identity", "identity": {"did": did}}
     )
+
+
+async def trickle(
+    connection: ServerConnection,
+    *,
+    time_us: int,
+    seq: int,
+    interval_seconds: float,
+    step_us: int,
+    frame: Callable[[bytes, int], tuple[bytes, bool]],
+) -> None:
+    """the blind host's endless rest-of-the-network: an identity event every
+    `interval_seconds`, `step_us` later in stream time each (0: real time), framed
+    for the connection by `frame`, until the client leaves (sending then raises
+    ConnectionClosed)."""
+    step = step_us or max(1, round(interval_seconds * 1_000_000))
+    while True:
+        await asyncio.sleep(interval_seconds)
+        time_us += step
+        seq += 1
+        payload, text = frame(blind_identity(BLIND_DID, time_us), seq)
+        await connection.send(payload, text=text)
 
 
 def bytes_response(
