@@ -4,17 +4,20 @@ what the package offers:
 
 - `JetstreamConsumer` (+ `ConsumerConfig`): the long-running consumer, with
   injected Redis and docket, used by `plyr-recs jetstream` and `plyr-recs run`;
-- `decode_frame` (+ `FrameLimits`) and the event types it returns: one frame in,
-  one typed event out, never an exception;
+- `decode_frame` (v1) and `decode_v2_frame` (+ `FrameLimits`) and the event types
+  they return: one frame in, one typed event out, never an exception; markers
+  (`TrackDelete`, `RepoResync`) go to an injected `MarkerSink`;
 - `ReplayServer` (+ `ReplayFaults`): a Jetstream-compatible server replaying
   recorded frames, for tests, the embedded mode and benchmarks;
 - `read_status` / `render_status`: what `plyr-recs status` prints.
 
-the modules, one idea each: `frames` (decode) and `records` (the list record),
-`syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor`,
-`enqueue` (the docket call pattern), `flood` (per-DID pacing and caps), `batch`
-(one batch end to end), `stats`, `backoff`, `subscription` (hosts and URLs),
-`consumer` (the connection loop), `replay`, `status`, `keys` (every Redis key and
+the modules, one idea each: `frames` / `frames_v2` (decode per wire) and
+`records` (the list record), `zstd_frames` and `dictionary` (v2 compression),
+`syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor` (per
+wire), `blind` (blind-host detection), `enqueue` (the docket call pattern),
+`flood` (per-DID pacing and caps), `batch` (one batch end to end), `stats`,
+`backoff`, `subscription` (the fleet, wires and URLs), `reader`, `consumer` (the
+connection loop), `replay` / `replay_v2`, `status`, `keys` (every Redis key and
 its TTL).
 """
 
@@ -29,13 +32,18 @@ from jetstream.events import (
     ListChange,
     ListCommit,
     ListDelete,
+    Marker,
     Rejected,
+    RepoResync,
     Skipped,
     SkipReason,
+    TrackDelete,
 )
 from jetstream.frames import FrameLimits, decode_frame
+from jetstream.frames_v2 import decode_v2_frame
 
 if TYPE_CHECKING:
+    from jetstream.batch import MarkerSink
     from jetstream.config import ConsumerConfig
     from jetstream.consumer import JetstreamConsumer
     from jetstream.enqueue import Enqueued
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 # records and must not pull the consumer in with them (nor risk an import cycle
 # through worker.tasks).
 _LAZY = {
+    "MarkerSink": "jetstream.batch",
     "ConsumerConfig": "jetstream.config",
     "JetstreamConsumer": "jetstream.consumer",
     "Enqueued": "jetstream.enqueue",
@@ -74,12 +83,17 @@ __all__ = [
     "ListChange",
     "ListCommit",
     "ListDelete",
+    "Marker",
+    "MarkerSink",
     "Rejected",
     "ReplayFaults",
     "ReplayServer",
+    "RepoResync",
     "SkipReason",
     "Skipped",
+    "TrackDelete",
     "decode_frame",
+    "decode_v2_frame",
     "read_status",
     "render_status",
 ]
