@@ -168,6 +168,11 @@ class ReplayServer:
     def url_v2(self) -> str:
         return f"ws://{self.host}:{self.port}{V2_SUBSCRIBE_PATH}"
 
+    def retrain(self, zstd_dictionary: bytes) -> None:
+        """a new dictionary (a host's retraining): the old id is refused from now on."""
+        self._dictionary = zstd_dictionary
+        self._compressor = FrameCompressor(load_dictionary(zstd_dictionary))
+
     @property
     def dictionary_id(self) -> int | None:
         return None if self._compressor is None else self._compressor.dictionary_id

@@ -18,6 +18,7 @@ from jetstream.config import ConsumerConfig
 from jetstream.events import RepoResync, TrackDelete
 from jetstream.keys import JetstreamKeys
 from jetstream.status import read_status, render_status
+from jetstream.zstd_frames import train_dictionary
 from tests.support.jetstream_v2 import repo_sync, story_dictionary, track_delete
 from tests.support.jetstream_world import (
     did,
@@ -277,3 +278,26 @@ async def test_rotations_are_visible_in_the_status(
     text = rendered.export_text()
     assert "rotations:blind_host" in text
     assert "plyr.fm silent for" in text
+
+
+async def test_a_retired_zstd_dictionary_is_fetched_again(
+    redis_client: aioredis.Redis, docket: Docket
+) -> None:
+    async with ReplayServer(STORY, seq_base=20, zstd_dictionary=story_dictionary()) as replay:
+        first_id = replay.dictionary_id
+        async with running_consumer(fleet_config([replay.url_v2]), redis_client, docket) as running:
+            consumer = running.consumer
+            await eventually(lambda: consumer.cursor.done == LAST_STORY_TIME)
+            replay.retrain(
+                train_dictionary([f"{n} {f}".encode() for n, f in enumerate(STORY * 30)])
+            )
+            consumer.report_missed_versions()  # leave the host: the reconnect asks for the old id
+            await eventually(lambda: len(replay.connections) == 2)
+            # the same instance: its exact seq again (inclusive), the last frame once more
+            await eventually(lambda: consumer.stats.frames == len(STORY) + 1)
+    assert [log.cursor for log in replay.connections] == [None, 20 + len(STORY)]
+    assert consumer.stats.reconnects["dictionary_retired"] == 1
+    assert [log.zstd for log in replay.connections] == [True, True]
+    assert replay.dictionary_id != first_id
+    assert sum(consumer.stats.invalid.values()) == 0  # the new dictionary decodes
+    assert running.enqueued == STORY_ENQUEUED
