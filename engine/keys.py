@@ -14,6 +14,7 @@ here with the reason, or that is not in any family at all.
     deleted             plyr:recommendations-deleted:{list uri}     the cache TTL
     lock                plyr:recompute-lock:{list uri}              the lock's lease
     jetstream_cursor    plyr:jetstream:{collection}:cursor          none (see below)
+    jetstream_cursor_v2 plyr:jetstream:{collection}:cursor:v2       none, like the cursor
     jetstream_rev       plyr:jetstream:{collection}:rev:{list uri}  the rev TTL (7 days)
     jetstream_stats     plyr:jetstream:{collection}:stats           7 days, refreshed on write
     jetstream_epoch     plyr:jetstream:{collection}:epoch           the rev TTL, refreshed on read
@@ -69,6 +70,14 @@ FAMILIES: Final = (
         "consumer would start at the live tail and silently skip every change in between. "
         "it is one small key, overwritten on every flush; an old one is harmless (Jetstream "
         "replays from its oldest event and the rev guard drops repeats).",
+    ),
+    KeyFamily(
+        "jetstream_cursor_v2",
+        re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:cursor:v2"),
+        None,
+        why="the v2 position (`<seq> <instance>`) beside the time cursor, for the same "
+        "reason: one small key, overwritten on every flush, the only record of where a "
+        "v2 instance resumes.",
     ),
     KeyFamily(
         "jetstream_rev",

@@ -4,20 +4,23 @@ what the package offers:
 
 - `JetstreamConsumer` (+ `ConsumerConfig`): the long-running consumer, with
   injected Redis and docket, used by `plyr-recs jetstream` and `plyr-recs run`;
-- `decode_frame` (+ `FrameLimits`) and the event types it returns: one frame in,
-  one typed event out, never an exception;
+- `decode_frame` (v1) and `decode_v2_frame` (+ `FrameLimits`) and the event types
+  they return: one frame in, one typed event out, never an exception; markers
+  (`TrackDelete`, `RepoResync`) go to an injected `MarkerSink`;
 - `ReplayServer` (+ `ReplayFaults`): a Jetstream-compatible server replaying
   recorded frames, for tests, the embedded mode and benchmarks;
 - `read_status` / `render_status`: what `plyr-recs status` prints.
 
-the modules, one idea each: `frames` (decode) and `records` (the list record),
-`syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor`,
-`contract` (the tasks it enqueues: names, keys, argument bounds; the worker hands
-the functions in), `enqueue` (the docket call pattern), `flood` (per-DID pacing
-and caps), `batch` (one batch end to end), `stats`, `backoff`, `subscription`
-(hosts and URLs), `consumer` (the connection loop), `faults` (the service's one
-fault classifier, Redis' faults included), `replay`, `status`, `keys` (the
-consumer's Redis keys; their TTLs are in `engine.keys`), `samples` (recorded frames).
+the modules, one idea each: `frames` / `frames_v2` (decode per wire) and
+`records` (the list record), `zstd_frames` and `dictionary` (v2 compression),
+`syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor` (per
+wire), `blind` (blind-host detection), `contract` (the tasks it enqueues: names,
+keys, argument bounds; the worker hands the functions in), `enqueue` (the docket
+call pattern), `flood` (per-DID pacing and caps), `batch` (one batch end to end),
+`stats`, `backoff`, `subscription` (the fleet, wires and URLs), `reader`,
+`consumer` (the connection loop), `faults` (the service's one fault classifier,
+Redis' faults included), `replay` / `replay_v2`, `status`, `keys` (the consumer's
+Redis keys; their TTLs are in `engine.keys`), `samples` (recorded frames).
 
 it imports `engine`, never `worker`: the process that runs it (`worker.processes`)
 builds its config and hands it its clients and the task functions.
@@ -34,13 +37,18 @@ from jetstream.events import (
     ListChange,
     ListCommit,
     ListDelete,
+    Marker,
     Rejected,
+    RepoResync,
     Skipped,
     SkipReason,
+    TrackDelete,
 )
 from jetstream.frames import FrameLimits, decode_frame
+from jetstream.frames_v2 import decode_v2_frame
 
 if TYPE_CHECKING:
+    from jetstream.batch import MarkerSink
     from jetstream.config import ConsumerConfig
     from jetstream.consumer import JetstreamConsumer
     from jetstream.enqueue import Enqueued
@@ -51,6 +59,7 @@ if TYPE_CHECKING:
 # the API and the worker import `jetstream.records` / `jetstream.syntax` to validate
 # records and must not pull the consumer in with them.
 _LAZY = {
+    "MarkerSink": "jetstream.batch",
     "ConsumerConfig": "jetstream.config",
     "JetstreamConsumer": "jetstream.consumer",
     "Enqueued": "jetstream.enqueue",
@@ -78,12 +87,17 @@ __all__ = [
     "ListChange",
     "ListCommit",
     "ListDelete",
+    "Marker",
+    "MarkerSink",
     "Rejected",
     "ReplayFaults",
     "ReplayServer",
+    "RepoResync",
     "SkipReason",
     "Skipped",
+    "TrackDelete",
     "decode_frame",
+    "decode_v2_frame",
     "read_status",
     "render_status",
 ]

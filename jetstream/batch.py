@@ -6,21 +6,72 @@ semantics, it only shares round trips: one MGET for the guard, one pipeline of
 replaces, one pipeline of guard writes. the cursor moves past the batch only
 after all of that succeeded; if anything fails, nothing of the batch counts as
 done and the consumer replays it from the cursor.
+
+markers (`TrackDelete`, `RepoResync`) go to the injected `MarkerSink` in the
+same batch, before the cursor moves: a sink that raises leaves the batch
+undone, and the replay hands the markers over again, so a sink must be
+idempotent (the default one only counts).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from jetstream.cursor import Cursor
 from jetstream.enqueue import Enqueued, TaskSink
-from jetstream.events import ListChange, ListCommit, ListDelete, Rejected, Skipped, SkipReason
+from jetstream.events import (
+    Event,
+    ListChange,
+    ListCommit,
+    ListDelete,
+    RepoResync,
+    Skipped,
+    SkipReason,
+    TrackDelete,
+)
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.guard import GuardState, RevGuard, judge
 from jetstream.stats import ConsumerStats
 
 Observer = Callable[[Enqueued], None]
+FrameDecoder = Callable[[bytes | str], Event]
+
+# skips that still prove the host delivers plyr.fm's commits (`jetstream.blind`).
+_PLYR_SKIPS = frozenset({SkipReason.PLYR_ACTIVITY, SkipReason.ALBUM, SkipReason.LIKED})
+
+
+class MarkerSink(Protocol):
+    """where markers go (the withdrawal and reconcile work lives elsewhere). called
+    once per batch with that batch's markers, in order; must be idempotent."""
+
+    async def track_deleted(self, deletes: Sequence[TrackDelete]) -> None: ...
+
+    async def repo_resynced(self, resyncs: Sequence[RepoResync]) -> None: ...
+
+
+class CountingMarkers:
+    """the default sink: the consumer's counters are all it does."""
+
+    async def track_deleted(self, deletes: Sequence[TrackDelete]) -> None:
+        return None
+
+    async def repo_resynced(self, resyncs: Sequence[RepoResync]) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPositions:
+    """where a handled batch reached in the stream: its newest `time_us`, its newest
+    v2 `seq`, and the stream position (running newest `time_us`) at its last
+    plyr.fm commit, None when it held none."""
+
+    newest_time_us: int | None
+    newest_seq: int | None
+    plyr_time_us: int | None
+
 
 # how far ahead of our clock a frame's time_us may move the cursor.
 FUTURE_SLACK_SECONDS = 600.0
@@ -39,7 +90,9 @@ class BatchProcessor:
         stats: ConsumerStats,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        markers: MarkerSink | None = None,
     ) -> None:
+        self._markers = markers or CountingMarkers()
         self._limits = limits
         self._guard = guard
         self._enqueuer = enqueuer
@@ -48,37 +101,70 @@ class BatchProcessor:
         self._observer = observer
         self._clock = clock
 
-    async def process(self, frames: Sequence[bytes | str]) -> None:
-        """handle `frames` in order; raises on a Redis/docket fault, leaving the
-        cursor where it was."""
+    async def process(
+        self, frames: Sequence[bytes | str], decode: FrameDecoder | None = None
+    ) -> BatchPositions:
+        """handle `frames` in order (decoded by `decode`, the v1 decoder unless
+        told); raises on a Redis/docket/marker-sink fault, leaving the cursor
+        where it was."""
+        limits = self._limits
+        decode_one = decode or (lambda frame: decode_frame(frame, limits))
         counts = ConsumerStats()
         counts.frames = len(frames)
         changes: list[ListChange] = []
+        deletes: list[TrackDelete] = []
+        resyncs: list[RepoResync] = []
         newest_time_us: int | None = None
+        newest_seq: int | None = None
+        plyr_time_us: int | None = None
         for frame in frames:
-            event = decode_frame(frame, self._limits)
+            event = decode_one(frame)
+            plyr = True
             if isinstance(event, ListCommit | ListDelete):
                 changes.append(event)
+            elif isinstance(event, TrackDelete):
+                deletes.append(event)
+            elif isinstance(event, RepoResync):
+                resyncs.append(event)
+                plyr = False
             elif isinstance(event, Skipped):
                 counts.skipped[event.reason] += 1
-            elif isinstance(event, Rejected):
+                plyr = event.reason in _PLYR_SKIPS
+            else:
                 counts.invalid[event.reason] += 1
+                plyr = False
             if event.time_us is not None and (
                 newest_time_us is None or event.time_us > newest_time_us
             ):
                 newest_time_us = event.time_us
+            if event.seq is not None and (newest_seq is None or event.seq > newest_seq):
+                newest_seq = event.seq
+            if plyr:
+                plyr_time_us = newest_time_us
 
         if changes:
             counts.changes = len(changes)
             await self._handle_changes(changes, counts)
+        if deletes:
+            await self._markers.track_deleted(deletes)
+            counts.track_deletes = len(deletes)
+        if resyncs:
+            await self._markers.repo_resynced(resyncs)
+            counts.resyncs = len(resyncs)
 
         if newest_time_us is not None:
             counts.last_event_time_us = newest_time_us
             # a host with a clock far ahead must not drag the cursor into the future:
             # resuming from there would skip everything up to that moment.
             ceiling = int((self._clock() + FUTURE_SLACK_SECONDS) * 1_000_000)
-            self._cursor.advance(min(newest_time_us, ceiling))
+            newest_time_us = min(newest_time_us, ceiling)
+            if plyr_time_us is not None:
+                plyr_time_us = min(plyr_time_us, ceiling)
+            self._cursor.advance(newest_time_us, newest_seq)
+        else:
+            self._cursor.advance_seq(newest_seq)
         self._stats.merge(counts)
+        return BatchPositions(newest_time_us, newest_seq, plyr_time_us)
 
     async def _handle_changes(self, changes: list[ListChange], counts: ConsumerStats) -> None:
         known = await self._guard.load({change.playlist_uri for change in changes})

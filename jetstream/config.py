@@ -35,3 +35,7 @@ class ConsumerConfig:
     rev_ttl_seconds: int = 7 * 86_400
     stats_seconds: float = 30.0
     flood: FloodLimits = field(default_factory=FloodLimits)
+    # see `Settings.jetstream_blind_host_seconds` for why 900; 0 turns the watch off.
+    blind_host_seconds: float = 900.0
+    v2_zstd: bool = True  # ask v2 hosts for dictionary zstd frames
+    v1_deflate: bool = True  # offer permessage-deflate to v1 hosts

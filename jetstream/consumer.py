@@ -17,6 +17,14 @@ why it is shaped this way:
   until both work.
 - shutdown (the `stop` event, set by SIGTERM/SIGINT in the CLI) lets the batch
   in hand finish, then flushes the cursor and the counters and closes.
+- a host can fail without disconnecting: blind to plyr.fm's commits while the
+  rest of the network flows (`jetstream.blind`). the connection is then
+  abandoned on purpose, and the next host resumes from where plyr.fm's commits
+  were last known complete, not from where identity events pushed the cursor.
+  the reconcile loop can force the same rotation (`report_missed_versions`).
+- the fleet may mix wires (`jetstream.subscription`): v1 `/subscribe`, or v2
+  `subscribeEvents` with per-instance `seq` cursors, `CursorTooOld` refusals,
+  dictionary zstd (`jetstream.dictionary`) and `#sync` markers.
 
 a frame's content never raises out of here (`jetstream.frames` turns it into a
 counted rejection); what propagates is only a programming error.
@@ -29,26 +37,41 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from docket import Docket
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidStatus,
+)
+from websockets.typing import Subprotocol
 
 from jetstream.backoff import Backoff, jittered_backoff
-from jetstream.batch import BatchProcessor, Observer
+from jetstream.batch import BatchProcessor, FrameDecoder, MarkerSink, Observer
+from jetstream.blind import BlindHostWatch
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.contract import TaskFunctions
 from jetstream.cursor import Cursor, CursorStore, rewound
+from jetstream.dictionary import Dictionaries
 from jetstream.enqueue import Enqueuer, TaskSink
 from jetstream.faults import FAULTS
 from jetstream.flood import FloodControl
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
+from jetstream.reader import EndOfStream, drain, read_frames
 from jetstream.state_watch import StateWatch
 from jetstream.stats import ConsumerStats, StatsStore
-from jetstream.subscription import HostRotation, subscribe_url
+from jetstream.subscription import (
+    V2_SUBPROTOCOL,
+    HostRotation,
+    Wire,
+    refusal_name,
+    subscribe_url,
+    wire_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +84,18 @@ STORE_ERRORS = FAULTS.transient
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class _EndOfStream:
-    """the reader's last word: why the connection ended."""
+# why a connection is abandoned on purpose; the next one resumes from the blind
+# watch's anchor on another host.
+BLIND_HOST = "blind_host"
+MISSED_VERSIONS = "missed_versions"
 
-    error: ConnectionClosed
+
+class _Rotate(Exception):
+    """leave this host now (`reason` is BLIND_HOST or MISSED_VERSIONS)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class JetstreamConsumer:
@@ -91,6 +121,7 @@ class JetstreamConsumer:
         backoff: Backoff | None = None,
         observer: Observer | None = None,
         enqueuer: TaskSink | None = None,
+        markers: MarkerSink | None = None,
     ) -> None:
         self.config = config
         self.keys = JetstreamKeys(config.limits.list_collection)
@@ -121,7 +152,14 @@ class JetstreamConsumer:
             stats=self.stats,
             observer=observer,
             clock=clock,
+            markers=markers,
         )
+        self.blind = BlindHostWatch(config.blind_host_seconds)
+        self._dictionaries = Dictionaries(
+            enabled=config.v2_zstd, timeout_seconds=config.open_timeout_seconds
+        )
+        self._rotate_now = asyncio.Event()
+        self._rotate_reason = MISSED_VERSIONS
         self._progressed = False
         self._flush_failing = False
         self._state_watch = StateWatch(redis, self.keys, ttl_seconds=config.rev_ttl_seconds)
@@ -131,6 +169,26 @@ class JetstreamConsumer:
         """how far the done position is behind now (None before the first event)."""
         done = self.cursor.done
         return None if done is None else max(0.0, self._clock() - done / 1_000_000)
+
+    def report_missed_versions(self, *, since_time_us: int | None = None, count: int = 1) -> None:
+        """the reconcile loop found `count` versions the firehose never delivered while
+        connected (committed after `since_time_us`, e.g. the TID time of the oldest
+        missed rev): the current host is treated as blind. the connection is left
+        and the next host resumes from before them."""
+        self.stats.missed_version_reports += count
+        self.blind.missed(since_time_us)
+        if self._connection is None:
+            # between connections: the next one already resumes from the anchor.
+            self._rewind_to_anchor()
+            return
+        self._rotate_reason = MISSED_VERSIONS
+        self._rotate_now.set()
+
+    def _rewind_to_anchor(self) -> int | None:
+        anchor = self.blind.rotated()
+        if anchor is not None:
+            self.cursor.undo_after(anchor)
+        return anchor
 
     async def run(self, stop: asyncio.Event) -> None:
         """consume until `stop` is set; returns after the final flush."""
@@ -154,7 +212,10 @@ class JetstreamConsumer:
             reason = await self._session_outcome(stop, changed_host)
             if stop.is_set():
                 return
-            self.stats.reconnects[reason] += 1
+            if reason in (BLIND_HOST, MISSED_VERSIONS):
+                self._rotated(reason)
+            else:
+                self.stats.reconnects[reason] += 1
             if self._progressed:
                 delays = self._backoff()  # the connection did work: a new failure streak
             delay = next(delays)
@@ -168,14 +229,36 @@ class JetstreamConsumer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
+    def _rotated(self, reason: str) -> None:
+        """counted and logged once per rotation; the cursor goes back to the anchor."""
+        self.stats.rotations[reason] += 1
+        silent = self.blind.silent_seconds()  # before the anchor moves
+        host = self._rotation.current
+        anchor = self._rewind_to_anchor()
+        why = (
+            f"looks blind: no plyr.fm commit for {silent:.0f}s of stream while other frames flowed"
+            if reason == BLIND_HOST
+            else "missed versions (reported by the reconcile loop)"
+        )
+        logger.warning(
+            "jetstream host %s %s; rotating, resuming from %s (the last plyr.fm position)",
+            host,
+            why,
+            anchor,
+        )
+
     async def _session_outcome(self, stop: asyncio.Event, changed_host: bool) -> str:
         """run one connection; the reason it ended (classified, counted by the caller)."""
         try:
             await self._session(stop, changed_host)
+        except _Rotate as rotation:
+            return rotation.reason
+        except InvalidStatus as exc:
+            return self._refused(exc)
         except STORE_ERRORS as exc:
             self.stats.store_errors += 1
             # Redis may have come back empty: make the next flush rewrite the cursor.
-            self.cursor.flushed = None
+            self.cursor.mark_unflushed()
             logger.warning("state store unavailable, not reading: %r", exc)
             return "store_unavailable"
         except ConnectionClosedOK:
@@ -191,6 +274,23 @@ class JetstreamConsumer:
             return "unreachable"
         return "closed"
 
+    def _refused(self, error: InvalidStatus) -> str:
+        name = refusal_name(error)
+        host = self._rotation.current
+        if name == "CursorTooOld":
+            # below the instance's floor: resume by time, which the host clamps to
+            # its oldest event. the gap (if any) is the reconcile loop's to heal.
+            self.stats.cursor_too_old += 1
+            self.cursor.forget_seq()
+            logger.warning("jetstream %s: cursor too old, resuming from its oldest event", host)
+            return "cursor_too_old"
+        if name == "UnknownZstdDictionary":
+            self._dictionaries.retire(host)
+            logger.info("jetstream %s retired our zstd dictionary; fetching it again", host)
+            return "dictionary_retired"
+        logger.info("jetstream handshake refused: %r", error)
+        return "refused"
+
     async def _session(self, stop: asyncio.Event, changed_host: bool) -> None:
         position = await self.cursor.resume_position()
         await self._redis.ping()  # never read a frame we could not acknowledge
@@ -204,61 +304,85 @@ class JetstreamConsumer:
                 "replaying the last %.0fs of list commits",
                 self.config.lost_state_rewind_seconds,
             )
+        host = self._rotation.current
+        wire = wire_of(host)
+        self.cursor.instance = host if wire is Wire.V2 else None
+        self.blind.connected(position)
         rewind = (
             self.config.rotation_rewind_seconds
             if changed_host
             else self.config.cursor_rewind_seconds
         )
-        start = rewound(position, rewind) if position is not None else None
-        host = self._rotation.current
-        url = subscribe_url(host, self.config.limits.list_collection, start)
+        start = self.cursor.start_for(host if wire is Wire.V2 else None, position, rewind)
+        decode, dictionary_id, problem = await self._dictionaries.decoder(
+            host, wire, self.config.limits
+        )
+        if problem is not None:
+            self.stats.dictionary_unavailable += 1
+            logger.warning("no zstd dictionary from %s, reading it uncompressed: %s", host, problem)
+        url = subscribe_url(
+            host, self.config.limits.wanted_collections, start, zstd_dictionary=dictionary_id
+        )
         async with connect(
             url,
             open_timeout=self.config.open_timeout_seconds,
             max_size=WEBSOCKET_MAX_SIZE,
-            # no permessage-deflate: the filtered stream is a few frames per second
-            # in production, and inflating every frame costs more CPU than the
-            # bandwidth is worth (measured with `plyr-recs bench jetstream`).
-            compression=None,
+            # v1: permessage-deflate (context kept across frames) sends 0.29x the
+            # bytes for 1.2x the decode CPU; v2 hosts never negotiate it (dictionary
+            # zstd is their scheme). measured with `plyr-recs bench jetstream`.
+            compression="deflate" if wire is Wire.V1 and self.config.v1_deflate else None,
+            subprotocols=[Subprotocol(V2_SUBPROTOCOL)] if wire is Wire.V2 else None,
             # bounds the polite close on shutdown; a busy stream may have filled the
             # library's buffer, and then the host's close frame is never read.
             close_timeout=CLOSE_TIMEOUT_SECONDS,
         ) as connection:
             self.stats.connected_host = host
+            self.stats.connected_wire = wire.value
             self._connection = connection
-            logger.info("jetstream connected to %s from cursor %s", host, start)
+            self._rotate_now.clear()
+            logger.info("jetstream connected to %s (%s) from cursor %s", host, wire, start)
             try:
-                await self._pump(connection, stop)
+                await self._pump(connection, stop, decode)
             finally:
                 self.stats.connected_host = None
+                self.stats.connected_wire = None
                 self._connection = None
 
-    async def _pump(self, connection: ClientConnection, stop: asyncio.Event) -> None:
-        queue: asyncio.Queue[bytes | _EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
-        reader = asyncio.create_task(_read(connection, queue))
+    async def _pump(
+        self, connection: ClientConnection, stop: asyncio.Event, decode: FrameDecoder
+    ) -> None:
+        queue: asyncio.Queue[bytes | EndOfStream] = asyncio.Queue(maxsize=self.config.batch_frames)
+        reader = asyncio.create_task(read_frames(connection, queue))
         stopping = asyncio.create_task(stop.wait())
-        arrival: asyncio.Task[bytes | _EndOfStream] | None = None
+        rotating = asyncio.create_task(self._rotate_now.wait())
+        arrival: asyncio.Task[bytes | EndOfStream] | None = None
         clean_exit = False
         try:
             while not stop.is_set():
+                if self._rotate_now.is_set():
+                    raise _Rotate(self._rotate_reason)
                 if queue.empty():
                     arrival = asyncio.create_task(queue.get())
-                    await asyncio.wait({arrival, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {arrival, stopping, rotating}, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if not arrival.done():
-                        arrival.cancel()  # stopping while idle: no frame in hand
-                        break
+                        arrival.cancel()  # stopping or rotating while idle: no frame in hand
+                        continue
                     first = arrival.result()
                 else:
                     first = queue.get_nowait()
-                frames, end = _drain(first, queue, self.config.batch_frames)
+                frames, end = drain(first, queue, self.config.batch_frames)
                 if frames:
-                    await self._processor.process(frames)
+                    positions = await self._processor.process(frames, decode)
                     self._progressed = True
+                    self._watch(positions.newest_time_us, positions.plyr_time_us)
                 if end is not None:
                     raise end.error
             clean_exit = True
         finally:
             stopping.cancel()
+            rotating.cancel()
             if arrival is not None:
                 # cancelled while waiting (the consumer was stopped from outside):
                 # a get left pending would be destroyed with the queue, and logged
@@ -272,6 +396,17 @@ class JetstreamConsumer:
                 # see the host's close frame, so a close handshake could only time out.
                 # nothing unread is lost: the cursor does not cover it.
                 connection.transport.abort()
+
+    def _watch(self, newest_time_us: int | None, plyr_time_us: int | None) -> None:
+        """feed the blind watch a handled batch; leave the host if it looks blind."""
+        watch = self.blind
+        watch.observe(newest_time_us, plyr_time_us)
+        if not watch.enabled:
+            return
+        # Redis is told no more than what plyr.fm's commits are known complete up to.
+        self.cursor.hold = watch.anchor_us
+        if watch.is_blind():
+            raise _Rotate(BLIND_HOST)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         """flush the cursor every interval; publish and log the counters less often."""
@@ -293,6 +428,7 @@ class JetstreamConsumer:
         try:
             await self.cursor.flush()
             if publish_stats or final:
+                self.stats.plyr_anchor_time_us = self.blind.anchor_us
                 await self._stats_store.publish(self.stats, cursor_time_us=self.cursor.done)
             # a Redis that came back empty between two commands raises nothing: look
             if await self._state_watch.check() and self._connection is not None:
@@ -301,36 +437,9 @@ class JetstreamConsumer:
             if not self._flush_failing or final:
                 logger.warning("could not flush the cursor (done=%s): %r", self.cursor.done, exc)
             self._flush_failing = True
-            self.cursor.flushed = None
+            self.cursor.mark_unflushed()
             return
         self._flush_failing = False
 
     def _summary(self) -> str:
         return self.stats.summary(cursor_lag_seconds=self.cursor_lag_seconds())
-
-
-async def _read(connection: ClientConnection, queue: asyncio.Queue[bytes | _EndOfStream]) -> None:
-    """websocket -> queue, until the connection ends (then one `_EndOfStream`)."""
-    try:
-        while True:
-            # bytes, not str: orjson parses UTF-8 directly, and the size bound of
-            # the decoder is then exact.
-            await queue.put(await connection.recv(decode=False))
-    except ConnectionClosed as closed:
-        await queue.put(_EndOfStream(closed))
-
-
-def _drain(
-    first: bytes | _EndOfStream, queue: asyncio.Queue[bytes | _EndOfStream], limit: int
-) -> tuple[list[bytes], _EndOfStream | None]:
-    """the frames already waiting (at most `limit`), and the end marker if reached:
-    frames received before a drop are still handled."""
-    if isinstance(first, _EndOfStream):
-        return [], first
-    frames = [first]
-    while len(frames) < limit and not queue.empty():
-        item = queue.get_nowait()
-        if isinstance(item, _EndOfStream):
-            return frames, item
-        frames.append(item)
-    return frames, None

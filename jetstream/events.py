@@ -1,9 +1,15 @@
-"""what a frame can turn into: a playlist change, a deliberate skip, or a counted rejection.
+"""what a frame can turn into: a playlist change, a marker, a deliberate skip, or a rejection.
 
-the decoder returns exactly one of these for any input, so the consumer's loop
-is a match on four shapes and never an exception handler around untrusted data.
-`time_us` rides along whenever the frame carried a valid one, because a frame
-that was skipped or rejected is still "done": the cursor may move past it.
+the decoders (`jetstream.frames` for the v1 wire, `jetstream.frames_v2` for v2)
+return exactly one of these for any input, so the consumer's loop is a match on
+a few shapes and never an exception handler around untrusted data. `time_us`
+rides along whenever the frame carried a valid one, because a frame that was
+skipped or rejected is still "done": the cursor may move past it. `seq` is the
+v2 wire's per-instance position (None on v1).
+
+markers are events that ask for no recompute here but that others need: a
+track deleted by its owner (its playlists' answers must drop it) and a repo
+resync (`#sync`, v2 only: the repo's lists may have changed without commits).
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ class SkipReason(StrEnum):
     ACCOUNT = "account"
     UNKNOWN_KIND = "unknown_kind"
     OTHER_COLLECTION = "other_collection"
+    # a commit of one of plyr.fm's other collections (tracks, likes, comments...): no
+    # work, but proof that the host is delivering plyr.fm's commits (`jetstream.blind`)
+    PLYR_ACTIVITY = "plyr_activity"
+    INFO = "info"  # a v2 `#info` advisory (e.g. OutdatedCursor: the cursor was clamped)
+    SERVER_ERROR = "server_error"  # a v2 error frame; the host closes the stream after it
     ALBUM = "album"
     LIKED = "liked"
     # decided by the rev guard, not the decoder:
@@ -53,6 +64,10 @@ class InvalidReason(StrEnum):
     TOO_MANY_ITEMS = "too_many_items"
     BAD_ITEM = "bad_item"
     BAD_TRACK_URI = "bad_track_uri"
+    BAD_SEQ = "bad_seq"  # v2: seq missing or not a positive integer
+    BAD_TIME = "bad_time"  # v2: `time` missing or not an RFC 3339 datetime
+    BAD_TYPE = "bad_type"  # v2: an envelope or message `$type` that is not one
+    BAD_COMPRESSION = "bad_compression"  # v2: a zstd frame that does not decompress
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,7 @@ class ListCommit:
     cid: str
     playlist_uri: str
     track_uris: tuple[str, ...]
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,31 @@ class ListDelete:
     rkey: str
     rev: str
     playlist_uri: str
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackDelete:
+    """a track record deleted by its owner: handed to the consumer's marker sink
+    (playlists holding it must stop recommending from it); no task here."""
+
+    time_us: int
+    did: str
+    rkey: str
+    rev: str
+    track_uri: str
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RepoResync:
+    """a v2 `#sync`: the repo was re-synchronised upstream, so its lists may have
+    changed without a commit we saw; handed to the marker sink for verification."""
+
+    time_us: int
+    did: str
+    rev: str | None
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +126,7 @@ class Skipped:
 
     reason: SkipReason
     time_us: int | None
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +135,9 @@ class Rejected:
 
     reason: InvalidReason
     time_us: int | None
+    seq: int | None = None
 
 
 ListChange = ListCommit | ListDelete
-Event = ListCommit | ListDelete | Skipped | Rejected
+Marker = TrackDelete | RepoResync
+Event = ListCommit | ListDelete | TrackDelete | RepoResync | Skipped | Rejected

@@ -34,6 +34,10 @@ class JetstreamKeys:
         return f"{self.prefix}:cursor"
 
     @property
+    def cursor_v2(self) -> str:
+        return f"{self.prefix}:cursor:v2"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 

@@ -9,10 +9,17 @@ cursor a real host starts at the live tail, the replay starts at the beginning
 and idle, like a quiet firehose, and frames appended later are delivered to
 every open connection.
 
+it also serves the v2 wire at `/xrpc/network.bsky.jetstream.subscribeEvents`
+(`jetstream.replay_v2`): the same frames in the v2 framing, `seq` cursors from
+`seq_base` (seqs are per instance) with `CursorTooOld` below `seq_floor`,
+timestamp cursors, and dictionary-zstd frames when built with a dictionary
+(served at `getZstdDictionary`).
+
 used by the tests, the embedded mode (`plyr-recs run`) and the benchmark. fault
 hooks (`ReplayFaults`) break things the way the network does: refuse handshakes,
 cut the TCP connection after N frames, stall mid-stream, interleave garbage,
-ignore `wantedCollections` (a blind host).
+ignore `wantedCollections`, go blind (no plyr.fm commits, an endless trickle of
+identity events), replay an hour more for a timestamp cursor (jetstream #343).
 """
 
 from __future__ import annotations
@@ -32,6 +39,18 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from jetstream.replay_v2 import (
+    BLIND_EPOCH_US,
+    V2Refusal,
+    bytes_response,
+    outdated_cursor_info,
+    parse_v2_request,
+    render_v2,
+    trickle,
+)
+from jetstream.subscription import V2_DICTIONARY_PATH, V2_SUBSCRIBE_PATH
+from jetstream.zstd_frames import FrameCompressor, load_dictionary
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +73,17 @@ class ReplayFaults:
     stall_after: int | None = None  # the next connection stops after N frames until `resume()`
     garbage_every: int = 0  # after every N real frames, send one garbage frame
     garbage: tuple[bytes, ...] = DEFAULT_GARBAGE
-    ignore_wanted_collections: bool = False  # a "blind" host that sends every collection
+    ignore_wanted_collections: bool = False  # a host that sends every collection
+    # a host blind to plyr.fm: no commit of `blind_namespace`, and once the frames
+    # run out an identity event every `blind_interval_seconds`, `blind_step_us`
+    # further in stream time each (0: real time), for as long as the client stays.
+    blind: bool = False
+    blind_namespace: str = "fm.plyr."
+    blind_interval_seconds: float = 0.01
+    blind_step_us: int = 0
+    # v2: a timestamp cursor replays this much more than asked (jetstream #343:
+    # a v1 cursor given to a v2 host could replay up to an hour).
+    timestamp_cursor_replay_seconds: float = 0.0
     stalled: asyncio.Event = field(default_factory=asyncio.Event)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -68,7 +97,9 @@ class ConnectionLog:
     """what one client asked for (tests assert resume positions with it)."""
 
     cursor: int | None
-    wanted_collections: tuple[str, ...]
+    wanted_collections: tuple[str, ...]  # v2: `collections`
+    wire: str = "v1"
+    zstd: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +108,18 @@ class _Entry:
     commit_collection: str | None  # None: not a well-formed commit, always sent
     payload: bytes
     is_text: bool
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """one connection's stream: where it starts and how entries are framed."""
+
+    start: int
+    wanted: tuple[str, ...]
+    v2: bool
+    zstd: bool
+    first: bytes | None = None  # a frame sent before the entries (#info OutdatedCursor)
 
 
 class ReplayServer:
@@ -90,9 +133,19 @@ class ReplayServer:
         port: int = 0,
         faults: ReplayFaults | None = None,
         frames_per_second: float | None = None,
+        seq_base: int = 0,
+        seq_floor: int = 0,
+        zstd_dictionary: bytes | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.seq_base = seq_base  # entry i has seq seq_base + i + 1 on the v2 wire
+        self.seq_floor = seq_floor  # seqs below it are gone: CursorTooOld
+        self._dictionary = zstd_dictionary
+        self._compressor = (
+            FrameCompressor(load_dictionary(zstd_dictionary)) if zstd_dictionary else None
+        )
+        self._v2_frames: dict[int, bytes | None] = {}
         self.faults = faults or ReplayFaults()
         self.frames_per_second = frames_per_second
         self.connections: list[ConnectionLog] = []
@@ -110,6 +163,19 @@ class ReplayServer:
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}/subscribe"
+
+    @property
+    def url_v2(self) -> str:
+        return f"ws://{self.host}:{self.port}{V2_SUBSCRIBE_PATH}"
+
+    def retrain(self, zstd_dictionary: bytes) -> None:
+        """a new dictionary (a host's retraining): the old id is refused from now on."""
+        self._dictionary = zstd_dictionary
+        self._compressor = FrameCompressor(load_dictionary(zstd_dictionary))
+
+    @property
+    def dictionary_id(self) -> int | None:
+        return None if self._compressor is None else self._compressor.dictionary_id
 
     def append(self, frames: Iterable[bytes | str]) -> None:
         """add frames at the end; open connections receive them too."""
@@ -150,10 +216,24 @@ class ReplayServer:
         await self.close()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path == V2_DICTIONARY_PATH:
+            if self._dictionary is None:
+                return connection.respond(http.HTTPStatus.NOT_FOUND, "no dictionary\n")
+            return bytes_response(
+                connection, http.HTTPStatus.OK, self._dictionary, "application/octet-stream"
+            )
         if self.faults.refuse_connections > 0:
             self.faults.refuse_connections -= 1
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "refused (fault)\n")
-        parts = urlsplit(request.path)
+        if parts.path == V2_SUBSCRIBE_PATH:
+            try:
+                parse_v2_request(
+                    parts.query, seq_floor=self.seq_floor, dictionary_id=self.dictionary_id
+                )
+            except V2Refusal as refusal:
+                return refusal.response(connection)
+            return None
         if parts.path != "/subscribe":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "only /subscribe\n")
         try:
@@ -165,50 +245,115 @@ class ReplayServer:
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        query = urlsplit(connection.request.path if connection.request else "").query
-        cursor = _parse_cursor(query)  # valid: _check_request answered 400 otherwise
-        wanted = tuple(parse_qs(query).get("wantedCollections", ()))
-        self.connections.append(ConnectionLog(cursor, wanted))
+        parts = urlsplit(connection.request.path if connection.request else "")
+        # valid: _check_request answered 400 otherwise
+        plan = self._plan_v2(parts.query) if parts.path == V2_SUBSCRIBE_PATH else None
+        if plan is None:
+            cursor = _parse_cursor(parts.query)
+            wanted = tuple(parse_qs(parts.query).get("wantedCollections", ()))
+            self.connections.append(ConnectionLog(cursor, wanted))
+            plan = _Plan(self._first_at(cursor), wanted, v2=False, zstd=False)
         faults = self.faults
         drop_after = faults.drop_after.pop(0) if faults.drop_after else None
         stall_after, faults.stall_after = faults.stall_after, None
         # the client going away ends the stream; there is nothing to clean up.
         with contextlib.suppress(ConnectionClosed):
             await self._stream(
-                connection,
-                cursor=cursor,
-                wanted=wanted,
-                drop_after=drop_after,
-                stall_after=stall_after,
+                connection, plan=plan, drop_after=drop_after, stall_after=stall_after
             )
+
+    def _floor_index(self) -> int:
+        return max(0, self.seq_floor - self.seq_base - 1)
+
+    def _first_at(self, time_us: int | None) -> int:
+        """the first entry at or after `time_us` the host still has."""
+        floor = self._floor_index()
+        if time_us is None:
+            return floor
+        for index in range(floor, len(self._entries)):
+            if self._entries[index].position_us >= time_us:
+                return index
+        return len(self._entries)
+
+    def _plan_v2(self, query: str) -> _Plan:
+        request = parse_v2_request(
+            query, seq_floor=self.seq_floor, dictionary_id=self.dictionary_id
+        )
+        self.connections.append(
+            ConnectionLog(
+                request.seq_cursor if request.seq_cursor is not None else request.time_cursor,
+                request.collections,
+                wire="v2",
+                zstd=request.zstd,
+            )
+        )
+        first: bytes | None = None
+        if request.seq_cursor is not None:
+            start = max(self._floor_index(), request.seq_cursor - self.seq_base - 1)
+        elif request.time_cursor is not None:
+            replay_us = round(self.faults.timestamp_cursor_replay_seconds * 1_000_000)
+            wanted_us = request.time_cursor - replay_us
+            start = self._first_at(wanted_us)
+            floor = self._floor_index()
+            if floor and start == floor and self._entries[floor - 1].position_us >= wanted_us:
+                first = outdated_cursor_info(self.seq_base + floor + 1)  # clamped
+        else:
+            start = self._floor_index()
+        return _Plan(start, request.collections, v2=True, zstd=request.zstd, first=first)
+
+    def _framed(self, index: int, plan: _Plan) -> tuple[bytes, bool] | None:
+        """entry `index` as this connection's wire sends it (None: not sent)."""
+        entry = self._entries[index]
+        if not plan.v2:
+            if entry.kind == "sync":
+                return None  # #sync exists on the v2 wire only
+            return entry.payload, entry.is_text
+        if index not in self._v2_frames:
+            self._v2_frames[index] = render_v2(entry.payload, self.seq_base + index + 1)
+        rendered = self._v2_frames[index]
+        if rendered is None:
+            return None
+        return self._maybe_compressed(rendered, plan)
+
+    def _maybe_compressed(self, frame: bytes, plan: _Plan) -> tuple[bytes, bool]:
+        if plan.zstd and self._compressor is not None:
+            return self._compressor.compress(frame), False
+        return frame, is_utf8(frame)
 
     async def _stream(
         self,
         connection: ServerConnection,
         *,
-        cursor: int | None,
-        wanted: Sequence[str],
+        plan: _Plan,
         drop_after: int | None,
         stall_after: int | None,
     ) -> None:
         faults = self.faults
-        index = 0
+        index = plan.start
         sent = 0
         delay = 1 / self.frames_per_second if self.frames_per_second else 0.0
+        if plan.first is not None:
+            frame, text = self._maybe_compressed(plan.first, plan)
+            await connection.send(frame, text=text)
         while True:
             grew = self._grew
             while index < len(self._entries):
                 entry = self._entries[index]
                 index += 1
-                if cursor is not None and entry.position_us < cursor:
+                if not faults.ignore_wanted_collections and not _wanted(entry, plan.wanted):
                     continue
-                if not faults.ignore_wanted_collections and not _wanted(entry, wanted):
+                if faults.blind and (entry.commit_collection or "").startswith(
+                    faults.blind_namespace
+                ):
+                    continue
+                framed = self._framed(index - 1, plan)
+                if framed is None:
                     continue
                 if stall_after is not None and sent == stall_after:
                     faults.stalled.set()
                     if not await _unless_closed(connection, faults._released):
                         return
-                await connection.send(entry.payload, text=entry.is_text)
+                await connection.send(framed[0], text=framed[1])
                 sent += 1
                 self.frames_sent += 1
                 if faults.garbage_every and sent % faults.garbage_every == 0 and faults.garbage:
@@ -223,6 +368,23 @@ class ReplayServer:
                     return
                 if delay:
                     await asyncio.sleep(delay)
+            if faults.blind:
+
+                def counted(raw: bytes, seq: int) -> tuple[bytes, bool]:
+                    self.frames_sent += 1
+                    return self._maybe_compressed(
+                        (render_v2(raw, seq) or raw) if plan.v2 else raw, plan
+                    )
+
+                await trickle(
+                    connection,
+                    time_us=self._entries[-1].position_us if self._entries else BLIND_EPOCH_US,
+                    seq=self.seq_base + len(self._entries),
+                    interval_seconds=faults.blind_interval_seconds,
+                    step_us=faults.blind_step_us,
+                    frame=counted,
+                )
+                return
             if not await _unless_closed(connection, grew):
                 return
 
@@ -283,6 +445,7 @@ def _index(payload: bytes, previous_position_us: int) -> _Entry:
     position = time_us if type(time_us) is int and time_us >= 0 else previous_position_us
     commit = message.get("commit")
     collection = commit.get("collection") if isinstance(commit, dict) else None
-    if message.get("kind") != "commit" or not isinstance(collection, str):
+    kind = message.get("kind")
+    if kind != "commit" or not isinstance(collection, str):
         collection = None
-    return _Entry(position, collection, payload, is_text)
+    return _Entry(position, collection, payload, is_text, kind if isinstance(kind, str) else None)

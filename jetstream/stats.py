@@ -28,6 +28,17 @@ class ConsumerStats:
     recomputes: int = 0  # recompute tasks handed to docket
     forgets: int = 0  # forget tasks handed to docket
     flood_deferred: int = 0  # tasks started later than the settle delay: a DID past its pace
+    track_deletes: int = 0  # fm.plyr.track deletes handed to the marker sink
+    resyncs: int = 0  # v2 #sync events (repo resyncs) handed to the marker sink
+    # the connection was abandoned on purpose, by reason: blind_host (no plyr.fm
+    # commit for the blind-host window while other frames flowed), missed_versions
+    # (reported by the reconcile loop)
+    rotations: Counter[str] = field(default_factory=Counter)
+    cursor_too_old: int = 0  # v2 hosts that refused the seq cursor (resumed from their floor)
+    dictionary_unavailable: int = 0  # v2 hosts whose zstd dictionary could not be had
+    connected_wire: str | None = None
+    missed_version_reports: int = 0  # versions the reconcile loop found the stream missed
+    plyr_anchor_time_us: int | None = None  # plyr.fm's commits are known complete up to here
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     reconnects: Counter[str] = field(default_factory=Counter)
@@ -43,6 +54,8 @@ class ConsumerStats:
         self.recomputes += other.recomputes
         self.forgets += other.forgets
         self.flood_deferred += other.flood_deferred
+        self.track_deletes += other.track_deletes
+        self.resyncs += other.resyncs
         self.skipped.update(other.skipped)
         self.invalid.update(other.invalid)
         if other.last_event_time_us is not None and (
@@ -61,9 +74,18 @@ class ConsumerStats:
             "forgets": str(self.forgets),
             "flood_deferred": str(self.flood_deferred),
             "store_errors": str(self.store_errors),
+            "track_deletes": str(self.track_deletes),
+            "resyncs": str(self.resyncs),
+            "cursor_too_old": str(self.cursor_too_old),
+            "dictionary_unavailable": str(self.dictionary_unavailable),
         }
         if self.connected_host is not None:
             fields["host"] = self.connected_host
+        if self.connected_wire is not None:
+            fields["wire"] = self.connected_wire
+        fields["missed_version_reports"] = str(self.missed_version_reports)
+        if self.plyr_anchor_time_us is not None:
+            fields["plyr_anchor_time_us"] = str(self.plyr_anchor_time_us)
         if self.last_event_time_us is not None:
             fields["last_event_time_us"] = str(self.last_event_time_us)
         if cursor_time_us is not None:
@@ -72,6 +94,7 @@ class ConsumerStats:
             ("skipped", self.skipped),
             ("invalid", self.invalid),
             ("reconnects", self.reconnects),
+            ("rotations", self.rotations),
         ):
             for reason, count in counter.items():
                 fields[f"{prefix}:{reason}"] = str(count)
@@ -85,7 +108,9 @@ class ConsumerStats:
             f"forgets={self.forgets} flood_deferred={self.flood_deferred} "
             f"skipped={sum(self.skipped.values())} "
             f"invalid={sum(self.invalid.values())} reconnects={sum(self.reconnects.values())} "
-            f"store_errors={self.store_errors} cursor_lag={lag}"
+            f"store_errors={self.store_errors} track_deletes={self.track_deletes} "
+            f"resyncs={self.resyncs} rotations={sum(self.rotations.values())} "
+            f"cursor_too_old={self.cursor_too_old} cursor_lag={lag}"
         )
 
 

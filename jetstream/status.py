@@ -5,7 +5,10 @@ publishes every `jetstream_stats_seconds`), so it works from any machine that
 can reach the Redis, whether or not a consumer is running.
 
 the lag is now minus the cursor's time: it measures how far behind the firehose
-the consumer is while events flow. on a quiet stream (no playlist edits for a
+the consumer is while events flow. the stored cursor is held back to where
+plyr.fm's commits are known complete (`jetstream.blind`), so on a quiet night
+it lags by up to two blind-host windows by design; `rotations:blind_host` counts
+the hosts left for silence. on a quiet stream (no playlist edits for a
 while) it grows although nothing is pending, because Jetstream sends nothing to
 move the cursor; `last_event_time_us` and the counters tell the two apart.
 """
@@ -66,8 +69,22 @@ def render_status(status: ConsumerStatus) -> Table:
         table.add_row("counters", "none published (no consumer has run recently)")
         return table
     table.add_row("counters published", f"{age:.0f} s ago")
+    silence = _plyr_silence_seconds(status.stats)
+    if silence is not None:
+        table.add_row("plyr.fm silent for", f"{silence:.0f} s of stream")
     for name in sorted(status.stats):
         if name in ("updated_at", "started_at", "cursor_time_us"):
             continue
         table.add_row(name, status.stats[name])
     return table
+
+
+def _plyr_silence_seconds(stats: dict[str, str]) -> float | None:
+    """how far the stream has moved past the last plyr.fm position (what the blind
+    watch compares with JETSTREAM_BLIND_HOST_SECONDS)."""
+    try:
+        anchor = int(stats["plyr_anchor_time_us"])
+        newest = int(stats["last_event_time_us"])
+    except (KeyError, ValueError):
+        return None
+    return max(0, newest - anchor) / 1_000_000

@@ -51,7 +51,7 @@ def test_the_consumer_decodes_every_frame_as_its_step_says(session: DemoSession)
     limits = FrameLimits()
     expected_skip = {
         StepKind.IGNORED_LIST: {SkipReason.ALBUM, SkipReason.LIKED},
-        StepKind.OTHER_COLLECTION: {SkipReason.OTHER_COLLECTION},
+        StepKind.OTHER_COLLECTION: {SkipReason.OTHER_COLLECTION, SkipReason.PLYR_ACTIVITY},
         StepKind.IDENTITY: {SkipReason.IDENTITY},
         StepKind.ACCOUNT: {SkipReason.ACCOUNT},
     }

@@ -127,7 +127,7 @@ async def test_sigterm_finishes_and_flushes_the_cursor(
                 assert process.returncode is None, "the consumer exited early"
                 assert asyncio.get_running_loop().time() < deadline, "nothing was consumed"
                 await asyncio.sleep(0.05)
-            await eventually(lambda: replay.frames_sent == 14)
+            await eventually(lambda: replay.frames_sent == 15)  # fm.plyr.*: the track commit too
             assert await redis_client.get(KEYS.cursor) is None
 
             process.send_signal(signal.SIGTERM)

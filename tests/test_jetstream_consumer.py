@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
-from jetstream import Enqueued, ReplayFaults, ReplayServer
+from jetstream import ReplayFaults, ReplayServer
 from jetstream.config import ConsumerConfig
 from jetstream.contract import forget_key, recompute_key
 from jetstream.keys import JetstreamKeys
@@ -31,70 +31,19 @@ from tests.support.jetstream_world import (
     tid,
     track_uri,
 )
-from tests.support.samples import bad_frames, story_frames
+from tests.support.samples import bad_frames
+from tests.support.story import STORY, STORY_ENQUEUED, STORY_JSON, story_pending
 from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import TASKS
 
 pytestmark = pytest.mark.integration
 
-STORY = story_frames()
-STORY_JSON = [orjson.loads(frame) for frame in STORY]
 LAST_STORY_TIME = STORY_JSON[-1]["time_us"]
 KEYS = JetstreamKeys("fm.plyr.list")
 
 
-def uri_of(frame: dict[str, object]) -> str:
-    commit = frame["commit"]
-    assert isinstance(commit, dict)
-    return f"at://{frame['did']}/{commit['collection']}/{commit['rkey']}"
-
-
-def recompute_of(index: int) -> Enqueued:
-    """what the story's frame `index` must enqueue (from the frame itself)."""
-    frame = STORY_JSON[index]
-    commit = frame["commit"]
-    tracks = tuple(item["subject"]["uri"] for item in commit["record"]["items"])
-    return Enqueued(
-        "recompute", uri_of(frame), commit["rev"], frame["time_us"], commit["cid"], tracks
-    )
-
-
-def forget_of(index: int) -> Enqueued:
-    frame = STORY_JSON[index]
-    return Enqueued("forget", uri_of(frame), frame["commit"]["rev"], frame["time_us"])
-
-
-# the story's notes: p1's five edits (the sixth frame is a replay), p2, p3, p4 created
-# then deleted. nothing for the album (6), the liked list (7), the track (10), identity
-# (11) or account (12).
-STORY_ENQUEUED = [
-    *(recompute_of(i) for i in range(5)),
-    recompute_of(8),
-    recompute_of(9),
-    recompute_of(13),
-    forget_of(14),
-]
-
-
-def story_pending() -> dict[str, Pending]:
-    """what docket must hold after the story: the newest state of each live playlist,
-    and a forget (not a recompute) for the deleted one."""
-    pending = {}
-    for index in (4, 8, 9):
-        change = recompute_of(index)
-        pending[recompute_key(change.playlist_uri)] = Pending(
-            "recompute_playlist",
-            (change.playlist_uri, change.cid, change.rev, list(change.track_uris)),
-        )
-    deleted = uri_of(STORY_JSON[14])
-    pending[forget_key(deleted)] = Pending(
-        "forget_playlist", (deleted, STORY_JSON[14]["commit"]["rev"])
-    )
-    return pending
-
-
 async def test_the_sample_story_end_to_end(redis_client: aioredis.Redis, docket: Docket) -> None:
-    # a blind host sends the track commit too: the consumer must filter it itself.
+    # a host ignoring the filter sends everything: the consumer must filter it itself.
     faults = ReplayFaults(ignore_wanted_collections=True)
     async with (
         ReplayServer(STORY, faults=faults) as replay,
@@ -111,13 +60,13 @@ async def test_the_sample_story_end_to_end(redis_client: aioredis.Redis, docket:
     assert dict(stats.skipped) == {
         "album": 1,
         "liked": 1,
-        "other_collection": 1,
+        "plyr_activity": 1,  # the track created: proof the host serves plyr.fm, no work
         "identity": 1,
         "account": 1,
         "duplicate": 1,
     }
     assert (stats.recomputes, stats.forgets, sum(stats.invalid.values())) == (8, 1, 0)
-    assert replay.connections[0].wanted_collections == ("fm.plyr.list",)
+    assert replay.connections[0].wanted_collections == ("fm.plyr.*",)
     assert replay.connections[0].cursor is None  # nothing stored: a first start
 
 
@@ -149,7 +98,7 @@ async def test_shutdown_flushes_the_cursor_and_the_counters(
             await running.shutdown()  # what SIGTERM does in the CLI
     assert await redis_client.get(KEYS.cursor) == str(LAST_STORY_TIME).encode()
     stats = await redis_client.hgetall(KEYS.stats)
-    assert stats[b"frames"] == b"14"  # the track commit is filtered by the host
+    assert stats[b"frames"] == b"15"  # fm.plyr.*: the track commit passes the host's filter
     assert stats[b"recomputes"] == b"8"
 
 

@@ -45,7 +45,7 @@ def test_the_story_decodes_into_changes_and_skips() -> None:
         "liked",
         "ListCommit",  # p2, 12 tracks
         "ListCommit",  # p3, unknown to plyr
-        "other_collection",
+        "plyr_activity",  # a track created: liveness only
         "identity",
         "account",
         "ListCommit",  # p4 created

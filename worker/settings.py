@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.types import FusionMode
 from jetstream.config import ConsumerConfig
@@ -21,11 +21,18 @@ from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
 from jetstream.syntax import NSID
 
-# the public Jetstream v1 hosts, rotated on reconnect when JETSTREAM_URL is unset.
+# the public Jetstream fleet, rotated on reconnect when neither JETSTREAM_URLS nor
+# JETSTREAM_URL is set: the four v1 hosts (jetstream-legacy) and the two v2 hosts
+# (bluesky-social/jetstream, `subscribeEvents`). the wires alternate so that a
+# rotation away from a host that went blind usually lands on the other
+# implementation too; the cursor keeps a position for each wire.
+_V2_PATH = "/xrpc/network.bsky.jetstream.subscribeEvents"
 PUBLIC_JETSTREAM_HOSTS = (
     "wss://jetstream1.us-east.bsky.network/subscribe",
+    f"wss://jetstream.us-east.bsky.network{_V2_PATH}",
     "wss://jetstream2.us-east.bsky.network/subscribe",
     "wss://jetstream1.us-west.bsky.network/subscribe",
+    f"wss://jetstream.us-west.bsky.network{_V2_PATH}",
     "wss://jetstream2.us-west.bsky.network/subscribe",
 )
 
@@ -130,7 +137,42 @@ class Settings(BaseSettings):
     # --- jetstream -----------------------------------------------------------
     jetstream_url: str | None = Field(
         default=None,
-        description="one Jetstream /subscribe endpoint. Unset: rotate through the public v1 hosts.",
+        description="one Jetstream endpoint (the single-host form of JETSTREAM_URLS). Unset: "
+        "the public fleet.",
+    )
+    jetstream_urls: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None,
+        description="the Jetstream fleet, rotated on reconnect: ws(s):// URLs separated by "
+        "commas or spaces. A path of /subscribe speaks v1, "
+        "/xrpc/network.bsky.jetstream.subscribeEvents v2. Wins over JETSTREAM_URL. Unset: "
+        "the public fleet (four v1 hosts and two v2 hosts).",
+    )
+    # plyr.fm is small: its own consumer's logs show fm.plyr.* silent for hours
+    # overnight ("~20 rotations a night" at a 1800 s window, plyr.fm #1775), so no
+    # window short enough to be useful avoids rotating on a quiet stream. the
+    # window is therefore sized for what a rotation costs, not to avoid one: a
+    # false rotation loses nothing (the next host resumes from the last plyr.fm
+    # position) and costs one handshake plus reading the window's identity and
+    # account events again (about 2 MB for 15 min at ~10 frames/s of ~250 B),
+    # and a real blind host delays a missed edit by at most the window. 15 min
+    # keeps that delay a quarter of the hour in which plyr.fm's write-echo alert
+    # pages, at four reconnects per quiet hour.
+    jetstream_blind_host_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=default_of(ConsumerConfig, "blind_host_seconds"),
+        description="rotate to another host when no fm.plyr.* commit arrived for this many "
+        "seconds of stream while other frames flowed (a host blind to plyr.fm, plyr.fm's "
+        "incident of 2026-07-30), resuming from the last plyr.fm commit's position. "
+        "0 disables the watch.",
+    )
+    jetstream_v1_deflate: bool = Field(
+        default=default_of(ConsumerConfig, "v1_deflate"),
+        description="offer permessage-deflate to v1 hosts (a host that declines is read "
+        "plain): about a third of the bytes for a fifth more decode CPU.",
+    )
+    jetstream_v2_zstd: bool = Field(
+        default=default_of(ConsumerConfig, "v2_zstd"),
+        description="ask v2 hosts for dictionary-zstd frames (the dictionary is fetched from "
+        "each host); a host without one is read uncompressed.",
     )
     list_collection: str = Field(
         default=default_of(FrameLimits, "list_collection"),
@@ -267,8 +309,19 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("jetstream_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        # a list in the environment is written "wss://a/subscribe, wss://b/subscribe"
+        if isinstance(value, str):
+            urls = tuple(part for part in value.replace(",", " ").split() if part)
+            return urls or None
+        return value
+
     @property
     def jetstream_hosts(self) -> tuple[str, ...]:
+        if self.jetstream_urls:
+            return self.jetstream_urls
         return (self.jetstream_url,) if self.jetstream_url else PUBLIC_JETSTREAM_HOSTS
 
 

@@ -15,6 +15,7 @@ from docket import Docket
 
 from jetstream import ConsumerConfig, Enqueued, JetstreamConsumer
 from jetstream.backoff import Backoff
+from jetstream.batch import MarkerSink
 from jetstream.frames import FrameLimits
 from worker.demo.wire import (
     TRACK_DID,
@@ -88,7 +89,11 @@ class RunningConsumer:
 
 @asynccontextmanager
 async def running_consumer(
-    config: ConsumerConfig, redis: aioredis.Redis, docket: Docket
+    config: ConsumerConfig,
+    redis: aioredis.Redis,
+    docket: Docket,
+    *,
+    markers: MarkerSink | None = None,
 ) -> AsyncIterator[RunningConsumer]:
     """a consumer running in this loop; stopped (SIGTERM-style) on exit."""
     enqueued: list[Enqueued] = []
@@ -99,6 +104,7 @@ async def running_consumer(
         tasks=PLAYLIST_TASKS,
         backoff=fast_backoff(),
         observer=enqueued.append,
+        markers=markers,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))

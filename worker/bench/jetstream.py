@@ -45,6 +45,7 @@ from jetstream.enqueue import Enqueued, EnqueueReport
 from jetstream.events import ListChange, ListCommit
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.replay import ReplayFaults, ReplayServer
+from worker.bench import jetstream_wire
 from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import PLAYLIST_TASKS, forget_playlist, recompute_playlist
 
@@ -257,11 +258,16 @@ class EndToEnd:
     seconds: float
 
 
-async def end_to_end(url: str, redis_url: str, frames: int, *, one_per_frame: bool) -> EndToEnd:
+async def end_to_end(
+    url: str, redis_url: str, frames: int, *, one_per_frame: bool, deflate: bool = True
+) -> EndToEnd:
     redis = aioredis.Redis.from_url(redis_url)
     await redis.flushall()
     config = ConsumerConfig(
-        hosts=(url,), batch_frames=1 if one_per_frame else 256, stats_seconds=3600
+        hosts=(url,),
+        batch_frames=1 if one_per_frame else 256,
+        stats_seconds=3600,
+        v1_deflate=deflate,
     )
     async with Docket(name="bench-jetstream", url=redis_url) as docket:
         baseline = OneCallPerFrame(docket, debounce_seconds=config.debounce_seconds)
@@ -300,6 +306,10 @@ def _start_replay(path: Path, *, blind: bool) -> tuple[multiprocessing.process.B
 
 
 DECODERS = ("decode_frame", "json.loads", "orjson.loads")
+BATCHED = "batched: MGET + replace_many pipeline, permessage-deflate"
+PLAIN = "batched, no compression"
+BASELINE = "one docket.replace per frame (baseline)"
+PATHS = ((BATCHED, False, True), (PLAIN, False, False), (BASELINE, True, True))
 STREAMS = ("list commits only", "mixed (10 % lists)")
 
 
@@ -324,9 +334,9 @@ def decode_table(streams: dict[str, list[bytes]]) -> tuple[Table, float]:
 
 def end_to_end_runs(
     streams: dict[str, list[bytes]], frames: int, console: Console
-) -> dict[tuple[str, bool], EndToEnd]:
+) -> dict[tuple[str, str], EndToEnd]:
     """each stream through the real consumer, batched then one call per frame."""
-    results: dict[tuple[str, bool], EndToEnd] = {}
+    results: dict[tuple[str, str], EndToEnd] = {}
     with tempfile.TemporaryDirectory(prefix="plyr-bench-jetstream-") as scratch:
         directory = Path(scratch)
         redis_server = RedisServer(directory / "redis")
@@ -338,12 +348,15 @@ def end_to_end_runs(
                 path.write_bytes(b"\n".join(stream) + b"\n")
                 process, url = _start_replay(path, blind=blind)
                 try:
-                    for one_per_frame in (False, True):
-                        label = "baseline" if one_per_frame else "batched"
+                    for label, one_per_frame, deflate in PATHS:
                         with console.status(f"{name}, {label}..."):
-                            results[(name, one_per_frame)] = asyncio.run(
+                            results[(name, label)] = asyncio.run(
                                 end_to_end(
-                                    url, redis_server.url, frames, one_per_frame=one_per_frame
+                                    url,
+                                    redis_server.url,
+                                    frames,
+                                    one_per_frame=one_per_frame,
+                                    deflate=deflate,
                                 )
                             )
                 finally:
@@ -354,7 +367,7 @@ def end_to_end_runs(
     return results
 
 
-def end_to_end_table(results: dict[tuple[str, bool], EndToEnd], frames: int) -> Table:
+def end_to_end_table(results: dict[tuple[str, str], EndToEnd], frames: int) -> Table:
     table = Table(
         title=f"end to end over loopback websockets, {frames:,} frames, real redis-server"
     )
@@ -362,12 +375,10 @@ def end_to_end_table(results: dict[tuple[str, bool], EndToEnd], frames: int) -> 
         table.add_column(column)
     for column in ("frames/s", "recomputes enqueued", "recomputes/s"):
         table.add_column(column, justify="right")
-    for (name, one_per_frame), outcome in results.items():
+    for (name, path), outcome in results.items():
         table.add_row(
             name,
-            "one docket.replace per frame (baseline)"
-            if one_per_frame
-            else "batched: MGET + replace_many pipeline",
+            path,
             f"{outcome.frames_per_second:,.0f}",
             f"{outcome.recomputes:,}",
             f"{outcome.recomputes / outcome.seconds:,.0f}",
@@ -387,8 +398,9 @@ def main(*, frames: int, playlists: int) -> None:
     results = end_to_end_runs(streams, frames, console)
     console.print(end_to_end_table(results, frames))
 
-    batched = results[(STREAMS[0], False)]
-    baseline = results[(STREAMS[0], True)]
+    batched = results[(STREAMS[0], BATCHED)]
+    plain = results[(STREAMS[0], PLAIN)]
+    baseline = results[(STREAMS[0], BASELINE)]
     console.print(
         f"goal >= 20,000 frames/s decoded and filtered on one core: "
         f"{slowest_decode:,.0f} (the slower stream)"
@@ -397,6 +409,8 @@ def main(*, frames: int, playlists: int) -> None:
         f"goal >= 2,000 recomputes/s enqueued when every frame is a playlist change: "
         f"{batched.recomputes / batched.seconds:,.0f} "
         f"({batched.frames_per_second / baseline.frames_per_second:.1f}x the "
-        f"one-call-per-frame baseline)"
+        f"one-call-per-frame baseline; {batched.frames_per_second / plain.frames_per_second:.2f}x "
+        f"the same without compression)"
     )
     console.print(f"mixed stream: {mixed_commits:,} of {frames:,} frames were list commits")
+    jetstream_wire.main(console, mixed, list_stream(50, 50))
