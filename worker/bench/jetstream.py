@@ -26,7 +26,7 @@ import multiprocessing
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -46,56 +46,42 @@ from jetstream.events import ListChange, ListCommit
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.replay import ReplayFaults, ReplayServer
 from worker.bench import jetstream_wire
+from worker.bench.timing import cpu_rate
+from worker.demo.wire import cid, did, tid
 from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import PLAYLIST_TASKS, forget_playlist, recompute_playlist
 
-_B32 = "234567abcdefghijklmnopqrstuvwxyz"
 TRACKS_PER_PLAYLIST = 12
 MIXED_LIST_SHARE = 0.10
 START_TIME_US = 1_763_700_000_000_000
 
 
-def _b32(value: int, width: int) -> str:
-    return "".join(_B32[(value >> (5 * i)) & 31] for i in reversed(range(width)))
-
-
-def _tid(n: int) -> str:
-    return _b32((1 << 60) + n, 13)
-
-
-def _did(n: int) -> str:
-    return "did:plc:" + _b32(n, 24)
-
-
-def _cid(n: int) -> str:
-    return "bafyrei" + _b32(n * 2_654_435_761, 52)
-
-
 def list_commit_frame(playlist: int, revision: int, time_us: int, rng: random.Random) -> bytes:
     tracks = [
-        f"at://{_did(rng.randrange(500))}/fm.plyr.track/{_tid(rng.randrange(10**9))}"
+        f"at://{did(rng.randrange(500))}/fm.plyr.track/{tid(rng.randrange(10**9))}"
         for _ in range(TRACKS_PER_PLAYLIST)
     ]
     return orjson.dumps(
         {
-            "did": _did(10_000 + playlist),
+            "did": did(10_000 + playlist),
             "time_us": time_us,
             "kind": "commit",
             "commit": {
-                "rev": _tid(revision * 1_000_000 + playlist),
+                "rev": tid(revision * 1_000_000 + playlist),
                 "operation": "update" if revision else "create",
                 "collection": "fm.plyr.list",
-                "rkey": _tid(playlist),
+                "rkey": tid(playlist),
                 "record": {
                     "$type": "fm.plyr.list",
                     "name": f"playlist {playlist}",
                     "listType": "playlist",
                     "items": [
-                        {"subject": {"uri": uri, "cid": _cid(i)}} for i, uri in enumerate(tracks)
+                        {"subject": {"uri": uri, "cid": cid(str(i))}}
+                        for i, uri in enumerate(tracks)
                     ],
                     "createdAt": "2025-11-21T04:40:00.000Z",
                 },
-                "cid": _cid(revision * 1_000_000 + playlist),
+                "cid": cid(str(revision * 1_000_000 + playlist)),
             },
         }
     )
@@ -103,7 +89,7 @@ def list_commit_frame(playlist: int, revision: int, time_us: int, rng: random.Ra
 
 def other_frame(n: int, time_us: int) -> bytes:
     """what a blind host sends besides our lists: identity, account, someone's like."""
-    actor = _did(n % 50_000)
+    actor = did(n % 50_000)
     if n % 3 == 0:
         return orjson.dumps(
             {
@@ -128,19 +114,19 @@ def other_frame(n: int, time_us: int) -> bytes:
             "time_us": time_us,
             "kind": "commit",
             "commit": {
-                "rev": _tid(n),
+                "rev": tid(n),
                 "operation": "create",
                 "collection": "app.bsky.feed.like",
-                "rkey": _tid(n + 7),
+                "rkey": tid(n + 7),
                 "record": {
                     "$type": "app.bsky.feed.like",
                     "subject": {
-                        "uri": f"at://{actor}/app.bsky.feed.post/{_tid(n)}",
-                        "cid": _cid(n),
+                        "uri": f"at://{actor}/app.bsky.feed.post/{tid(n)}",
+                        "cid": cid(str(n)),
                     },
                     "createdAt": "2025-11-21T04:40:00.000Z",
                 },
-                "cid": _cid(n + 1),
+                "cid": cid(str(n + 1)),
             },
         }
     )
@@ -173,16 +159,6 @@ def mixed_stream(frames: int, playlists: int, seed: int = 2) -> tuple[list[bytes
 
 
 # --- 1. decode + filter ------------------------------------------------------------------
-
-
-def cpu_rate(run: Callable[[], object], count: int, rounds: int = 5) -> float:
-    """frames per CPU-second: the best of `rounds` (the least disturbed by neighbours)."""
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.process_time()
-        run()
-        best = min(best, time.process_time() - started)
-    return count / best if best > 0 else float("inf")
 
 
 def decode_rates(frames: Sequence[bytes]) -> dict[str, float]:

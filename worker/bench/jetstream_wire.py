@@ -46,6 +46,7 @@ from jetstream.replay import ReplayFaults, ReplayServer
 from jetstream.replay_v2 import render_v2
 from jetstream.zstd_frames import FrameCompressor, FrameDecompressor, load_dictionary
 from jetstream.zstd_frames import train_dictionary as train
+from worker.bench.timing import cpu_rate
 from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import PLAYLIST_TASKS
 
@@ -56,15 +57,6 @@ SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "jetstrea
 # subscription receives on both wires, and plyr.fm's own commits on a busy hour.
 IDENTITY_PER_SECOND = 10.0
 PLYR_COMMITS_PER_HOUR = 60.0
-
-
-def _cpu_rate(run: Callable[[], object], count: int, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.process_time()
-        run()
-        best = min(best, time.process_time() - started)
-    return count / best if best > 0 else float("inf")
 
 
 def _v2(frames: Sequence[bytes]) -> list[bytes]:
@@ -98,16 +90,16 @@ def decode_table(stream: Sequence[bytes]) -> Table:
         return decode_frame(inflate.decompress(frame + b"\x00\x00\xff\xff"), limits)
 
     rates = {
-        "orjson.loads, v1 (baseline)": _cpu_rate(_each(orjson.loads, stream), count),
-        "v1 decode_frame": _cpu_rate(_each(lambda f: decode_frame(f, limits), stream), count),
-        "v2 decode_v2_frame": _cpu_rate(
+        "orjson.loads, v1 (baseline)": cpu_rate(_each(orjson.loads, stream), count),
+        "v1 decode_frame": cpu_rate(_each(lambda f: decode_frame(f, limits), stream), count),
+        "v2 decode_v2_frame": cpu_rate(
             _each(lambda f: decode_v2_frame(f, limits), v2_frames), count
         ),
-        "v2 zstd: decompress + decode": _cpu_rate(
+        "v2 zstd: decompress + decode": cpu_rate(
             _each(lambda f: decode_v2_frame(f, limits, decompressor), compressed), count
         ),
         # one round only: the inflate stream's context cannot be replayed
-        "v1 deflate stream: inflate + decode": _cpu_rate(
+        "v1 deflate stream: inflate + decode": cpu_rate(
             _each(inflate_and_decode, deflated), count, rounds=1
         ),
     }
