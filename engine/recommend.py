@@ -25,6 +25,11 @@ OVERFETCH_SLACK = 10
 TOP_K_GROWTH = 4  # when eligibility leaves too few, ask again for 4x as many
 MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allows more)
 MAX_PLAYLIST_TRACKS = 500  # the list record's own limit on items
+# the production defaults, chosen with `plyr-recs bench quality` (README, "Quality"):
+# proportional slots keep a playlist's moods in its answer in their proportions, and
+# setting strays aside keeps a centroid off the tracks that belong to no mood.
+DEFAULT_FUSION = FusionMode.PROPORTIONAL
+DEFAULT_STRAYS = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +53,13 @@ def initial_top_k(limit: int) -> int:
     return min(limit * OVERFETCH_FACTOR + OVERFETCH_SLACK, MAX_TOP_K)
 
 
-def plan_for(vectors_by_id: VectorsById, fusion: FusionMode) -> QueryPlan:
+def plan_for(
+    vectors_by_id: VectorsById, fusion: FusionMode, strays: bool = DEFAULT_STRAYS
+) -> QueryPlan:
     """the query plan `recommend` uses: cluster sizes only when the fusion needs them."""
-    return plan_queries(vectors_by_id, cluster_sizes=fusion is FusionMode.PROPORTIONAL)
+    return plan_queries(
+        vectors_by_id, cluster_sizes=fusion is FusionMode.PROPORTIONAL, strays=strays
+    )
 
 
 def fuse(
@@ -71,10 +80,15 @@ async def recommend(
     store: VectorStore,
     *,
     limit: int = DEFAULT_LIMIT,
-    fusion: FusionMode = FusionMode.RRF,
+    fusion: FusionMode = DEFAULT_FUSION,
     catalog: TrackLookup | None = None,
+    strays: bool = DEFAULT_STRAYS,
 ) -> Recommendation:
-    """rank recommendations for a playlist made of `track_ids` (its own tracks never return)."""
+    """rank recommendations for a playlist made of `track_ids` (its own tracks never return).
+
+    the defaults are what the service serves. `strays=False` clusters every track,
+    strays included (the seed's way).
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be within 1..{MAX_LIMIT}, got {limit}")
     playlist_ids = list(dict.fromkeys(track_ids))
@@ -83,7 +97,7 @@ async def recommend(
     if not playlist_ids:
         return Recommendation(Strategy.NONE, 0, 0, [])
 
-    plan = plan_for(await store.get_vectors(playlist_ids), fusion)
+    plan = plan_for(await store.get_vectors(playlist_ids), fusion, strays)
     if not plan.vectors:
         return Recommendation(Strategy.NONE, plan.embedded_count, 0, [])
 

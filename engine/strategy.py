@@ -3,7 +3,9 @@
     N = 0   nothing to recommend
     N = 1   the track's own embedding
     N 2..5  each track's embedding (fused later with RRF)
-    N >= 6  k-means into min(3, N // 2) centroids (fused later)
+    N >= 6  k-means into min(3, N // 2) centroids (fused later); from 8 tracks on,
+            the strays (tracks far from every cluster, engine.strays) are set
+            aside first and the rest is clustered again
 
 N counts the playlist's tracks whose embedding is usable: a zero, non-finite
 or wrongly-sized vector carries no direction for cosine search, so it counts
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.kmeans import Matrix, fit_centroids, kmeans
+from engine.moods import find_moods
 from engine.types import Strategy, Vector
 
 MAX_CLUSTERS = 3
@@ -37,6 +40,7 @@ class QueryPlan:
     vectors: list[Vector]
     weights: list[int]
     embedded_count: int  # N: tracks with a usable embedding
+    strays: int = 0  # tracks set aside as belonging to no cluster (engine.strays)
 
 
 def seed_for(track_ids: list[int]) -> int:
@@ -83,12 +87,16 @@ def usable_vectors(vectors_by_id: Mapping[int, Vector]) -> tuple[list[int], Matr
     return ids, matrix
 
 
-def plan_queries(vectors_by_id: Mapping[int, Vector], *, cluster_sizes: bool = True) -> QueryPlan:
+def plan_queries(
+    vectors_by_id: Mapping[int, Vector], *, cluster_sizes: bool = True, strays: bool = True
+) -> QueryPlan:
     """the adaptive strategy on a playlist's embeddings (pure; order-independent).
 
     `cluster_sizes=False` skips assigning every track to a centroid, whose only
     use is the weights of proportional fusion (RRF ignores them): the weights are
-    then all 1.
+    then all 1 (unless strays are set aside, which computes them anyway).
+    `strays=True` (the default) sets aside the tracks far from every cluster
+    (engine.strays) and clusters the rest; `False` clusters every track (the seed's way).
     """
     ids, matrix = usable_vectors(vectors_by_id)
     n = len(ids)
@@ -99,7 +107,11 @@ def plan_queries(vectors_by_id: Mapping[int, Vector], *, cluster_sizes: bool = T
     if n < KMEANS_MIN_TRACKS:
         return QueryPlan(Strategy.RRF, list(matrix), [1] * n, n)
     k = min(MAX_CLUSTERS, n // 2)
-    if cluster_sizes:
+    set_aside = 0
+    if strays:
+        moods = find_moods(matrix, k, seed=seed_for(ids))
+        centroids, weights, set_aside = moods.centroids, moods.sizes.tolist(), moods.strays
+    elif cluster_sizes:
         clusters = kmeans(matrix, k, seed=seed_for(ids))
         centroids, weights = clusters.centroids, clusters.sizes.tolist()
     else:
@@ -110,4 +122,4 @@ def plan_queries(vectors_by_id: Mapping[int, Vector], *, cluster_sizes: bool = T
     for j in np.flatnonzero(norms <= _NORM_FLOOR):
         # members pointing opposite ways cancel out: query with the closest track instead
         queries[j] = matrix[int(np.argmax(matrix @ centroids[j]))]
-    return QueryPlan(Strategy.KMEANS, queries, weights, n)
+    return QueryPlan(Strategy.KMEANS, queries, weights, n, set_aside)

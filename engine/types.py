@@ -86,5 +86,5 @@ class Strategy(StrEnum):
 class FusionMode(StrEnum):
     """how the per-query candidate lists become one ranking."""
 
-    RRF = "rrf"  # the seed's reciprocal rank fusion (default)
-    PROPORTIONAL = "proportional"  # slots shared by cluster size (largest remainder)
+    RRF = "rrf"  # the seed's reciprocal rank fusion
+    PROPORTIONAL = "proportional"  # slots shared by cluster size (the default)

@@ -114,7 +114,8 @@ def test_only_unusable_vectors_means_nothing() -> None:
 
 def test_without_cluster_sizes_the_centroids_are_the_same_and_weights_flat() -> None:
     by_id = vectors(300)  # above the k-means sample size
-    sized, flat = plan_queries(by_id), plan_queries(by_id, cluster_sizes=False)
+    sized = plan_queries(by_id, strays=False)
+    flat = plan_queries(by_id, cluster_sizes=False, strays=False)
     assert flat.weights == [1, 1, 1]
     assert sum(sized.weights) == 300
     for a, b in zip(sized.vectors, flat.vectors, strict=True):

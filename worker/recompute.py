@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from engine.cache import CachedRecommendations, PlaylistState, fingerprint
 from engine.ports import Catalog, VectorStore
-from engine.recommend import DEFAULT_LIMIT, MAX_PLAYLIST_TRACKS, recommend
+from engine.recommend import DEFAULT_FUSION, DEFAULT_LIMIT, MAX_PLAYLIST_TRACKS, recommend
 from engine.types import FusionMode
 from worker.cache_store import RecommendationCache
 
@@ -49,7 +49,7 @@ class Recommender:
         catalog: Catalog,
         store: VectorStore | None,
         cache: RecommendationCache | None,
-        fusion: FusionMode = FusionMode.RRF,
+        fusion: FusionMode = DEFAULT_FUSION,
     ) -> None:
         self.catalog = catalog
         self.store = store  # None: turbopuffer disabled, every answer is "unavailable"

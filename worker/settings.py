@@ -87,9 +87,10 @@ class Settings(BaseSettings):
 
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(
-        default=FusionMode.RRF,
-        description="how per-query candidate lists are fused: 'rrf' (the seed's) or "
-        "'proportional' (slots shared by cluster size).",
+        default=FusionMode.PROPORTIONAL,
+        description="how per-query candidate lists are fused: 'proportional' (slots "
+        "shared by cluster size, each cluster's best pick first; chosen with `plyr-recs "
+        "bench quality`) or 'rrf' (the seed's reciprocal rank fusion).",
     )
 
     # --- the worker ------------------------------------------------------------

@@ -253,7 +253,7 @@ def main(
     *,
     json_path: Path | None = None,
 ) -> Results:
-    console = Console()
+    console = Console(width=200)
     with console.status("measuring...") as status:
         results, seconds = asyncio.run(evaluate(shape, seeds, algorithms, status.update))
     report(console, results, seconds)

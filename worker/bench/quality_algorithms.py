@@ -24,8 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.exact_store import ExactStore
+from engine.fusion import RRF_K
 from engine.memory_catalog import InMemoryCatalog
 from engine.recommend import MAX_TOP_K, TOP_K_GROWTH, initial_top_k, recommend
+from engine.strategy import plan_queries
 from engine.types import Candidate, FusionMode, Vector
 from worker.bench import baseline
 
@@ -128,6 +130,39 @@ async def run_mean(
     return await ranked_eligible([query], fuse, track_ids, store, catalog, limit)
 
 
+def weighted_rrf(
+    lists: Sequence[Sequence[Candidate]], weights: Sequence[int], exclude: set[int]
+) -> list[Candidate]:
+    """RRF with each list's terms scaled by its cluster's size: sum w_i / (60 + rank)."""
+    scores: dict[int, float] = {}
+    best: dict[int, Candidate] = {}
+    for candidates, weight in zip(lists, weights, strict=True):
+        rank = RRF_K
+        for candidate in candidates:
+            if candidate.track_id in exclude:
+                continue
+            rank += 1
+            scores[candidate.track_id] = scores.get(candidate.track_id, 0.0) + weight / rank
+            if candidate.track_id not in best or candidate.distance < best[candidate.track_id].distance:
+                best[candidate.track_id] = candidate
+    order = sorted(scores, key=lambda t: (-scores[t], best[t].distance, t))
+    return [best[t] for t in order]
+
+
+async def run_weighted_rrf(
+    track_ids: Sequence[int], store: ExactStore, catalog: InMemoryCatalog, limit: int
+) -> list[int]:
+    plan = plan_queries(await store.get_vectors(track_ids), strays=True)
+    if not plan.vectors:
+        return []
+    exclude = set(track_ids)
+
+    def fuse(lists: list[list[Candidate]]) -> list[Candidate]:
+        return weighted_rrf(lists, plan.weights, exclude)
+
+    return await ranked_eligible(plan.vectors, fuse, track_ids, store, catalog, limit)
+
+
 def engine(**options: Any) -> Run:
     """`engine.recommend` with `options` (none: its own defaults, what the service serves)."""
 
@@ -144,9 +179,22 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("seed", "the seed: random-init k-means, RRF", run_seed),
     Algorithm("mean", "one query: the mean embedding", run_mean),
     Algorithm("engine", "engine.recommend's defaults", engine()),
-    Algorithm("rrf", "engine, fusion=rrf", engine(fusion=FusionMode.RRF)),
+    Algorithm("rrf", "engine, fusion=rrf, no strays", engine(fusion=FusionMode.RRF, strays=False)),
     Algorithm(
-        "proportional", "engine, fusion=proportional", engine(fusion=FusionMode.PROPORTIONAL)
+        "proportional",
+        "engine, fusion=proportional, no strays",
+        engine(fusion=FusionMode.PROPORTIONAL, strays=False),
+    ),
+    Algorithm(
+        "rrf+strays", "rrf, strays set aside", engine(fusion=FusionMode.RRF, strays=True)
+    ),
+    Algorithm(
+        "wrrf+strays", "cluster-size-weighted RRF, strays set aside", run_weighted_rrf
+    ),
+    Algorithm(
+        "prop+strays",
+        "proportional, strays set aside",
+        engine(fusion=FusionMode.PROPORTIONAL, strays=True),
     ),
 )
 
