@@ -32,7 +32,7 @@ import numpy.typing as npt
 from engine.kmeans import Matrix, kmeans
 from engine.strays import stray_mask
 
-MERGE_RATIO = 0.85
+MERGE_RATIO = 0.9
 
 
 @dataclass(frozen=True, slots=True)

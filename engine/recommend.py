@@ -2,9 +2,10 @@
 and hydrated) recommendations out. the one entry point the worker and the API share.
 
 I/O is two store calls on the happy path: one id lookup for the playlist's
-embeddings and one multi-query for all its query vectors. eligibility is
-applied after ranking (DESIGN.md), so each query over-fetches; if too few
-eligible tracks survive and the store had more to give, the queries are
+embeddings and one multi-query for all its query vectors, then one hydrate of
+the candidates. eligibility is applied after the store's ranking (DESIGN.md),
+to the candidates before they are fused, so each query over-fetches; if too
+few eligible tracks survive and the store had more to give, the queries are
 repeated with a larger top_k (the embeddings are not fetched again).
 """
 
@@ -25,6 +26,9 @@ OVERFETCH_SLACK = 10
 TOP_K_GROWTH = 4  # when eligibility leaves too few, ask again for 4x as many
 MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allows more)
 MAX_PLAYLIST_TRACKS = 500  # the list record's own limit on items
+# ids per hydrate call: up to 16 lists of up to MAX_TOP_K candidates can be asked
+# about, and the catalogs take at most 2000 ids a call (engine.eligibility)
+HYDRATE_BATCH = 1000
 # the production defaults, chosen with `plyr-recs bench quality` (README, "Quality"):
 # proportional slots keep a playlist's moods in its answer in their proportions, and
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
@@ -105,24 +109,43 @@ async def recommend(
     top_k = initial_top_k(limit)
     while True:
         ranked_lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=playlist_ids)
-        ranking = fuse(plan, ranked_lists, fusion, exclude)
         if catalog is None:
+            ranking = fuse(plan, ranked_lists, fusion, exclude)
             return Recommendation(
                 plan.strategy, plan.embedded_count, len(plan.vectors), ranking[:limit], top_k=top_k
             )
-        tracks = await catalog.hydrate([candidate.track_id for candidate in ranking])
+        # eligibility before the fusion hands out slots: a cluster's first pick lost to
+        # eligibility afterwards took its mood out of the top 3 (`bench quality`)
+        eligible = await eligible_tracks(catalog, ranked_lists, exclude)
+        lists = [[c for c in candidates if c.track_id in eligible] for candidates in ranked_lists]
+        ranking = fuse(plan, lists, fusion, exclude)
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
-        if len(tracks) >= limit or store_exhausted or top_k >= MAX_TOP_K:
+        if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
         top_k = min(top_k * TOP_K_GROWTH, MAX_TOP_K)
 
-    tracks = tracks[:limit]
-    by_id = {candidate.track_id: candidate for candidate in ranking}
+    ranking = ranking[:limit]
     return Recommendation(
         plan.strategy,
         plan.embedded_count,
         len(plan.vectors),
-        [by_id[track.id] for track in tracks],
-        tracks,
+        ranking,
+        [eligible[candidate.track_id] for candidate in ranking],
         top_k=top_k,
     )
+
+
+async def eligible_tracks(
+    catalog: TrackLookup, ranked_lists: Sequence[Sequence[Candidate]], exclude: set[int]
+) -> dict[int, Track]:
+    """the eligible, hydrated tracks among all the lists' candidates (by id)."""
+    wanted = list(
+        dict.fromkeys(
+            c.track_id for candidates in ranked_lists for c in candidates if c.track_id not in exclude
+        )
+    )
+    eligible: dict[int, Track] = {}
+    for start in range(0, len(wanted), HYDRATE_BATCH):
+        for track in await catalog.hydrate(wanted[start : start + HYDRATE_BATCH]):
+            eligible[track.id] = track
+    return eligible

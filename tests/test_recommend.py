@@ -176,3 +176,20 @@ async def test_exact_store_excludes_and_bounds(store: ExactStore) -> None:
     )
     with pytest.raises(ValueError, match="top_k"):
         await store.query_many([track_vector(1)], top_k=0, exclude_ids=[])
+
+
+async def test_a_clusters_mood_survives_its_best_candidates_being_ineligible(
+    store: ExactStore,
+) -> None:
+    # 12 tracks of region 0 and 4 of region 1: region 1 has a cluster of its own, whose
+    # nearest candidates are all ineligible. eligibility comes before the slots are
+    # handed out, so region 1 still gets one of the first 3.
+    playlist = [t for t in range(1, 200) if t % 4 == 0][:12] + [
+        t for t in range(1, 200) if t % 4 == 1
+    ][:4]
+    hidden = {t for t in range(1, CATALOGUE_SIZE + 1) if t % 4 == 1 and t < 300}
+    catalog = AllowList(set(range(1, CATALOGUE_SIZE + 1)) - hidden)
+    result = await recommend(playlist, store, catalog=catalog)
+    regions = [track.id % 4 for track in result.tracks[:3]]
+    assert 1 in regions
+    assert not hidden & {track.id for track in result.tracks}
