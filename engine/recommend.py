@@ -141,7 +141,10 @@ async def eligible_tracks(
     """the eligible, hydrated tracks among all the lists' candidates (by id)."""
     wanted = list(
         dict.fromkeys(
-            c.track_id for candidates in ranked_lists for c in candidates if c.track_id not in exclude
+            c.track_id
+            for candidates in ranked_lists
+            for c in candidates
+            if c.track_id not in exclude
         )
     )
     eligible: dict[int, Track] = {}

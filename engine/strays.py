@@ -54,9 +54,7 @@ def stray_mask(points: Matrix, clusters: Clusters) -> npt.NDArray[np.bool_]:
     own_norm2 = sum_norms[own] - 2.0 * dots[rows, own] + 1.0
     cosines = dots / np.sqrt(np.maximum(sum_norms, 1e-12))[None, :]
     alone = sizes[own] <= 1
-    cosines[rows, own] = np.where(
-        alone, -np.inf, own_dot / np.sqrt(np.maximum(own_norm2, 1e-12))
-    )
+    cosines[rows, own] = np.where(alone, -np.inf, own_dot / np.sqrt(np.maximum(own_norm2, 1e-12)))
     score = cosines.max(axis=1)
     finite = np.isfinite(score)
     if not finite.any():

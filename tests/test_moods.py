@@ -11,7 +11,8 @@ DIM = 32
 
 def blob(centre: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.04) -> np.ndarray:
     rows = centre + noise * rng.standard_normal((n, DIM))
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    return unit
 
 
 def test_one_mood_split_in_three_is_merged_into_one() -> None:
@@ -35,7 +36,7 @@ def test_merge_rule_on_hand_made_sums() -> None:
     x, y = np.eye(2, dtype=np.float32)
     # cluster sizes 2 and 2; members of each are identical (inner similarity 1)
     # a: both at x; b: both at x too -> cross 1 -> merged
-    merged, sizes = merge_alike(np.stack([x, x]), np.array([2, 2]))
+    _, sizes = merge_alike(np.stack([x, x]), np.array([2, 2]))
     assert sizes.tolist() == [4]
     # b at y: cross 0 -> kept
     kept, sizes = merge_alike(np.stack([x, y]), np.array([2, 2]))

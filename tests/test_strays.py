@@ -5,24 +5,29 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kmeans import Clusters, kmeans
-from engine.strategy import plan_queries
 from engine.moods import find_moods
+from engine.strategy import plan_queries
 from engine.strays import MAX_STRAY_SHARE, MIN_TRACKS, stray_mask
 
 DIM = 64
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    normalised: np.ndarray = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
 
 
-def moods_with_strays(sizes: list[int], strays: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def moods_with_strays(
+    sizes: list[int], strays: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """unit rows: tight blobs of `sizes` around orthogonal directions, then `strays`
     rows each in a direction of its own; and the blob centres."""
     rng = np.random.default_rng(seed)
     centres = np.eye(DIM, dtype=np.float32)[: len(sizes)]
     rows = [centres[i] + 0.05 * rng.standard_normal((n, DIM)) for i, n in enumerate(sizes)]
-    rows.append(np.eye(DIM)[len(sizes) : len(sizes) + strays] + 0.05 * rng.standard_normal((strays, DIM)))
+    rows.append(
+        np.eye(DIM)[len(sizes) : len(sizes) + strays] + 0.05 * rng.standard_normal((strays, DIM))
+    )
     return unit(np.concatenate(rows)), centres
 
 

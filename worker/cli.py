@@ -65,7 +65,7 @@ def bench_quality(
     quick: bool = typer.Option(False, "--quick", help="a small world (the CI test's size)."),
     seeds: str = typer.Option("1,2,3", help="comma-separated world seeds."),
     algorithms: str = typer.Option(
-        "", help="comma-separated algorithms (default: all; see worker/bench/quality_algorithms.py)."
+        "", help="comma-separated algorithms (default: all, see worker/bench/quality_algorithms.py)"
     ),
     json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
 ) -> None:

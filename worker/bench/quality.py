@@ -172,13 +172,20 @@ def report(console: Console, results: Results, seconds: dict[str, float]) -> lis
     algorithms = list(results)
     seeds = sorted(next(iter(results.values())))
     for n in TOPS:
-        table = Table(title=f"top {n}, {GOAL_CLASS} (2-3 regions, 6+ tracks): mean ±spread over seeds {seeds}")
+        table = Table(
+            title=f"top {n}, {GOAL_CLASS} (2-3 regions, 6+ tracks): mean ±spread over seeds {seeds}"
+        )
         table.add_column("algorithm")
         for measure_name in MEASURES:
-            table.add_column(f"{measure_name}@{LOO_AT}" if measure_name == "loo_hit" else measure_name, justify="right")
+            table.add_column(
+                f"{measure_name}@{LOO_AT}" if measure_name == "loo_hit" else measure_name,
+                justify="right",
+            )
         for algorithm in algorithms:
             cells = [
-                _cell(across_seeds(results, algorithm, n, GOAL_CLASS, m), 2 if m == "artists" else 3)
+                _cell(
+                    across_seeds(results, algorithm, n, GOAL_CLASS, m), 2 if m == "artists" else 3
+                )
                 for m in MEASURES
             ]
             table.add_row(algorithm, *cells)
@@ -192,7 +199,10 @@ def report(console: Console, results: Results, seconds: dict[str, float]) -> lis
         for algorithm in algorithms:
             cells = []
             for name in classes:
-                figures = [across_seeds(results, algorithm, n, name, m) for m in ("precision", "coverage", "fidelity")]
+                figures = [
+                    across_seeds(results, algorithm, n, name, m)
+                    for m in ("precision", "coverage", "fidelity")
+                ]
                 cells.append(" ".join("-" if f is None else f"{f[0]:.2f}" for f in figures))
             table.add_row(algorithm, *cells)
         console.print(table)
@@ -205,7 +215,12 @@ def report(console: Console, results: Results, seconds: dict[str, float]) -> lis
             cells = []
             for seed in seeds:
                 row = results[algorithm][seed][n].get(GOAL_CLASS, {})
-                cells.append(" ".join("-" if row.get(m) is None else f"{row[m]:.3f}" for m in ("precision", "coverage", "fidelity")))
+                cells.append(
+                    " ".join(
+                        "-" if row.get(m) is None else f"{row[m]:.3f}"
+                        for m in ("precision", "coverage", "fidelity")
+                    )
+                )
             table.add_row(algorithm, *cells)
         console.print(table)
 
@@ -224,13 +239,23 @@ def goal_lines(results: Results) -> list[str]:
     for algorithm in results:
         for n in TOPS:
             figures = {m: across_seeds(results, algorithm, n, GOAL_CLASS, m) for m in GOALS}
-            missed = [
-                f"{m} {figure[0]:.3f} < {goal}"
-                for m, goal in GOALS.items()
-                if (figure := figures[m]) is None or figure[0] < goal
-            ]
-            below = below_seed(results, algorithm, n) if "seed" in results and algorithm != "seed" else []
-            verdict = "meets the goals" if not missed and not below else "misses: " + "; ".join(missed + below)
+            missed = []
+            for m, goal in GOALS.items():
+                figure = figures[m]
+                if figure is None:
+                    missed.append(f"no {m}")
+                elif figure[0] < goal:
+                    missed.append(f"{m} {figure[0]:.3f} < {goal}")
+            below = (
+                below_seed(results, algorithm, n)
+                if "seed" in results and algorithm != "seed"
+                else []
+            )
+            verdict = (
+                "meets the goals"
+                if not missed and not below
+                else "misses: " + "; ".join(missed + below)
+            )
             lines.append(f"{algorithm} top {n}: {verdict}")
     return lines
 

@@ -41,7 +41,9 @@ class Algorithm:
     run: Run
 
 
-def seed_kmeans(points: npt.NDArray[np.float64], k: int, rng: random.Random) -> npt.NDArray[np.float64]:
+def seed_kmeans(
+    points: npt.NDArray[np.float64], k: int, rng: random.Random
+) -> npt.NDArray[np.float64]:
     """baseline.kmeans step for step: k random points as centroids, assign to the
     nearest (the first on a tie), stop when the assignment repeats, an empty
     cluster keeps its centroid."""
@@ -143,7 +145,10 @@ def weighted_rrf(
                 continue
             rank += 1
             scores[candidate.track_id] = scores.get(candidate.track_id, 0.0) + weight / rank
-            if candidate.track_id not in best or candidate.distance < best[candidate.track_id].distance:
+            if (
+                candidate.track_id not in best
+                or candidate.distance < best[candidate.track_id].distance
+            ):
                 best[candidate.track_id] = candidate
     order = sorted(scores, key=lambda t: (-scores[t], best[t].distance, t))
     return [best[t] for t in order]
@@ -185,12 +190,8 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         "engine, fusion=proportional, no strays",
         engine(fusion=FusionMode.PROPORTIONAL, strays=False),
     ),
-    Algorithm(
-        "rrf+strays", "rrf, strays set aside", engine(fusion=FusionMode.RRF, strays=True)
-    ),
-    Algorithm(
-        "wrrf+strays", "cluster-size-weighted RRF, strays set aside", run_weighted_rrf
-    ),
+    Algorithm("rrf+strays", "rrf, strays set aside", engine(fusion=FusionMode.RRF, strays=True)),
+    Algorithm("wrrf+strays", "cluster-size-weighted RRF, strays set aside", run_weighted_rrf),
     Algorithm(
         "prop+strays",
         "proportional, strays set aside",

@@ -24,6 +24,7 @@ share of its non-stray tracks in each), and the track a leave-one-out run hides.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -189,28 +190,20 @@ def build_world(shape: WorldShape, seed: int) -> World:
         _playlist(world, index, members_of, embedded, random.Random(seed * 100_003 + index))
         for index in range(shape.playlists)
     )
-    return World(**{**_fields(world), "playlists": playlists})
-
-
-def _fields(world: World) -> dict[str, object]:
-    return {name: getattr(world, name) for name in World.__slots__}
+    return dataclasses.replace(world, playlists=playlists)
 
 
 def _track_row(track_id: int, artist: int, hidden_by: str | None) -> TrackRecord:
     row = TrackRecord(id=track_id, title=f"track {track_id}", artist_did=f"did:plc:artist{artist}")
     if hidden_by == "private":
-        return TrackRecord(**{**_record(row), "visibility": "private"})
+        return dataclasses.replace(row, visibility="private")
     if hidden_by == "takedown":
-        return TrackRecord(**{**_record(row), "moderation_override": "takedown"})
+        return dataclasses.replace(row, moderation_override="takedown")
     if hidden_by == "adult":
-        return TrackRecord(**{**_record(row), "operator_labels": frozenset({"porn"})})
+        return dataclasses.replace(row, operator_labels=frozenset({"porn"}))
     if hidden_by == "pending":
-        return TrackRecord(**{**_record(row), "publish_state": "pending"})
+        return dataclasses.replace(row, publish_state="pending")
     return row
-
-
-def _record(row: TrackRecord) -> dict[str, object]:
-    return {name: getattr(row, name) for name in TrackRecord.__slots__}
 
 
 def _playlist(
