@@ -34,6 +34,8 @@ HYDRATE_BATCH = 1000
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
 DEFAULT_FUSION = FusionMode.PROPORTIONAL
 DEFAULT_STRAYS = True
+# plyr.fm's own rule for its "for you" feed: at most 2 tracks of one artist in an answer
+DEFAULT_MAX_PER_ARTIST = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +89,19 @@ async def recommend(
     fusion: FusionMode = DEFAULT_FUSION,
     catalog: TrackLookup | None = None,
     strays: bool = DEFAULT_STRAYS,
+    max_per_artist: int | None = DEFAULT_MAX_PER_ARTIST,
 ) -> Recommendation:
     """rank recommendations for a playlist made of `track_ids` (its own tracks never return).
 
     the defaults are what the service serves. `strays=False` clusters every track,
-    strays included (the seed's way).
+    strays included (the seed's way). `max_per_artist` caps an artist's tracks in
+    the answer, applied after eligibility (it needs the catalog's artists); None
+    lifts it.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be within 1..{MAX_LIMIT}, got {limit}")
+    if max_per_artist is not None and max_per_artist < 1:
+        raise ValueError(f"max_per_artist must be at least 1, got {max_per_artist}")
     playlist_ids = list(dict.fromkeys(track_ids))
     if len(playlist_ids) > MAX_PLAYLIST_TRACKS:
         raise ValueError(f"a playlist has at most {MAX_PLAYLIST_TRACKS} tracks")
@@ -119,6 +126,8 @@ async def recommend(
         eligible = await eligible_tracks(catalog, ranked_lists, exclude)
         lists = [[c for c in candidates if c.track_id in eligible] for candidates in ranked_lists]
         ranking = fuse(plan, lists, fusion, exclude)
+        if max_per_artist is not None:
+            ranking = at_most_per_artist(ranking, eligible, max_per_artist)
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
         if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
@@ -133,6 +142,22 @@ async def recommend(
         [eligible[candidate.track_id] for candidate in ranking],
         top_k=top_k,
     )
+
+
+def at_most_per_artist(
+    ranking: Sequence[Candidate], tracks: dict[int, Track], cap: int
+) -> list[Candidate]:
+    """the ranking without an artist's tracks past their first `cap` (by handle, which
+    is unique per account in the AT Protocol)."""
+    seen: dict[str, int] = {}
+    kept: list[Candidate] = []
+    for candidate in ranking:
+        artist = tracks[candidate.track_id].artist_handle
+        count = seen.get(artist, 0)
+        if count < cap:
+            seen[artist] = count + 1
+            kept.append(candidate)
+    return kept
 
 
 async def eligible_tracks(

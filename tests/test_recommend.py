@@ -26,13 +26,18 @@ def store() -> ExactStore:
 class AllowList:
     """a TrackLookup that keeps only the ids it allows (eligibility stand-in)."""
 
-    def __init__(self, allowed: set[int]) -> None:
+    def __init__(self, allowed: set[int], artists: int = 0) -> None:
         self.allowed = allowed
+        self.artists = artists  # 0: every track by an artist of its own; n: by artist t % n
         self.calls: list[list[int]] = []
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
         self.calls.append(list(track_ids))
-        return [Track(t, f"t{t}", "h", "d", None) for t in track_ids if t in self.allowed]
+        return [
+            Track(t, f"t{t}", f"artist{t % self.artists if self.artists else t}", "d", None)
+            for t in track_ids
+            if t in self.allowed
+        ]
 
 
 async def test_empty_playlist_asks_nothing(store: ExactStore) -> None:
@@ -193,3 +198,23 @@ async def test_a_clusters_mood_survives_its_best_candidates_being_ineligible(
     regions = [track.id % 4 for track in result.tracks[:3]]
     assert 1 in regions
     assert not hidden & {track.id for track in result.tracks}
+
+
+async def test_at_most_two_tracks_per_artist_after_eligibility(store: ExactStore) -> None:
+    # a region's tracks (ids % 4 == 0) by 4 artists: artist (t // 4) % 4, so each
+    # artist has a quarter of the region; one of them is not eligible at all
+    everything = set(range(1, CATALOGUE_SIZE + 1))
+    catalog = AllowList(everything - {t for t in everything if t % 16 == 4}, artists=16)
+    result = await recommend([8, 12], store, catalog=catalog)
+    artists = [track.artist_handle for track in result.tracks]
+    assert len(result.tracks) == 10
+    assert max(artists.count(a) for a in artists) <= 2
+    assert not {t.id for t in result.tracks} & {t for t in everything if t % 16 == 4}
+    uncapped = await recommend([8, 12], store, catalog=catalog, max_per_artist=None)
+    handles = [track.artist_handle for track in uncapped.tracks]
+    assert max(handles.count(a) for a in handles) > 2  # the cap did something
+
+
+async def test_the_artist_cap_is_bounded(store: ExactStore) -> None:
+    with pytest.raises(ValueError, match="max_per_artist"):
+        await recommend([1], store, max_per_artist=0)

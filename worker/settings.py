@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         "shared by cluster size, each cluster's best pick first; chosen with `plyr-recs "
         "bench quality`) or 'rrf' (the seed's reciprocal rank fusion).",
     )
+    max_tracks_per_artist: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=2,
+        description="most tracks of one artist in an answer (plyr.fm's own rule for its "
+        "'for you' feed), applied after eligibility.",
+    )
 
     # --- the worker ------------------------------------------------------------
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(

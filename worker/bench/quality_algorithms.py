@@ -184,11 +184,16 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("seed", "the seed: random-init k-means, RRF", run_seed),
     Algorithm("mean", "one query: the mean embedding", run_mean),
     Algorithm("engine", "engine.recommend's defaults", engine()),
-    Algorithm("rrf", "engine, fusion=rrf, no strays", engine(fusion=FusionMode.RRF, strays=False)),
+    Algorithm("engine-nocap", "the defaults, no artist cap", engine(max_per_artist=None)),
+    Algorithm(
+        "rrf",
+        "engine, fusion=rrf, no strays, no artist cap (the old defaults)",
+        engine(fusion=FusionMode.RRF, strays=False, max_per_artist=None),
+    ),
     Algorithm(
         "proportional",
         "engine, fusion=proportional, no strays",
-        engine(fusion=FusionMode.PROPORTIONAL, strays=False),
+        engine(fusion=FusionMode.PROPORTIONAL, strays=False, max_per_artist=None),
     ),
     Algorithm("rrf+strays", "rrf, strays set aside", engine(fusion=FusionMode.RRF, strays=True)),
     Algorithm("wrrf+strays", "cluster-size-weighted RRF, strays set aside", run_weighted_rrf),
