@@ -19,7 +19,9 @@ from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
 from engine.types import Candidate, FusionMode, Strategy, Track
 
-DEFAULT_LIMIT = 10  # the cache holds up to 10; the API slices to its `limit`
+# what the service computes and caches: 10 to show and 20 more for "more"; the
+# API slices its `limit` from its `offset` (engine.cache.MAX_CACHED_TRACKS)
+DEFAULT_LIMIT = 30
 MAX_LIMIT = 100
 OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10
