@@ -11,7 +11,7 @@ repeated with a larger top_k (the embeddings are not fetched again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.fusion import proportional_fuse, rrf_fuse
@@ -75,12 +75,19 @@ def fuse(
     ranked_lists: Sequence[Sequence[Candidate]],
     mode: FusionMode,
     exclude: set[int],
+    *,
+    limit: int,
+    accept: Callable[[Candidate], bool] | None = None,
 ) -> list[Candidate]:
-    """the plan's candidate lists as one ranking of every candidate."""
+    """the best `limit` candidates of the plan's lists, fused, that `accept` takes."""
     if mode is FusionMode.PROPORTIONAL:
-        slots = sum(len(candidates) for candidates in ranked_lists)
-        return proportional_fuse(ranked_lists, plan.weights, slots=slots, exclude=exclude)
-    return rrf_fuse(ranked_lists, exclude=exclude)
+        return proportional_fuse(
+            ranked_lists, plan.weights, slots=limit, exclude=exclude, accept=accept
+        )
+    ranking = rrf_fuse(ranked_lists, exclude=exclude)
+    if accept is not None:
+        ranking = [candidate for candidate in ranking if accept(candidate)]
+    return ranking[:limit]
 
 
 async def recommend(
@@ -119,23 +126,21 @@ async def recommend(
     while True:
         ranked_lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=playlist_ids)
         if catalog is None:
-            ranking = fuse(plan, ranked_lists, fusion, exclude)
+            ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit)
             return Recommendation(
-                plan.strategy, plan.embedded_count, len(plan.vectors), ranking[:limit], top_k=top_k
+                plan.strategy, plan.embedded_count, len(plan.vectors), ranking, top_k=top_k
             )
-        # eligibility before the fusion hands out slots: a cluster's first pick lost to
-        # eligibility afterwards took its mood out of the top 3 (`bench quality`)
+        # eligibility (and the artist cap) while the fusion hands out slots, not after:
+        # a cluster's first pick lost to eligibility afterwards took its mood out of
+        # the top 3 (`plyr-recs bench quality`)
         eligible = await eligible_tracks(catalog, ranked_lists, exclude)
-        lists = [[c for c in candidates if c.track_id in eligible] for candidates in ranked_lists]
-        ranking = fuse(plan, lists, fusion, exclude)
-        if max_per_artist is not None:
-            ranking = at_most_per_artist(ranking, eligible, max_per_artist)
+        accept = acceptance(eligible, max_per_artist)
+        ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, accept=accept)
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
         if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
         top_k = min(top_k * TOP_K_GROWTH, MAX_TOP_K)
 
-    ranking = ranking[:limit]
     return Recommendation(
         plan.strategy,
         plan.embedded_count,
@@ -146,20 +151,24 @@ async def recommend(
     )
 
 
-def at_most_per_artist(
-    ranking: Sequence[Candidate], tracks: dict[int, Track], cap: int
-) -> list[Candidate]:
-    """the ranking without an artist's tracks past their first `cap` (by handle, which
-    is unique per account in the AT Protocol)."""
-    seen: dict[str, int] = {}
-    kept: list[Candidate] = []
-    for candidate in ranking:
-        artist = tracks[candidate.track_id].artist_handle
-        count = seen.get(artist, 0)
-        if count < cap:
-            seen[artist] = count + 1
-            kept.append(candidate)
-    return kept
+def acceptance(eligible: dict[int, Track], cap: int | None) -> Callable[[Candidate], bool]:
+    """whether a candidate may take the next slot: eligible, and its artist (by handle,
+    unique per account in the AT Protocol) below `cap` tracks so far."""
+    per_artist: dict[str, int] = {}
+
+    def accept(candidate: Candidate) -> bool:
+        track = eligible.get(candidate.track_id)
+        if track is None:
+            return False
+        if cap is None:
+            return True
+        count = per_artist.get(track.artist_handle, 0)
+        if count >= cap:
+            return False
+        per_artist[track.artist_handle] = count + 1
+        return True
+
+    return accept
 
 
 async def eligible_tracks(

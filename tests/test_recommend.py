@@ -10,6 +10,7 @@ import pytest
 
 from engine import FusionMode, Strategy, recommend
 from engine.exact_store import ExactStore
+from engine.recommend import DEFAULT_LIMIT
 from engine.types import Track
 from tests.support.counting import CountingStore
 from tests.support.samples import track_vector
@@ -74,7 +75,7 @@ async def test_two_store_calls_per_recommendation(
     assert counting.query_batches == [queries]
     assert result.strategy is strategy
     assert result.query_count == queries
-    assert len(result.candidates) == 10
+    assert len(result.candidates) == DEFAULT_LIMIT == 30
 
 
 async def test_playlist_tracks_never_come_back(store: ExactStore) -> None:
@@ -120,7 +121,7 @@ async def test_eligibility_filter_fills_the_limit_by_asking_for_more(store: Exac
     catalog = AllowList(allowed)
     counting = CountingStore(store)
     result = await recommend([1, 2, 3], counting, catalog=catalog)
-    assert len(result.tracks) == 10
+    assert len(result.tracks) == DEFAULT_LIMIT
     assert all(track.id in allowed for track in result.tracks)
     assert [c.track_id for c in result.candidates] == [t.id for t in result.tracks]
     assert counting.calls.count("get_vectors") == 1  # embeddings fetched once
@@ -140,7 +141,7 @@ async def test_proportional_mode_draws_from_each_cluster(store: ExactStore) -> N
     playlist = [t for t in range(1, 200) if t % 4 == 0][:12] + [
         t for t in range(1, 200) if t % 4 == 1
     ][:6]
-    result = await recommend(playlist, store, fusion=FusionMode.PROPORTIONAL)
+    result = await recommend(playlist, store, fusion=FusionMode.PROPORTIONAL, limit=10)
     assert result.strategy is Strategy.KMEANS
     regions = [c.track_id % 4 for c in result.candidates]
     assert len(regions) == 10
@@ -207,7 +208,7 @@ async def test_at_most_two_tracks_per_artist_after_eligibility(store: ExactStore
     catalog = AllowList(everything - {t for t in everything if t % 16 == 4}, artists=16)
     result = await recommend([8, 12], store, catalog=catalog)
     artists = [track.artist_handle for track in result.tracks]
-    assert len(result.tracks) == 10
+    assert len(result.tracks) == DEFAULT_LIMIT
     assert max(artists.count(a) for a in artists) <= 2
     assert not {t.id for t in result.tracks} & {t for t in everything if t % 16 == 4}
     uncapped = await recommend([8, 12], store, catalog=catalog, max_per_artist=None)

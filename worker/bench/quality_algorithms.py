@@ -197,11 +197,6 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     ),
     Algorithm("rrf+strays", "rrf, strays set aside", engine(fusion=FusionMode.RRF, strays=True)),
     Algorithm("wrrf+strays", "cluster-size-weighted RRF, strays set aside", run_weighted_rrf),
-    Algorithm(
-        "prop+strays",
-        "proportional, strays set aside",
-        engine(fusion=FusionMode.PROPORTIONAL, strays=True),
-    ),
 )
 
 
