@@ -123,7 +123,7 @@ def measure(n: int, dim: int, repeat: int) -> dict[str, object]:
 
 
 def main(sizes: list[int], *, dim: int = 512, repeat: int = 0) -> list[dict[str, object]]:
-    console = Console()
+    console = Console(width=140)
     table = Table(
         title=f"CPU time of one whole engine.recommend call ({dim}-dim vectors in hand, "
         f"{engine_call.top_k()} candidates per query)"
