@@ -50,8 +50,9 @@ def bench_engine(
     dim: int = typer.Option(512, min=2, max=4096, help="embedding dimension."),
     repeat: int = typer.Option(0, min=0, help="runs per size (0: chosen per size for ~1 s)."),
 ) -> None:
-    """the engine's CPU time per recommendation (strategy + k-means + fusion, store calls
-    excluded) beside a pure-Python implementation of the seed's algorithm."""
+    """the engine's CPU time per recommendation (one whole recommend call with the vectors
+    in hand, store work excluded) beside a pure-Python implementation of the seed's
+    algorithm."""
     from worker.bench.engine import main as run_engine_bench
 
     parsed = [int(part) for part in sizes.split(",") if part.strip()]
