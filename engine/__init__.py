@@ -1,6 +1,7 @@
 """the recommendation engine: strategy, k-means, fusion, and the ports it talks through.
 
-    recommend(track_ids, store, *, limit, fusion, catalog) -> Recommendation
+    recommend(track_ids, store, *, limit, fusion, catalog, strays, max_per_artist)
+        -> Recommendation      (its defaults are what the service serves)
 
 no process concerns live here: no settings, no Redis, no HTTP server. besides
 the maths (`strategy`, `kmeans`, `fusion`, `recommend`) and the ports (`ports`,

@@ -30,9 +30,11 @@ from engine.types import Track
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
 CACHE_TTL = timedelta(hours=24)
 CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
-MAX_CACHED_TRACKS = 10
+# the 10 an answer can show and 20 more for "more" (the API's offset 0..20), so
+# asking for the next ones is a read too
+MAX_CACHED_TRACKS = 30
 MAX_TOKEN_LENGTH = 200  # a CID is ~60 characters; an ISO timestamp ~32
-MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 192 * 1024  # 30 tracks of ~500 bytes is ~15 KiB: room for long titles
 
 
 class CacheFormatError(ValueError):
@@ -95,10 +97,10 @@ class CachedRecommendations:
             }
         )
 
-    def response(self, limit: int) -> dict[str, object]:
-        """the API's answer: the first `limit` tracks and availability."""
+    def response(self, limit: int, offset: int = 0) -> dict[str, object]:
+        """the API's answer: `limit` tracks from the `offset`-th on, and availability."""
         return {
-            "tracks": [track.as_json() for track in self.tracks[:limit]],
+            "tracks": [track.as_json() for track in self.tracks[offset : offset + limit]],
             "available": self.available,
         }
 

@@ -2,15 +2,16 @@
 and hydrated) recommendations out. the one entry point the worker and the API share.
 
 I/O is two store calls on the happy path: one id lookup for the playlist's
-embeddings and one multi-query for all its query vectors. eligibility is
-applied after ranking (DESIGN.md), so each query over-fetches; if too few
-eligible tracks survive and the store had more to give, the queries are
+embeddings and one multi-query for all its query vectors, then one hydrate of
+the candidates. eligibility is applied after the store's ranking (DESIGN.md),
+to the candidates before they are fused, so each query over-fetches; if too
+few eligible tracks survive and the store had more to give, the queries are
 repeated with a larger top_k (the embeddings are not fetched again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidInputError
@@ -20,13 +21,24 @@ from engine.strategy import QueryPlan, plan_queries
 from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
 
 # how many tracks one recommendation ranks and hydrates (the engine's n, not the
-# API's `limit`, which slices the cached answer)
-DEFAULT_TOP_N = 10  # the cache holds up to 10; the API slices to its `limit`
+# API's `limit`, which slices the cached answer): 10 to show and 20 more for "more";
+# the API slices its `limit` from its `offset` (engine.cache.MAX_CACHED_TRACKS)
+DEFAULT_TOP_N = 30
 MAX_TOP_N = 100
 OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10
 TOP_K_GROWTH = 4  # when eligibility leaves too few, ask again for 4x as many
 MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allows more)
+# ids per hydrate call: up to 16 lists of up to MAX_TOP_K candidates can be asked
+# about, and the catalogs take at most 2000 ids a call (engine.eligibility)
+HYDRATE_BATCH = 1000
+# the production defaults, chosen with `plyr-recs bench quality` (README, "Quality"):
+# proportional slots keep a playlist's moods in its answer in their proportions, and
+# setting strays aside keeps a centroid off the tracks that belong to no mood.
+DEFAULT_FUSION = FusionMode.PROPORTIONAL
+DEFAULT_STRAYS = True
+# plyr.fm's own rule for its "for you" feed: at most 2 tracks of one artist in an answer
+DEFAULT_MAX_PER_ARTIST = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +62,13 @@ def initial_top_k(limit: int) -> int:
     return min(limit * OVERFETCH_FACTOR + OVERFETCH_SLACK, MAX_TOP_K)
 
 
-def plan_for(vectors_by_id: VectorsById, fusion: FusionMode) -> QueryPlan:
+def plan_for(
+    vectors_by_id: VectorsById, fusion: FusionMode, strays: bool = DEFAULT_STRAYS
+) -> QueryPlan:
     """the query plan `recommend` uses: cluster sizes only when the fusion needs them."""
-    return plan_queries(vectors_by_id, cluster_sizes=fusion is FusionMode.PROPORTIONAL)
+    return plan_queries(
+        vectors_by_id, cluster_sizes=fusion is FusionMode.PROPORTIONAL, strays=strays
+    )
 
 
 def fuse(
@@ -60,12 +76,19 @@ def fuse(
     ranked_lists: Sequence[Sequence[Candidate]],
     mode: FusionMode,
     exclude: set[int],
+    *,
+    limit: int,
+    accept: Callable[[Candidate], bool] | None = None,
 ) -> list[Candidate]:
-    """the plan's candidate lists as one ranking of every candidate."""
+    """the best `limit` candidates of the plan's lists, fused, that `accept` takes."""
     if mode is FusionMode.PROPORTIONAL:
-        slots = sum(len(candidates) for candidates in ranked_lists)
-        return proportional_fuse(ranked_lists, plan.weights, slots=slots, exclude=exclude)
-    return rrf_fuse(ranked_lists, exclude=exclude)
+        return proportional_fuse(
+            ranked_lists, plan.weights, slots=limit, exclude=exclude, accept=accept
+        )
+    ranking = rrf_fuse(ranked_lists, exclude=exclude)
+    if accept is not None:
+        ranking = [candidate for candidate in ranking if accept(candidate)]
+    return ranking[:limit]
 
 
 async def recommend(
@@ -73,19 +96,29 @@ async def recommend(
     store: VectorStore,
     *,
     limit: int = DEFAULT_TOP_N,
-    fusion: FusionMode = FusionMode.RRF,
+    fusion: FusionMode = DEFAULT_FUSION,
     catalog: TrackLookup | None = None,
+    strays: bool = DEFAULT_STRAYS,
+    max_per_artist: int | None = DEFAULT_MAX_PER_ARTIST,
 ) -> Recommendation:
-    """rank recommendations for a playlist made of `track_ids` (its own tracks never return)."""
+    """rank recommendations for a playlist made of `track_ids` (its own tracks never return).
+
+    the defaults are what the service serves. `strays=False` clusters every track,
+    strays included (plyr.fm's original way). `max_per_artist` caps an artist's
+    tracks in the answer, applied after eligibility (it needs the catalog's
+    artists); None lifts it.
+    """
     if not 1 <= limit <= MAX_TOP_N:
         raise ValueError(f"limit must be within 1..{MAX_TOP_N}, got {limit}")
+    if max_per_artist is not None and max_per_artist < 1:
+        raise ValueError(f"max_per_artist must be at least 1, got {max_per_artist}")
     playlist_ids = list(dict.fromkeys(track_ids))
     if len(playlist_ids) > MAX_LIST_ITEMS:
         raise InvalidInputError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")
     if not playlist_ids:
         return Recommendation(Strategy.NONE, 0, 0, [])
 
-    plan = plan_for(await store.get_vectors(playlist_ids), fusion)
+    plan = plan_for(await store.get_vectors(playlist_ids), fusion, strays)
     if not plan.vectors:
         return Recommendation(Strategy.NONE, plan.embedded_count, 0, [])
 
@@ -93,24 +126,66 @@ async def recommend(
     top_k = initial_top_k(limit)
     while True:
         ranked_lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=playlist_ids)
-        ranking = fuse(plan, ranked_lists, fusion, exclude)
         if catalog is None:
+            ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit)
             return Recommendation(
-                plan.strategy, plan.embedded_count, len(plan.vectors), ranking[:limit], top_k=top_k
+                plan.strategy, plan.embedded_count, len(plan.vectors), ranking, top_k=top_k
             )
-        tracks = await catalog.hydrate([candidate.track_id for candidate in ranking])
+        # eligibility (and the artist cap) while the fusion hands out slots, not after:
+        # a cluster's first pick lost to eligibility afterwards took its mood out of
+        # the top 3 (`plyr-recs bench quality`)
+        eligible = await eligible_tracks(catalog, ranked_lists, exclude)
+        accept = acceptance(eligible, max_per_artist)
+        ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, accept=accept)
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
-        if len(tracks) >= limit or store_exhausted or top_k >= MAX_TOP_K:
+        if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
         top_k = min(top_k * TOP_K_GROWTH, MAX_TOP_K)
 
-    tracks = tracks[:limit]
-    by_id = {candidate.track_id: candidate for candidate in ranking}
     return Recommendation(
         plan.strategy,
         plan.embedded_count,
         len(plan.vectors),
-        [by_id[track.id] for track in tracks],
-        tracks,
+        ranking,
+        [eligible[candidate.track_id] for candidate in ranking],
         top_k=top_k,
     )
+
+
+def acceptance(eligible: dict[int, Track], cap: int | None) -> Callable[[Candidate], bool]:
+    """whether a candidate may take the next slot: eligible, and its artist (by handle,
+    unique per account in the AT Protocol) below `cap` tracks so far."""
+    per_artist: dict[str, int] = {}
+
+    def accept(candidate: Candidate) -> bool:
+        track = eligible.get(candidate.track_id)
+        if track is None:
+            return False
+        if cap is None:
+            return True
+        count = per_artist.get(track.artist_handle, 0)
+        if count >= cap:
+            return False
+        per_artist[track.artist_handle] = count + 1
+        return True
+
+    return accept
+
+
+async def eligible_tracks(
+    catalog: TrackLookup, ranked_lists: Sequence[Sequence[Candidate]], exclude: set[int]
+) -> dict[int, Track]:
+    """the eligible, hydrated tracks among all the lists' candidates (by id)."""
+    wanted = list(
+        dict.fromkeys(
+            c.track_id
+            for candidates in ranked_lists
+            for c in candidates
+            if c.track_id not in exclude
+        )
+    )
+    eligible: dict[int, Track] = {}
+    for start in range(0, len(wanted), HYDRATE_BATCH):
+        for track in await catalog.hydrate(wanted[start : start + HYDRATE_BATCH]):
+            eligible[track.id] = track
+    return eligible

@@ -90,5 +90,5 @@ class Strategy(StrEnum):
 class FusionMode(StrEnum):
     """how the per-query candidate lists become one ranking."""
 
-    RRF = "rrf"  # plyr.fm's original reciprocal rank fusion (default)
-    PROPORTIONAL = "proportional"  # slots shared by cluster size (largest remainder)
+    RRF = "rrf"  # plyr.fm's original reciprocal rank fusion
+    PROPORTIONAL = "proportional"  # slots shared by cluster size (the default)

@@ -207,9 +207,67 @@ async def test_a_limit_out_of_bounds_or_not_an_integer_is_a_422(
 
 
 async def test_limit_bounds_are_inclusive(api: Api, world: World) -> None:
+    # a cached answer of 12 (the sample catalogue has 3 artists: a computed answer,
+    # two tracks per artist, holds 6)
+    cached = CachedRecommendations(sample_tracks(12), True, "kmeans", "fp", "then")
+    await api.redis.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
     headers = internal(world.alice.did)
     assert len((await api.get(PUBLIC_ID, headers, limit=1)).json()["tracks"]) == 1
     assert len((await api.get(PUBLIC_ID, headers, limit=10)).json()["tracks"]) == 10
+
+
+async def test_more_is_the_next_tracks_of_the_same_cached_answer(
+    api: Api, world: World, exact_store: ExactStore
+) -> None:
+    cached = CachedRecommendations(sample_tracks(30), True, "kmeans", "fp", "then")
+    await api.redis.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
+    headers = internal(world.alice.did)
+    first = await api.get(PUBLIC_ID, headers)
+    assert first.json() == cached.response(3)  # the default answer is unchanged
+    assert (await api.get(PUBLIC_ID, headers, offset=0)).json() == first.json()
+    more = await api.get(PUBLIC_ID, headers, limit=3, offset=3)
+    assert more.headers[SOURCE_HEADER] == "hit"
+    assert [t["id"] for t in more.json()["tracks"]] == [t.id for t in sample_tracks(6)[3:]]
+    last = await api.get(PUBLIC_ID, headers, limit=10, offset=20)
+    assert [t["id"] for t in last.json()["tracks"]] == [t.id for t in sample_tracks(30)[20:]]
+    assert exact_store.requests == 0
+
+
+async def test_more_after_a_miss_reads_the_entry_the_miss_wrote(
+    api: Api, world: World, exact_store: ExactStore
+) -> None:
+    headers = internal(world.alice.did)
+    first = await api.get(PUBLIC_ID, headers, limit=3)
+    assert first.headers[SOURCE_HEADER] == "computed"
+    stored = await cached_value(api.redis, PUBLIC_ID, CID_1)
+    assert stored is not None
+    assert len(stored.tracks) > 3  # the entry keeps more than an answer shows
+    store_calls = exact_store.requests
+    more = await api.get(PUBLIC_ID, headers, limit=3, offset=3)
+    assert more.headers[SOURCE_HEADER] == "hit"
+    assert more.json() == stored.response(3, 3)
+    assert not {t["id"] for t in more.json()["tracks"]} & {t["id"] for t in first.json()["tracks"]}
+    assert exact_store.requests == store_calls
+
+
+@pytest.mark.parametrize("offset", [-1, 21, "x", "", "1.5", " 3", "+3", "1e1", "100"])
+async def test_an_offset_out_of_bounds_or_not_an_integer_is_a_422(
+    api: Api, world: World, offset: object
+) -> None:
+    response = await api.get(PUBLIC_ID, internal(world.alice.did), offset=offset)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "offset"]
+
+
+async def test_offset_bounds_are_inclusive(api: Api, world: World) -> None:
+    cached = CachedRecommendations(sample_tracks(30), True, "kmeans", "fp", "then")
+    await api.redis.set(cache_key(PUBLIC_ID, CID_1), cached.to_json(), ex=60)
+    headers = internal(world.alice.did)
+    for offset in (0, 20):
+        response = await api.get(PUBLIC_ID, headers, offset=offset)
+        assert response.status_code == 200
+        assert response.json() == cached.response(3, offset)
 
 
 # --- where a miss reads the tracks ----------------------------------------------------------

@@ -124,3 +124,20 @@ def test_proportional_redistributes_slots_a_short_list_cannot_fill() -> None:
 def test_proportional_rejects_mismatched_weights() -> None:
     with pytest.raises(ValueError, match="one weight per"):
         proportional_fuse([ranked(1)], [1, 2], slots=1)
+
+
+def test_proportional_opens_with_each_lists_best_pick_heaviest_first() -> None:
+    lists = [ranked(*range(100, 120)), ranked(*range(200, 220)), ranked(*range(300, 320))]
+    picked = ids(proportional_fuse(lists, [6, 3, 1], slots=10))
+    # a top 3 shows every mood, even the one with a tenth of the playlist
+    assert picked[:3] == [100, 200, 300]
+
+
+def test_a_heavy_list_that_runs_out_still_leads_in_proportion() -> None:
+    # shares (70 and 30 of 100 slots) exceed what each list holds (40): both lists
+    # end up with 40 picks, yet the prefix must follow the weights, not the picks
+    lists = [ranked(*range(1000, 1040)), ranked(*range(2000, 2040))]
+    picked = ids(proportional_fuse(lists, [70, 30], slots=100))
+    assert len(picked) == 80
+    top_ten = picked[:10]
+    assert sum(1 for t in top_ten if t < 2000) == 7

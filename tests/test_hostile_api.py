@@ -534,6 +534,22 @@ async def test_hostile_limits_are_422_and_never_more_than_ten_tracks(
     assert len(orjson.loads(ignored.body)["tracks"]) == 2
 
 
+# the same tricks on "more": 0 is a valid offset, 21 is one too far
+HOSTILE_OFFSETS = [
+    query.replace(b"limit", b"offset").replace(b"=11", b"=21")
+    for query in HOSTILE_LIMITS
+    if query != b"limit=0"
+]
+
+
+async def test_hostile_offsets_are_422(api: Api, world: World) -> None:
+    raw_path = ROUTE.format(PUBLIC_ID).encode()
+    for query in HOSTILE_OFFSETS:
+        response = await raw_request(api.app, raw_path, alice_internal(world), query=query)
+        assert response.status == 422, (query, response)
+        assert b"offset" in response.body, query
+
+
 def _with(world: World, name: bytes, value: bytes) -> list[tuple[bytes, bytes]]:
     """alice's internal credentials with header `name` replaced by `value`."""
     return [*(pair for pair in alice_internal(world) if pair[0] != name), (name, value)]

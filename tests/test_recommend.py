@@ -10,6 +10,7 @@ import pytest
 
 from engine import FusionMode, Strategy, recommend
 from engine.exact_store import ExactStore
+from engine.recommend import DEFAULT_TOP_N
 from engine.types import Track
 from tests.support.counting import CountingStore
 from tests.support.samples import track_vector
@@ -26,13 +27,18 @@ def store() -> ExactStore:
 class AllowList:
     """a TrackLookup that keeps only the ids it allows (eligibility stand-in)."""
 
-    def __init__(self, allowed: set[int]) -> None:
+    def __init__(self, allowed: set[int], artists: int = 0) -> None:
         self.allowed = allowed
+        self.artists = artists  # 0: every track by an artist of its own; n: by artist t % n
         self.calls: list[list[int]] = []
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
         self.calls.append(list(track_ids))
-        return [Track(t, f"t{t}", "h", "d", None) for t in track_ids if t in self.allowed]
+        return [
+            Track(t, f"t{t}", f"artist{t % self.artists if self.artists else t}", "d", None)
+            for t in track_ids
+            if t in self.allowed
+        ]
 
 
 async def test_empty_playlist_asks_nothing(store: ExactStore) -> None:
@@ -69,7 +75,7 @@ async def test_two_store_calls_per_recommendation(
     assert counting.query_batches == [queries]
     assert result.strategy is strategy
     assert result.query_count == queries
-    assert len(result.candidates) == 10
+    assert len(result.candidates) == DEFAULT_TOP_N == 30
 
 
 async def test_playlist_tracks_never_come_back(store: ExactStore) -> None:
@@ -115,7 +121,7 @@ async def test_eligibility_filter_fills_the_limit_by_asking_for_more(store: Exac
     catalog = AllowList(allowed)
     counting = CountingStore(store)
     result = await recommend([1, 2, 3], counting, catalog=catalog)
-    assert len(result.tracks) == 10
+    assert len(result.tracks) == DEFAULT_TOP_N
     assert all(track.id in allowed for track in result.tracks)
     assert [c.track_id for c in result.candidates] == [t.id for t in result.tracks]
     assert counting.calls.count("get_vectors") == 1  # embeddings fetched once
@@ -135,7 +141,7 @@ async def test_proportional_mode_draws_from_each_cluster(store: ExactStore) -> N
     playlist = [t for t in range(1, 200) if t % 4 == 0][:12] + [
         t for t in range(1, 200) if t % 4 == 1
     ][:6]
-    result = await recommend(playlist, store, fusion=FusionMode.PROPORTIONAL)
+    result = await recommend(playlist, store, fusion=FusionMode.PROPORTIONAL, limit=10)
     assert result.strategy is Strategy.KMEANS
     regions = [c.track_id % 4 for c in result.candidates]
     assert len(regions) == 10
@@ -176,3 +182,40 @@ async def test_exact_store_excludes_and_bounds(store: ExactStore) -> None:
     )
     with pytest.raises(ValueError, match="top_k"):
         await store.query_many([track_vector(1)], top_k=0, exclude_ids=[])
+
+
+async def test_a_clusters_mood_survives_its_best_candidates_being_ineligible(
+    store: ExactStore,
+) -> None:
+    # 12 tracks of region 0 and 4 of region 1: region 1 has a cluster of its own, whose
+    # nearest candidates are all ineligible. eligibility comes before the slots are
+    # handed out, so region 1 still gets one of the first 3.
+    playlist = [t for t in range(1, 200) if t % 4 == 0][:12] + [
+        t for t in range(1, 200) if t % 4 == 1
+    ][:4]
+    hidden = {t for t in range(1, CATALOGUE_SIZE + 1) if t % 4 == 1 and t < 300}
+    catalog = AllowList(set(range(1, CATALOGUE_SIZE + 1)) - hidden)
+    result = await recommend(playlist, store, catalog=catalog)
+    regions = [track.id % 4 for track in result.tracks[:3]]
+    assert 1 in regions
+    assert not hidden & {track.id for track in result.tracks}
+
+
+async def test_at_most_two_tracks_per_artist_after_eligibility(store: ExactStore) -> None:
+    # a region's tracks (ids % 4 == 0) by 4 artists: artist (t // 4) % 4, so each
+    # artist has a quarter of the region; one of them is not eligible at all
+    everything = set(range(1, CATALOGUE_SIZE + 1))
+    catalog = AllowList(everything - {t for t in everything if t % 16 == 4}, artists=16)
+    result = await recommend([8, 12], store, catalog=catalog)
+    artists = [track.artist_handle for track in result.tracks]
+    assert len(result.tracks) == DEFAULT_TOP_N
+    assert max(artists.count(a) for a in artists) <= 2
+    assert not {t.id for t in result.tracks} & {t for t in everything if t % 16 == 4}
+    uncapped = await recommend([8, 12], store, catalog=catalog, max_per_artist=None)
+    handles = [track.artist_handle for track in uncapped.tracks]
+    assert max(handles.count(a) for a in handles) > 2  # the cap did something
+
+
+async def test_the_artist_cap_is_bounded(store: ExactStore) -> None:
+    with pytest.raises(ValueError, match="max_per_artist"):
+        await recommend([1], store, max_per_artist=0)

@@ -1,6 +1,7 @@
 """the `plyr-recs` command: one entry point per process, plus benchmarks.
 
 plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
+plyr-recs bench quality   precision, coverage, mixture fidelity of the answers beside the original
 plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
@@ -49,14 +50,45 @@ def bench_engine(
     dim: int = typer.Option(512, min=2, max=4096, help="embedding dimension."),
     repeat: int = typer.Option(0, min=0, help="runs per size (0: chosen per size for ~1 s)."),
 ) -> None:
-    """the engine's CPU time per recommendation (strategy + k-means + fusion, store calls
-    excluded) beside a pure-Python implementation of plyr.fm's original algorithm."""
+    """the engine's CPU time per recommendation (one whole recommend call with the vectors
+    in hand, store work excluded) beside a pure-Python implementation of plyr.fm's
+    original algorithm."""
     from worker.bench.engine import main as run_engine_bench
 
     parsed = [int(part) for part in sizes.split(",") if part.strip()]
     if not parsed or any(size < 1 for size in parsed):
         raise typer.BadParameter("sizes must be positive integers", param_hint="--sizes")
     run_engine_bench(parsed, dim=dim, repeat=repeat)
+
+
+@bench_app.command("quality")
+def bench_quality(
+    quick: bool = typer.Option(False, "--quick", help="a small world (the CI test's size)."),
+    seeds: str = typer.Option("1,2,3", help="comma-separated world seeds."),
+    algorithms: str = typer.Option(
+        "", help="comma-separated algorithms (default: all, see worker/bench/quality_algorithms.py)"
+    ),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
+) -> None:
+    """quality of the answers on generated catalogues with known sound regions: precision,
+    region coverage, mixture fidelity, leave-one-out hit rate, artists, novelty; every
+    algorithm side by side (plyr.fm's original, the engine's modes, a mean-vector query)."""
+    from worker.bench.quality import main as run_quality_bench
+    from worker.bench.quality_algorithms import ALGORITHMS, by_name
+    from worker.bench.quality_world import FULL, QUICK
+
+    try:
+        parsed_seeds = [int(part) for part in seeds.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("seeds must be integers", param_hint="--seeds") from None
+    if not parsed_seeds or len(parsed_seeds) > 20 or any(s < 0 for s in parsed_seeds):
+        raise typer.BadParameter("1-20 non-negative seeds", param_hint="--seeds")
+    names = [part.strip() for part in algorithms.split(",") if part.strip()]
+    try:
+        chosen = by_name(names) if names else list(ALGORITHMS)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--algorithms") from None
+    run_quality_bench(QUICK if quick else FULL, parsed_seeds, chosen, json_path=json_path)
 
 
 @bench_app.command("api")

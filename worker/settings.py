@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from engine.recommend import DEFAULT_FUSION, DEFAULT_MAX_PER_ARTIST
 from engine.types import FusionMode
 from jetstream.config import ConsumerConfig
 from jetstream.flood import FloodLimits
@@ -109,9 +110,15 @@ class Settings(BaseSettings):
 
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(
-        default=FusionMode.RRF,
-        description="how per-query candidate lists are fused: 'rrf' (plyr.fm's original) or "
-        "'proportional' (slots shared by cluster size).",
+        default=DEFAULT_FUSION,
+        description="how per-query candidate lists are fused: 'proportional' (slots "
+        "shared by cluster size, each cluster's best pick first; chosen with `plyr-recs "
+        "bench quality`) or 'rrf' (plyr.fm's original reciprocal rank fusion).",
+    )
+    max_tracks_per_artist: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=DEFAULT_MAX_PER_ARTIST,
+        description="most tracks of one artist in an answer (plyr.fm's own rule for its "
+        "'for you' feed), applied after eligibility.",
     )
 
     # --- the worker ------------------------------------------------------------

@@ -87,10 +87,10 @@ class Answer:
     value: CachedRecommendations | None  # None: `available: false`, not cached
     source: str
 
-    def body(self, limit: int) -> bytes:
+    def body(self, limit: int, offset: int = 0) -> bytes:
         if self.value is None:
             return UNAVAILABLE_BODY
-        return orjson.dumps(self.value.response(limit))
+        return orjson.dumps(self.value.response(limit, offset))
 
 
 @dataclass(frozen=True, slots=True)

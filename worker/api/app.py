@@ -5,13 +5,13 @@ time, this process serves what it left in the cache, and computes inline (with
 the worker's own code) only on a miss. any number of these processes can run;
 they hold no state but their connection pools.
 
-    GET /playlists/{playlist_id}/recommendations?limit=3   owner only
+    GET /playlists/{playlist_id}/recommendations?limit=3&offset=0   owner only
     GET /health     liveness, and how each dependency is doing
     GET /metrics    Prometheus text
     GET /openapi.json   the OpenAPI document (worker.api.schema)
 
 statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
-playlist, 422 a malformed `limit` or `playlist_id`. every fault degrades to
+playlist, 422 a malformed `limit`, `offset` or `playlist_id`. every fault degrades to
 `{"tracks": [], "available": false}` instead of an error (see
 `worker.api.answers`). with plyr.fm's database down, the owner and the newest
 version come from the worker's state in Redis: the owner is served that
@@ -61,6 +61,9 @@ MAX_LIMIT: Final = 10
 # out of SQL parameters, Redis keys (no ':' or glob characters) and log lines.
 PLAYLIST_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LIMIT_RE: Final = re.compile(r"[0-9]{1,2}")  # no sign, no space, no float: an int in 1..10
+# "more": the next tracks of the same cached answer (engine.cache keeps 30)
+DEFAULT_OFFSET: Final = 0
+MAX_OFFSET: Final = 20
 MAX_ECHOED_INPUT: Final = 100  # characters of a rejected value quoted back in a 422
 SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (debugging)
 HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
@@ -164,6 +167,7 @@ async def recommendations(request: Request) -> Response:
     viewer_did = await viewer(request)
     playlist_id = _playlist_id(request.path_params.get("playlist_id", ""))
     limit = _limit(request.query_params.get("limit"))
+    offset = _offset(request.query_params.get("offset"))
     try:
         playlist = await state.services.catalog.get_playlist(playlist_id)
     except CatalogError as error:
@@ -175,7 +179,7 @@ async def recommendations(request: Request) -> Response:
             raise HTTPException(403, "not the playlist's owner")
         answer = await state.answers.answer(playlist)
     return Response(
-        answer.body(limit),
+        answer.body(limit, offset),
         media_type="application/json",
         headers={SOURCE_HEADER: answer.source, "cache-control": "no-store"},
     )
@@ -192,6 +196,14 @@ def _limit(raw: str | None) -> int:
         return DEFAULT_LIMIT
     if LIMIT_RE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_LIMIT:
         raise _invalid("query", "limit", f"an integer from 1 to {MAX_LIMIT}", raw)
+    return int(raw)
+
+
+def _offset(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_OFFSET
+    if LIMIT_RE.fullmatch(raw) is None or not 0 <= int(raw) <= MAX_OFFSET:
+        raise _invalid("query", "offset", f"an integer from 0 to {MAX_OFFSET}", raw)
     return int(raw)
 
 

@@ -85,7 +85,7 @@ RECOMMENDATIONS_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     ),
     403: _detail("the viewer does not own this playlist"),
     404: _detail("no such playlist"),
-    422: {"model": ValidationErrors, "description": "a malformed playlist_id or limit"},
+    422: {"model": ValidationErrors, "description": "a malformed playlist_id, limit or offset"},
     503: {"description": "the server is past its connection limit (uvicorn's answer)"},
 }
 
@@ -105,6 +105,15 @@ RECOMMENDATIONS_OPERATION: Final[dict[str, Any]] = {
             "in": "query",
             "required": False,
             "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+            "description": "how many tracks, best first",
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 20, "default": 0},
+            "description": "skip this many of the best tracks: 'more' (limit=3&offset=3 "
+            "are the next three); the answer holds at most 30 tracks",
         },
         {
             "name": "X-Viewer-Did",

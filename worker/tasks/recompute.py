@@ -15,7 +15,12 @@ from enum import StrEnum
 
 from engine.cache import CachedRecommendations, PlaylistState, fingerprint
 from engine.ports import Catalog, VectorStore
-from engine.recommend import DEFAULT_TOP_N, recommend
+from engine.recommend import (
+    DEFAULT_FUSION,
+    DEFAULT_MAX_PER_ARTIST,
+    DEFAULT_TOP_N,
+    recommend,
+)
 from engine.types import MAX_LIST_ITEMS, FusionMode
 from worker.store.cache import RecommendationCache
 
@@ -49,12 +54,14 @@ class Recommender:
         catalog: Catalog,
         store: VectorStore | None,
         cache: RecommendationCache | None,
-        fusion: FusionMode = FusionMode.RRF,
+        fusion: FusionMode = DEFAULT_FUSION,
+        max_per_artist: int = DEFAULT_MAX_PER_ARTIST,
     ) -> None:
         self.catalog = catalog
         self.store = store  # None: turbopuffer disabled, every answer is "unavailable"
         self.cache = cache  # None: no cache (the API when Redis is down computes fresh)
         self.fusion = fusion
+        self.max_per_artist = max_per_artist
 
     async def track_ids(self, track_uris: Sequence[str]) -> list[int]:
         """the playlist's track ids in playlist order; tracks plyr.fm doesn't know are skipped."""
@@ -72,7 +79,12 @@ class Recommender:
             return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
         started = time.perf_counter()
         result = await recommend(
-            track_ids, self.store, limit=DEFAULT_TOP_N, fusion=self.fusion, catalog=self.catalog
+            track_ids,
+            self.store,
+            limit=DEFAULT_TOP_N,
+            fusion=self.fusion,
+            catalog=self.catalog,
+            max_per_artist=self.max_per_artist,
         )
         elapsed = time.perf_counter() - started
         value = CachedRecommendations(

@@ -85,7 +85,11 @@ async def open_services(
                     stack.push_async_callback(closer)
         cache = RecommendationCache(redis)
         recommender = Recommender(
-            catalog=catalog, store=store, cache=cache, fusion=settings.fusion_mode
+            catalog=catalog,
+            store=store,
+            cache=cache,
+            fusion=settings.fusion_mode,
+            max_per_artist=settings.max_tracks_per_artist,
         )
         yield Services(settings, redis, cache, catalog, store, recommender)
 
