@@ -22,8 +22,12 @@ from jetstream.stats import ConsumerStats
 
 Observer = Callable[[Enqueued], None]
 
-# how far ahead of our clock a frame's time_us may move the cursor.
-FUTURE_SLACK_SECONDS = 600.0
+# how far ahead of our clock a frame's time_us may be and still move the cursor.
+# a Jetstream host stamps time_us from its own clock; two NTP-kept clocks agree
+# within well under a second, so 5 s is generous. a frame dated later is still
+# handled (its change is real), but its time never becomes the cursor: resuming
+# from a cursor in the future would skip every edit made until then.
+FUTURE_SKEW_SECONDS = 5.0
 
 
 class BatchProcessor:
@@ -55,6 +59,7 @@ class BatchProcessor:
         counts.frames = len(frames)
         changes: list[ListChange] = []
         newest_time_us: int | None = None
+        ceiling = int((self._clock() + FUTURE_SKEW_SECONDS) * 1_000_000)
         for frame in frames:
             event = decode_frame(frame, self._limits)
             if isinstance(event, ListCommit | ListDelete):
@@ -63,7 +68,9 @@ class BatchProcessor:
                 counts.skipped[event.reason] += 1
             elif isinstance(event, Rejected):
                 counts.invalid[event.reason] += 1
-            if event.time_us is not None and (
+            if event.time_us is not None and event.time_us > ceiling:
+                counts.future_frames += 1
+            elif event.time_us is not None and (
                 newest_time_us is None or event.time_us > newest_time_us
             ):
                 newest_time_us = event.time_us
@@ -74,10 +81,7 @@ class BatchProcessor:
 
         if newest_time_us is not None:
             counts.last_event_time_us = newest_time_us
-            # a host with a clock far ahead must not drag the cursor into the future:
-            # resuming from there would skip everything up to that moment.
-            ceiling = int((self._clock() + FUTURE_SLACK_SECONDS) * 1_000_000)
-            self._cursor.advance(min(newest_time_us, ceiling))
+            self._cursor.advance(newest_time_us)
         self._stats.merge(counts)
 
     async def _handle_changes(self, changes: list[ListChange], counts: ConsumerStats) -> None:

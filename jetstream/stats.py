@@ -28,6 +28,7 @@ class ConsumerStats:
     recomputes: int = 0  # recompute tasks handed to docket
     forgets: int = 0  # forget tasks handed to docket
     flood_deferred: int = 0  # tasks started later than the settle delay: a DID past its pace
+    future_frames: int = 0  # frames dated past the clock skew: handled, never the cursor
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     reconnects: Counter[str] = field(default_factory=Counter)
@@ -43,6 +44,7 @@ class ConsumerStats:
         self.recomputes += other.recomputes
         self.forgets += other.forgets
         self.flood_deferred += other.flood_deferred
+        self.future_frames += other.future_frames
         self.skipped.update(other.skipped)
         self.invalid.update(other.invalid)
         if other.last_event_time_us is not None and (
@@ -60,6 +62,7 @@ class ConsumerStats:
             "recomputes": str(self.recomputes),
             "forgets": str(self.forgets),
             "flood_deferred": str(self.flood_deferred),
+            "future_frames": str(self.future_frames),
             "store_errors": str(self.store_errors),
         }
         if self.connected_host is not None:
