@@ -94,6 +94,8 @@ def consumer_config(settings: Settings, *, hosts: tuple[str, ...] | None = None)
             changes_per_minute=settings.jetstream_did_changes_per_minute,
             burst=settings.jetstream_did_burst,
             max_pending=settings.jetstream_did_max_pending,
+            max_pending_bytes=settings.jetstream_did_max_pending_bytes,
+            max_total_pending_bytes=settings.jetstream_max_pending_bytes,
         ),
     )
 

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from docket import Docket
 
 from jetstream.consumer import JetstreamConsumer
+from jetstream.contract import EXECUTION_TTL
 from jetstream.status import ConsumerStatus, read_status
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
@@ -69,7 +70,9 @@ async def run_standalone(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
-        async with Docket(name=settings.docket_name, url=settings.docket_url) as docket:
+        async with Docket(
+            name=settings.docket_name, url=settings.docket_url, execution_ttl=EXECUTION_TTL
+        ) as docket:
             consumer = JetstreamConsumer(
                 config=config, redis=redis, docket=docket, tasks=PLAYLIST_TASKS
             )

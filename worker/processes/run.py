@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from engine.cache import cache_key, cache_key_pattern
 from jetstream.consumer import JetstreamConsumer
+from jetstream.contract import EXECUTION_TTL
 from jetstream.replay import ReplayServer
 from worker.api.app import create_app, server_config
 from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_generate
@@ -306,7 +307,7 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
         )
         services.observer = view
         docket = await stack.enter_async_context(
-            Docket(name=settings.docket_name, url=settings.docket_url)
+            Docket(name=settings.docket_name, url=settings.docket_url, execution_ttl=EXECUTION_TTL)
         )
         hosts = None
         replay: ReplayServer | None = None

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from docket import Docket, Worker
 
+from jetstream.contract import EXECUTION_TTL
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
 from worker.wiring import ConfigurationError, installed, open_services
@@ -73,7 +74,9 @@ async def serve(settings: Settings) -> None:
         )
     async with (
         open_services(settings) as services,
-        Docket(name=settings.docket_name, url=settings.docket_url) as docket,
+        Docket(
+            name=settings.docket_name, url=settings.docket_url, execution_ttl=EXECUTION_TTL
+        ) as docket,
     ):
         worker = build_worker(
             docket,
