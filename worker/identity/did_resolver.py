@@ -21,10 +21,9 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -33,6 +32,8 @@ from atproto_core.exceptions import AtProtocolError
 from atproto_crypto.did import parse_did_key
 from atproto_identity.did.atproto_data import ensure_atproto_key
 from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
+
+from worker.identity.host_lookup import DnsLookup, HostLookup
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -79,12 +80,6 @@ def is_supported_did(value: str) -> bool:
 def _private_name(host: str) -> bool:
     name = "." + host.lower().rstrip(".")
     return name.endswith(PRIVATE_WEB_SUFFIXES)
-
-
-async def system_addresses(host: str) -> list[str]:
-    """the addresses the system's resolver gives for `host` (what httpx will dial)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
 
 
 def public_addresses(addresses: Sequence[str]) -> bool:
@@ -146,7 +141,7 @@ class CachedDidResolver:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         max_plc_fetches: int = MAX_PLC_FETCHES,
         max_web_fetches: int = MAX_WEB_FETCHES,
-        host_addresses: Callable[[str], Awaitable[list[str]]] = system_addresses,
+        host_addresses: HostLookup | None = None,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -160,6 +155,10 @@ class CachedDidResolver:
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
+        # c-ares, never the loop's thread pool (see worker.identity.host_lookup)
+        self._owned_lookup: DnsLookup | None = None
+        if host_addresses is None:
+            host_addresses = self._owned_lookup = DnsLookup()
         self._host_addresses = host_addresses
         self._clock = clock
         self._owns_client = http_client is None
@@ -188,6 +187,8 @@ class CachedDidResolver:
         await asyncio.gather(*fetches, return_exceptions=True)
         if self._owns_client:
             await self._client.aclose()
+        if self._owned_lookup is not None:
+            await self._owned_lookup.aclose()
 
     async def signing_key(self, did: str, *, force_refresh: bool = False) -> str:
         if not is_supported_did(did):
@@ -284,10 +285,21 @@ class CachedDidResolver:
         return key
 
     async def _fetch_document(self, did: str) -> dict[str, object]:
-        if did.startswith("did:web:"):
-            await self._refuse_private_host(did)
         url = self._document_url(did)
-        async with self._client.stream("GET", url) as response:
+        headers: dict[str, str] = {}
+        extensions: dict[str, object] = {}
+        if did.startswith("did:web:"):
+            # dial the address just checked, not the name again: no second lookup
+            # (on the thread pool, as httpx would) and no answer changed in between.
+            host = did.removeprefix("did:web:")
+            address = await self._public_address_of(did)
+            literal = f"[{address}]" if ":" in address else address
+            url = f"https://{literal}/.well-known/did.json"
+            headers["host"] = host
+            extensions["sni_hostname"] = host  # TLS checks the certificate for the name
+        async with self._client.stream(
+            "GET", url, headers=headers, extensions=extensions
+        ) as response:
             if response.status_code != 200:
                 self.counts[f"failed:status_{response.status_code}"] += 1
                 raise DidResolutionError(
@@ -315,7 +327,9 @@ class CachedDidResolver:
             raise DidResolutionError(f"the DID document of {did} is not an object")
         return document
 
-    async def _refuse_private_host(self, did: str) -> None:
+    async def _public_address_of(self, did: str) -> str:
+        """the address to fetch a did:web document from, once every address of its
+        host is known to be public."""
         host = did.removeprefix("did:web:")
         try:
             addresses = await self._host_addresses(host)
@@ -326,6 +340,7 @@ class CachedDidResolver:
             self.counts["failed:private_address"] += 1
             logger.warning("refusing %s: its host resolves to a non-public address", did)
             raise DidResolutionError(f"{did} is not on the public internet")
+        return addresses[0]
 
     def _document_url(self, did: str) -> str:
         if did.startswith("did:plc:"):
