@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.did_server import Identity, PlcDirectory
 from worker.identity.did_resolver import CachedDidResolver, DidResolutionError
 from worker.identity.host_lookup import DnsLookup
 from worker.loopback.dns import LoopbackDns
@@ -82,3 +83,71 @@ async def test_did_web_hosts_whose_dns_never_answers_cost_only_their_own_request
         await resolver.aclose()
         await lookup.aclose()
         executor.shutdown(wait=False)
+
+
+@pytest.fixture
+async def plc() -> AsyncIterator[PlcDirectory]:
+    async with PlcDirectory() as directory:
+        yield directory
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(
+            lambda d: d["verificationMethod"][0].update(publicKeyMultibase="z" + "2" * 10_000),
+            id="huge-key",
+        ),
+        pytest.param(lambda d: d.update(alsoKnownAs=["at://x.test"] * 100), id="many-handles"),
+        pytest.param(
+            lambda d: d["verificationMethod"].extend([d["verificationMethod"][0]] * 20),
+            id="many-methods",
+        ),
+        pytest.param(
+            lambda d: d["service"][0].update(serviceEndpoint={"a": "x" * 5_000}), id="huge-endpoint"
+        ),
+    ],
+)
+async def test_a_document_built_to_be_slow_to_decode_is_refused_undecoded_and_remembered(
+    plc: PlcDirectory, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    """before: a 60,000-character base58 key was decoded on the event loop (0.24 s
+    each, superlinear), and the refusal was not remembered, so every request paid again.
+    (the key here is 10,000 characters: the 16 KiB document bound refuses a 60,000 one.)"""
+    mallory = Identity.generate("k256")
+    document = mallory.document()
+    mutate(document)
+    plc.documents[mallory.did] = document
+    resolver = CachedDidResolver(plc_directory_url=plc.url, timeout_seconds=TIMEOUT)
+    try:
+        for _ in range(5):
+            with pytest.raises(DidResolutionError, match="unusable") as error:
+                await resolver.signing_key(mallory.did)
+            assert not error.value.unreachable  # an answer: no stale grace
+        assert plc.requests_for(mallory.did) == 1  # the refusal is remembered
+        assert resolver.counts["refusal_cached"] == 4
+        refused = [reason for reason in resolver.counts if reason.startswith("failed:")]
+        assert refused in (["failed:oversized_field"], ["failed:too_many_entries"])
+    finally:
+        await resolver.aclose()
+
+
+async def test_a_real_document_still_resolves_and_a_refusal_is_forgotten_in_time(
+    plc: PlcDirectory,
+) -> None:
+    now = [0.0]
+    alice = Identity.generate("p256")
+    resolver = CachedDidResolver(
+        plc_directory_url=plc.url, timeout_seconds=TIMEOUT, clock=lambda: now[0]
+    )
+    try:
+        with pytest.raises(DidResolutionError):
+            await resolver.signing_key(alice.did)  # not registered yet: 404
+        plc.publish(alice)
+        with pytest.raises(DidResolutionError):
+            await resolver.signing_key(alice.did)  # the 404 is remembered a while
+        now[0] += 61
+        assert await resolver.signing_key(alice.did) == f"did:key:{alice.public_key_multibase}"
+        assert plc.requests_for(alice.did) == 2
+    finally:
+        await resolver.aclose()

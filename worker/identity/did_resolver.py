@@ -33,6 +33,7 @@ from atproto_crypto.did import parse_did_key
 from atproto_identity.did.atproto_data import ensure_atproto_key
 from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
 
+from worker.identity.did_document import document_problem
 from worker.identity.host_lookup import DnsLookup, HostLookup
 
 if TYPE_CHECKING:
@@ -59,7 +60,11 @@ MAX_DID_LENGTH = 261
 # and the connection (DNS rebinding) is beyond an application's reach: an egress
 # rule for the API's machines closes it.
 PRIVATE_WEB_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".flycast")
-MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
+MAX_DOCUMENT_BYTES = 16 * 1024  # real DID documents are well under 4 KiB
+# an answer that refuses a DID (404, a document we cannot use, a private host) is
+# remembered this long: asking again at once would get the same answer, and a
+# token naming it must not cost a fetch (and a parse) on every request.
+REFUSAL_CACHE_SECONDS = 60.0
 # fetches in flight at once, per DID method. past it a new DID fails at once (an
 # outage to the caller: a cached key still gets its grace) instead of queueing.
 # did:web has its own, smaller budget: anyone can name a host that answers slowly,
@@ -141,6 +146,7 @@ class CachedDidResolver:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         max_plc_fetches: int = MAX_PLC_FETCHES,
         max_web_fetches: int = MAX_WEB_FETCHES,
+        refusal_cache_seconds: float = REFUSAL_CACHE_SECONDS,
         host_addresses: HostLookup | None = None,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
@@ -152,6 +158,9 @@ class CachedDidResolver:
         self.stale_grace_seconds = stale_grace_seconds
         self.max_entries = max_entries
         self.max_document_bytes = max_document_bytes
+        self.refusal_cache_seconds = refusal_cache_seconds
+        # did -> (the refusal's message, until when); insertion order is age.
+        self._refused: dict[str, tuple[str, float]] = {}
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
@@ -195,6 +204,10 @@ class CachedDidResolver:
             self.counts["failed:unsupported_did"] += 1
             raise DidResolutionError(f"unsupported DID {did[:64]!r}")
         now = self._clock()
+        refused = self._refused.get(did)
+        if refused is not None and now < refused[1]:
+            self.counts["refusal_cached"] += 1
+            raise DidResolutionError(refused[0])
         cached = self._cache.get(did)
         if cached is not None:
             key, fetched_at = cached
@@ -208,6 +221,8 @@ class CachedDidResolver:
         try:
             key = await self._shared_fetch(did)
         except DidResolutionError as error:
+            if not error.unreachable:
+                self._remember_refusal(did, str(error), now)
             # only an outage earns the grace: a 404 or a bad document is an answer.
             if cached is None or force_refresh or not error.unreachable:
                 raise
@@ -220,8 +235,15 @@ class CachedDidResolver:
         return key
 
     def forget(self, did: str) -> None:
-        """drop a cached key (tests, and an operator who knows a key was rotated)."""
+        """drop a cached key or refusal (tests, and an operator who knows a key was rotated)."""
         self._cache.pop(did, None)
+        self._refused.pop(did, None)
+
+    def _remember_refusal(self, did: str, message: str, now: float) -> None:
+        self._refused.pop(did, None)
+        self._refused[did] = (message, now + self.refusal_cache_seconds)
+        while len(self._refused) > self.max_entries:
+            self._refused.pop(next(iter(self._refused)))
 
     def _remember(self, did: str, key: str, now: float) -> None:
         self._cache.pop(did, None)
@@ -274,6 +296,11 @@ class CachedDidResolver:
             self.counts["failed:http"] += 1
             logger.warning("resolving %s failed: %s", did, type(error).__name__)
             raise DidResolutionError(f"resolving {did} failed", unreachable=True) from error
+        problem = document_problem(document)
+        if problem is not None:  # refused before anything in it is decoded
+            self.counts[f"failed:{problem}"] += 1
+            logger.warning("the DID document of %s is refused: %s", did, problem)
+            raise DidResolutionError(f"the DID document of {did} is unusable ({problem})")
         try:
             parsed = AsyncBaseResolver.validate_did_doc(did, document)
             key: str = ensure_atproto_key(parsed)
