@@ -20,7 +20,7 @@ _NOERROR, _NXDOMAIN, _FORMERR = 0, 3, 1
 
 def _question(packet: bytes) -> tuple[str, int, int] | None:
     """(name, qtype, end offset) of the first question, or None if malformed."""
-    offset, labels = 12, []
+    offset, labels = 12, list[str]()
     while offset < len(packet):
         length = packet[offset]
         offset += 1
