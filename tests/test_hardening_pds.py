@@ -3,15 +3,33 @@ and one that lies about a record's CID must not turn every request into a comput
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
+from engine.cache import cache_key_pattern
 from jetstream.records import RecordLimits
+from tests.support.api_world import (
+    CID_1,
+    EMPTY_ID,
+    PDS_TRACKS,
+    PUBLIC_ID,
+    URI_OF,
+    World,
+    internal,
+    running_api,
+    sample_store,
+)
+from tests.support.did_server import Identity, PlcDirectory
 from tests.support.jetstream_world import did, track_uri
 from tests.support.pds_server import PdsServer, list_record
+from worker.api.answers import AnswerLimits
+from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords, RecordRejected
 from worker.loopback.http import LoopbackHttpServer
 
@@ -47,15 +65,15 @@ class Redirecting(LoopbackHttpServer):
 
 
 @pytest.fixture
-async def internal() -> AsyncIterator[Internal]:
+async def private_service() -> AsyncIterator[Internal]:
     async with Internal() as server:
         yield server
 
 
-async def test_a_redirect_is_refused_never_followed(internal: Internal) -> None:
+async def test_a_redirect_is_refused_never_followed(private_service: Internal) -> None:
     """before: the SDK's client followed up to 3 redirects anywhere, and the body of
     `http://127.0.0.2:.../internal/admin?secret=1` came back as the record."""
-    async with Redirecting(f"{internal.url}/internal/admin?secret=1") as pds:
+    async with Redirecting(f"{private_service.url}/internal/admin?secret=1") as pds:
         records = PdsRecords(
             limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
         )
@@ -64,7 +82,7 @@ async def test_a_redirect_is_refused_never_followed(internal: Internal) -> None:
                 await records.fetch(pds.url, RECORD_URI)
         finally:
             await records.aclose()
-    assert internal.hits == []
+    assert private_service.hits == []
 
 
 class Recorded:
@@ -143,3 +161,60 @@ async def test_the_loopback_pds_still_serves_tests() -> None:
             assert (await records.fetch(pds.url, RECORD_URI)).cid == CID
         finally:
             await records.aclose()
+
+
+# --- a PDS that lies about the CID -------------------------------------------------------
+
+
+class LyingPds(PdsServer):
+    """a PDS that names a new CID for the record on every read."""
+
+    async def _get_record(self, request: web.Request) -> web.StreamResponse:
+        for uri, (_, value) in list(self.records.items()):
+            fresh = "bafyreic" + "".join("abcdefghij"[int(d)] for d in f"{len(self.requests):051d}")
+            self.records[uri] = (fresh, value)
+        return await super()._get_record(request)
+
+
+@asynccontextmanager
+async def lying_world(delay: float = 0.0) -> AsyncIterator[World]:
+    async with PlcDirectory() as plc, LyingPds(delay=delay) as pds:
+        world = World(plc.publish(Identity.generate()), plc.publish(Identity.generate()), pds, plc)
+        for rkey in ("3mpublic22222", "3mempty222222"):
+            pds.put(world.record_uri(rkey), CID_1, list_record([URI_OF[t] for t in PDS_TRACKS]))
+        yield world
+
+
+async def test_a_pds_lying_about_the_cid_costs_one_read_and_mints_no_cache_key(
+    redis_client: aioredis.Redis,
+) -> None:
+    """before: each request cached under the CID the PDS named, so the database's
+    version was never cached: 300 requests, 300 PDS reads, 300 computes, 300 new
+    24 h keys, 0 hits."""
+    store = sample_store()
+    async with lying_world() as world, running_api(world, redis_client, store=store) as api:
+        answers = [await api.get(PUBLIC_ID, internal(world.alice.did)) for _ in range(30)]
+        keys = [key async for key in redis_client.scan_iter(cache_key_pattern(PUBLIC_ID))]
+    assert {response.status_code for response in answers} == {200}
+    assert len({response.content for response in answers}) == 1  # the same answer each time
+    assert answers[0].json()["available"] is True
+    assert answers[0].headers[SOURCE_HEADER] == "computed_uncached"
+    assert {r.headers[SOURCE_HEADER] for r in answers[1:]} == {"pds_other_cid_recent"}
+    assert len(world.pds.requests) == 1
+    assert keys == []
+    store_calls_of_one_compute = store.requests
+    assert store_calls_of_one_compute <= 2
+
+
+async def test_one_owner_cannot_take_every_inline_compute(redis_client: aioredis.Redis) -> None:
+    limits = AnswerLimits(cache_retry_seconds=0.0, max_computes_per_owner=1)
+    async with (
+        lying_world(delay=0.3) as world,
+        running_api(world, redis_client, store=sample_store(), limits=limits) as api,
+    ):
+        first, second = await asyncio.gather(
+            api.get(PUBLIC_ID, internal(world.alice.did)),
+            api.get(EMPTY_ID, internal(world.alice.did)),
+        )
+    sources = sorted(response.headers[SOURCE_HEADER] for response in (first, second))
+    assert sources == ["busy", "computed_uncached"]
