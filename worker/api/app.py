@@ -17,7 +17,8 @@ playlist, 422 a malformed `limit` or `playlist_id`. every fault degrades to
 version come from the worker's state in Redis: the owner is served that
 version's answer, someone else a 403, and a playlist nobody is known to own
 `available: false` (no 404: without the database nobody can say it is unknown).
-503 comes only from uvicorn, past `MAX_CONCURRENT_CONNECTIONS`.
+503 comes only from the server, past `MAX_CONCURRENT_CONNECTIONS` requests or
+connections all busy; 431 for headers past their bounds (`worker.api.http_guard`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
 from worker.api.schema import (
     HEALTH_RESPONSES,
@@ -65,7 +67,9 @@ SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (
 HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
 HEALTH_CATALOG_TIMEOUT: Final = 1.0
 HEALTH_PROBE_ID: Final = "00000000-0000-0000-0000-000000000000"  # a primary-key miss
-MAX_CONCURRENT_CONNECTIONS: Final = 1000  # uvicorn answers 503 past it
+# requests in progress at once; uvicorn answers 503 past it. connections are
+# bounded (and idle ones shed) by worker.api.http_guard, below this bound.
+MAX_CONCURRENT_CONNECTIONS: Final = MAX_CONNECTIONS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,7 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         access_log=False,  # /metrics counts requests; a line each is noise at this rate
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+        http=GuardedHttpProtocol,  # header bounds, a header timeout, idle connections shed
     )
 
 
