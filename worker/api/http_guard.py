@@ -165,8 +165,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self.loop.call_later(REFUSAL_LINGER_SECONDS, self.transport.close)
 
-    def eof_received(self) -> bool | None:
-        if self._refused:
+    def eof_received(self) -> None:
+        if self._refused:  # the client read the refusal and closed its side
             self.transport.close()
-            return None
-        return super().eof_received()
