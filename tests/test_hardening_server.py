@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
+from engine.memory_catalog import InMemoryCatalog
+from engine.ports import Catalog, CatalogUnavailableError
+from tests.support.api_world import built_world, running_api, sample_store
 from tests.support.jetstream_world import eventually
 from worker.api.app import server_config
 from worker.api.http_guard import (
@@ -20,6 +25,7 @@ from worker.api.http_guard import (
     MAX_HEADERS,
     GuardedHttpProtocol,
 )
+from worker.loopback.servers import RedisServer
 
 
 class Served:
@@ -168,3 +174,69 @@ async def test_headers_within_the_bounds_are_served(served: Served) -> None:
     many = [b"x-h%d: %s" % (n, b"v" * 100) for n in range(MAX_HEADERS - 3)]
     answer = await served.request(ping(*many))
     assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+
+
+# --- /health under load -------------------------------------------------------------------
+
+
+class CountingCatalog:
+    """the sample catalogue, each read taking a while (a database 50 ms away), counted."""
+
+    def __init__(self, inner: Catalog) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def get_playlist(self, playlist_id: str) -> Any:
+        self.reads += 1
+        await asyncio.sleep(0.05)
+        return await self.inner.get_playlist(playlist_id)
+
+
+async def test_health_checks_the_database_once_for_any_number_of_callers(
+    redis_client: aioredis.Redis,
+) -> None:
+    """before: every /health call ran a PostgreSQL query, unauthenticated: 32 callers
+    took the pool from everyone, 128 made /health itself say `catalog: down`."""
+    async with built_world() as world:
+        catalog = CountingCatalog(InMemoryCatalog.from_json(world.catalog_json()))
+        async with running_api(world, redis_client, store=sample_store(), catalog=catalog) as api:
+            reports = await asyncio.gather(*(api.client.get("/health") for _ in range(128)))
+            live = await api.client.get("/health/live")
+            ready = await api.client.get("/health/ready")
+            head = await api.client.head("/health")
+    assert {report.status_code for report in reports} == {200}
+    assert {report.json()["catalog"] for report in reports} == {"ok"}
+    assert catalog.reads == 1  # one shared check (ready reused it: under a second old)
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert ready.status_code == 200
+    assert head.status_code == 200  # before: 405
+
+
+class DownCatalog(CountingCatalog):
+    async def get_playlist(self, playlist_id: str) -> Any:
+        self.reads += 1
+        raise CatalogUnavailableError("the database is down")
+
+
+async def test_readiness_fails_only_when_nothing_can_be_served(
+    redis_client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    async with built_world() as world:
+        catalog = DownCatalog(InMemoryCatalog.from_json(world.catalog_json()))
+        async with running_api(world, redis_client, store=sample_store(), catalog=catalog) as api:
+            with_cache = await api.client.get("/health/ready")  # the cache still answers
+            api.app.state.api.health.max_age_seconds = 0.0  # no reuse: see the next state
+            redis_server.stop()
+            try:
+                without = await api.client.get("/health/ready")
+                live = await api.client.get("/health/live")
+            finally:
+                redis_server.start()
+    assert with_cache.status_code == 200
+    assert (with_cache.json()["catalog"], with_cache.json()["redis"]) == ("down", "ok")
+    assert without.status_code == 503
+    assert (without.json()["catalog"], without.json()["redis"]) == ("down", "down")
+    assert live.status_code == 200

@@ -6,7 +6,9 @@ the worker's own code) only on a miss. any number of these processes can run;
 they hold no state but their connection pools.
 
     GET /playlists/{playlist_id}/recommendations?limit=3   owner only
-    GET /health     liveness, and how each dependency is doing
+    GET /health     the process serves, and how each dependency is doing (checked <= 1/s)
+    GET /health/live    liveness, touching nothing
+    GET /health/ready   readiness: 503 when neither the cache nor the database answers
     GET /metrics    Prometheus text
     GET /openapi.json   the OpenAPI document (worker.api.schema)
 
@@ -40,11 +42,14 @@ from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
 from worker.api.schema import (
     HEALTH_RESPONSES,
+    LIVE_RESPONSES,
     METRICS_RESPONSES,
+    READY_RESPONSES,
     RECOMMENDATIONS_OPERATION,
     RECOMMENDATIONS_RESPONSES,
     openapi_document,
@@ -81,6 +86,7 @@ class ApiState:
     answers: Answers
     metrics: ApiMetrics
     closing: AsyncExitStack  # closed with the app
+    health: HealthChecks
 
 
 def create_app(
@@ -112,6 +118,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await answers.aclose()
+        await health_checks.aclose()
         await owned.aclose()
         logger.info("API shut down: computes stopped, connections closed")
 
@@ -126,7 +133,11 @@ def create_app(
         # Prometheus metrics and configures no OpenTelemetry.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.api = ApiState(services, authenticator, answers, metrics, owned)
+    health_checks = HealthChecks(
+        redis_alive=lambda: _redis_alive(services),
+        catalog_alive=lambda: _catalog_alive(services),
+    )
+    app.state.api = ApiState(services, authenticator, answers, metrics, owned, health_checks)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(router)
     # added after the router, so the hit path is matched first.
@@ -230,10 +241,35 @@ async def _without_catalog(
 @router.get("/health", response_model=None, responses=HEALTH_RESPONSES)
 async def health(request: Request) -> dict[str, object]:
     """200 while the process serves; each dependency's state is reported, and a
-    down one sets `degraded` (the API still answers, degraded, without it)."""
-    state = _state(request)
+    down one sets `degraded` (the API still answers, degraded, without it). the
+    checks are shared and reused for a second (`worker.api.health`)."""
+    return await _health_report(_state(request))
+
+
+@router.get("/health/live", responses=LIVE_RESPONSES)
+async def live() -> dict[str, str]:
+    """200 while the process and its event loop answer; touches nothing."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", response_model=None, responses=READY_RESPONSES)
+async def ready(request: Request) -> JSONResponse:
+    """the /health report; 503 when neither the cache nor plyr.fm's database answers."""
+    report = await _health_report(_state(request))
+    serving = report["redis"] == "ok" or report["catalog"] == "ok"
+    return JSONResponse(report, status_code=200 if serving else 503)
+
+
+# HEAD answers as GET does, without the body (a load balancer's probe; was a 405).
+# registered apart and out of the schema: one operation per method and path.
+for _path, _endpoint in (("/health", health), ("/health/live", live), ("/health/ready", ready)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+async def _health_report(state: ApiState) -> dict[str, object]:
     services = state.services
-    redis_ok, catalog_ok = await asyncio.gather(_redis_alive(services), _catalog_alive(services))
+    checked = await state.health.current()
+    redis_ok, catalog_ok = checked.redis_ok, checked.catalog_ok
     degraded = not (redis_ok and catalog_ok and services.store is not None)
     return {
         "status": "degraded" if degraded else "ok",
