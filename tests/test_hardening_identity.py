@@ -12,8 +12,16 @@ from typing import Any
 import pytest
 
 from tests.support.did_server import Identity, PlcDirectory
-from worker.identity.did_resolver import CachedDidResolver, DidResolutionError
+from tests.support.jetstream_world import eventually
+from worker.identity.auth import Authenticator, AuthError
+from worker.identity.did_resolver import (
+    MAX_PLC_FETCHES,
+    RESERVED_FOR_KNOWN,
+    CachedDidResolver,
+    DidResolutionError,
+)
 from worker.identity.host_lookup import DnsLookup
+from worker.identity.resolution_budget import NEW_LOOKUP_BURST, ClientBudget
 from worker.loopback.dns import LoopbackDns
 
 TIMEOUT = 0.5
@@ -148,6 +156,99 @@ async def test_a_real_document_still_resolves_and_a_refusal_is_forgotten_in_time
             await resolver.signing_key(alice.did)  # the 404 is remembered a while
         now[0] += 61
         assert await resolver.signing_key(alice.did) == f"did:key:{alice.public_key_multibase}"
+        assert plc.requests_for(alice.did) == 2
+    finally:
+        await resolver.aclose()
+
+
+# --- floods of bogus did:plc tokens ---------------------------------------------------------
+
+SERVICE_DID = "did:web:recs.plyr.test"
+
+
+def token_of(identity: Identity, now: float) -> dict[str, str]:
+    return {"Authorization": f"Bearer {identity.service_jwt(aud=SERVICE_DID, now=now)}"}
+
+
+def authenticator(plc: PlcDirectory, clock: Callable[[], float]) -> Authenticator:
+    resolver = CachedDidResolver(plc_directory_url=plc.url, timeout_seconds=TIMEOUT, clock=clock)
+    auth = Authenticator(
+        service_did=SERVICE_DID, internal_api_token=None, resolver=resolver, clock=clock
+    )
+    auth.budget = ClientBudget(clock=clock)
+    return auth
+
+
+async def test_a_flood_of_bogus_dids_costs_its_client_budget_not_everyone_elses(
+    plc: PlcDirectory,
+) -> None:
+    """before: 20,000 distinct bogus DIDs were 20,002 directory fetches, and 7 of 15
+    real first-time users were refused as busy among them."""
+    now = [1_000_000.0]
+    auth = authenticator(plc, lambda: now[0])
+    people = [plc.publish(Identity.generate()) for _ in range(15)]
+    bogus = [Identity.generate() for _ in range(300)]  # never published: 404
+    try:
+        attack = [auth.authenticate(token_of(b, now[0]), "10.9.9.9") for b in bogus]
+        # real users arrive through their PDSes: a few addresses, a few new users each
+        legit = [
+            auth.authenticate(token_of(p, now[0]), f"10.0.0.{n % 3}") for n, p in enumerate(people)
+        ]
+        results = await asyncio.gather(*attack, *legit, return_exceptions=True)
+        assert results[300:] == [p.did for p in people]  # every real user got in
+        refused = results[:300]
+        assert all(isinstance(r, AuthError) and r.reason == "unresolvable" for r in refused)
+        fetched = sum(plc.requests_for(b.did) for b in bogus)
+        assert fetched == NEW_LOOKUP_BURST  # the attacker's budget, then nothing
+        assert auth.budget.refused == 300 - NEW_LOOKUP_BURST
+        # again, a moment later: the refusals are remembered, the rest still over budget
+        for b in bogus[:NEW_LOOKUP_BURST]:
+            with pytest.raises(AuthError):
+                await auth.authenticate(token_of(b, now[0]), "10.9.9.9")
+        assert sum(plc.requests_for(b.did) for b in bogus) == fetched
+    finally:
+        await auth.aclose()
+
+
+async def test_a_429_from_the_directory_is_honoured_and_known_dids_keep_a_share(
+    plc: PlcDirectory,
+) -> None:
+    now = [1_000_000.0]
+    resolver = CachedDidResolver(
+        plc_directory_url=plc.url, timeout_seconds=TIMEOUT, clock=lambda: now[0]
+    )
+    alice = plc.publish(Identity.generate())
+    strangers = [plc.publish(Identity.generate()) for _ in range(3)]
+    try:
+        await resolver.signing_key(alice.did)  # known from now on
+        plc.fault = "rate_limited"
+        with pytest.raises(DidResolutionError) as error:
+            await resolver.signing_key(strangers[0].did)
+        assert error.value.unreachable
+        plc.fault = None
+        # within its Retry-After (30 s) nothing more is asked of the directory
+        with pytest.raises(DidResolutionError, match="slow down"):
+            await resolver.signing_key(strangers[1].did)
+        assert plc.requests_for(strangers[1].did) == 0
+        assert await resolver.signing_key(alice.did)  # cached: untouched by the back-off
+        now[0] += 31
+        assert await resolver.signing_key(strangers[1].did)
+
+        # 40 new DIDs take at most 32 - 8 fetches (before: all 32): a known DID still gets one
+        plc.fault = "stall"
+        never_seen = [
+            asyncio.create_task(resolver.signing_key(Identity.generate().did)) for _ in range(40)
+        ]
+        await asyncio.sleep(0.05)
+        now[0] += 10_000  # alice's key is long expired: she needs a fetch
+        refresh = asyncio.create_task(resolver.signing_key(alice.did))
+        await eventually(lambda: plc.requests_for(alice.did) == 2)  # fetched, and stalled
+        plc.fault = None
+        results = await asyncio.gather(*never_seen, return_exceptions=True)
+        busy = [r for r in results if isinstance(r, DidResolutionError) and "too many" in str(r)]
+        assert len(busy) == 40 - (MAX_PLC_FETCHES - RESERVED_FOR_KNOWN)
+        with pytest.raises(DidResolutionError, match="timed out"):
+            await refresh  # it was fetched (and stalled like the rest), not refused as busy
         assert plc.requests_for(alice.did) == 2
     finally:
         await resolver.aclose()

@@ -156,7 +156,8 @@ def _state(request: Request) -> ApiState:
 async def viewer(request: Request) -> str:
     """the caller's DID; every way in is checked on every request."""
     try:
-        return await _state(request).authenticator.authenticate(request.headers)
+        client = request.client.host if request.client is not None else None
+        return await _state(request).authenticator.authenticate(request.headers, client)
     except AuthError as error:
         raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
 

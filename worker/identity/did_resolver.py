@@ -71,6 +71,14 @@ REFUSAL_CACHE_SECONDS = 60.0
 # and those must not take the connections plc.directory's lookups need.
 MAX_PLC_FETCHES = 32
 MAX_WEB_FETCHES = 8
+# of the PLC fetches, this many are kept for DIDs resolved before (a key that
+# expired, a rotation): a flood of never-seen DIDs can take at most the rest.
+RESERVED_FOR_KNOWN = 8
+MAX_KNOWN_DIDS = 100_000  # ~10 MB at most: the DIDs that have resolved, for that share
+# the directory said 429: no PLC fetch for this long (or its Retry-After, at most
+# a minute), each request failing at once as an outage (a cached key keeps its grace).
+DIRECTORY_BACKOFF_SECONDS = 5.0
+MAX_DIRECTORY_BACKOFF_SECONDS = 60.0
 
 
 def is_supported_did(value: str) -> bool:
@@ -161,6 +169,8 @@ class CachedDidResolver:
         self.refusal_cache_seconds = refusal_cache_seconds
         # did -> (the refusal's message, until when); insertion order is age.
         self._refused: dict[str, tuple[str, float]] = {}
+        self._known: dict[str, None] = {}  # DIDs that resolved once; insertion order is age
+        self._directory_quiet_until = 0.0  # a 429's back-off (clock time)
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
@@ -245,7 +255,26 @@ class CachedDidResolver:
         while len(self._refused) > self.max_entries:
             self._refused.pop(next(iter(self._refused)))
 
+    def would_fetch(self, did: str, *, force_refresh: bool = False) -> bool:
+        """whether `signing_key(did)` would look the DID up now (not a cache answer):
+        what a per-client budget in front of the resolver charges for."""
+        if not is_supported_did(did):
+            return False
+        now = self._clock()
+        refused = self._refused.get(did)
+        if refused is not None and now < refused[1]:
+            return False
+        cached = self._cache.get(did)
+        if cached is None:
+            return True
+        age = now - cached[1]
+        return age >= (self.refresh_floor_seconds if force_refresh else self.cache_seconds)
+
     def _remember(self, did: str, key: str, now: float) -> None:
+        self._known.pop(did, None)
+        self._known[did] = None
+        while len(self._known) > MAX_KNOWN_DIDS:
+            self._known.pop(next(iter(self._known)))
         self._cache.pop(did, None)
         self._cache[did] = (key, now)
         while len(self._cache) > self.max_entries:
@@ -271,7 +300,17 @@ class CachedDidResolver:
 
     async def _bounded_fetch(self, did: str) -> str:
         method = did.split(":", 2)[1]
-        if self._fetching[method] >= self.max_fetches[method]:
+        budget = self.max_fetches[method]
+        if method == "plc":
+            if self._clock() < self._directory_quiet_until:
+                self.counts["failed:directory_backoff"] += 1
+                raise DidResolutionError(
+                    f"the PLC directory asked us to slow down; {did[:64]} not looked up",
+                    unreachable=True,
+                )
+            if did not in self._known:
+                budget -= min(RESERVED_FOR_KNOWN, budget // 4)  # a quarter, at most 8
+        if self._fetching[method] >= budget:
             self.counts["failed:busy"] += 1
             raise DidResolutionError(
                 f"too many did:{method} lookups under way; {did[:64]} not looked up",
@@ -329,6 +368,8 @@ class CachedDidResolver:
         ) as response:
             if response.status_code != 200:
                 self.counts[f"failed:status_{response.status_code}"] += 1
+                if response.status_code == 429 and did.startswith("did:plc:"):
+                    self._back_off(response.headers.get("retry-after", ""))
                 raise DidResolutionError(
                     f"resolving {did}: HTTP {response.status_code}",
                     unreachable=response.status_code >= 500 or response.status_code == 429,
@@ -353,6 +394,12 @@ class CachedDidResolver:
             self.counts["failed:bad_document"] += 1
             raise DidResolutionError(f"the DID document of {did} is not an object")
         return document
+
+    def _back_off(self, retry_after: str) -> None:
+        seconds = float(retry_after) if retry_after.isdigit() else DIRECTORY_BACKOFF_SECONDS
+        seconds = min(max(seconds, 1.0), MAX_DIRECTORY_BACKOFF_SECONDS)
+        self._directory_quiet_until = max(self._directory_quiet_until, self._clock() + seconds)
+        logger.warning("the PLC directory answered 429: no lookups for %.0f s", seconds)
 
     async def _public_address_of(self, did: str) -> str:
         """the address to fetch a did:web document from, once every address of its
