@@ -16,7 +16,14 @@ from fastapi import FastAPI
 
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, CatalogUnavailableError
-from tests.support.api_world import built_world, running_api, sample_store
+from tests.support.api_world import (
+    INTERNAL_TOKEN,
+    PUBLIC_ID,
+    built_world,
+    internal,
+    running_api,
+    sample_store,
+)
 from tests.support.jetstream_world import eventually
 from worker.api.app import server_config
 from worker.api.http_guard import (
@@ -240,3 +247,36 @@ async def test_readiness_fails_only_when_nothing_can_be_served(
     assert without.status_code == 503
     assert (without.json()["catalog"], without.json()["redis"]) == ("down", "down")
     assert live.status_code == 200
+
+
+# --- the small ones ---------------------------------------------------------------------------
+
+
+async def test_the_small_ones(redis_client: aioredis.Redis) -> None:
+    """a trailing slash was a 307 whose Location came from the Host header; a repeated
+    `limit` silently took the last; an internal token with a trailing space was refused."""
+    async with (
+        built_world() as world,
+        running_api(world, redis_client, store=sample_store()) as api,
+    ):
+        slashed = await api.client.get("/health/", headers={"host": "evil.example"})
+        twice = await api.client.get(
+            f"/playlists/{PUBLIC_ID}/recommendations?limit=3&limit=10",
+            headers=internal(world.alice.did),
+        )
+        spaced = await api.get(
+            PUBLIC_ID, {**internal(world.alice.did), "X-Internal-Token": INTERNAL_TOKEN + " "}
+        )
+        inside = await api.get(
+            PUBLIC_ID,
+            {
+                **internal(world.alice.did),
+                "X-Internal-Token": INTERNAL_TOKEN[:4] + " " + INTERNAL_TOKEN[4:],
+            },
+        )
+    assert slashed.status_code == 404
+    assert "location" not in slashed.headers
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert spaced.status_code == 200  # whitespace around a value is not part of it
+    assert inside.status_code == 401

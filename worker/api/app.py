@@ -132,6 +132,10 @@ def create_app(
         # every request (~8% of a cache hit's CPU); this service exports
         # Prometheus metrics and configures no OpenTelemetry.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # no redirect for a trailing slash: Starlette builds its Location from the
+        # request's Host header (`Host: evil.example` -> `http://evil.example/...`).
+        # `/health/` is a 404 like any other unknown path.
+        redirect_slashes=False,
     )
     health_checks = HealthChecks(
         redis_alive=lambda: _redis_alive(services),
@@ -178,7 +182,7 @@ async def recommendations(request: Request) -> Response:
     state = _state(request)
     viewer_did = await viewer(request)
     playlist_id = _playlist_id(request.path_params.get("playlist_id", ""))
-    limit = _limit(request.query_params.get("limit"))
+    limit = _limit(request.query_params.getlist("limit"))
     try:
         playlist = await state.services.catalog.get_playlist(playlist_id)
     except CatalogError as error:
@@ -202,9 +206,12 @@ def _playlist_id(raw: str) -> str:
     return raw
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
+def _limit(values: list[str]) -> int:
+    if not values:
         return DEFAULT_LIMIT
+    if len(values) > 1:  # which one was meant? refused, not guessed (was: the last)
+        raise _invalid("query", "limit", "given once", "&".join(values))
+    raw = values[0]
     if LIMIT_RE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_LIMIT:
         raise _invalid("query", "limit", f"an integer from 1 to {MAX_LIMIT}", raw)
     return int(raw)

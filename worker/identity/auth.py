@@ -146,6 +146,9 @@ class Authenticator:
     def _check_internal_token(self, presented: str) -> None:
         if self._internal_token is None or len(presented) > MAX_INTERNAL_TOKEN_BYTES:
             raise AuthError("internal_token")
+        # RFC 9110 (5.5): whitespace around a field value is not part of it, and a
+        # proxy may leave it there; inside the value every byte must match.
+        presented = presented.strip(" \t")
         # bytes, not str: compare_digest refuses non-ASCII str, and a header may carry any.
         if not hmac.compare_digest(presented.encode(), self._internal_token):
             raise AuthError("internal_token")
