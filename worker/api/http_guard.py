@@ -135,6 +135,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         oldest = min(idle, key=lambda c: c._idle_since)
         oldest._refused = True
         oldest.transport.close()
+        # out of the count now, not when the loop gets to `connection_lost`: else a
+        # request arriving meanwhile meets uvicorn's own bound and a 503.
+        self.connections.discard(oldest)
         return True
 
     def _arm_header_timer(self) -> None:
