@@ -252,3 +252,20 @@ async def test_a_429_from_the_directory_is_honoured_and_known_dids_keep_a_share(
         assert plc.requests_for(alice.did) == 2
     finally:
         await resolver.aclose()
+
+
+async def test_an_answer_is_reused_so_a_busy_host_costs_one_query() -> None:
+    """PDS hosts are few and asked for often: their answer is kept (its TTL, at most a
+    minute) instead of asking on every request under the per-source bound."""
+    async with LoopbackDns({"host.bsky.network": ["93.184.216.34"]}) as server:
+        lookup = DnsLookup(nameservers=["127.0.0.1"], port=server.port, timeout_seconds=TIMEOUT)
+        try:
+            answers = [await lookup("morel.us-east.host.bsky.network")]
+            answers += await asyncio.gather(
+                *(lookup("morel.us-east.host.bsky.network") for _ in range(20))
+            )
+        finally:
+            await lookup.aclose()
+    assert all(answer == ["93.184.216.34"] for answer in answers)
+    assert server.queries["morel.us-east.host.bsky.network"] == 2  # one A, one AAAA
+    assert lookup.counts["answer_cached"] == 20

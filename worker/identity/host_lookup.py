@@ -15,7 +15,8 @@ and still bounded, because a slow name server costs a query its whole timeout:
   labels is close enough to keep one attacker's domain from taking the budget);
 - a source that timed out, and a name that failed, are refused for
   `failure_cache_seconds` without asking again, so a flood of random names under
-  one silent domain costs one query per source per that interval.
+  one silent domain costs one query per source per that interval;
+- an answer is kept for its TTL, at most `ANSWER_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ MAX_LOOKUPS_IN_FLIGHT = 64
 MAX_LOOKUPS_PER_SOURCE = 2
 FAILURE_CACHE_SECONDS = 30.0
 MAX_REMEMBERED_FAILURES = 10_000
+# an answer is reused this long (at most: a shorter DNS TTL wins), so a host asked
+# for often (a big PDS) costs one query a minute, not one per request.
+ANSWER_CACHE_SECONDS = 60.0
+MAX_REMEMBERED_ANSWERS = 10_000
 
 
 class LookupFailed(OSError):
@@ -79,6 +84,7 @@ class DnsLookup:
         self._in_flight: Counter[str] = Counter()  # source -> lookups under way
         # name or "source:<domain>" -> until when it is refused; insertion order is age.
         self._refused_until: dict[str, float] = {}
+        self._answers: dict[str, tuple[list[str], float]] = {}  # name -> (addresses, until)
         self.counts: Counter[str] = Counter()
 
     @property
@@ -94,6 +100,10 @@ class DnsLookup:
         name = host.lower().rstrip(".")
         source = source_of(name)
         now = self._clock()
+        known = self._answers.get(name)
+        if known is not None and now < known[1]:
+            self.counts["answer_cached"] += 1
+            return list(known[0])
         for key in (name, "source:" + source):
             until = self._refused_until.get(key)
             if until is not None and now < until:
@@ -122,7 +132,14 @@ class DnsLookup:
             self._remember_failure(name)
             raise LookupFailed("no_name", host) from error
         self.counts["answered"] += 1
-        return [_text(node.addr[0]) for node in result.nodes]
+        addresses = [_text(node.addr[0]) for node in result.nodes]
+        ttl = min([ANSWER_CACHE_SECONDS, *(float(node.ttl) for node in result.nodes)])
+        if addresses and ttl > 0:
+            self._answers.pop(name, None)
+            self._answers[name] = (addresses, self._clock() + ttl)
+            while len(self._answers) > MAX_REMEMBERED_ANSWERS:
+                self._answers.pop(next(iter(self._answers)))
+        return addresses
 
     def _resolver_now(self) -> aiodns.DNSResolver:
         if self._resolver is None:

@@ -133,7 +133,9 @@ class PdsRecords:
         )
         self._owned_lookup: DnsLookup | None = None
         if host_addresses is None:
-            host_addresses = self._owned_lookup = DnsLookup()
+            # most accounts live on a few big hosts (bsky.network's PDSes are one
+            # "source"), so the per-source bound is the whole inline-compute budget.
+            host_addresses = self._owned_lookup = DnsLookup(max_per_source=MAX_CONNECTIONS)
         guarded = GuardedTransport(
             inner, host_addresses=host_addresses, allow_private=allow_private
         )
