@@ -73,8 +73,12 @@ class BatchPositions:
     plyr_time_us: int | None
 
 
-# how far ahead of our clock a frame's time_us may move the cursor.
-FUTURE_SLACK_SECONDS = 600.0
+# how far ahead of our clock a frame's time_us may be and still move the cursor.
+# a Jetstream host stamps time_us from its own clock; two NTP-kept clocks agree
+# within well under a second, so 5 s is generous. a frame dated later is still
+# handled (its change is real), but its time never becomes the cursor: resuming
+# from a cursor in the future would skip every edit made until then.
+FUTURE_SKEW_SECONDS = 5.0
 
 
 class BatchProcessor:
@@ -117,6 +121,7 @@ class BatchProcessor:
         newest_time_us: int | None = None
         newest_seq: int | None = None
         plyr_time_us: int | None = None
+        ceiling = int((self._clock() + FUTURE_SKEW_SECONDS) * 1_000_000)
         for frame in frames:
             event = decode_one(frame)
             plyr = True
@@ -133,7 +138,9 @@ class BatchProcessor:
             else:
                 counts.invalid[event.reason] += 1
                 plyr = False
-            if event.time_us is not None and (
+            if event.time_us is not None and event.time_us > ceiling:
+                counts.future_frames += 1
+            elif event.time_us is not None and (
                 newest_time_us is None or event.time_us > newest_time_us
             ):
                 newest_time_us = event.time_us
@@ -154,12 +161,6 @@ class BatchProcessor:
 
         if newest_time_us is not None:
             counts.last_event_time_us = newest_time_us
-            # a host with a clock far ahead must not drag the cursor into the future:
-            # resuming from there would skip everything up to that moment.
-            ceiling = int((self._clock() + FUTURE_SLACK_SECONDS) * 1_000_000)
-            newest_time_us = min(newest_time_us, ceiling)
-            if plyr_time_us is not None:
-                plyr_time_us = min(plyr_time_us, ceiling)
             self._cursor.advance(newest_time_us, newest_seq)
         else:
             self._cursor.advance_seq(newest_seq)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from engine.types import MAX_LIST_ITEMS
@@ -31,7 +32,17 @@ LIST_URI_RE: Final = re.compile(rf"at://{DID}/{NSID}/{RKEY}")
 MAX_CID_LENGTH: Final = 200
 MAX_REV_LENGTH: Final = 64
 MAX_TRACK_URIS: Final = MAX_LIST_ITEMS
-MAX_TRACK_URI_LENGTH: Final = 8192
+# a real track URI is ~65 characters (`at://did:plc:<24>/fm.plyr.track/<13-char TID>`);
+# 128 leaves room for a did:web host of ~80 characters or a longer record key,
+# and keeps a full task's URIs under 64 KiB (every byte of them sits in Redis
+# until the task runs: see jetstream.flood).
+MAX_TRACK_URI_LENGTH: Final = 128
+
+# how long docket keeps a finished task's run record, which holds a copy of its
+# arguments (docket's default is 15 minutes). a minute is plenty to see a task
+# finish, and it bounds what finished tasks keep in Redis: at most a minute of
+# the workers' throughput (see the README's "Redis bytes").
+EXECUTION_TTL: Final = timedelta(seconds=60)
 
 TaskFunction = Callable[..., Awaitable[None]]
 

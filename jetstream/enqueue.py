@@ -41,7 +41,7 @@ from jetstream.contract import (
     recompute_key,
 )
 from jetstream.events import ListChange, ListCommit
-from jetstream.flood import Admission, FloodControl
+from jetstream.flood import Admission, FloodControl, task_bytes
 
 RECOMPUTE = RECOMPUTE_TASK
 FORGET = FORGET_TASK
@@ -129,11 +129,13 @@ class Enqueuer:
         for change in changes:
             uri = change.playlist_uri
             is_commit = isinstance(change, ListCommit)
+            held = self._flood is not None and self._flood.holds(change.did, uri, now=now)
             admission = self._admit(change, now, self._debounce_seconds if is_commit else 0.0)
             if admission is None:
                 shed += 1
-                if not is_commit:
-                    # no forget, but never a recompute left pending behind a delete.
+                if not is_commit or held:
+                    # no forget, but never a recompute left pending behind a delete;
+                    # nor one of an older state than the record holds now.
                     await send_pending()
                     await self._docket.cancel(recompute_key(uri))
                 continue
@@ -162,4 +164,15 @@ class Enqueuer:
     def _admit(self, change: ListChange, now: float, settle: float) -> Admission | None:
         if self._flood is None:
             return Admission(now + settle, deferred=False)
-        return self._flood.admit(change.did, change.playlist_uri, now=now, settle=settle)
+        strings = (
+            (change.cid or "", change.rev, *change.track_uris)
+            if isinstance(change, ListCommit)
+            else (change.rev,)
+        )
+        return self._flood.admit(
+            change.did,
+            change.playlist_uri,
+            now=now,
+            settle=settle,
+            size=task_bytes(change.playlist_uri, strings),
+        )

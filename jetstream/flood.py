@@ -32,6 +32,13 @@ the guarantee:
   editing playlists reaches; even then the owner still gets the playlist's
   recommendations, computed by the API on request (a cache miss), and the next
   edit once the flood is over is precomputed again.
+- bounded in bytes too: a task's arguments live in Redis until it runs, and one
+  task of a full playlist is ~40 KiB, so a count alone let one account park
+  hundreds of megabytes. each slot carries its arguments' size (`task_bytes`);
+  a DID holds at most `max_pending_bytes` of them and all DIDs together at most
+  `max_total_pending_bytes`, past which new work is shed exactly like past
+  `max_pending`. so the task arguments pending in Redis (admitted, not yet due)
+  are at most `max_total_pending_bytes` of payload, whatever anyone sends.
 - bounded: pending tasks per DID <= `max_pending`; this object forgets a DID
   once its bucket is full again and none of its tasks is pending, so its size
   follows the DIDs active in the last few minutes, not the firehose's history.
@@ -50,6 +57,20 @@ logger = logging.getLogger(__name__)
 
 # how often (in clock seconds) idle DIDs are forgotten.
 PRUNE_INTERVAL_SECONDS = 60.0
+# what a task costs in Redis beyond its strings: docket's hash fields, the
+# schedule's sorted-set entry and the pickled list's per-item framing. measured
+# against a real redis-server in tests/test_hardening_stream.py.
+TASK_OVERHEAD_BYTES = 1024
+ITEM_OVERHEAD_BYTES = 8
+
+
+def task_bytes(playlist_uri: str, strings: tuple[str, ...]) -> int:
+    """the Redis payload a task with these arguments is counted as (see the module doc)."""
+    return (
+        TASK_OVERHEAD_BYTES
+        + len(playlist_uri)
+        + sum(len(value) + ITEM_OVERHEAD_BYTES for value in strings)
+    )
 
 
 @dataclass(frozen=True)
@@ -59,10 +80,22 @@ class FloodLimits:
     changes_per_minute: float = 60.0
     burst: int = 30
     max_pending: int = 600
+    # 2 MiB: ~50 full 500-track playlists at real URI lengths, more than any
+    # person has waiting at once (the burst is 30), far below what hurts Redis.
+    max_pending_bytes: int = 2 * 1024 * 1024
+    # 64 MiB: ~1,600 full playlists pending across everyone; the whole service
+    # sees a few dozen at a time, and Redis on a small machine keeps its head.
+    max_total_pending_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if self.changes_per_minute <= 0 or self.burst < 1 or self.max_pending < 1:
-            raise ValueError(f"flood limits must be positive: {self}")
+        if (
+            self.changes_per_minute <= 0
+            or self.burst < 1
+            or self.max_pending < 1
+            or self.max_pending_bytes < 1
+            or self.max_total_pending_bytes < self.max_pending_bytes
+        ):
+            raise ValueError(f"flood limits must be positive and nested: {self}")
 
     @property
     def interval(self) -> float:
@@ -82,6 +115,7 @@ class Admission:
 class _Slot:
     start: float  # when the bucket let the task begin (before its settle delay)
     due: float  # when the task is scheduled; the slot is pending until then
+    size: int = 0  # its arguments' bytes (`task_bytes`)
 
 
 @dataclass(slots=True)
@@ -93,13 +127,17 @@ class _Flow:
     expired_at: float = 0.0
     warned_deferring: bool = False
     warned_shedding: bool = False
+    size: int = 0  # the bytes of its pending slots
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float) -> int:
         """drop slots whose task has fallen due (once per moment: a flood of shed
-        changes in one batch does not rescan them every time)."""
-        if now > self.expired_at:
-            self.expired_at = now
-            self.slots = {uri: slot for uri, slot in self.slots.items() if slot.due > now}
+        changes in one batch does not rescan them every time); the bytes freed."""
+        if now <= self.expired_at:
+            return 0
+        self.expired_at = now
+        self.slots = {uri: slot for uri, slot in self.slots.items() if slot.due > now}
+        before, self.size = self.size, sum(slot.size for slot in self.slots.values())
+        return before - self.size
 
 
 class FloodControl:
@@ -109,6 +147,15 @@ class FloodControl:
         self.limits = limits
         self._flows: dict[str, _Flow] = {}
         self._next_prune = 0.0
+        self._next_sweep = 0.0
+        self.pending_bytes = 0  # all DIDs' pending slots together
+
+    def holds(self, did: str, playlist_uri: str, *, now: float) -> bool:
+        """whether a task for `playlist_uri` is pending (a shed change must cancel it,
+        or it would run an older state than the record now holds)."""
+        flow = self._flows.get(did)
+        held = None if flow is None else flow.slots.get(playlist_uri)
+        return held is not None and held.due > now
 
     @property
     def tracked_dids(self) -> int:
@@ -119,9 +166,12 @@ class FloodControl:
         flow = self._flows.get(did)
         return 0 if flow is None else len(flow.slots)
 
-    def admit(self, did: str, playlist_uri: str, *, now: float, settle: float) -> Admission | None:
-        """when the task for this change of `playlist_uri` may run, at the earliest
-        `now + settle`; None when `did` already holds its cap of pending tasks."""
+    def admit(
+        self, did: str, playlist_uri: str, *, now: float, settle: float, size: int = 0
+    ) -> Admission | None:
+        """when the task for this change of `playlist_uri` (arguments of `size`
+        bytes) may run, at the earliest `now + settle`; None when `did` already
+        holds its cap of pending tasks or bytes, or everyone together do."""
         if now >= self._next_prune:
             self._prune(now)
         flow = self._flows.get(did)
@@ -129,23 +179,51 @@ class FloodControl:
             flow = self._flows[did] = _Flow(arrival=now)
 
         held = flow.slots.get(playlist_uri)
-        if held is not None and held.due > now:
-            # the newest state takes over the pending task: no new work, no token.
-            start = held.start
-        else:
-            if len(flow.slots) >= self.limits.max_pending:
-                flow.expire(now)
-            if len(flow.slots) >= self.limits.max_pending:
-                self._warn_shedding(did, flow)
-                return None
-            start = self._spend(flow, now)
+        taking_over = held is not None and held.due > now
+        if not taking_over and len(flow.slots) >= self.limits.max_pending:
+            self.pending_bytes -= flow.expire(now)
+        if not taking_over and len(flow.slots) >= self.limits.max_pending:
+            self._warn_shedding(did, flow)
+            return None
+        if not self._room_for(flow, held if taking_over else None, size, now):
+            self._warn_shedding(did, flow)
+            return None
+        # taking over, the newest state replaces the pending task: no new work, no token.
+        start = held.start if held is not None and taking_over else self._spend(flow, now)
 
         when = max(start, now) + settle
-        flow.slots[playlist_uri] = _Slot(start, when)
+        self._put(flow, playlist_uri, _Slot(start, when, size))
         deferred = start > now
         if deferred:
             self._warn_deferring(did, flow, start - now)
         return Admission(when, deferred)
+
+    def _room_for(self, flow: _Flow, held: _Slot | None, size: int, now: float) -> bool:
+        """whether `size` more bytes (in place of `held`'s) fit the DID's and the total bound."""
+        freed = 0 if held is None else held.size
+        if flow.size - freed + size > self.limits.max_pending_bytes:
+            self.pending_bytes -= flow.expire(now)
+        if flow.size - freed + size > self.limits.max_pending_bytes:
+            return False
+        if self.pending_bytes - freed + size > self.limits.max_total_pending_bytes:
+            self._sweep(now)
+        return self.pending_bytes - freed + size <= self.limits.max_total_pending_bytes
+
+    def _put(self, flow: _Flow, playlist_uri: str, slot: _Slot) -> None:
+        old = flow.slots.pop(playlist_uri, None)
+        freed = 0 if old is None else old.size
+        flow.slots[playlist_uri] = slot
+        flow.size += slot.size - freed
+        self.pending_bytes += slot.size - freed
+
+    def _sweep(self, now: float) -> None:
+        """expire every DID's fallen-due slots, at most once a second: the total is
+        near its bound, so the lazily kept per-DID sizes must be made exact."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        for flow in self._flows.values():
+            self.pending_bytes -= flow.expire(now)
 
     def _spend(self, flow: _Flow, now: float) -> float:
         """one token: the earliest start the bucket allows (GCRA), and the bucket moved on."""
@@ -159,7 +237,7 @@ class FloodControl:
         self._next_prune = now + PRUNE_INTERVAL_SECONDS
         for did in list(self._flows):
             flow = self._flows[did]
-            flow.expire(now)
+            self.pending_bytes -= flow.expire(now)
             if not flow.slots and flow.arrival <= now:
                 del self._flows[did]
 

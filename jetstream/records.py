@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from engine.types import MAX_LIST_ITEMS
+from jetstream.contract import MAX_TRACK_URI_LENGTH
 from jetstream.events import InvalidReason, SkipReason
 from jetstream.syntax import record_uri_pattern
 
@@ -73,7 +74,7 @@ def playlist_track_uris(
         uri = subject.get("uri") if isinstance(subject, dict) else None
         if not isinstance(uri, str):
             return InvalidReason.BAD_ITEM
-        if matches_track_uri(uri) is None:
+        if len(uri) > MAX_TRACK_URI_LENGTH or matches_track_uri(uri) is None:
             return InvalidReason.BAD_TRACK_URI
         track_uris.append(uri)
     return tuple(track_uris)

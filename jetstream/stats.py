@@ -39,6 +39,7 @@ class ConsumerStats:
     connected_wire: str | None = None
     missed_version_reports: int = 0  # versions the reconcile loop found the stream missed
     plyr_anchor_time_us: int | None = None  # plyr.fm's commits are known complete up to here
+    future_frames: int = 0  # frames dated past the clock skew: handled, never the cursor
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     reconnects: Counter[str] = field(default_factory=Counter)
@@ -56,6 +57,7 @@ class ConsumerStats:
         self.flood_deferred += other.flood_deferred
         self.track_deletes += other.track_deletes
         self.resyncs += other.resyncs
+        self.future_frames += other.future_frames
         self.skipped.update(other.skipped)
         self.invalid.update(other.invalid)
         if other.last_event_time_us is not None and (
@@ -73,6 +75,7 @@ class ConsumerStats:
             "recomputes": str(self.recomputes),
             "forgets": str(self.forgets),
             "flood_deferred": str(self.flood_deferred),
+            "future_frames": str(self.future_frames),
             "store_errors": str(self.store_errors),
             "track_deletes": str(self.track_deletes),
             "resyncs": str(self.resyncs),

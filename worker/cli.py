@@ -5,6 +5,7 @@ plyr-recs bench quality   precision, coverage, mixture fidelity of the answers b
 plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
+plyr-recs bench abuse       each issue-16 attack against the API, beside a quiet phase
 """
 
 from __future__ import annotations
@@ -175,6 +176,21 @@ def bench_jetstream(
     from worker.bench.jetstream import main as run_jetstream_bench
 
     run_jetstream_bench(frames=frames, playlists=playlists)
+
+
+@bench_app.command("abuse")
+def bench_abuse(
+    seconds: float = typer.Option(4.0, min=1.0, max=60.0, help="seconds per attack."),
+    rate: float = typer.Option(50.0, min=1.0, max=1000.0, help="legitimate requests a second."),
+) -> None:
+    """each issue-16 attack (idle connections, slowloris, huge and countless headers,
+    /health flood, bogus did:plc and silent did:web tokens, one DID filling Redis) against
+    the real API on loopback, legitimate owners asking throughout, beside a quiet phase:
+    their answers, p99, and the server's threads, sockets and Redis bytes. exits 1 if a
+    legitimate answer changed or a p99 passed 2x the quiet one."""
+    from worker.bench.abuse.report import main as run_abuse_bench
+
+    raise typer.Exit(run_abuse_bench(seconds=seconds, rate=rate))
 
 
 @bench_app.command("reliability")

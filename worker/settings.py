@@ -270,6 +270,17 @@ class Settings(BaseSettings):
         "further playlists of that DID are not precomputed until some run (counted as "
         "skipped:flood_shed; the API still computes them on request).",
     )
+    jetstream_did_max_pending_bytes: Annotated[int, Field(ge=64 * 1024, le=1 << 34)] = Field(
+        default=2 * 1024 * 1024,
+        description="most bytes of task arguments one DID's pending tasks may hold in Redis "
+        "(counted as jetstream.flood.task_bytes); past it that DID's new work is shed "
+        "(skipped:flood_shed).",
+    )
+    jetstream_max_pending_bytes: Annotated[int, Field(ge=64 * 1024, le=1 << 36)] = Field(
+        default=64 * 1024 * 1024,
+        description="most bytes of task arguments all DIDs' pending tasks together may hold "
+        "in Redis; past it new work is shed. at least JETSTREAM_DID_MAX_PENDING_BYTES.",
+    )
     jetstream_stats_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=default_of(ConsumerConfig, "stats_seconds"),
         description="how often the consumer logs its counters and publishes them to Redis "

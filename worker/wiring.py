@@ -11,9 +11,11 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from docket import Docket
 
 from engine.ports import VectorStore
 from jetstream.config import ConsumerConfig
+from jetstream.contract import EXECUTION_TTL
 from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
@@ -52,6 +54,12 @@ def connect_redis(url: str | None) -> Any:
     )
 
 
+def open_docket(settings: Settings) -> Docket:
+    """the docket queue as configured (enter it with `async with`); finished runs are
+    kept only `EXECUTION_TTL`, since each holds a copy of its arguments."""
+    return Docket(name=settings.docket_name, url=settings.docket_url, execution_ttl=EXECUTION_TTL)
+
+
 def consumer_config(settings: Settings, *, hosts: tuple[str, ...] | None = None) -> ConsumerConfig:
     """the consumer as configured; `hosts` overrides the settings' endpoints (the
     embedded mode points it at its own replay server)."""
@@ -76,6 +84,8 @@ def consumer_config(settings: Settings, *, hosts: tuple[str, ...] | None = None)
             changes_per_minute=settings.jetstream_did_changes_per_minute,
             burst=settings.jetstream_did_burst,
             max_pending=settings.jetstream_did_max_pending,
+            max_pending_bytes=settings.jetstream_did_max_pending_bytes,
+            max_total_pending_bytes=settings.jetstream_max_pending_bytes,
         ),
     )
 

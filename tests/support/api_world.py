@@ -148,7 +148,12 @@ async def running_api(
         plc_directory_url=world.plc.url,
     )
     catalog = catalog or InMemoryCatalog.from_json(world.catalog_json())
-    pds = PdsRecords(limits=RecordLimits(), list_collection="fm.plyr.list", timeout_seconds=0.5)
+    pds = PdsRecords(
+        limits=RecordLimits(),
+        list_collection="fm.plyr.list",
+        timeout_seconds=0.5,
+        allow_private=True,  # the PDS is a loopback server
+    )
     authenticator = Authenticator.from_settings(settings)
     async with open_services(settings, redis=redis, catalog=catalog, store=store) as services:
         app = create_app(

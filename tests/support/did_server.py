@@ -4,7 +4,7 @@
 `Identity` (an `#atproto` Multikey verification method, as plc.directory
 serves), 404 for anyone else. it counts requests per DID (to see the cache
 work), can rotate an identity's key, and has fault hooks: stall (to see the
-time bound), answer an error status, garbage, JSON nested too deep to parse,
+time bound), answer an error status or a 429, garbage, JSON nested too deep to parse,
 or an oversized body.
 
 `Identity` holds a real secp256k1 or P-256 key generated in the test and mints
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from worker.loopback.http import LoopbackHttpServer
 
 Curve = Literal["k256", "p256"]
-Fault = Literal["stall", "error", "garbage", "deep", "oversized"]
+Fault = Literal["stall", "error", "garbage", "deep", "oversized", "rate_limited"]
 
 CURVES: dict[Curve, tuple[ec.EllipticCurve, str, int]] = {
     "k256": (
@@ -194,6 +194,8 @@ class PlcDirectory(LoopbackHttpServer):
             return web.Response(status=503)
         if fault == "error":
             return web.Response(status=502, text="bad gateway")
+        if fault == "rate_limited":
+            return web.Response(status=429, headers={"Retry-After": "30"}, text="slow down")
         if fault == "garbage":
             return web.Response(body=b"\x00not json{", content_type="application/json")
         if fault == "deep":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -78,6 +79,15 @@ class AnswerLimits:
     # distinct playlists computed inline at once per process; past it, misses
     # answer `available: false` at once (shedding load instead of queueing it).
     max_concurrent_computes: int = 32
+    # of those, at most this many for one owner's playlists: one account (or its
+    # PDS) cannot take the whole budget. a person looks at one playlist at a time.
+    max_computes_per_owner: int = 4
+    # a PDS whose record is not the version plyr.fm's database names: its answer is
+    # never cached in Redis (only the database's version is; a lying PDS would mint
+    # a new 24 h key per request) but kept in memory this long, so repeated
+    # requests cost no PDS read and no compute. plyr.fm's ingest lags by seconds.
+    unversioned_answer_seconds: float = 30.0
+    max_unversioned_answers: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +151,10 @@ class Answers:
         self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
+        self._owner_computes: Counter[str] = Counter()  # owner DID -> computes running
+        # (playlist id, database version) -> (an answer from a PDS of another version,
+        # until when); insertion order is age.
+        self._unversioned: dict[tuple[str, str], tuple[Answer, float]] = {}
 
     async def aclose(self) -> None:
         """cancel the computes still running, close the PDS client."""
@@ -176,6 +190,10 @@ class Answers:
                     self.metrics.hit_answer.inc()
                     return Answer(cached, "hit")
         self.metrics.cache.labels("miss" if cache_up else "bypass").inc()
+        recent = self._unversioned.get((playlist.playlist_id, token or ""))
+        if recent is not None and time.monotonic() < recent[1]:
+            self.metrics.answers.labels("pds_other_cid_recent").inc()
+            return Answer(recent[0].value, "pds_other_cid_recent")
         answer = await self._shared_compute(playlist, token)
         self.metrics.answers.labels(answer.source).inc()
         return answer
@@ -216,11 +234,16 @@ class Answers:
         key = (playlist.playlist_id, token or "")
         compute = self._computes.get(key)
         if compute is None:
-            if len(self._computes) >= self.limits.max_concurrent_computes:
+            owner = playlist.owner_did
+            if (
+                len(self._computes) >= self.limits.max_concurrent_computes
+                or self._owner_computes[owner] >= self.limits.max_computes_per_owner
+            ):
                 return Answer(None, Degraded.BUSY)
             compute = asyncio.create_task(self._compute(playlist, token))
             self._computes[key] = compute
-            compute.add_done_callback(lambda done: self._landed(key, done))
+            self._owner_computes[owner] += 1
+            compute.add_done_callback(lambda done: self._landed(key, done, owner))
         try:
             async with asyncio.timeout(self.limits.miss_timeout_seconds):
                 # shielded: a request that gives up (timeout, client gone) does not
@@ -229,9 +252,12 @@ class Answers:
         except TimeoutError:
             return Answer(None, Degraded.TIMEOUT)
 
-    def _landed(self, key: tuple[str, str], compute: asyncio.Task[Answer]) -> None:
+    def _landed(self, key: tuple[str, str], compute: asyncio.Task[Answer], owner: str) -> None:
         if self._computes.get(key) is compute:
             del self._computes[key]
+        self._owner_computes[owner] -= 1
+        if self._owner_computes[owner] <= 0:
+            del self._owner_computes[owner]
         if not compute.cancelled():
             # marks a failure as retrieved: the waiters re-raise it, and when they all
             # gave up already, asyncio must not log it as lost.
@@ -244,7 +270,10 @@ class Answers:
             if isinstance(tracks, Answer):
                 return tracks
             self.metrics.track_sources.labels(tracks.source).inc()
-            return await self._recommend(playlist, tracks)
+            answer = await self._recommend(playlist, tracks)
+            if tracks.source == "pds_other_cid" and answer.value is not None:
+                self._remember_unversioned((playlist.playlist_id, token or ""), answer)
+            return answer
         except VectorStoreError as error:
             # never cached: the next request tries again (refresh writes only after computing).
             logger.warning(
@@ -285,11 +314,14 @@ class Answers:
         if record.cid == token:
             return _TrackList(record.track_uris, token, "pds")
         # plyr.fm's ingest lags the PDS by seconds: answer from what the PDS holds,
-        # cached under the record's own CID (the version these tracks really are).
+        # but cache it under no key. the CID is the PDS's word, and a PDS that
+        # answers a new one each time would make every request a compute and a
+        # new 24 h key; the database's version gets cached when the worker or a
+        # later request computes it. (`_unversioned` keeps it a few seconds.)
         logger.info(
             "playlist %s: PDS has %s, plyr.fm has %s", playlist.playlist_id, record.cid, token
         )
-        return _TrackList(record.track_uris, record.cid, "pds_other_cid")
+        return _TrackList(record.track_uris, None, "pds_other_cid")
 
     async def _recommend(self, playlist: PlaylistRow, tracks: _TrackList) -> Answer:
         playlist_id = playlist.playlist_id
@@ -323,6 +355,12 @@ class Answers:
             track_uris=tracks.track_uris,
             owner_did=playlist.owner_did,
         )
+
+    def _remember_unversioned(self, key: tuple[str, str], answer: Answer) -> None:
+        self._unversioned.pop(key, None)
+        self._unversioned[key] = (answer, time.monotonic() + self.limits.unversioned_answer_seconds)
+        while len(self._unversioned) > self.limits.max_unversioned_answers:
+            self._unversioned.pop(next(iter(self._unversioned)))
 
     # --- the cache's health -------------------------------------------------------------
 

@@ -6,7 +6,9 @@ the worker's own code) only on a miss. any number of these processes can run;
 they hold no state but their connection pools.
 
     GET /playlists/{playlist_id}/recommendations?limit=3&offset=0   owner only
-    GET /health     liveness, and how each dependency is doing
+    GET /health     the process serves, and how each dependency is doing (checked <= 1/s)
+    GET /health/live    liveness, touching nothing
+    GET /health/ready   readiness: 503 when neither the cache nor the database answers
     GET /metrics    Prometheus text
     GET /openapi.json   the OpenAPI document (worker.api.schema)
 
@@ -17,7 +19,8 @@ playlist, 422 a malformed `limit`, `offset` or `playlist_id`. every fault degrad
 version come from the worker's state in Redis: the owner is served that
 version's answer, someone else a 403, and a playlist nobody is known to own
 `available: false` (no 404: without the database nobody can say it is unknown).
-503 comes only from uvicorn, past `MAX_CONCURRENT_CONNECTIONS`.
+503 comes only from the server, past `MAX_CONCURRENT_CONNECTIONS` requests or
+connections all busy; 431 for headers past their bounds (`worker.api.http_guard`).
 """
 
 from __future__ import annotations
@@ -39,10 +42,14 @@ from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.health import HealthChecks
+from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
 from worker.api.schema import (
     HEALTH_RESPONSES,
+    LIVE_RESPONSES,
     METRICS_RESPONSES,
+    READY_RESPONSES,
     RECOMMENDATIONS_OPERATION,
     RECOMMENDATIONS_RESPONSES,
     openapi_document,
@@ -69,7 +76,9 @@ SOURCE_HEADER: Final = "x-recommendations-source"  # where an answer came from (
 HEALTH_REDIS_TIMEOUT: Final = 0.25  # seconds: /health must stay cheap with Redis hung
 HEALTH_CATALOG_TIMEOUT: Final = 1.0
 HEALTH_PROBE_ID: Final = "00000000-0000-0000-0000-000000000000"  # a primary-key miss
-MAX_CONCURRENT_CONNECTIONS: Final = 1000  # uvicorn answers 503 past it
+# requests in progress at once; uvicorn answers 503 past it. connections are
+# bounded (and idle ones shed) by worker.api.http_guard, below this bound.
+MAX_CONCURRENT_CONNECTIONS: Final = MAX_CONNECTIONS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,7 @@ class ApiState:
     answers: Answers
     metrics: ApiMetrics
     closing: AsyncExitStack  # closed with the app
+    health: HealthChecks
 
 
 def create_app(
@@ -112,6 +122,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await answers.aclose()
+        await health_checks.aclose()
         await owned.aclose()
         logger.info("API shut down: computes stopped, connections closed")
 
@@ -125,8 +136,16 @@ def create_app(
         # every request (~8% of a cache hit's CPU); this service exports
         # Prometheus metrics and configures no OpenTelemetry.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # no redirect for a trailing slash: Starlette builds its Location from the
+        # request's Host header (`Host: evil.example` -> `http://evil.example/...`).
+        # `/health/` is a 404 like any other unknown path.
+        redirect_slashes=False,
     )
-    app.state.api = ApiState(services, authenticator, answers, metrics, owned)
+    health_checks = HealthChecks(
+        redis_alive=lambda: _redis_alive(services),
+        catalog_alive=lambda: _catalog_alive(services),
+    )
+    app.state.api = ApiState(services, authenticator, answers, metrics, owned, health_checks)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(router)
     # added after the router, so the hit path is matched first.
@@ -145,7 +164,8 @@ def _state(request: Request) -> ApiState:
 async def viewer(request: Request) -> str:
     """the caller's DID; every way in is checked on every request."""
     try:
-        return await _state(request).authenticator.authenticate(request.headers)
+        client = request.client.host if request.client is not None else None
+        return await _state(request).authenticator.authenticate(request.headers, client)
     except AuthError as error:
         raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
 
@@ -166,8 +186,8 @@ async def recommendations(request: Request) -> Response:
     state = _state(request)
     viewer_did = await viewer(request)
     playlist_id = _playlist_id(request.path_params.get("playlist_id", ""))
-    limit = _limit(request.query_params.get("limit"))
-    offset = _offset(request.query_params.get("offset"))
+    limit = _limit(_once(request, "limit"))
+    offset = _offset(_once(request, "offset"))
     try:
         playlist = await state.services.catalog.get_playlist(playlist_id)
     except CatalogError as error:
@@ -189,6 +209,15 @@ def _playlist_id(raw: str) -> str:
     if PLAYLIST_ID_RE.fullmatch(raw) is None:
         raise _invalid("path", "playlist_id", "a playlist id (1-64 of A-Z a-z 0-9 _ -)", raw)
     return raw
+
+
+def _once(request: Request, name: str) -> str | None:
+    """a query parameter given at most once: of two, which one was meant? refused, not
+    guessed (FastAPI would take the last)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise _invalid("query", name, "given once", "&".join(values))
+    return values[0] if values else None
 
 
 def _limit(raw: str | None) -> int:
@@ -239,10 +268,35 @@ async def _without_catalog(
 @router.get("/health", response_model=None, responses=HEALTH_RESPONSES)
 async def health(request: Request) -> dict[str, object]:
     """200 while the process serves; each dependency's state is reported, and a
-    down one sets `degraded` (the API still answers, degraded, without it)."""
-    state = _state(request)
+    down one sets `degraded` (the API still answers, degraded, without it). the
+    checks are shared and reused for a second (`worker.api.health`)."""
+    return await _health_report(_state(request))
+
+
+@router.get("/health/live", responses=LIVE_RESPONSES)
+async def live() -> dict[str, str]:
+    """200 while the process and its event loop answer; touches nothing."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", response_model=None, responses=READY_RESPONSES)
+async def ready(request: Request) -> JSONResponse:
+    """the /health report; 503 when neither the cache nor plyr.fm's database answers."""
+    report = await _health_report(_state(request))
+    serving = report["redis"] == "ok" or report["catalog"] == "ok"
+    return JSONResponse(report, status_code=200 if serving else 503)
+
+
+# HEAD answers as GET does, without the body (a load balancer's probe; was a 405).
+# registered apart and out of the schema: one operation per method and path.
+for _path, _endpoint in (("/health", health), ("/health/live", live), ("/health/ready", ready)):
+    router.add_api_route(_path, _endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+async def _health_report(state: ApiState) -> dict[str, object]:
     services = state.services
-    redis_ok, catalog_ok = await asyncio.gather(_redis_alive(services), _catalog_alive(services))
+    checked = await state.health.current()
+    redis_ok, catalog_ok = checked.redis_ok, checked.catalog_ok
     degraded = not (redis_ok and catalog_ok and services.store is not None)
     return {
         "status": "degraded" if degraded else "ok",
@@ -297,6 +351,7 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         access_log=False,  # /metrics counts requests; a line each is noise at this rate
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+        http=GuardedHttpProtocol,  # header bounds, a header timeout, idle connections shed
     )
 
 

@@ -146,6 +146,15 @@ HEALTH_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"model": Health, "description": "the process serves; each dependency's state"},
 }
 
+LIVE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "the process and its event loop answer (nothing else is checked)"},
+}
+
+READY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"model": Health, "description": "the cache or plyr.fm's database answers"},
+    503: {"model": Health, "description": "neither answers: only `available: false` is possible"},
+}
+
 METRICS_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "description": "Prometheus text exposition",

@@ -32,6 +32,7 @@ from worker.identity.jwt import (
     ServiceAuthPolicy,
     verify_service_jwt,
 )
+from worker.identity.resolution_budget import ClientBudget, GatedResolver
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -92,6 +93,8 @@ class Authenticator:
         self.resolver = resolver
         self._clock = clock
         self.counts: Counter[str] = Counter()
+        # new identity lookups per client, before any resolution (resolution_budget)
+        self.budget = ClientBudget()
 
     @classmethod
     def from_settings(
@@ -109,10 +112,11 @@ class Authenticator:
         if isinstance(self.resolver, CachedDidResolver):
             await self.resolver.aclose()
 
-    async def authenticate(self, headers: Mapping[str, str]) -> str:
-        """the viewer's DID; `AuthError` (401) when the headers prove nobody."""
+    async def authenticate(self, headers: Mapping[str, str], client: str | None = None) -> str:
+        """the viewer's DID; `AuthError` (401) when the headers prove nobody. `client`
+        (the peer's address) is charged for the identity lookups its token causes."""
         try:
-            viewer_did, way = await self._viewer(headers)
+            viewer_did, way = await self._viewer(headers, client)
         except AuthError as error:
             self.counts[f"rejected:{error.reason}"] += 1
             logger.debug("refused credentials: %s", error.reason)
@@ -120,7 +124,7 @@ class Authenticator:
         self.counts[f"accepted:{way}"] += 1
         return viewer_did
 
-    async def _viewer(self, headers: Mapping[str, str]) -> tuple[str, str]:
+    async def _viewer(self, headers: Mapping[str, str], client: str | None) -> tuple[str, str]:
         authorization = _single_header(headers, AUTHORIZATION)
         internal_token = _single_header(headers, INTERNAL_TOKEN)
         claimed_viewer = _single_header(headers, VIEWER_DID)
@@ -131,7 +135,7 @@ class Authenticator:
             vouched_viewer = _viewer_did(claimed_viewer)
 
         if authorization is not None:
-            viewer_did = await self._jwt_viewer(authorization)
+            viewer_did = await self._jwt_viewer(authorization, client)
             if claimed_viewer is not None and claimed_viewer != viewer_did:
                 raise AuthError("conflicting_viewer")
             return viewer_did, "jwt"
@@ -142,18 +146,24 @@ class Authenticator:
     def _check_internal_token(self, presented: str) -> None:
         if self._internal_token is None or len(presented) > MAX_INTERNAL_TOKEN_BYTES:
             raise AuthError("internal_token")
+        # RFC 9110 (5.5): whitespace around a field value is not part of it, and a
+        # proxy may leave it there; inside the value every byte must match.
+        presented = presented.strip(" \t")
         # bytes, not str: compare_digest refuses non-ASCII str, and a header may carry any.
         if not hmac.compare_digest(presented.encode(), self._internal_token):
             raise AuthError("internal_token")
 
-    async def _jwt_viewer(self, authorization: str) -> str:
+    async def _jwt_viewer(self, authorization: str, client: str | None) -> str:
         scheme, _, token = authorization.strip().partition(" ")
         # the scheme is case-insensitive (RFC 9110, section 11.1).
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("bad_scheme")
+        resolver = self.resolver
+        if client is not None:
+            resolver = GatedResolver(resolver, self.budget, client)
         try:
             return await verify_service_jwt(
-                token.strip(), policy=self.policy, resolver=self.resolver, clock=self._clock
+                token.strip(), policy=self.policy, resolver=resolver, clock=self._clock
             )
         except JwtRejected as rejected:
             raise AuthError(rejected.reason) from rejected

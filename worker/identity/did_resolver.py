@@ -21,10 +21,9 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
@@ -35,6 +34,8 @@ from atproto_identity.did.atproto_data import ensure_atproto_key
 from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
 
 from jetstream.syntax import PLC_DID
+from worker.identity.did_document import document_problem
+from worker.identity.host_lookup import DnsLookup, HostLookup
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -61,13 +62,25 @@ MAX_DID_LENGTH = 261
 # and the connection (DNS rebinding) is beyond an application's reach: an egress
 # rule for the API's machines closes it.
 PRIVATE_WEB_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".flycast")
-MAX_DOCUMENT_BYTES = 64 * 1024  # real DID documents are well under 4 KiB
+MAX_DOCUMENT_BYTES = 16 * 1024  # real DID documents are well under 4 KiB
+# an answer that refuses a DID (404, a document we cannot use, a private host) is
+# remembered this long: asking again at once would get the same answer, and a
+# token naming it must not cost a fetch (and a parse) on every request.
+REFUSAL_CACHE_SECONDS = 60.0
 # fetches in flight at once, per DID method. past it a new DID fails at once (an
 # outage to the caller: a cached key still gets its grace) instead of queueing.
 # did:web has its own, smaller budget: anyone can name a host that answers slowly,
 # and those must not take the connections plc.directory's lookups need.
 MAX_PLC_FETCHES = 32
 MAX_WEB_FETCHES = 8
+# of the PLC fetches, this many are kept for DIDs resolved before (a key that
+# expired, a rotation): a flood of never-seen DIDs can take at most the rest.
+RESERVED_FOR_KNOWN = 8
+MAX_KNOWN_DIDS = 100_000  # ~10 MB at most: the DIDs that have resolved, for that share
+# the directory said 429: no PLC fetch for this long (or its Retry-After, at most
+# a minute), each request failing at once as an outage (a cached key keeps its grace).
+DIRECTORY_BACKOFF_SECONDS = 5.0
+MAX_DIRECTORY_BACKOFF_SECONDS = 60.0
 
 
 def is_supported_did(value: str) -> bool:
@@ -82,12 +95,6 @@ def is_supported_did(value: str) -> bool:
 def _private_name(host: str) -> bool:
     name = "." + host.lower().rstrip(".")
     return name.endswith(PRIVATE_WEB_SUFFIXES)
-
-
-async def system_addresses(host: str) -> list[str]:
-    """the addresses the system's resolver gives for `host` (what httpx will dial)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
 
 
 def public_addresses(addresses: Sequence[str]) -> bool:
@@ -149,7 +156,8 @@ class CachedDidResolver:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         max_plc_fetches: int = MAX_PLC_FETCHES,
         max_web_fetches: int = MAX_WEB_FETCHES,
-        host_addresses: Callable[[str], Awaitable[list[str]]] = system_addresses,
+        refusal_cache_seconds: float = REFUSAL_CACHE_SECONDS,
+        host_addresses: HostLookup | None = None,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -160,9 +168,18 @@ class CachedDidResolver:
         self.stale_grace_seconds = stale_grace_seconds
         self.max_entries = max_entries
         self.max_document_bytes = max_document_bytes
+        self.refusal_cache_seconds = refusal_cache_seconds
+        # did -> (the refusal's message, until when); insertion order is age.
+        self._refused: dict[str, tuple[str, float]] = {}
+        self._known: dict[str, None] = {}  # DIDs that resolved once; insertion order is age
+        self._directory_quiet_until = 0.0  # a 429's back-off (clock time)
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
+        # c-ares, never the loop's thread pool (see worker.identity.host_lookup)
+        self._owned_lookup: DnsLookup | None = None
+        if host_addresses is None:
+            host_addresses = self._owned_lookup = DnsLookup()
         self._host_addresses = host_addresses
         self._clock = clock
         self._owns_client = http_client is None
@@ -191,12 +208,18 @@ class CachedDidResolver:
         await asyncio.gather(*fetches, return_exceptions=True)
         if self._owns_client:
             await self._client.aclose()
+        if self._owned_lookup is not None:
+            await self._owned_lookup.aclose()
 
     async def signing_key(self, did: str, *, force_refresh: bool = False) -> str:
         if not is_supported_did(did):
             self.counts["failed:unsupported_did"] += 1
             raise DidResolutionError(f"unsupported DID {did[:64]!r}")
         now = self._clock()
+        refused = self._refused.get(did)
+        if refused is not None and now < refused[1]:
+            self.counts["refusal_cached"] += 1
+            raise DidResolutionError(refused[0])
         cached = self._cache.get(did)
         if cached is not None:
             key, fetched_at = cached
@@ -210,6 +233,8 @@ class CachedDidResolver:
         try:
             key = await self._shared_fetch(did)
         except DidResolutionError as error:
+            if not error.unreachable:
+                self._remember_refusal(did, str(error), now)
             # only an outage earns the grace: a 404 or a bad document is an answer.
             if cached is None or force_refresh or not error.unreachable:
                 raise
@@ -222,10 +247,36 @@ class CachedDidResolver:
         return key
 
     def forget(self, did: str) -> None:
-        """drop a cached key (tests, and an operator who knows a key was rotated)."""
+        """drop a cached key or refusal (tests, and an operator who knows a key was rotated)."""
         self._cache.pop(did, None)
+        self._refused.pop(did, None)
+
+    def _remember_refusal(self, did: str, message: str, now: float) -> None:
+        self._refused.pop(did, None)
+        self._refused[did] = (message, now + self.refusal_cache_seconds)
+        while len(self._refused) > self.max_entries:
+            self._refused.pop(next(iter(self._refused)))
+
+    def would_fetch(self, did: str, *, force_refresh: bool = False) -> bool:
+        """whether `signing_key(did)` would look the DID up now (not a cache answer):
+        what a per-client budget in front of the resolver charges for."""
+        if not is_supported_did(did):
+            return False
+        now = self._clock()
+        refused = self._refused.get(did)
+        if refused is not None and now < refused[1]:
+            return False
+        cached = self._cache.get(did)
+        if cached is None:
+            return True
+        age = now - cached[1]
+        return age >= (self.refresh_floor_seconds if force_refresh else self.cache_seconds)
 
     def _remember(self, did: str, key: str, now: float) -> None:
+        self._known.pop(did, None)
+        self._known[did] = None
+        while len(self._known) > MAX_KNOWN_DIDS:
+            self._known.pop(next(iter(self._known)))
         self._cache.pop(did, None)
         self._cache[did] = (key, now)
         while len(self._cache) > self.max_entries:
@@ -251,7 +302,17 @@ class CachedDidResolver:
 
     async def _bounded_fetch(self, did: str) -> str:
         method = did.split(":", 2)[1]
-        if self._fetching[method] >= self.max_fetches[method]:
+        budget = self.max_fetches[method]
+        if method == "plc":
+            if self._clock() < self._directory_quiet_until:
+                self.counts["failed:directory_backoff"] += 1
+                raise DidResolutionError(
+                    f"the PLC directory asked us to slow down; {did[:64]} not looked up",
+                    unreachable=True,
+                )
+            if did not in self._known:
+                budget -= min(RESERVED_FOR_KNOWN, budget // 4)  # a quarter, at most 8
+        if self._fetching[method] >= budget:
             self.counts["failed:busy"] += 1
             raise DidResolutionError(
                 f"too many did:{method} lookups under way; {did[:64]} not looked up",
@@ -276,6 +337,11 @@ class CachedDidResolver:
             self.counts["failed:http"] += 1
             logger.warning("resolving %s failed: %s", did, type(error).__name__)
             raise DidResolutionError(f"resolving {did} failed", unreachable=True) from error
+        problem = document_problem(document)
+        if problem is not None:  # refused before anything in it is decoded
+            self.counts[f"failed:{problem}"] += 1
+            logger.warning("the DID document of %s is refused: %s", did, problem)
+            raise DidResolutionError(f"the DID document of {did} is unusable ({problem})")
         try:
             parsed = AsyncBaseResolver.validate_did_doc(did, document)
             key: str = ensure_atproto_key(parsed)
@@ -287,12 +353,25 @@ class CachedDidResolver:
         return key
 
     async def _fetch_document(self, did: str) -> dict[str, object]:
-        if did.startswith("did:web:"):
-            await self._refuse_private_host(did)
         url = self._document_url(did)
-        async with self._client.stream("GET", url) as response:
+        headers: dict[str, str] = {}
+        extensions: dict[str, object] = {}
+        if did.startswith("did:web:"):
+            # dial the address just checked, not the name again: no second lookup
+            # (on the thread pool, as httpx would) and no answer changed in between.
+            host = did.removeprefix("did:web:")
+            address = await self._public_address_of(did)
+            literal = f"[{address}]" if ":" in address else address
+            url = f"https://{literal}/.well-known/did.json"
+            headers["host"] = host
+            extensions["sni_hostname"] = host  # TLS checks the certificate for the name
+        async with self._client.stream(
+            "GET", url, headers=headers, extensions=extensions
+        ) as response:
             if response.status_code != 200:
                 self.counts[f"failed:status_{response.status_code}"] += 1
+                if response.status_code == 429 and did.startswith("did:plc:"):
+                    self._back_off(response.headers.get("retry-after", ""))
                 raise DidResolutionError(
                     f"resolving {did}: HTTP {response.status_code}",
                     unreachable=response.status_code >= 500 or response.status_code == 429,
@@ -318,7 +397,15 @@ class CachedDidResolver:
             raise DidResolutionError(f"the DID document of {did} is not an object")
         return document
 
-    async def _refuse_private_host(self, did: str) -> None:
+    def _back_off(self, retry_after: str) -> None:
+        seconds = float(retry_after) if retry_after.isdigit() else DIRECTORY_BACKOFF_SECONDS
+        seconds = min(max(seconds, 1.0), MAX_DIRECTORY_BACKOFF_SECONDS)
+        self._directory_quiet_until = max(self._directory_quiet_until, self._clock() + seconds)
+        logger.warning("the PLC directory answered 429: no lookups for %.0f s", seconds)
+
+    async def _public_address_of(self, did: str) -> str:
+        """the address to fetch a did:web document from, once every address of its
+        host is known to be public."""
         host = did.removeprefix("did:web:")
         try:
             addresses = await self._host_addresses(host)
@@ -329,6 +416,7 @@ class CachedDidResolver:
             self.counts["failed:private_address"] += 1
             logger.warning("refusing %s: its host resolves to a non-public address", did)
             raise DidResolutionError(f"{did} is not on the public internet")
+        return addresses[0]
 
     def _document_url(self, did: str) -> str:
         if did.startswith("did:plc:"):

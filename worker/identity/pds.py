@@ -29,6 +29,8 @@ from atproto_client.request import AsyncRequest
 
 from jetstream.records import RecordLimits, playlist_track_uris
 from jetstream.syntax import is_cid, is_did, is_nsid, is_rkey
+from worker.identity.host_lookup import DnsLookup, HostLookup
+from worker.identity.pds_guard import GuardedTransport, PdsRefused
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ PDS_TIMEOUT_SECONDS: Final = 3.0  # the whole getRecord call; the request waits 
 MAX_RECORD_BYTES: Final = 1024 * 1024  # a full 500-item list is ~100 KiB
 MAX_PDS_URL_LENGTH: Final = 2048
 MAX_CONNECTIONS: Final = 32  # to all PDSes together, per API process
-MAX_REDIRECTS: Final = 3
+MAX_REDIRECTS: Final = 0  # a 3xx is refused by the guard (worker.identity.pds_guard)
 
 
 class RecordUnavailable(Exception):
@@ -117,7 +119,10 @@ class PdsRecords:
         timeout_seconds: float = PDS_TIMEOUT_SECONDS,
         max_bytes: int = MAX_RECORD_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
+        host_addresses: HostLookup | None = None,
+        allow_private: bool = False,
     ) -> None:
+        """`allow_private` lets plain http and loopback addresses through: tests only."""
         if timeout_seconds <= 0 or max_bytes <= 0:
             raise ValueError("the PDS timeout and size bound must be positive")
         self.limits = limits
@@ -126,14 +131,24 @@ class PdsRecords:
         inner = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
         )
+        self._owned_lookup: DnsLookup | None = None
+        if host_addresses is None:
+            # most accounts live on a few big hosts (bsky.network's PDSes are one
+            # "source"), so the per-source bound is the whole inline-compute budget.
+            host_addresses = self._owned_lookup = DnsLookup(max_per_source=MAX_CONNECTIONS)
+        guarded = GuardedTransport(
+            inner, host_addresses=host_addresses, allow_private=allow_private
+        )
         self._request = AsyncRequest(
-            transport=_BoundedTransport(inner, max_bytes),
+            transport=_BoundedTransport(guarded, max_bytes),
             timeout=httpx.Timeout(timeout_seconds),
             max_redirects=MAX_REDIRECTS,
         )
 
     async def aclose(self) -> None:
         await self._request.close()
+        if self._owned_lookup is not None:
+            await self._owned_lookup.aclose()
 
     async def fetch(self, pds_url: str, record_uri: str) -> ListRecord:
         """the list record `record_uri` as its owner's PDS at `pds_url` holds it now.
@@ -153,6 +168,8 @@ class PdsRecords:
             raise RecordUnavailable("timeout") from error
         except _TooLarge as error:
             raise RecordRejected("too_large") from error
+        except PdsRefused as error:
+            raise RecordRejected(error.reason) from error
         except (ModelError, ValueError) as error:
             # a 200 whose body is not JSON (pydantic_core's ValueError) or not a getRecord answer
             raise RecordRejected("bad_response") from error

@@ -17,8 +17,6 @@ import asyncio
 import logging
 import signal
 
-from docket import Docket
-
 from jetstream.consumer import JetstreamConsumer
 from jetstream.status import ConsumerStatus, read_status
 from worker.settings import Settings
@@ -27,6 +25,7 @@ from worker.wiring import (
     ConfigurationError,
     connect_redis,
     consumer_config,
+    open_docket,
     require_shared_docket,
 )
 
@@ -54,7 +53,7 @@ async def run_standalone(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
-        async with Docket(name=settings.docket_name, url=settings.docket_url) as docket:
+        async with open_docket(settings) as docket:
             consumer = JetstreamConsumer(
                 config=config, redis=redis, docket=docket, tasks=PLAYLIST_TASKS
             )

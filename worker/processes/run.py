@@ -50,7 +50,7 @@ from worker.processes.worker import build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.tasks.services import Services, installed, open_services
-from worker.wiring import consumer_config
+from worker.wiring import consumer_config, open_docket
 
 logger = logging.getLogger(__name__)
 
@@ -257,9 +257,7 @@ async def _start(
         )
     )
     services.observer = view
-    docket = await stack.enter_async_context(
-        Docket(name=settings.docket_name, url=settings.docket_url)
-    )
+    docket = await stack.enter_async_context(open_docket(settings))
     replay = await stack.enter_async_context(ReplayServer()) if session is not None else None
     consumer = JetstreamConsumer(
         config=consumer_config(settings, hosts=None if replay is None else (replay.url,)),

@@ -18,7 +18,7 @@ from docket import Docket, Worker
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
 from worker.tasks.services import installed, open_services
-from worker.wiring import require_shared_docket
+from worker.wiring import open_docket, require_shared_docket
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def serve(settings: Settings) -> None:
     require_shared_docket(settings, why="a worker of its own would never see the consumer's tasks")
     async with (
         open_services(settings) as services,
-        Docket(name=settings.docket_name, url=settings.docket_url) as docket,
+        open_docket(settings) as docket,
     ):
         worker = build_worker(
             docket,

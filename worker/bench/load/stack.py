@@ -57,6 +57,10 @@ TRACEBACK: Final = b"Traceback (most recent call last)"
 # docket logs every retry with its exception, including the worker's deliberate
 # `retry.after(...)` while plyr.fm has not ingested a playlist yet: not an error.
 FORCED_RETRY: Final = b"\ndocket.dependencies._retry.ForcedRetry"
+# and the per-playlist lock's: an edit whose run starts while the previous run of
+# that playlist still holds the lock waits by a retry (worker.tasks.playlist_lock),
+# which happens whenever a compute outlasts the settle delay (a loaded machine).
+PLAYLIST_BUSY: Final = b"\nworker.tasks.playlist_lock.PlaylistBusy"
 
 
 @dataclass(frozen=True)
@@ -439,7 +443,8 @@ class Stack:
         errors = {}
         for process in self.service_processes():
             log = process.log()
-            errors[process.name] = log.count(TRACEBACK) - log.count(FORCED_RETRY)
+            deliberate = log.count(FORCED_RETRY) + log.count(PLAYLIST_BUSY)
+            errors[process.name] = log.count(TRACEBACK) - deliberate
         return errors
 
     def cpu_seconds(self) -> dict[str, float]:

@@ -1,0 +1,220 @@
+"""a PDS is someone else's server (issue 16): it must not send the API to other hosts,
+and one that lies about a record's CID must not turn every request into a compute."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from engine.cache import cache_key_pattern
+from jetstream.records import RecordLimits
+from tests.support.api_world import (
+    CID_1,
+    EMPTY_ID,
+    PDS_TRACKS,
+    PUBLIC_ID,
+    URI_OF,
+    World,
+    internal,
+    running_api,
+)
+from tests.support.did_server import Identity, PlcDirectory
+from tests.support.jetstream_world import did, track_uri
+from tests.support.pds_server import PdsServer, list_record
+from tests.support.world import sample_store
+from worker.api.answers import AnswerLimits
+from worker.api.app import SOURCE_HEADER
+from worker.identity.pds import PdsRecords, RecordRejected
+from worker.loopback.http import LoopbackHttpServer
+
+RECORD_URI = f"at://{did(1)}/fm.plyr.list/3m64hnzv42222"
+CID = "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+class Internal(LoopbackHttpServer):
+    """a service on the private network that must never be reached through the API."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{tail:.*}", self._any)
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        self.hits.append(str(request.rel_url))
+        return web.json_response({"uri": RECORD_URI, "cid": CID, "value": list_record([])})
+
+
+class Redirecting(LoopbackHttpServer):
+    """a PDS answering every getRecord with a 302 to `target`."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/{tail:.*}", self._redirect)
+
+    async def _redirect(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(self.target)
+
+
+@pytest.fixture
+async def private_service() -> AsyncIterator[Internal]:
+    async with Internal() as server:
+        yield server
+
+
+async def test_a_redirect_is_refused_never_followed(private_service: Internal) -> None:
+    """before: the SDK's client followed up to 3 redirects anywhere, and the body of
+    `http://127.0.0.2:.../internal/admin?secret=1` came back as the record."""
+    async with Redirecting(f"{private_service.url}/internal/admin?secret=1") as pds:
+        records = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
+        )
+        try:
+            with pytest.raises(RecordRejected, match="redirect"):
+                await records.fetch(pds.url, RECORD_URI)
+        finally:
+            await records.aclose()
+    assert private_service.hits == []
+
+
+class Recorded:
+    """the transport under the guard: records what would leave, answers a record."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+
+    def transport(self) -> httpx.MockTransport:
+        def answer(request: httpx.Request) -> httpx.Response:
+            self.sent.append(request)
+            value = list_record([track_uri(1)])
+            return httpx.Response(200, json={"uri": RECORD_URI, "cid": CID, "value": value})
+
+        return httpx.MockTransport(answer)
+
+
+def production_records(recorded: Recorded, *addresses: str) -> PdsRecords:
+    async def lookup(host: str) -> list[str]:
+        return list(addresses)
+
+    return PdsRecords(
+        limits=RecordLimits(),
+        list_collection="fm.plyr.list",
+        transport=recorded.transport(),
+        host_addresses=lookup,
+    )
+
+
+@pytest.mark.parametrize(
+    ("pds_url", "addresses", "reason"),
+    [
+        ("http://pds.example", ("93.184.216.34",), "not_https"),
+        ("https://pds.example", ("127.0.0.1",), "private_address"),
+        ("https://pds.example", ("93.184.216.34", "10.0.0.5"), "private_address"),
+        ("https://pds.example", ("169.254.169.254",), "private_address"),
+        ("https://10.0.0.5", (), "private_address"),
+        ("https://[::1]:8443", (), "private_address"),
+        ("https://pds.example", (), "private_address"),
+    ],
+)
+async def test_outside_tests_a_pds_must_be_https_on_public_addresses(
+    pds_url: str, addresses: tuple[str, ...], reason: str
+) -> None:
+    recorded = Recorded()
+    records = production_records(recorded, *addresses)
+    try:
+        with pytest.raises(RecordRejected, match=reason):
+            await records.fetch(pds_url, RECORD_URI)
+    finally:
+        await records.aclose()
+    assert recorded.sent == []  # refused before anything left
+
+
+async def test_a_public_pds_is_dialled_at_the_checked_address() -> None:
+    recorded = Recorded()
+    records = production_records(recorded, "93.184.216.34")
+    try:
+        record = await records.fetch("https://pds.example", RECORD_URI)
+    finally:
+        await records.aclose()
+    assert record.track_uris == (track_uri(1),)
+    [sent] = recorded.sent
+    assert sent.url.host == "93.184.216.34"
+    assert sent.headers["host"] == "pds.example"
+    assert sent.extensions["sni_hostname"] == "pds.example"
+
+
+async def test_the_loopback_pds_still_serves_tests() -> None:
+    async with PdsServer() as pds:
+        pds.put(RECORD_URI, CID, list_record([track_uri(2)]))
+        records = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
+        )
+        try:
+            assert (await records.fetch(pds.url, RECORD_URI)).cid == CID
+        finally:
+            await records.aclose()
+
+
+# --- a PDS that lies about the CID -------------------------------------------------------
+
+
+class LyingPds(PdsServer):
+    """a PDS that names a new CID for the record on every read."""
+
+    async def _get_record(self, request: web.Request) -> web.StreamResponse:
+        for uri, (_, value) in list(self.records.items()):
+            fresh = "bafyreic" + "".join("abcdefghij"[int(d)] for d in f"{len(self.requests):051d}")
+            self.records[uri] = (fresh, value)
+        return await super()._get_record(request)
+
+
+@asynccontextmanager
+async def lying_world(delay: float = 0.0) -> AsyncIterator[World]:
+    async with PlcDirectory() as plc, LyingPds(delay=delay) as pds:
+        world = World(plc.publish(Identity.generate()), plc.publish(Identity.generate()), pds, plc)
+        for rkey in ("3mpublic22222", "3mempty222222"):
+            pds.put(world.record_uri(rkey), CID_1, list_record([URI_OF[t] for t in PDS_TRACKS]))
+        yield world
+
+
+async def test_a_pds_lying_about_the_cid_costs_one_read_and_mints_no_cache_key(
+    redis_client: aioredis.Redis,
+) -> None:
+    """before: each request cached under the CID the PDS named, so the database's
+    version was never cached: 300 requests, 300 PDS reads, 300 computes, 300 new
+    24 h keys, 0 hits."""
+    store = sample_store()
+    async with lying_world() as world, running_api(world, redis_client, store=store) as api:
+        answers = [await api.get(PUBLIC_ID, internal(world.alice.did)) for _ in range(30)]
+        keys = [key async for key in redis_client.scan_iter(cache_key_pattern(PUBLIC_ID))]
+    assert {response.status_code for response in answers} == {200}
+    assert len({response.content for response in answers}) == 1  # the same answer each time
+    assert answers[0].json()["available"] is True
+    assert answers[0].headers[SOURCE_HEADER] == "computed_uncached"
+    assert {r.headers[SOURCE_HEADER] for r in answers[1:]} == {"pds_other_cid_recent"}
+    assert len(world.pds.requests) == 1
+    assert keys == []
+    store_calls_of_one_compute = store.requests
+    assert store_calls_of_one_compute <= 2
+
+
+async def test_one_owner_cannot_take_every_inline_compute(redis_client: aioredis.Redis) -> None:
+    limits = AnswerLimits(cache_retry_seconds=0.0, max_computes_per_owner=1)
+    async with (
+        lying_world(delay=0.3) as world,
+        running_api(world, redis_client, store=sample_store(), limits=limits) as api,
+    ):
+        first, second = await asyncio.gather(
+            api.get(PUBLIC_ID, internal(world.alice.did)),
+            api.get(EMPTY_ID, internal(world.alice.did)),
+        )
+    sources = sorted(response.headers[SOURCE_HEADER] for response in (first, second))
+    assert sources == ["busy", "computed_uncached"]
