@@ -31,6 +31,7 @@ class ListRecord:
     created_at: str
     items: tuple[tuple[str, str], ...]  # (track uri, track record cid), in order
     cid: str
+    value: Mapping[str, object]  # the record as the commit carried it (the demo PDS serves it)
 
     @property
     def track_uris(self) -> tuple[str, ...]:
@@ -131,6 +132,10 @@ class PlaylistBook:
     def records(self) -> list[ListRecord]:
         return list(self._records.values())
 
+    def by_uri(self, playlist_uri: str) -> ListRecord | None:
+        playlist_id = self._ids.get(playlist_uri)
+        return self._records.get(playlist_id) if playlist_id is not None else None
+
 
 def _commit(frame: str) -> dict[str, object] | None:
     try:
@@ -164,4 +169,5 @@ def _list_record(commit: Mapping[str, object], uri: str, playlist_id: str) -> Li
         created_at=str(record.get("createdAt", "")),
         items=tuple(items),
         cid=cid,
+        value=record,
     )

@@ -18,7 +18,7 @@ from worker.demo import DemoCatalogue, DemoSession
 from worker.processes.editor.book import PlaylistBook, TrackIndex
 from worker.processes.editor.events import EditorView, EventHub
 from worker.processes.editor.guard import is_loopback, page_hosts
-from worker.processes.editor.routes import mount_editor
+from worker.processes.editor.routes import PDS_PATH, mount_editor
 from worker.processes.editor.site import EditorSite
 from worker.processes.editor.writer import DemoWriter
 from worker.settings import Settings
@@ -61,6 +61,7 @@ def serve_editor(
     catalog = services.catalog
     if not isinstance(catalog, InMemoryCatalog):
         raise TypeError("the editor page edits the demo's in-memory catalog")
+    host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
     writer = DemoWriter(
         book=view.book,
         tracks=TrackIndex(demo.tracks, demo.artists),
@@ -68,9 +69,9 @@ def serve_editor(
         replay=replay,
         announce=view.frame_sent,
         seed=demo.params.seed,
+        pds_url=f"http://{host}:{port}/editor{PDS_PATH}",
     )
     hosts = page_hosts(settings.api_host, port)
-    host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
     site = EditorSite(
         demo=demo,
         catalog=catalog,

@@ -8,6 +8,7 @@
     GET  /editor/api/playlists/{id}/recommendations    the API's answer, its source and time
     POST /editor/api/playlists/{id}/tracks         {"track_id": n}: add it (a new version)
     GET  /editor/api/events                        the live events (server-sent events)
+    GET  /editor/pds/xrpc/com.atproto.repo.getRecord   the demo PDS: the records it wrote
 
 every route is behind `guard.LoopbackOnly`. the files are the package's own, read
 once; nothing the page loads comes from anywhere else (its CSP says so).
@@ -49,6 +50,7 @@ HEADERS: Final = {
 MAX_EDIT_BYTES: Final = 256  # {"track_id": n} is a few bytes
 MAX_TRACK_ID: Final = 2**53  # what a JSON number keeps exactly
 SSE_RETRY_MS: Final = 3000
+PDS_PATH: Final = "/pds"  # under /editor: the demo's PDS base URL is {page}/editor/pds
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -90,6 +92,13 @@ def mount_editor(app: FastAPI, site: EditorSite, *, hosts: frozenset[str]) -> No
         track_id = await _track_id(request)
         return _json(site.add_track(_playlist_id(request), track_id))
 
+    async def get_record(request: Request) -> Response:
+        query = request.query_params
+        found = site.get_record(
+            query.get("repo", ""), query.get("collection", ""), query.get("rkey", "")
+        )
+        return _json(found)
+
     async def events(request: Request) -> Response:
         if site.hub.streams >= MAX_STREAMS:
             return _json({"detail": "too many event streams open"}, 503)
@@ -120,6 +129,7 @@ def mount_editor(app: FastAPI, site: EditorSite, *, hosts: frozenset[str]) -> No
                 methods=["POST"],
             ),
             Route("/api/events", events),
+            Route(PDS_PATH + "/xrpc/com.atproto.repo.getRecord", _refusing(site, get_record)),
         ]
     )
     page = Starlette(routes=[Route("/", index)])

@@ -178,6 +178,14 @@ class EditorSite:
             "cid": row.record_cid if row is not None else None,
         }
 
+    def get_record(self, repo: str, collection: str, rkey: str) -> dict[str, object]:
+        """the demo PDS's `com.atproto.repo.getRecord`: a list record the demo wrote."""
+        uri = f"at://{repo}/{collection}/{rkey}"
+        record = self.book.by_uri(uri)
+        if record is None:
+            raise EditRefused(400, "RecordNotFound")
+        return {"uri": uri, "cid": record.cid, "value": record.value}
+
     # --- what the page writes ---------------------------------------------------------------
 
     def add_track(self, playlist_id: str, track_id: int) -> dict[str, object]:

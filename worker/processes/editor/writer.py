@@ -6,7 +6,9 @@ in production plyr.fm's backend writes the record to the owner's PDS and its
 service through Jetstream. the demo plays both parts: it upserts the row in its
 in-memory catalog (what plyr.fm's ingest does), then appends the commit to its
 replay server, where the real consumer reads it. from there the edit takes the
-production path: consumer, docket, worker, cache.
+production path: consumer, docket, worker, cache. the row names the demo's PDS
+(`pds_url`, served by the page's routes), so an API that computes the new
+version before the worker does reads the record there, as it would in production.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class DemoWriter:
         replay: ReplayServer,
         announce: Callable[[SessionStep], None],
         seed: int,
+        pds_url: str | None = None,
     ) -> None:
         self.book = book
         self.tracks = tracks
@@ -59,6 +62,7 @@ class DemoWriter:
         self.replay = replay
         self.announce = announce
         self.seed = seed
+        self.pds_url = pds_url  # where the records are served (the API's inline computes)
         self.written = 0  # frames this writer sent
 
     def add_track(self, playlist_id: str, track_id: int) -> ListRecord:
@@ -94,6 +98,7 @@ class DemoWriter:
             created_at=wire.iso_time(time_us),
             items=(),
             cid="",
+            value={},
         )
         items = tuple((track.uri, track.cid) for track in tracks)
         note = f'"{name}" (the page): created, {len(items)} tracks'
@@ -137,6 +142,7 @@ class DemoWriter:
             is_private=False,
             updated_at=wire.moment(time_us),
             items=None,
+            owner_pds_url=self.pds_url,
         )
         edit = CatalogueEdit(upsert=row)
         step = SessionStep(frame, time_us, kind, note, record.playlist_uri, edit)

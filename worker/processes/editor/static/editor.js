@@ -366,7 +366,7 @@ function listen() {
         "li",
         { "data-source": event.source },
         el("span", { class: "at", text: `${event.elapsed.toFixed(1)}s` }),
-        event.text,
+        event.text.replace(/\n\s+/g, "\n  "), // the terminal's indent is too wide here
       ),
     );
     while (list.children.length > MAX_EVENTS) list.firstChild.remove();
