@@ -39,6 +39,8 @@ SCREEN = {"width": 1360, "height": 900}
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     with running_demo(tmp_path_factory.mktemp("editor-run")) as running:
         yield running
+        # what the page measured over the module (`pytest -s` shows it; the README cites it)
+        print(f"\nthe page's answers by source, all tests: {running.api('/status')['answers']}")
 
 
 @pytest.fixture(scope="module")

@@ -363,7 +363,10 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
         parts = await _start(stack, settings, demo, session, view, port)
         hosts = ", ".join(parts.consumer.config.hosts)
         view.info(f"API on {base_url}; jetstream from {hosts}")
-        view.info(f"the playlist editor: {base_url}/" if parts.editor else str(no_page))
+        if parts.editor is not None:
+            view.info(f"the playlist editor: {base_url}/")
+        elif no_page is not None:
+            view.info(no_page)
         picked = pick_playlist(session) if session else None
         check = None
         if picked is not None:

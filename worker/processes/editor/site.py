@@ -167,7 +167,10 @@ class EditorSite:
         elapsed_ms = (time.perf_counter() - started) * 1e3
         source = response.headers.get(SOURCE_HEADER, f"status {response.status_code}")
         self.answers[source] += 1
-        body: Any = response.json() if response.status_code == 200 else {}
+        try:
+            body: Any = response.json() if response.status_code == 200 else {}
+        except ValueError as error:
+            raise EditRefused(502, "the API answered something that is not JSON") from error
         answered = body.get("tracks") if isinstance(body, dict) else None
         return {
             "status": response.status_code,

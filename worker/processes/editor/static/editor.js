@@ -10,7 +10,7 @@ const SOURCES = {
   hit: "cache hit",
   computed: "computed inline",
   computed_uncached: "computed inline (no cache)",
-  reused: "reused (same tracks)",
+  reused: "reused (an answer for the same tracks)",
   already_cached: "the worker's, written meanwhile",
   unavailable: "computed inline: nothing to recommend from",
   last_known: "last known version",
@@ -371,8 +371,18 @@ function listen() {
     );
     while (list.children.length > MAX_EVENTS) list.firstChild.remove();
     if (nearBottom) list.scrollTop = list.scrollHeight;
-    if (state.current && /^(consumer|worker)/.test(event.source)) refreshPlaylist();
+    if (state.current && /^(consumer|worker)/.test(event.source)) scheduleRefresh();
   };
+}
+
+// the path's progress arrives as events; a burst of them costs one refresh
+let refreshTimer = null;
+function scheduleRefresh() {
+  if (refreshTimer !== null) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    refreshPlaylist().catch(() => {});
+  }, 150);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
