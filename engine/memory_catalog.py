@@ -152,6 +152,10 @@ class InMemoryCatalog:
         if playlist is not None and playlist.record_uri is not None:
             self._playlist_ids_by_uri.pop(playlist.record_uri, None)
 
+    def add_track(self, track: TrackRecord) -> None:
+        """a track plyr.fm has just ingested (the demo's fresh uploads)."""
+        self._add_track(track)
+
     @property
     def track_count(self) -> int:
         return len(self._tracks)

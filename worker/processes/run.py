@@ -37,6 +37,13 @@ from jetstream.replay import ReplayServer
 from worker.api.app import create_app, server_config
 from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_generate
 from worker.identity.auth import Authenticator
+from worker.processes.editor import (
+    EditorSite,
+    EditorView,
+    editor_view,
+    serve_editor,
+    why_not_served,
+)
 from worker.processes.live_view import LiveView
 from worker.processes.run_report import (
     ApiCheck,
@@ -238,6 +245,7 @@ class _Parts:
     consumer: JetstreamConsumer
     worker: Worker
     app: FastAPI
+    editor: EditorSite | None = None  # the playlist editor page, when it is served
 
 
 async def _start(
@@ -273,10 +281,26 @@ async def _start(
     authenticator = Authenticator.from_settings(settings)
     stack.push_async_callback(authenticator.aclose)
     app = create_app(services, authenticator)
+    editor = None
+    if isinstance(view, EditorView) and demo and session and replay and settings.internal_api_token:
+        token = settings.internal_api_token.get_secret_value()
+        editor = serve_editor(
+            app,
+            view=view,
+            demo=demo,
+            session=session,
+            replay=replay,
+            services=services,
+            settings=settings,
+            port=port,
+            token=token,
+        )
     server = _EmbeddedServer(server_config(app, host=settings.api_host, port=port))
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     await stack.enter_async_context(_serving(server))
-    return _Parts(services, docket, replay, consumer, worker, app)
+    if editor is not None:
+        stack.push_async_callback(editor.aclose)  # ends its event streams: the server waits
+    return _Parts(services, docket, replay, consumer, worker, app, editor)
 
 
 async def _run_until_done(
@@ -328,12 +352,19 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
     port = _api_port(settings)
     base_url = f"http://{settings.api_host}:{port}"
 
-    view = LiveView(console, names)
+    no_page = why_not_served(settings, demo, session)
+    view: LiveView = LiveView(console, names)
+    if session is not None and no_page is None:
+        view = editor_view(console, names, session, token)
     async with AsyncExitStack() as stack:
         stack.enter_context(view)
         parts = await _start(stack, settings, demo, session, view, port)
         hosts = ", ".join(parts.consumer.config.hosts)
         view.info(f"API on {base_url}; jetstream from {hosts}")
+        if parts.editor is not None:
+            view.info(f"the playlist editor: {base_url}/")
+        elif no_page is not None:
+            view.info(no_page)
         picked = pick_playlist(session) if session else None
         check = None
         if picked is not None:
