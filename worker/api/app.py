@@ -319,10 +319,15 @@ async def _openapi(request: Request) -> JSONResponse:
     return JSONResponse(openapi_document(request.app))
 
 
-def pds_records(settings: Settings) -> PdsRecords:
-    """the PDS client, validating records with the consumer's own limits."""
+def pds_records(settings: Settings, *, allow_private: bool = False) -> PdsRecords:
+    """the PDS client, validating records with the consumer's own limits.
+
+    `allow_private` (plain http, loopback addresses) only where every PDS URL is
+    the service's own: the embedded demo's catalogue, and tests."""
     limits = frame_limits(settings)
-    return PdsRecords(limits=limits.record, list_collection=limits.list_collection)
+    return PdsRecords(
+        limits=limits.record, list_collection=limits.list_collection, allow_private=allow_private
+    )
 
 
 async def _redis_alive(services: Services) -> bool:

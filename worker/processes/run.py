@@ -34,7 +34,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jetstream.consumer import JetstreamConsumer
 from jetstream.replay import ReplayServer
-from worker.api.app import create_app, server_config
+from worker.api.app import create_app, pds_records, server_config
 from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_generate
 from worker.identity.auth import Authenticator
 from worker.processes.editor import (
@@ -280,7 +280,10 @@ async def _start(
     stack.enter_context(installed(services))
     authenticator = Authenticator.from_settings(settings)
     stack.push_async_callback(authenticator.aclose)
-    app = create_app(services, authenticator)
+    # the demo catalogue's PDS URLs are this run's own loopback servers (the editor's
+    # demo PDS), never one from the network: only then may the client reach loopback
+    own_pds = demo is not None and settings.database_url is None
+    app = create_app(services, authenticator, pds=pds_records(settings, allow_private=own_pds))
     editor = None
     if isinstance(view, EditorView) and demo and session and replay and settings.internal_api_token:
         token = settings.internal_api_token.get_secret_value()
