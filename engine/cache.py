@@ -30,7 +30,11 @@ from engine.types import Track
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
 CACHE_TTL = timedelta(hours=24)
 CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
-MAX_CACHED_TRACKS = 10
+ANSWER_TRACKS = 10  # the most an answer shows (the API's `limit` is 1..10)
+# kept beyond them, so that an answer a withdrawn track is filtered out of still
+# fills `limit` until its playlist is recomputed (DESIGN.md, "The cache").
+SPARE_TRACKS = 5
+MAX_CACHED_TRACKS = ANSWER_TRACKS + SPARE_TRACKS
 MAX_TOKEN_LENGTH = 200  # a CID is ~60 characters; an ISO timestamp ~32
 MAX_PAYLOAD_BYTES = 64 * 1024
 

@@ -19,7 +19,7 @@ from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
 from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
 
-DEFAULT_LIMIT = 10  # the cache holds up to 10; the API slices to its `limit`
+DEFAULT_LIMIT = 10  # an answer shows up to 10 (the worker asks for spares: engine.cache)
 MAX_LIMIT = 100
 OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10

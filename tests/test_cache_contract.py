@@ -60,10 +60,12 @@ def test_fingerprint_ignores_order_and_duplicates_only() -> None:
 
 
 def test_payload_round_trip_and_api_response() -> None:
-    value = CachedRecommendations(tracks(12), True, strategy="kmeans", fingerprint="f")
+    value = CachedRecommendations(
+        tracks(MAX_CACHED_TRACKS + 2), True, strategy="kmeans", fingerprint="f"
+    )
     decoded = CachedRecommendations.from_json(value.to_json())
     assert len(decoded.tracks) == MAX_CACHED_TRACKS
-    assert decoded.tracks == tracks(12)[:MAX_CACHED_TRACKS]
+    assert decoded.tracks == tracks(MAX_CACHED_TRACKS)
     assert decoded.strategy == "kmeans"
     response = decoded.response(3)
     assert response == {"tracks": [t.as_json() for t in tracks(3)], "available": True}

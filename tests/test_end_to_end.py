@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
-from engine.cache import cache_key, cache_key_pattern
+from engine.cache import MAX_CACHED_TRACKS, cache_key, cache_key_pattern
 from jetstream.replay import ReplayServer
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
@@ -85,7 +85,7 @@ async def test_the_sample_story_ends_in_the_cache_and_the_api(
             assert raw is not None, playlist_id
             value = orjson.loads(raw)
             assert value["available"] is True
-            assert len(value["tracks"]) == 10
+            assert len(value["tracks"]) == MAX_CACHED_TRACKS
         assert [k async for k in redis_client.scan_iter(match=cache_key_pattern(P4_ID))] == []
         # "not ours" (NOT_OURS_URI) has no row in plyr.fm's database: waited for, dropped
         assert services.counts["dropped:unknown_playlist"] == 1

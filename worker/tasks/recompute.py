@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from engine.cache import CachedRecommendations, PlaylistState, fingerprint
+from engine.cache import MAX_CACHED_TRACKS, CachedRecommendations, PlaylistState, fingerprint
 from engine.ports import Catalog, VectorStore
-from engine.recommend import DEFAULT_LIMIT, recommend
+from engine.recommend import recommend
 from engine.types import MAX_LIST_ITEMS, FusionMode
 from worker.store.cache import RecommendationCache
 
@@ -71,8 +71,9 @@ class Recommender:
         if self.store is None:
             return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
         started = time.perf_counter()
+        # the answer's 10 and a few spares (engine.cache: what a withdrawal leaves)
         result = await recommend(
-            track_ids, self.store, limit=DEFAULT_LIMIT, fusion=self.fusion, catalog=self.catalog
+            track_ids, self.store, limit=MAX_CACHED_TRACKS, fusion=self.fusion, catalog=self.catalog
         )
         elapsed = time.perf_counter() - started
         value = CachedRecommendations(
