@@ -159,9 +159,9 @@ class InMemoryCatalog:
         """add a track or replace the one with its id (a moderator's edit, in tests and
         benchmarks: plyr.fm's database is edited by plyr.fm)."""
         previous = self._tracks.get(track.id)
-        if previous is not None and previous.record_uri is not None:
-            if self._track_ids_by_uri.get(previous.record_uri) == track.id:
-                del self._track_ids_by_uri[previous.record_uri]
+        uri = previous.record_uri if previous is not None else None
+        if uri is not None and self._track_ids_by_uri.get(uri) == track.id:
+            del self._track_ids_by_uri[uri]
         self._add_track(track)
 
     def track(self, track_id: int) -> TrackRecord | None:

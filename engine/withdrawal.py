@@ -110,6 +110,13 @@ class RoundRecord:
         started_at, seconds = data.get("started_at"), data.get("seconds")
         checked, withdrawn = data.get("checked"), data.get("withdrawn")
         totals = data.get("totals", {})
+        if not (
+            isinstance(started_at, int | float)
+            and isinstance(seconds, int | float)
+            and isinstance(checked, int)
+            and isinstance(withdrawn, int)
+        ):
+            return None
         if not (_finite(started_at) and _finite(seconds) and _count(checked) and _count(withdrawn)):
             return None
         if not isinstance(totals, dict) or len(totals) > MAX_TOTALS:
