@@ -146,12 +146,14 @@ async def running_api(
     store: VectorStore | None,
     catalog: Catalog | None = None,
     limits: AnswerLimits | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Api]:
     settings = Settings(
         _env_file=None,
         service_did=SERVICE_DID,
         internal_api_token=SecretStr(INTERNAL_TOKEN),
         plc_directory_url=world.plc.url,
+        **settings_overrides,
     )
     catalog = catalog or InMemoryCatalog.from_json(world.catalog_json())
     pds = PdsRecords(limits=RecordLimits(), list_collection="fm.plyr.list", timeout_seconds=0.5)
