@@ -77,12 +77,12 @@ async def test_a_withdrawal_during_a_redis_outage_is_never_served(
 
             # Redis is back with the old answer, no round has seen the takedown: every
             # answer until one has is checked with the database, never served as cached
-            sources = []
-            for _ in range(5):
+            sources: list[str] = []
+            while "hit" not in sources:  # the client reconnects within a request or two
+                assert len(sources) < 20, sources
                 response = await w.answer()
                 sources.append(response.headers[SOURCE_HEADER])
                 assert target not in ids(response)
-            assert "hit" in sources
             assert (await w.round()).withdrawn == {target}
             assert target not in ids(await w.answer())
     finally:
