@@ -30,9 +30,13 @@ from engine.types import Track
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
 CACHE_TTL = timedelta(hours=24)
 CACHE_TTL_SECONDS = int(CACHE_TTL.total_seconds())
-# the 10 an answer can show and 20 more for "more" (the API's offset 0..20), so
-# asking for the next ones is a read too
-MAX_CACHED_TRACKS = 30
+ANSWER_TRACKS = 10  # the most an answer shows (the API's `limit` is 1..10)
+# the next ones, for "more" (the API's `offset` is 0..20), so asking is a read too
+MORE_TRACKS = 20
+# kept beyond them, so that an answer a withdrawn track is filtered out of still
+# fills `limit` until its playlist is recomputed (DESIGN.md, "The cache").
+SPARE_TRACKS = 5
+MAX_CACHED_TRACKS = ANSWER_TRACKS + MORE_TRACKS + SPARE_TRACKS
 MAX_TOKEN_LENGTH = 200  # a CID is ~60 characters; an ISO timestamp ~32
 MAX_PAYLOAD_BYTES = 192 * 1024  # 30 tracks of ~500 bytes is ~15 KiB: room for long titles
 

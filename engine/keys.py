@@ -13,6 +13,13 @@ here with the reason, or that is not in any family at all.
     playlist_id         plyr:recommendations-playlist:{list uri}    the cache TTL
     deleted             plyr:recommendations-deleted:{list uri}     the cache TTL
     lock                plyr:recompute-lock:{list uri}              the lock's lease
+    withdrawn           plyr:withdrawn                              the cache TTL, refreshed
+    withdrawn_firehose  plyr:withdrawn-firehose                     the cache TTL, refreshed
+    withdrawn_gen       plyr:withdrawn-generation                   the cache TTL, refreshed
+    withdrawal_live     plyr:withdrawal-live                        the cache TTL, refreshed
+    withdrawal_carriers plyr:withdrawal-carriers:{track_id}         the cache TTL, refreshed
+    withdrawal_round    plyr:withdrawal-round                       a minute, rewritten each round
+    withdrawal_stats    plyr:withdrawal-stats                       a week, refreshed on write
     jetstream_cursor    plyr:jetstream:{collection}:cursor          none (see below)
     jetstream_cursor_v2 plyr:jetstream:{collection}:cursor:v2       none, like the cursor
     jetstream_rev       plyr:jetstream:{collection}:rev:{list uri}  the rev TTL (7 days)
@@ -45,6 +52,15 @@ STATE_PREFIX: Final = "plyr:recommendations-state"
 PLAYLIST_ID_PREFIX: Final = "plyr:recommendations-playlist"
 DELETED_PREFIX: Final = "plyr:recommendations-deleted"
 LOCK_PREFIX: Final = "plyr:recompute-lock"
+# withdrawals (worker.store.withdrawn): sorted sets score their members by expiry,
+# so each member lives the cache TTL from its last write, not the key's.
+WITHDRAWN_KEY: Final = "plyr:withdrawn"
+WITHDRAWN_FIREHOSE_KEY: Final = "plyr:withdrawn-firehose"
+WITHDRAWN_GENERATION_KEY: Final = "plyr:withdrawn-generation"
+WITHDRAWAL_LIVE_KEY: Final = "plyr:withdrawal-live"
+WITHDRAWAL_CARRIERS_PREFIX: Final = "plyr:withdrawal-carriers"
+WITHDRAWAL_ROUND_KEY: Final = "plyr:withdrawal-round"
+WITHDRAWAL_STATS_KEY: Final = "plyr:withdrawal-stats"
 JETSTREAM_ROOT: Final = "plyr:jetstream"
 
 _ANY = r".+"
@@ -62,6 +78,19 @@ FAMILIES: Final = (
     KeyFamily("playlist_id", re.compile(rf"{PLAYLIST_ID_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("deleted", re.compile(rf"{DELETED_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("lock", re.compile(rf"{LOCK_PREFIX}:{_ANY}"), "the lock's lease"),
+    KeyFamily("withdrawn", re.compile(WITHDRAWN_KEY), "the cache TTL, refreshed on write"),
+    KeyFamily("withdrawn_firehose", re.compile(WITHDRAWN_FIREHOSE_KEY), "the cache TTL, refreshed"),
+    KeyFamily(
+        "withdrawn_generation", re.compile(WITHDRAWN_GENERATION_KEY), "the cache TTL, refreshed"
+    ),
+    KeyFamily("withdrawal_live", re.compile(WITHDRAWAL_LIVE_KEY), "the cache TTL, refreshed"),
+    KeyFamily(
+        "withdrawal_carriers",
+        re.compile(rf"{WITHDRAWAL_CARRIERS_PREFIX}:-?[0-9]+"),
+        "the cache TTL, refreshed on write",
+    ),
+    KeyFamily("withdrawal_round", re.compile(WITHDRAWAL_ROUND_KEY), "a minute, each round"),
+    KeyFamily("withdrawal_stats", re.compile(WITHDRAWAL_STATS_KEY), "a week, refreshed"),
     KeyFamily(
         "jetstream_cursor",
         re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:cursor"),

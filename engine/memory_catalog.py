@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.eligibility import (
+    MAX_CHECKED_TRACK_IDS,
     ArtistRecord,
     TrackRecord,
     distinct_track_ids,
@@ -131,6 +132,14 @@ class InMemoryCatalog:
             )
         return hydrated
 
+    async def eligible_ids(self, track_ids: Sequence[int]) -> set[int]:
+        eligible: set[int] = set()
+        for track_id in distinct_track_ids(track_ids, bound=MAX_CHECKED_TRACK_IDS):
+            track = self._tracks.get(track_id)
+            if track is not None and is_surfaceable(track, self._artists.get(track.artist_did)):
+                eligible.add(track_id)
+        return eligible
+
     # --- the embedded demo's edits -------------------------------------------------
 
     def upsert_playlist(self, playlist: PlaylistRow) -> None:
@@ -145,6 +154,18 @@ class InMemoryCatalog:
                 raise ValueError(f"{playlist.record_uri} already belongs to playlist {holder}")
             self._playlist_ids_by_uri[playlist.record_uri] = playlist.playlist_id
         self._playlists[playlist.playlist_id] = playlist
+
+    def replace_track(self, track: TrackRecord) -> None:
+        """add a track or replace the one with its id (a moderator's edit, in tests and
+        benchmarks: plyr.fm's database is edited by plyr.fm)."""
+        previous = self._tracks.get(track.id)
+        uri = previous.record_uri if previous is not None else None
+        if uri is not None and self._track_ids_by_uri.get(uri) == track.id:
+            del self._track_ids_by_uri[uri]
+        self._add_track(track)
+
+    def track(self, track_id: int) -> TrackRecord | None:
+        return self._tracks.get(track_id)
 
     def remove_playlist(self, playlist_id: str) -> None:
         """forget a playlist (no error if it is unknown)."""

@@ -81,6 +81,13 @@ class Catalog(Protocol):
         """
         ...
 
+    async def eligible_ids(self, track_ids: Sequence[int]) -> set[int]:
+        """the ids among `track_ids` that may still be recommended (the rules of
+        `hydrate`, without the rows): what the withdrawal check asks of every track in
+        some live answer, in one statement. an id missing from the answer is withdrawn
+        (taken down, relabelled, hidden, its artist deactivated, its row gone)."""
+        ...
+
 
 class TrackLookup(Protocol):
     """the part of a Catalog the engine's ranking loop needs."""

@@ -25,6 +25,7 @@ import asyncpg
 import orjson
 
 from engine.eligibility import (
+    MAX_CHECKED_TRACK_IDS,
     SURFACEABLE_TRACK_SQL,
     distinct_track_ids,
     distinct_track_uris,
@@ -65,6 +66,14 @@ JOIN tracks AS t ON t.id = wanted.track_id
 JOIN artists AS a ON a.did = t.artist_did
 WHERE {SURFACEABLE_TRACK_SQL}
 ORDER BY wanted.position
+"""
+
+# the withdrawal check: which of many ids are still surfaceable (primary-key lookups).
+ELIGIBLE_IDS_SQL: Final = f"""
+SELECT t.id
+FROM tracks AS t
+JOIN artists AS a ON a.did = t.artist_did
+WHERE t.id = ANY($1::int[]) AND {SURFACEABLE_TRACK_SQL}
 """
 
 # bounds the memory of which playlists were already warned about.
@@ -210,6 +219,13 @@ class PostgresCatalog:
             )
             for row in rows
         ]
+
+    async def eligible_ids(self, track_ids: Sequence[int]) -> set[int]:
+        wanted = distinct_track_ids(track_ids, bound=MAX_CHECKED_TRACK_IDS)
+        if not wanted:
+            return set()
+        rows = await self._fetch("eligible_ids", ELIGIBLE_IDS_SQL, wanted)
+        return {row["id"] for row in rows}
 
     # --- plumbing ----------------------------------------------------------------
 

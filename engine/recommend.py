@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from engine.cache import MAX_CACHED_TRACKS
 from engine.errors import InvalidInputError
 from engine.fusion import proportional_fuse, rrf_fuse
 from engine.ports import TrackLookup, VectorsById, VectorStore
@@ -21,9 +22,9 @@ from engine.strategy import QueryPlan, plan_queries
 from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
 
 # how many tracks one recommendation ranks and hydrates (the engine's n, not the
-# API's `limit`, which slices the cached answer): 10 to show and 20 more for "more";
-# the API slices its `limit` from its `offset` (engine.cache.MAX_CACHED_TRACKS)
-DEFAULT_TOP_N = 30
+# API's `limit`, which slices the cached answer): what the cache keeps, 10 to show,
+# 20 more for "more" and a few spares for withdrawals (engine.cache)
+DEFAULT_TOP_N = MAX_CACHED_TRACKS
 MAX_TOP_N = 100
 OVERFETCH_FACTOR = 3  # candidates asked per query = limit * 3 + OVERFETCH_SLACK
 OVERFETCH_SLACK = 10

@@ -60,13 +60,15 @@ def test_fingerprint_ignores_order_and_duplicates_only() -> None:
 
 
 def test_payload_round_trip_and_api_response() -> None:
-    value = CachedRecommendations(tracks(40), True, strategy="kmeans", fingerprint="f")
+    value = CachedRecommendations(
+        tracks(MAX_CACHED_TRACKS + 2), True, strategy="kmeans", fingerprint="f"
+    )
     decoded = CachedRecommendations.from_json(value.to_json())
-    assert len(decoded.tracks) == MAX_CACHED_TRACKS == 30
-    assert decoded.tracks == tracks(40)[:MAX_CACHED_TRACKS]
+    assert len(decoded.tracks) == MAX_CACHED_TRACKS == 35
+    assert decoded.tracks == tracks(MAX_CACHED_TRACKS)
     # "more": the next tracks of the same answer, as far as it goes
     assert decoded.response(3, 3)["tracks"] == [t.as_json() for t in tracks(6)[3:]]
-    assert decoded.response(10, 25)["tracks"] == [t.as_json() for t in tracks(30)[25:]]
+    assert decoded.response(10, 25)["tracks"] == [t.as_json() for t in tracks(35)[25:]]
     assert decoded.strategy == "kmeans"
     response = decoded.response(3)
     assert response == {"tracks": [t.as_json() for t in tracks(3)], "available": True}

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from engine.eligibility import (
+    MAX_CHECKED_TRACK_IDS,
     MAX_PLAYLIST_ITEMS,
     MAX_TRACK_IDS_PER_CALL,
     MAX_TRACK_URIS_PER_CALL,
@@ -109,6 +110,17 @@ async def test_hydrating_all_cases_at_once_keeps_the_eligible_in_order(catalog: 
     cases = list(reversed(world_cases(catalog)))
     hydrated = await catalog.hydrate([case.track_id for case in cases])
     assert [track.id for track in hydrated] == [case.track_id for case in cases if case.eligible]
+
+
+async def test_eligible_ids_agrees_with_hydrate_on_every_case(catalog: Catalog) -> None:
+    cases = world_cases(catalog)
+    unknown = 987_654  # no row: withdrawn as surely as a takedown
+    asked = [case.track_id for case in cases] + [unknown, 1, 1]
+    eligible = await catalog.eligible_ids(asked)
+    assert eligible == {case.track_id for case in cases if case.eligible} | {1}
+    assert await catalog.eligible_ids([]) == set()
+    with pytest.raises(ValueError, match="at most"):
+        await catalog.eligible_ids(range(MAX_CHECKED_TRACK_IDS + 1))
 
 
 def test_every_rule_has_both_answers_among_the_cases() -> None:

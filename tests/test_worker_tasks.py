@@ -325,7 +325,13 @@ def test_check_arguments_rejects(arguments: tuple[object, ...]) -> None:
 
 
 def test_the_registry_holds_both_tasks() -> None:
-    assert {task.__name__ for task in TASKS} == {"recompute_playlist", "forget_playlist"}
+    assert {task.__name__ for task in TASKS} == {
+        "recompute_playlist",
+        "forget_playlist",
+        "check_withdrawals",
+        "withdraw_track",
+        "refill_playlist",
+    }
 
 
 async def test_a_late_forget_spares_a_recreated_playlist(docket: Docket) -> None:

@@ -5,7 +5,8 @@ plyr-recs bench quality   precision, coverage, mixture fidelity of the answers b
 plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
-plyr-recs bench abuse       each issue-16 attack against the API, beside a quiet phase
+plyr-recs bench abuse       each attack on the API from the network, beside a quiet phase
+plyr-recs bench withdrawn   takedown -> gone from every answer; the check round; screened hits
 """
 
 from __future__ import annotations
@@ -216,6 +217,23 @@ def bench_reliability(
 
     argv = ["--size", size, *(arg for word in only for arg in ("--only", word))]
     raise typer.Exit(run_reliability_bench(argv))
+
+
+@bench_app.command("withdrawn")
+def bench_withdrawn(
+    takedowns: int = typer.Option(50, min=1, max=1000, help="takedowns timed."),
+    at_once: int = typer.Option(5, min=1, max=50, help="takedowns made together."),
+    answers: int = typer.Option(
+        100_000, min=1000, max=1_000_000, help="cached answers for the round's cost."
+    ),
+    seconds: float = typer.Option(3.0, min=0.5, max=60, help="seconds per hit window."),
+) -> None:
+    """how fast a takedown leaves every answer (p50/p99, PostgreSQL, the worker's check
+    round, the API), the check round's cost over many cached answers, and cache hits
+    screened against withdrawals beside the same hits unscreened."""
+    from worker.bench.withdrawn import main as run_withdrawn_bench
+
+    run_withdrawn_bench(takedowns=takedowns, at_once=at_once, answers=answers, seconds=seconds)
 
 
 @app.command(

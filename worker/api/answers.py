@@ -33,6 +33,7 @@ from engine.ports import CatalogError, VectorStoreError
 from engine.types import PlaylistRow
 from jetstream.faults import REDIS_UNAVAILABLE
 from worker.api.metrics import ApiMetrics
+from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
 from worker.store.cache import RecommendationCache
 from worker.store.reads import CoalescedReads
@@ -139,12 +140,21 @@ class Answers:
         pds: PdsRecords,
         metrics: ApiMetrics,
         limits: AnswerLimits | None = None,
+        withdrawn: WithdrawnView | None = None,
     ) -> None:
         self.cache = cache
         self.recommender = recommender
         self.limits = limits or AnswerLimits()
-        # the hot path: hits read through one MGET per event-loop turn
-        self.reads = CoalescedReads(cache, timeout_seconds=self.limits.cache_timeout_seconds)
+        # every answer is screened against withdrawn tracks (None: not at all, only
+        # for `plyr-recs bench withdrawn`'s unscreened baseline)
+        self.withdrawn = withdrawn
+        if withdrawn is not None:
+            metrics.registry.register(withdrawn)
+        # the hot path: hits read through one MGET per event-loop turn (the withdrawn
+        # set's generation and round record ride along)
+        self.reads = CoalescedReads(
+            cache, timeout_seconds=self.limits.cache_timeout_seconds, rider=withdrawn
+        )
         self.pds = pds
         self.metrics = metrics
         self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
@@ -188,13 +198,15 @@ class Answers:
                 if cached is not None:
                     self.metrics.hit.inc()
                     self.metrics.hit_answer.inc()
+                    if self.withdrawn is not None:
+                        cached = await self.withdrawn.screen_hit(cached, self.recommender.catalog)
                     return Answer(cached, "hit")
         self.metrics.cache.labels("miss" if cache_up else "bypass").inc()
         recent = self._unversioned.get((playlist.playlist_id, token or ""))
         if recent is not None and time.monotonic() < recent[1]:
             self.metrics.answers.labels("pds_other_cid_recent").inc()
             return Answer(recent[0].value, "pds_other_cid_recent")
-        answer = await self._shared_compute(playlist, token)
+        answer = await self._screened(await self._shared_compute(playlist, token))
         self.metrics.answers.labels(answer.source).inc()
         return answer
 
@@ -215,6 +227,9 @@ class Answers:
             return failed
         if value is None:
             return LastKnown(state.owner_did, failed.answer)
+        # plyr.fm's database is down: the copy of the withdrawn set is all there is
+        if self.withdrawn is not None:
+            value = self.withdrawn.screen(value)
         return LastKnown(state.owner_did, Answer(value, "last_known"))
 
     def catalog_failed(self, error: BaseException) -> None:
@@ -225,6 +240,20 @@ class Answers:
         if now >= self._catalog_log_after:
             self._catalog_log_after = now + CATALOG_LOG_INTERVAL_SECONDS
             logger.warning("plyr.fm's database failed, answering from the cache: %s", error)
+
+    async def _screened(self, answer: Answer) -> Answer:
+        """a computed answer without what was withdrawn while it was computed: checked
+        with plyr.fm's database, and screened by the copy read again (unless Redis is
+        down: then by the copy there is)."""
+        if answer.value is None or self.withdrawn is None:
+            return answer
+        if self._cache_up():
+            try:
+                await self._bounded(self.withdrawn.refresh())
+            except CACHE_FAULTS as error:
+                self._cache_failed(error)
+        value = await self.withdrawn.checked(answer.value, self.recommender.catalog)
+        return Answer(value, answer.source)
 
     # --- the miss --------------------------------------------------------------------
 
@@ -376,6 +405,8 @@ class Answers:
             )
         self._cache_down_until = time.monotonic() + self.limits.cache_retry_seconds
         self.metrics.redis_faults.inc()
+        if self.withdrawn is not None:
+            self.withdrawn.cache_lost()
 
     async def _bounded(self, call: Awaitable[_T]) -> _T:
         async with asyncio.timeout(self.limits.cache_timeout_seconds):

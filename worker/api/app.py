@@ -54,6 +54,7 @@ from worker.api.schema import (
     RECOMMENDATIONS_RESPONSES,
     openapi_document,
 )
+from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.settings import Settings
@@ -100,8 +101,12 @@ def create_app(
     pds: PdsRecords | None = None,
     limits: AnswerLimits | None = None,
     closing: AsyncExitStack | None = None,
+    screen_withdrawals: bool = True,
 ) -> FastAPI:
     """the API over `services` and `authenticator`.
+
+    every answer is screened against withdrawn tracks (`worker.api.withdrawn_view`);
+    `screen_withdrawals=False` is for a benchmark's baseline only.
 
     the app closes on shutdown what it creates (the PDS client, or the one
     handed in, and the inline computes) and whatever `closing` holds; the
@@ -114,6 +119,11 @@ def create_app(
         pds=pds or pds_records(services.settings),
         metrics=metrics,
         limits=limits,
+        withdrawn=WithdrawnView(
+            services.redis, stale_seconds=services.settings.withdrawal_stale_seconds
+        )
+        if screen_withdrawals
+        else None,
     )
 
     owned = closing or AsyncExitStack()

@@ -1,6 +1,6 @@
 """the server side of `plyr-recs bench api`: the real API under uvicorn, one process.
 
-run as `python -m worker.bench.api_server PORT REDIS_URL PLAYLISTS`: it builds a
+run as `python -m worker.bench.api_server PORT REDIS_URL PLAYLISTS [unscreened]`: it builds a
 generated catalogue (an InMemoryCatalog and an ExactStore, deterministic from
 a seed, so the load generator can name the same playlists without being sent
 them), fills the cache for every playlist through `Recommender.refresh` (the
@@ -115,7 +115,9 @@ def bench_world(playlists: list[BenchPlaylist]) -> tuple[InMemoryCatalog, ExactS
     return InMemoryCatalog(artists=artists, tracks=tracks, playlists=rows), store
 
 
-async def serve_bench(port: int, redis_url: str, playlist_count: int) -> None:
+async def serve_bench(
+    port: int, redis_url: str, playlist_count: int, *, screen_withdrawals: bool = True
+) -> None:
     import uvicorn
 
     from worker.api.app import create_app, freeze_startup_heap, server_config
@@ -133,7 +135,7 @@ async def serve_bench(port: int, redis_url: str, playlist_count: int) -> None:
             uris = [track_uri(t) for t in playlist.track_ids]
             await services.recommender.refresh(playlist.playlist_id, playlist.cid, track_uris=uris)
         authenticator = Authenticator.from_settings(settings)
-        app = create_app(services, authenticator)
+        app = create_app(services, authenticator, screen_withdrawals=screen_withdrawals)
         app.add_api_route(FLOOR_ROUTE, _floor, methods=["GET"])
         config = server_config(app, host="127.0.0.1", port=port)
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # no start-up banner
@@ -154,4 +156,8 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     # the loop `plyr-recs api` runs on (worker.api.app.run): uvloop when installed
     with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
-        runner.run(serve_bench(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
+        # an optional 4th argument "unscreened": no withdrawal screening (bench withdrawn)
+        screen = sys.argv[4:5] != ["unscreened"]
+        runner.run(
+            serve_bench(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), screen_withdrawals=screen)
+        )

@@ -20,7 +20,9 @@ import signal
 from jetstream.consumer import JetstreamConsumer
 from jetstream.status import ConsumerStatus, read_status
 from worker.settings import Settings
+from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
+from worker.tasks.withdrawals import withdrawal_handler
 from worker.wiring import (
     ConfigurationError,
     connect_redis,
@@ -55,7 +57,11 @@ async def run_standalone(settings: Settings) -> None:
     try:
         async with open_docket(settings) as docket:
             consumer = JetstreamConsumer(
-                config=config, redis=redis, docket=docket, tasks=PLAYLIST_TASKS
+                config=config,
+                redis=redis,
+                docket=docket,
+                tasks=PLAYLIST_TASKS,
+                markers=WorkerMarkers(withdrawal_handler(docket)),
             )
             logger.info(
                 "following %s on %d host(s), docket %r",

@@ -55,8 +55,10 @@ from worker.processes.run_report import (
 )
 from worker.processes.worker import build_worker
 from worker.settings import Settings
+from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.tasks.services import Services, installed, open_services
+from worker.tasks.withdrawals import withdrawal_handler
 from worker.wiring import consumer_config, open_docket
 
 logger = logging.getLogger(__name__)
@@ -273,6 +275,7 @@ async def _start(
         docket=docket,
         tasks=PLAYLIST_TASKS,
         observer=view,
+        markers=WorkerMarkers(withdrawal_handler(docket)),
     )
     worker = await stack.enter_async_context(
         build_worker(docket, concurrency=settings.worker_concurrency)

@@ -1,4 +1,5 @@
-"""`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues.
+"""`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues,
+and the withdrawal check (one round a second across all workers).
 
 any number of these run, on any machines sharing the docket Redis: docket hands
 each task to one worker and redelivers it if that worker dies mid-task.
@@ -39,15 +40,22 @@ def register_tasks(docket: Docket) -> None:
 
 
 def build_worker(
-    docket: Docket, *, concurrency: int, redelivery_timeout: timedelta = REDELIVERY_TIMEOUT
+    docket: Docket,
+    *,
+    concurrency: int,
+    redelivery_timeout: timedelta = REDELIVERY_TIMEOUT,
+    automatic: bool = False,
 ) -> Worker:
+    """a worker of every task; `automatic` also keeps the perpetual ones (the withdrawal
+    check) scheduled, as `plyr-recs worker` does. tests and the embedded run leave it
+    off: a perpetual never lets a queue drain."""
     register_tasks(docket)
     return Worker(
         docket,
         concurrency=concurrency,
         redelivery_timeout=redelivery_timeout,
         reconnection_delay=RECONNECTION_DELAY,
-        schedule_automatic_tasks=False,
+        schedule_automatic_tasks=automatic,
     )
 
 
@@ -75,6 +83,7 @@ async def serve(settings: Settings) -> None:
             docket,
             concurrency=settings.worker_concurrency,
             redelivery_timeout=timedelta(seconds=settings.worker_redelivery_seconds),
+            automatic=True,
         )
         with installed(services):
             async with worker:

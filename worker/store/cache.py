@@ -22,7 +22,8 @@ from engine.cache import (
     state_key,
     versions_key,
 )
-from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX
+from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX, WITHDRAWN_GENERATION_KEY
+from worker.store import withdrawn
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class RecommendationCache:
         state: PlaylistState | None = None,
     ) -> bool:
         """write one version's answer with the TTL, and the playlist's state unless the
-        one there is of a newer revision; whether the state was written.
+        one there is of a newer revision; whether the state was written. the answer is
+        written without the tracks marked withdrawn, and indexed by its tracks.
 
         the revision check and the write are one compare-and-set (WATCH, retried
         if the state changes meanwhile), so two runs of one playlist that overlap
@@ -91,6 +93,11 @@ class RecommendationCache:
                 self.counts["state_write_retries"] += 1
         self.counts["state_write_contended"] += 1
         logger.warning("state of %s kept changing; wrote the entry of %s only", playlist_id, token)
+        for _ in range(STATE_WRITE_ATTEMPTS - 1):
+            try:
+                return await self._put_once(playlist_id, token, value, None)
+            except WatchError:  # withdrawals landing meanwhile (the entry alone is not watched)
+                self.counts["state_write_retries"] += 1
         return await self._put_once(playlist_id, token, value, None)
 
     async def _put_once(
@@ -102,11 +109,16 @@ class RecommendationCache:
     ) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
             newer_there = False
+            # a withdrawal changes the generation: one landing between the screen
+            # below and the write makes the write retry (worker.store.withdrawn)
+            await pipe.watch(WITHDRAWN_GENERATION_KEY)
             if state is not None:
                 await pipe.watch(state_key(playlist_id))
                 newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
+            value = await withdrawn.screen_for_write(pipe, value)
             pipe.multi()
             pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
+            withdrawn.register(pipe, playlist_id, value, ttl_seconds=CACHE_TTL_SECONDS)
             # the set outlives each member it lists (its TTL restarts with each write)
             versions = versions_key(playlist_id)
             pipe.sadd(versions, token)

@@ -8,14 +8,17 @@ once per request; a lone request still sends one command and waits one turn
 longer (microseconds). against a remote Redis it also saves round trips.
 
 the values are read exactly as `RecommendationCache.get` reads them (an
-unreadable entry is a miss and is counted); only the transport differs.
+unreadable entry is a miss and is counted); only the transport differs. a
+`BatchRider` adds its own keys to every MGET and sees their values before the
+readers do (the API's copy of the withdrawn set stays current that way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
 
 from engine.cache import CachedRecommendations, cache_key
 from worker.store.cache import RecommendationCache
@@ -25,11 +28,27 @@ logger = logging.getLogger(__name__)
 MAX_KEYS_PER_MGET: Final = 128  # a batch past this is split, so one command stays small
 
 
+class BatchRider(Protocol):
+    """keys read with every batch, handed over before the batch's readers resume."""
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    async def landed(self, values: Sequence[Any]) -> None: ...
+
+
 class CoalescedReads:
     """`get(playlist_id, token)` like the cache's, batched across concurrent callers."""
 
-    def __init__(self, cache: RecommendationCache, *, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        cache: RecommendationCache,
+        *,
+        timeout_seconds: float,
+        rider: BatchRider | None = None,
+    ) -> None:
         self.cache = cache
+        self.rider = rider
         self.timeout_seconds = timeout_seconds  # bounds one MGET; waiters bound themselves too
         self._waiting: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
@@ -65,7 +84,11 @@ class CoalescedReads:
         self.batches += 1
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                values: list[Any] = await self.cache.redis.mget(list(batch))
+                riding = list(self.rider.keys) if self.rider is not None else []
+                values: list[Any] = await self.cache.redis.mget([*batch, *riding])
+                if self.rider is not None:
+                    await self.rider.landed(values[len(batch) :])
+                    values = values[: len(batch)]
         except Exception as error:  # handed to every waiter, which decides (retry or fail)
             for futures in batch.values():
                 for future in futures:

@@ -38,6 +38,7 @@ from jetstream.contract import (
 from jetstream.faults import FAULTS
 from worker.tasks.playlist_lock import PlaylistBusy, playlist_lock
 from worker.tasks.services import Services, current_services
+from worker.tasks.withdrawals import WITHDRAWAL_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,11 @@ async def forget_playlist(
 
 
 # every task `plyr-recs worker` registers; a test pins that the consumer
-# enqueues nothing outside this list.
-TASKS: list[Callable[..., Awaitable[None]]] = [recompute_playlist, forget_playlist]
+# enqueues nothing outside this list. the withdrawal tasks: worker.tasks.withdrawals.
+TASKS: list[Callable[..., Awaitable[None]]] = [
+    recompute_playlist,
+    forget_playlist,
+    *WITHDRAWAL_TASKS,
+]
 # what the process running the consumer hands it (the consumer never imports the worker)
 PLAYLIST_TASKS = TaskFunctions(recompute=recompute_playlist, forget=forget_playlist)

@@ -78,6 +78,7 @@ class Recommender:
         if self.store is None:
             return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
         started = time.perf_counter()
+        # the answer's 10 and a few spares (engine.cache: what a withdrawal leaves)
         result = await recommend(
             track_ids,
             self.store,

@@ -41,6 +41,7 @@ from worker.processes.worker import build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.tasks.services import Services, installed, open_services
+from worker.tasks.withdrawals import check_withdrawals
 from worker.wiring import connect_redis, consumer_config
 
 POLL_SECONDS = 0.05
@@ -166,10 +167,13 @@ class ScenarioRun:
         pipeline = self.state.pipeline(transaction=False)
         pipeline.xlen(f"{prefix}:stream")
         pipeline.zcard(f"{prefix}:queue")
+        # the withdrawal check is always scheduled (a Perpetual): not pending work
+        pipeline.zscore(f"{prefix}:queue", check_withdrawals.__name__)
         for key in waiters:
             if key.endswith(b":waiters"):
                 pipeline.xlen(key)
-        return sum(await pipeline.execute())
+        stream, queued, perpetual, *parked = await pipeline.execute()
+        return int(stream) + int(queued) - (perpetual is not None) + sum(map(int, parked))
 
     async def matches(self, reference: dict[str, Comparable]) -> bool:
         return bool(await self._quietly(matches_reference(self.state, self.stream, reference)))

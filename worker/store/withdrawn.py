@@ -1,0 +1,223 @@
+"""Redis I/O for withdrawals: the withdrawn set, the index of live answers' tracks,
+and what the check round leaves for the readers (keys: `engine.keys`).
+
+    plyr:withdrawn                 zset track id -> expiry   what no answer may carry
+    plyr:withdrawn-firehose        zset track id -> expiry   those whose record was deleted
+    plyr:withdrawn-generation      a token replaced with every change of the set (readers
+                                   and writers notice a change by it: one small key; a
+                                   random token, never a counter an expiry could reset)
+    plyr:withdrawal-live           zset track id -> expiry   the tracks of the live answers
+    plyr:withdrawal-carriers:{id}  zset playlist id -> expiry  whose answer carried the track
+    plyr:withdrawal-round          the last round's `RoundRecord` (a minute)
+    plyr:withdrawal-stats          hash of counters (a week)
+
+members are scored by when they expire (the cache TTL after their last write), so
+each is dropped when the last answer that could carry it has expired, though the
+key itself lives on; every round trims what has expired. the live set is bounded
+by the live answers (answers x cached tracks, far fewer distinct tracks), a
+carriers set by the playlists, the withdrawn set by `MAX_WITHDRAWN`.
+
+the write path is two functions `RecommendationCache.put` calls inside its
+transaction: `screen_for_write` (under WATCH of the generation: a withdrawal
+landing between the read and the write makes the write retry) and `register`.
+so an answer is either written before a track is marked, and then found among
+the track's carriers, or after, and then written without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from engine.cache import CACHE_TTL_SECONDS, CachedRecommendations
+from engine.keys import (
+    WITHDRAWAL_CARRIERS_PREFIX,
+    WITHDRAWAL_LIVE_KEY,
+    WITHDRAWAL_ROUND_KEY,
+    WITHDRAWAL_STATS_KEY,
+    WITHDRAWN_FIREHOSE_KEY,
+    WITHDRAWN_GENERATION_KEY,
+    WITHDRAWN_KEY,
+)
+from engine.withdrawal import RoundRecord, Source, screened
+
+logger = logging.getLogger(__name__)
+
+# the withdrawn set's bound: every API process holds a copy. withdrawals are tracks
+# found in live answers (or deleted records plyr.fm knows), so a real set is tiny;
+# past the bound the marks closest to expiring go first (counted).
+MAX_WITHDRAWN: Final = 50_000
+ROUND_RECORD_TTL_SECONDS: Final = 60  # no round for a minute: readers see none at all
+STATS_TTL_SECONDS: Final = 7 * 86_400
+CARRIER_BATCH: Final = 500  # carriers sets read per pipeline
+
+
+def carriers_key(track_id: int) -> str:
+    return f"{WITHDRAWAL_CARRIERS_PREFIX}:{track_id}"
+
+
+def ids_of(members: Iterable[bytes | str]) -> set[int]:
+    """track ids from sorted-set members (anything that is not an integer is skipped)."""
+    ids: set[int] = set()
+    for member in members:
+        text = member.decode() if isinstance(member, bytes) else member
+        if text.lstrip("-").isdigit() and len(text) <= 12:
+            ids.add(int(text))
+    return ids
+
+
+# --- the write path (inside RecommendationCache.put's transaction) ---------------------
+
+
+async def screen_for_write(pipe: Any, value: CachedRecommendations) -> CachedRecommendations:
+    """`value` without the tracks marked withdrawn; `pipe` is watching the generation
+    and still in immediate mode, so this read is part of the compare-and-set."""
+    if not value.tracks:
+        return value
+    scores = await pipe.zmscore(WITHDRAWN_KEY, [str(track.id) for track in value.tracks])
+    now = time.time()
+    withdrawn = {
+        track.id
+        for track, score in zip(value.tracks, scores, strict=True)
+        if score is not None and float(score) > now
+    }
+    return screened(value, withdrawn)
+
+
+def register(
+    pipe: Any, playlist_id: str, value: CachedRecommendations, *, ttl_seconds: int
+) -> None:
+    """queue (in `pipe`'s MULTI) the index entries of an answer just written: its tracks
+    are live, and this playlist carries each of them, until the entry expires."""
+    if not value.tracks:
+        return
+    now = time.time()
+    expires = now + ttl_seconds
+    pipe.zadd(WITHDRAWAL_LIVE_KEY, {str(track.id): expires for track in value.tracks})
+    pipe.expire(WITHDRAWAL_LIVE_KEY, ttl_seconds)
+    for track in value.tracks:
+        key = carriers_key(track.id)
+        # the playlist's earlier answers may have carried other tracks: members age out
+        # by their score, trimmed here so a popular track's set stays its live carriers
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.zadd(key, {playlist_id: expires})
+        pipe.expire(key, ttl_seconds)
+
+
+# --- the check round, the firehose task and the refill ---------------------------------
+
+
+class WithdrawalIndex:
+    """what the worker's withdrawal tasks read and write."""
+
+    def __init__(self, redis: Any, *, ttl_seconds: int = CACHE_TTL_SECONDS) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+
+    async def round_inputs(self) -> tuple[set[int], set[int], set[int]]:
+        """(live tracks, withdrawn, withdrawn by the firehose), expired members trimmed."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(WITHDRAWAL_LIVE_KEY, "-inf", now)
+            pipe.zremrangebyscore(WITHDRAWN_KEY, "-inf", now)
+            pipe.zremrangebyscore(WITHDRAWN_FIREHOSE_KEY, "-inf", now)
+            pipe.zrangebyscore(WITHDRAWAL_LIVE_KEY, now, "+inf")
+            pipe.zrangebyscore(WITHDRAWN_KEY, now, "+inf")
+            pipe.zrangebyscore(WITHDRAWN_FIREHOSE_KEY, now, "+inf")
+            _, expired, _, live, withdrawn, firehose = await pipe.execute()
+        if expired:
+            await self._bump()
+        return ids_of(live), ids_of(withdrawn), ids_of(firehose)
+
+    async def withdrawn_among(self, track_ids: Iterable[int]) -> set[int]:
+        """which of `track_ids` are marked withdrawn now."""
+        ids = list(track_ids)
+        if not ids:
+            return set()
+        scores = await self.redis.zmscore(WITHDRAWN_KEY, [str(track_id) for track_id in ids])
+        now = time.time()
+        return {
+            track_id
+            for track_id, score in zip(ids, scores, strict=True)
+            if score is not None and float(score) > now
+        }
+
+    async def mark(self, track_ids: Iterable[int], source: Source) -> int:
+        """mark tracks withdrawn for the cache TTL; how many marks the bound evicted."""
+        ids = [str(track_id) for track_id in track_ids]
+        if not ids:
+            return 0
+        expires = time.time() + self.ttl_seconds
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(WITHDRAWN_KEY, dict.fromkeys(ids, expires))
+            pipe.expire(WITHDRAWN_KEY, self.ttl_seconds)
+            if source is Source.FIREHOSE:
+                pipe.zadd(WITHDRAWN_FIREHOSE_KEY, dict.fromkeys(ids, expires))
+                pipe.expire(WITHDRAWN_FIREHOSE_KEY, self.ttl_seconds)
+            self._queue_bump(pipe)
+            pipe.zcard(WITHDRAWN_KEY)
+            results = await pipe.execute()
+        excess = int(results[-1]) - MAX_WITHDRAWN
+        if excess <= 0:
+            return 0
+        logger.warning("withdrawn set past %d tracks: evicting %d marks", MAX_WITHDRAWN, excess)
+        await self.redis.zpopmin(WITHDRAWN_KEY, excess)
+        await self._bump()
+        return excess
+
+    async def unmark(self, track_ids: Iterable[int]) -> None:
+        ids = [str(track_id) for track_id in track_ids]
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(WITHDRAWN_KEY, *ids)
+            pipe.zrem(WITHDRAWN_FIREHOSE_KEY, *ids)
+            self._queue_bump(pipe)
+            await pipe.execute()
+
+    async def carriers(self, track_ids: Iterable[int]) -> set[str]:
+        """the playlists whose live answers carried any of `track_ids`."""
+        ids = list(track_ids)
+        now = time.time()
+        playlists: set[str] = set()
+        for start in range(0, len(ids), CARRIER_BATCH):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for track_id in ids[start : start + CARRIER_BATCH]:
+                    pipe.zrangebyscore(carriers_key(track_id), now, "+inf")
+                for members in await pipe.execute():
+                    playlists.update(_text(member) for member in members)
+        return playlists
+
+    async def count(self, increments: Mapping[str, int]) -> dict[str, int]:
+        """add to the service's counters; their totals after."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, amount in increments.items():
+                if amount:
+                    pipe.hincrby(WITHDRAWAL_STATS_KEY, name, amount)
+            pipe.expire(WITHDRAWAL_STATS_KEY, STATS_TTL_SECONDS)
+            pipe.hgetall(WITHDRAWAL_STATS_KEY)
+            results = await pipe.execute()
+        return {_text(name): int(value) for name, value in results[-1].items()}
+
+    async def publish(self, record: RoundRecord) -> None:
+        """leave the round's record for the readers (it is what makes them trust the set)."""
+        await self.redis.set(WITHDRAWAL_ROUND_KEY, record.to_json(), ex=ROUND_RECORD_TTL_SECONDS)
+
+    async def last_round(self) -> RoundRecord | None:
+        raw = await self.redis.get(WITHDRAWAL_ROUND_KEY)
+        return None if raw is None else RoundRecord.from_json(raw)
+
+    async def _bump(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._queue_bump(pipe)
+            await pipe.execute()
+
+    def _queue_bump(self, pipe: Any) -> None:
+        pipe.set(WITHDRAWN_GENERATION_KEY, uuid.uuid4().hex, ex=self.ttl_seconds)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
