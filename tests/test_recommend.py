@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine import FusionMode, Strategy, recommend
+from engine.cache import MAX_CACHED_TRACKS
 from engine.exact_store import ExactStore
 from engine.recommend import DEFAULT_TOP_N
 from engine.types import Track
@@ -75,7 +76,7 @@ async def test_two_store_calls_per_recommendation(
     assert counting.query_batches == [queries]
     assert result.strategy is strategy
     assert result.query_count == queries
-    assert len(result.candidates) == DEFAULT_TOP_N == 30
+    assert len(result.candidates) == DEFAULT_TOP_N == MAX_CACHED_TRACKS
 
 
 async def test_playlist_tracks_never_come_back(store: ExactStore) -> None:
@@ -206,9 +207,9 @@ async def test_at_most_two_tracks_per_artist_after_eligibility(store: ExactStore
     # artist has a quarter of the region; one of them is not eligible at all
     everything = set(range(1, CATALOGUE_SIZE + 1))
     catalog = AllowList(everything - {t for t in everything if t % 16 == 4}, artists=16)
-    result = await recommend([8, 12], store, catalog=catalog)
+    result = await recommend([8, 12], store, catalog=catalog, limit=24)
     artists = [track.artist_handle for track in result.tracks]
-    assert len(result.tracks) == DEFAULT_TOP_N
+    assert len(result.tracks) == 24  # still filled, past the capped and ineligible
     assert max(artists.count(a) for a in artists) <= 2
     assert not {t.id for t in result.tracks} & {t for t in everything if t % 16 == 4}
     uncapped = await recommend([8, 12], store, catalog=catalog, max_per_artist=None)

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
-from engine.cache import MAX_CACHED_TRACKS
+from engine.cache import ANSWER_TRACKS, MAX_CACHED_TRACKS
 from engine.keys import WITHDRAWN_KEY
 from engine.withdrawal import Source
 from tests.support.api_world import (
@@ -86,7 +86,8 @@ async def test_each_kind_of_withdrawal_leaves_the_cached_answer(
     entry = await w.cached(PUBLIC_ID, CID_1)
     assert entry is not None
     offered = [track.id for track in entry.tracks]
-    assert len(offered) == MAX_CACHED_TRACKS  # the answer's 10 and the spares
+    # the answer's 10, and spares beyond them (as many as the small sample catalogue has)
+    assert ANSWER_TRACKS < len(offered) <= MAX_CACHED_TRACKS
     assert (await w.round()).withdrawn == frozenset()  # a round before: the view covers
 
     target = ids(first)[0]
@@ -108,7 +109,9 @@ async def test_each_kind_of_withdrawal_leaves_the_cached_answer(
     refilled = await w.cached(PUBLIC_ID, CID_1)
     assert refilled is not None
     assert not {track.id for track in refilled.tracks} & gone
-    assert len(refilled.tracks) > len(offered) - len(gone)
+    assert refilled.computed_at != entry.computed_at  # recomputed, not only screened
+    # as full as the sample catalogue allows: with 35 kept it may hold no replacement
+    assert len(refilled.tracks) >= len(offered) - len(gone)
     assert ids(await w.answer()) == [track.id for track in refilled.tracks][:10]
 
 

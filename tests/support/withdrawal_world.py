@@ -77,6 +77,11 @@ class HeldCatalog:
         return await self.inner.eligible_ids(track_ids)
 
 
+# the sample catalogue has 3 artists: with plyr.fm's 2-per-artist rule an answer
+# holds 6, too few to watch spares fill in. diversity is tested on its own.
+UNCAPPED = 100
+
+
 @dataclass
 class WithdrawalWorld:
     world: World
@@ -143,9 +148,13 @@ async def withdrawal_world(
                     store=store,
                     catalog=api_catalog,
                     withdrawal_stale_seconds=stale_seconds,
+                    max_tracks_per_artist=UNCAPPED,
                 ) as api,
                 open_services(
-                    Settings(_env_file=None), redis=redis, catalog=worker_catalog, store=store
+                    Settings(_env_file=None, max_tracks_per_artist=UNCAPPED),
+                    redis=redis,
+                    catalog=worker_catalog,
+                    store=store,
                 ) as worker,
             ):
                 yield WithdrawalWorld(
