@@ -13,6 +13,9 @@ here with the reason, or that is not in any family at all.
     playlist_id         plyr:recommendations-playlist:{list uri}    the cache TTL
     deleted             plyr:recommendations-deleted:{list uri}     the cache TTL
     lock                plyr:recompute-lock:{list uri}              the lock's lease
+    activity            plyr:recommendations-activity:{playlist_id} REFRESH_ACTIVE_DAYS
+    lapsed              plyr:recommendations-lapsed:{playlist_id}   REFRESH_ACTIVE_DAYS
+    reconcile           plyr:reconcile:{what}                       a week (or the pass's own bound)
     jetstream_cursor    plyr:jetstream:{collection}:cursor          none (see below)
     jetstream_rev       plyr:jetstream:{collection}:rev:{list uri}  the rev TTL (7 days)
     jetstream_stats     plyr:jetstream:{collection}:stats           7 days, refreshed on write
@@ -44,6 +47,9 @@ STATE_PREFIX: Final = "plyr:recommendations-state"
 PLAYLIST_ID_PREFIX: Final = "plyr:recommendations-playlist"
 DELETED_PREFIX: Final = "plyr:recommendations-deleted"
 LOCK_PREFIX: Final = "plyr:recompute-lock"
+ACTIVITY_PREFIX: Final = "plyr:recommendations-activity"
+LAPSED_PREFIX: Final = "plyr:recommendations-lapsed"
+RECONCILE_PREFIX: Final = "plyr:reconcile"
 JETSTREAM_ROOT: Final = "plyr:jetstream"
 
 _ANY = r".+"
@@ -61,6 +67,12 @@ FAMILIES: Final = (
     KeyFamily("playlist_id", re.compile(rf"{PLAYLIST_ID_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("deleted", re.compile(rf"{DELETED_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("lock", re.compile(rf"{LOCK_PREFIX}:{_ANY}"), "the lock's lease"),
+    # a playlist viewed through the API (or healed): its entry is refreshed before expiry
+    KeyFamily("activity", re.compile(rf"{ACTIVITY_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    # the version of an inactive playlist the reconcile let expire: not re-warmed
+    KeyFamily("lapsed", re.compile(rf"{LAPSED_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    # the reconcile loop's position, last pass and counters
+    KeyFamily("reconcile", re.compile(rf"{RECONCILE_PREFIX}:{_ANY}"), "a week, refreshed on write"),
     KeyFamily(
         "jetstream_cursor",
         re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:cursor"),

@@ -49,6 +49,7 @@ from worker.api.schema import (
 )
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
+from worker.store.activity import ActivityLog, active_days_seconds
 from worker.settings import Settings
 from worker.tasks.services import Services
 from worker.wiring import frame_limits
@@ -101,6 +102,10 @@ def create_app(
         pds=pds or pds_records(services.settings),
         metrics=metrics,
         limits=limits,
+        activity=ActivityLog(
+            services.redis,
+            ttl_seconds=active_days_seconds(services.settings.refresh_active_days),
+        ),
     )
 
     owned = closing or AsyncExitStack()

@@ -1,4 +1,5 @@
-"""`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues.
+"""`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues,
+and the reconcile loop that keeps every live playlist's current version cached.
 
 any number of these run, on any machines sharing the docket Redis: docket hands
 each task to one worker and redelivers it if that worker dies mid-task.
@@ -17,6 +18,7 @@ from docket import Docket, Worker
 
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
+from worker.tasks.reconcile import PERPETUAL_TASKS, RECONCILE_TASKS
 from worker.tasks.services import installed, open_services
 from worker.wiring import ConfigurationError
 
@@ -32,22 +34,33 @@ REDELIVERY_TIMEOUT = timedelta(minutes=3)
 RECONNECTION_DELAY = timedelta(seconds=1)
 
 
-def register_tasks(docket: Docket) -> None:
-    """the worker's task registry (pinned by a test against what the consumer enqueues)."""
-    for task in TASKS:
+def register_tasks(docket: Docket, *, reconcile: bool = False) -> None:
+    """the worker's task registry (pinned by a test against what the consumer enqueues);
+    with `reconcile`, the reconcile loop's tasks too."""
+    for task in (*TASKS, *RECONCILE_TASKS):
         docket.register(task)
+    if reconcile:
+        for task in PERPETUAL_TASKS:
+            docket.register(task)
 
 
 def build_worker(
-    docket: Docket, *, concurrency: int, redelivery_timeout: timedelta = REDELIVERY_TIMEOUT
+    docket: Docket,
+    *,
+    concurrency: int,
+    redelivery_timeout: timedelta = REDELIVERY_TIMEOUT,
+    reconcile: bool = False,
 ) -> Worker:
-    register_tasks(docket)
+    """a docket worker; with `reconcile`, it also runs the reconcile loop (docket
+    schedules its automatic perpetual at start if no worker has, so one runs however
+    many workers there are)."""
+    register_tasks(docket, reconcile=reconcile)
     return Worker(
         docket,
         concurrency=concurrency,
         redelivery_timeout=redelivery_timeout,
         reconnection_delay=RECONNECTION_DELAY,
-        schedule_automatic_tasks=False,
+        schedule_automatic_tasks=reconcile,
     )
 
 
@@ -80,6 +93,7 @@ async def serve(settings: Settings) -> None:
             docket,
             concurrency=settings.worker_concurrency,
             redelivery_timeout=timedelta(seconds=settings.worker_redelivery_seconds),
+            reconcile=True,
         )
         with installed(services):
             async with worker:
