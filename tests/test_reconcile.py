@@ -25,10 +25,12 @@ from tests.support.reconcile_world import (
 )
 from tests.support.world import drain
 from worker.loopback.servers import RedisServer
+from worker.processes.worker import build_worker
 from worker.store.activity import ActivityLog
 from worker.store.reconcile_state import ReconcileState, reconcile_totals
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.reconcile import reconcile_once
+from worker.tasks.reconcile import RECONCILE_TASK, reconcile_once
+from worker.tasks.services import installed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,7 +92,9 @@ async def test_a_cold_deploy_warms_every_live_playlist_and_none_of_the_deleted(
         assert third.counts["enqueued:cold"] == 2
         assert await entry_ttl(redis_client, world, "carol0") > 0
         last = await ReconcileState(redis_client, run="loop", position_ttl_seconds=60).last()
-        assert last is not None and last.finished_at is not None and last.listed == 10
+        assert last is not None
+        assert last.finished_at is not None
+        assert last.listed == 10
 
 
 @pytest.mark.parametrize("fault", ["garbage", "stall"])
@@ -110,7 +114,8 @@ async def test_a_malformed_record_is_refused_and_counted(
     world: ReconcileWorld, redis_client: aioredis.Redis
 ) -> None:
     bob0 = world.playlists["bob0"]
-    assert bob0.uri is not None and bob0.cid is not None
+    assert bob0.uri is not None
+    assert bob0.cid is not None
     world.good.put(bob0.uri, bob0.cid, {"$type": "fm.plyr.list", "items": "not a list"})
     async with running_parts(world.settings()) as (services, docket):
         summary = await pass_and_drain(services, docket)
@@ -166,7 +171,8 @@ async def test_a_private_playlist_is_computed_from_its_items_and_follows_its_edi
         summary = await pass_and_drain(services, docket)
         assert summary.counts["enqueued:private"] == 1
         state = await services.cache.get_state(edited.playlist_id)
-    assert state is not None and state.token == edited.token
+    assert state is not None
+    assert state.token == edited.token
     assert sorted(state.track_uris) == sorted(edited.track_uris)
 
 
@@ -178,7 +184,8 @@ async def test_a_version_only_the_database_knows_is_healed_and_counted(
         # bob1 changed without any firehose event; bob0 changed and the consumer saw it
         healed = await world.edit_in_database("bob1", [3, 7])
         delivered = await world.edit_in_database("bob0", [2, 6, 10])
-        assert delivered.uri is not None and delivered.cid is not None
+        assert delivered.uri is not None
+        assert delivered.cid is not None
         guard = JetstreamKeys(services.settings.list_collection).rev(delivered.uri)
         await redis_client.set(guard, GuardState("3mzzzzzzzzzz2", delivered.cid).encode(), ex=60)
         summary = await pass_and_drain(services, docket)
@@ -232,3 +239,19 @@ async def test_a_dry_run_reads_and_writes_nothing_but_says_what_it_would_do(
         snapshot = await docket.snapshot()
         assert snapshot.total_tasks == 0
     assert await redis_client.keys("plyr:reconcile:*") == []
+
+
+async def test_a_worker_starts_the_loop_by_itself_and_the_pass_fills_the_cache(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    async with running_parts(world.settings()) as (services, docket):
+        worker = build_worker(docket, concurrency=4, reconcile=True)
+        worker.minimum_check_interval = timedelta(milliseconds=10)
+        worker.scheduling_resolution = timedelta(milliseconds=10)
+        with installed(services):
+            async with worker:
+                await worker.run_at_most({RECONCILE_TASK: 1})
+        await drain(docket, services)  # (run_at_most strikes the perpetual once it ran)
+    assert services.counts["reconcile:passes"] == 1
+    for name in ("alice0", "bob1", "secret"):
+        assert await entry_ttl(redis_client, world, name) > 0, name

@@ -4,6 +4,7 @@ plyr-recs bench engine    CPU time of the engine beside a pure-Python baseline
 plyr-recs bench api       the API's cache hits under load beside a bare route
 plyr-recs bench jetstream frames/s through the consumer beside plain json.loads / docket.add
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
+plyr-recs bench journey   a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def jetstream_command() -> None:
     epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
 )
 def status_command() -> None:
-    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
+    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL, and
+    the reconcile loop's last pass (when, how long, counts) and missed_by_firehose."""
     import asyncio
 
     from rich.console import Console
@@ -216,7 +218,53 @@ def status_command() -> None:
     except REDIS_UNAVAILABLE as error:
         typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
         raise typer.Exit(1) from None
-    Console().print(render_status(status))
+    console = Console()
+    console.print(render_status(status))
+    from worker.processes.warm import reconcile_status, render_reconcile_status
+
+    try:
+        last, totals = asyncio.run(reconcile_status(get_settings()))
+    except REDIS_UNAVAILABLE as error:
+        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
+        raise typer.Exit(1) from None
+    console.print(render_reconcile_status(last, totals))
+
+
+@app.command(
+    "warm",
+    epilog="Reads REDIS_URL, DOCKET_URL, DATABASE_URL, RECONCILE_*, REFRESH_*, PDS_* and "
+    "CACHE_TTL_SECONDS. The workers run the recomputes it enqueues.",
+)
+def warm_command(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="read plyr.fm and the cache only: no PDS read, no enqueue."
+    ),
+) -> None:
+    """one reconcile pass now, in the foreground: every live playlist whose current
+    version is not cached (or is due for refresh) is enqueued for the workers; a
+    progress bar, then a summary (already warm, enqueued, deleted, private, failed by
+    reason). exits 0 when the pass completed."""
+    import asyncio
+
+    from rich.console import Console
+
+    from engine.ports import CatalogError
+    from jetstream.faults import REDIS_UNAVAILABLE
+    from worker.processes.logs import configure_logging
+    from worker.processes.warm import warm
+    from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
+
+    configure_logging("WARNING")
+    try:
+        code = asyncio.run(warm(get_settings(), Console(), dry_run=dry_run))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs warm: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (CatalogError, *REDIS_UNAVAILABLE) as error:
+        typer.echo(f"plyr-recs warm: the pass stopped: {error}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @app.command("run")

@@ -167,7 +167,11 @@ async def reconcile_world(
         turbopuffer.seed("plyr-tracks", {t["id"]: track_vector(t["id"]) for t in SAMPLE["tracks"]})
         owners = [
             {"did": did, "handle": f"{name}.test", "display_name": name, "pds_url": pds.url}
-            for did, name, pds in ((ALICE, "alice", good), (BOB, "bob", good), (CAROL, "carol", bad))
+            for did, name, pds in (
+                (ALICE, "alice", good),
+                (BOB, "bob", good),
+                (CAROL, "carol", bad),
+            )
         ]
         await load_into_postgres(
             postgres_dsn,

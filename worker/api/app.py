@@ -40,6 +40,7 @@ from uvicorn.loops.auto import auto_loop_factory
 from engine.ports import CatalogError
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
+from worker.api.reconcile_metrics import ReconcileMetrics
 from worker.api.schema import (
     HEALTH_RESPONSES,
     METRICS_RESPONSES,
@@ -49,8 +50,8 @@ from worker.api.schema import (
 )
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
-from worker.store.activity import ActivityLog, active_days_seconds
 from worker.settings import Settings
+from worker.store.activity import ActivityLog, active_days_seconds
 from worker.tasks.services import Services
 from worker.wiring import frame_limits
 
@@ -129,6 +130,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.api = ApiState(services, authenticator, answers, metrics, owned)
+    app.state.reconcile_metrics = ReconcileMetrics(metrics.registry, services.redis)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(router)
     # added after the router, so the hit path is matched first.
@@ -249,6 +251,7 @@ async def health(request: Request) -> dict[str, object]:
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
 async def prometheus_metrics(request: Request) -> Response:
+    await request.app.state.reconcile_metrics.refresh()
     return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
 
 

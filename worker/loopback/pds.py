@@ -110,8 +110,11 @@ class LoopbackPds(LoopbackHttpServer):
         page = rkeys[:limit]
         body: dict[str, Any] = {
             "records": [
-                {"uri": prefix + rkey, "cid": self.records[prefix + rkey][0],
-                 "value": self.records[prefix + rkey][1]}
+                {
+                    "uri": prefix + rkey,
+                    "cid": self.records[prefix + rkey][0],
+                    "value": self.records[prefix + rkey][1],
+                }
                 for rkey in page
             ]
         }
