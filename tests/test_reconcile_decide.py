@@ -85,7 +85,9 @@ def verdict(
         ),
         (row(updated_ago=120), probe(), (Action.COMPUTE, Reason.MISSED_BY_FIREHOSE)),
         (row(updated_ago=120), probe(firehose=CID), (Action.COMPUTE, Reason.COLD)),
-        (row(updated_ago=10), probe(), (Action.COMPUTE, Reason.COLD)),  # within the grace
+        # within the grace the firehose may still deliver it: the next pass decides
+        (row(updated_ago=10), probe(), (Action.SKIP, Reason.RECENT)),
+        (row(updated_ago=10), probe(firehose=CID), (Action.COMPUTE, Reason.COLD)),
         (row(updated_ago=120, private=True), probe(), (Action.COMPUTE, Reason.COLD)),
     ],
 )

@@ -171,6 +171,26 @@ def bench_reliability(
     raise typer.Exit(run_reliability_bench(argv))
 
 
+@bench_app.command("journey")
+def bench_journey(
+    playlists: int = typer.Option(2_000, min=50, max=100_000, help="playlists plyr.fm has."),
+    opens: int = typer.Option(1_000, min=10, max=100_000, help="editor opens over a minute."),
+    edits: int = typer.Option(50, min=1, max=1_000, help="edits per edit-flow and healing row."),
+    active: int = typer.Option(100, min=1, max=10_000, help="active playlists in the TTL run."),
+    skip_ttl: bool = typer.Option(False, "--skip-ttl", help="skip the CACHE_TTL_SECONDS=60 run."),
+) -> None:
+    """the journey on the production processes (jetstream, worker x2, api) with real Redis
+    and PostgreSQL and latency-bearing PDS and turbopuffer stand-ins: a cold deploy
+    (time to 50 %/100 % warm, then editor opens), active playlists under a 60 s TTL, the
+    edit flow beside the seed's inline path, and healing of versions only the database
+    knows. several minutes; needs redis-server and PostgreSQL installed."""
+    from worker.bench.journey import main as run_journey_bench
+
+    run_journey_bench(
+        playlists=playlists, opens=opens, edits=edits, active=active, skip_ttl=skip_ttl
+    )
+
+
 @app.command(
     "jetstream",
     epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "

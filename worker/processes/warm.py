@@ -35,6 +35,7 @@ LABELS = (
     ("deleted", "deleted from the owner's PDS"),
     ("lapsing", "inactive, left to expire"),
     ("lapsed", "inactive, expired"),
+    ("recent", "changed moments ago (left to the firehose)"),
 )
 
 

@@ -7,7 +7,10 @@ expiry of this very version was let happen (inactive), and the version the
 Jetstream consumer last accepted for its record.
 
     entry of the current version   active?   ->  verdict
-    missing, never let lapse       -           compute (cold, or missed_by_firehose)
+    missing, never let lapse       -           compute (cold, or missed_by_firehose);
+                                               a public version changed since the last
+                                               pass and within the grace: left to the
+                                               firehose until the next pass (recent)
     missing, lapsed (inactive)     no          skip (it is computed on its next view)
     missing, lapsed                yes         compute (viewed again since)
     present, expiring before the   yes         refresh (recompute now)
@@ -47,6 +50,7 @@ class Reason(StrEnum):
     LAPSING = "lapsing"  # inactive and about to expire: left to lapse
     LAPSED = "lapsed"  # inactive and expired: computed on its next view
     NO_VERSION = "no_version"  # nothing to key a cache entry on
+    RECENT = "recent"  # changed moments ago: left to the firehose until the next pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,11 @@ def decide(
     if probe.entry_ttl_ms == MISSING:
         if probe.lapsed_token == token and not active:
             return Verdict(Action.SKIP, Reason.LAPSED, token)
-        if _missed_by_firehose(playlist, probe, previous_pass_started, firehose_horizon):
+        if _changed_since(playlist, probe, previous_pass_started):
+            if playlist.updated_at > firehose_horizon:
+                # the firehose may still deliver it (the fast path): the next pass looks
+                # again, and counts it if it is still missing
+                return Verdict(Action.SKIP, Reason.RECENT, token)
             return Verdict(Action.COMPUTE, Reason.MISSED_BY_FIREHOSE, token)
         return Verdict(Action.COMPUTE, Reason.COLD, token)
     # -1 (no TTL) never expires: nothing to refresh
@@ -120,18 +128,14 @@ def decide(
     return Verdict(Action.SKIP, Reason.WARM, token)
 
 
-def _missed_by_firehose(
-    playlist: PlaylistRow,
-    probe: Probe,
-    previous_pass_started: datetime | None,
-    horizon: datetime,
+def _changed_since(
+    playlist: PlaylistRow, probe: Probe, previous_pass_started: datetime | None
 ) -> bool:
+    """a public version newer than the previous pass that the consumer did not accept."""
     if playlist.is_private or not playlist.record_uri or not playlist.record_cid:
         return False  # no record: nothing travels on the firehose
     if previous_pass_started is None or playlist.updated_at < previous_pass_started:
         return False  # a cold start, or a version older than what the last pass saw
-    if playlist.updated_at > horizon:
-        return False  # recent: the consumer may still deliver it (it is computed anyway)
     return probe.firehose_cid != playlist.record_cid
 
 
