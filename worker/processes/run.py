@@ -40,6 +40,7 @@ from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_ge
 from worker.identity.auth import Authenticator
 from worker.processes.live_view import LiveView
 from worker.processes.worker import build_worker
+from worker.tasks.reconcile import RECONCILE_TASK
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.tasks.services import Services, installed, open_services
@@ -155,7 +156,10 @@ class _Idleness:
         if frames != self.frames_seen:
             return False
         snapshot = await self.docket.snapshot()
-        return not snapshot.future and not snapshot.running
+        # the reconcile loop's next pass is always scheduled: that is not work left
+        future = [e for e in snapshot.future if e.key != RECONCILE_TASK]
+        running = [e for e in snapshot.running if e.key != RECONCILE_TASK]
+        return not future and not running
 
 
 async def _wait(
@@ -322,7 +326,8 @@ async def run_embedded(settings: Settings, options: RunOptions, console: Console
             observer=view,
         )
         worker = await stack.enter_async_context(
-            build_worker(docket, concurrency=settings.worker_concurrency)
+            # the reconcile loop too: the demo's playlists go through it like plyr.fm's
+            build_worker(docket, concurrency=settings.worker_concurrency, reconcile=True)
         )
         stack.enter_context(installed(services))
         authenticator = Authenticator.from_settings(settings)
