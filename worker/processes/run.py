@@ -40,9 +40,9 @@ from worker.demo import DemoCatalogue, DemoSession, generate_session, load_or_ge
 from worker.identity.auth import Authenticator
 from worker.processes.live_view import LiveView
 from worker.processes.worker import build_worker
-from worker.tasks.reconcile import RECONCILE_TASK
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
+from worker.tasks.reconcile import RECONCILE_TASK
 from worker.tasks.services import Services, installed, open_services
 from worker.wiring import consumer_config
 

@@ -125,13 +125,19 @@ class ReconcileState:
         await self.redis.set(self.position_key, summary.to_json(), ex=self.position_ttl_seconds)
 
     async def finish(self, summary: PassSummary) -> None:
-        """store the finished pass as the last one, drop the position, add to the totals."""
-        missed = summary.counts.get("enqueued:missed_by_firehose", 0)
+        """store the finished pass as the last one, drop the position, count the pass."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.last_key, summary.to_json(), ex=SUMMARY_TTL_SECONDS)
             pipe.delete(self.position_key)
             pipe.hincrby(STATS_KEY, "passes", 1)
-            pipe.hincrby(STATS_KEY, "missed_by_firehose", missed)
+            pipe.expire(STATS_KEY, SUMMARY_TTL_SECONDS)
+            await pipe.execute()
+
+    async def count_missed(self, versions: int) -> None:
+        """add healed versions to the total as a page finds them (a resumed pass does
+        not count its earlier pages again: they were counted when found)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(STATS_KEY, "missed_by_firehose", versions)
             pipe.expire(STATS_KEY, SUMMARY_TTL_SECONDS)
             await pipe.execute()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -36,7 +36,13 @@ from engine.types import PlaylistRow
 from jetstream.contract import recompute_key
 from jetstream.guard import GuardState
 from jetstream.keys import JetstreamKeys
-from worker.identity.pds_lists import DELETED, PassRecords, RecordMissing, WantedRecord
+from worker.identity.pds_lists import (
+    DELETED,
+    PassRecords,
+    RecordMissing,
+    RecordResult,
+    WantedRecord,
+)
 from worker.store.activity import activity_key
 from worker.store.reconcile_state import PassSummary, ReconcileState
 from worker.tasks.reconcile_decide import (
@@ -53,6 +59,7 @@ from worker.tasks.reconcile_decide import (
 
 logger = logging.getLogger(__name__)
 
+MISSED: Final = "enqueued:missed_by_firehose"
 MAX_CHUNK: Final = 50  # due playlists whose records are read and enqueued together
 
 
@@ -145,7 +152,11 @@ async def run_pass(
             )
             for row, probe in zip(rows, probes, strict=True)
         ]
+        missed_before = summary.counts[MISSED]
         await _act(redis, docket, records, tasks, config, rows, verdicts, summary, pacer)
+        if not config.dry_run and summary.counts[MISSED] > missed_before:
+            # counted as found, not when the pass ends: the signal is live on /metrics
+            await state.count_missed(summary.counts[MISSED] - missed_before)
         summary.listed += len(rows)
         summary.after = rows[-1].playlist_id
         if not config.dry_run:
@@ -192,28 +203,30 @@ async def _act(
             for playlist_id, token in lapsing:
                 pipe.set(f"{LAPSED_PREFIX}:{playlist_id}", token, ex=config.active_ttl_seconds)
             await pipe.execute()
+    # the page's records are read together (bounded per PDS host, not by the pace:
+    # one slow host must not hold the others' reads back), then enqueued at the pace
+    wanted = [
+        WantedRecord(row.record_uri, row.owner_pds_url, row.owner_did)
+        for row, _ in due
+        if not row.is_private and row.record_uri and row.owner_pds_url
+    ]
+    fetched = await records.read(wanted) if wanted and not config.dry_run else {}
     chunk = max(1, min(MAX_CHUNK, int(config.max_per_second)))
     for start in range(0, len(due), chunk):
-        await pacer.take(len(due[start : start + chunk]))
-        await _enqueue_chunk(
-            redis, docket, records, tasks, config, due[start : start + chunk], summary
-        )
+        part = due[start : start + chunk]
+        await pacer.take(len(part))
+        await _enqueue_chunk(redis, docket, fetched, tasks, config, part, summary)
 
 
 async def _enqueue_chunk(
     redis: Any,
     docket: Docket,
-    records: PassRecords,
+    fetched: Mapping[str, RecordResult],
     tasks: PassTasks,
     config: PassConfig,
     due: Sequence[tuple[PlaylistRow, Verdict]],
     summary: PassSummary,
 ) -> None:
-    wanted = []
-    for row, _ in due:
-        if not row.is_private and row.record_uri and row.owner_pds_url:
-            wanted.append(WantedRecord(row.record_uri, row.owner_pds_url, row.owner_did))
-    fetched = await records.read(wanted) if wanted and not config.dry_run else {}
     calls: list[TaskCall] = []
     reasons: list[str] = []
     healed: list[str] = []
