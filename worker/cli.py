@@ -178,6 +178,10 @@ def bench_journey(
     edits: int = typer.Option(50, min=1, max=1_000, help="edits per edit-flow and healing row."),
     active: int = typer.Option(100, min=1, max=10_000, help="active playlists in the TTL run."),
     skip_ttl: bool = typer.Option(False, "--skip-ttl", help="skip the CACHE_TTL_SECONDS=60 run."),
+    skip_deploy: bool = typer.Option(
+        False, "--skip-deploy", help="only the CACHE_TTL_SECONDS=60 run."
+    ),
+    pds_hosts: int = typer.Option(8, min=1, max=64, help="PDS hosts the owners are spread over."),
 ) -> None:
     """the journey on the production processes (jetstream, worker x2, api) with real Redis
     and PostgreSQL and latency-bearing PDS and turbopuffer stand-ins: a cold deploy
@@ -187,7 +191,13 @@ def bench_journey(
     from worker.bench.journey import main as run_journey_bench
 
     run_journey_bench(
-        playlists=playlists, opens=opens, edits=edits, active=active, skip_ttl=skip_ttl
+        playlists=playlists,
+        opens=opens,
+        edits=edits,
+        active=active,
+        skip_ttl=skip_ttl,
+        skip_deploy=skip_deploy,
+        pds_hosts=pds_hosts,
     )
 
 

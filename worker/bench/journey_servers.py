@@ -1,6 +1,6 @@
 """the journey benchmark's stand-ins with a network's latency, each in a process of its own.
 
-    python -m worker.bench.journey_servers pds PORT WORLD_SPEC_JSON LOW_MS HIGH_MS
+    python -m worker.bench.journey_servers pds PORT[,PORT...] WORLD_SPEC_JSON LOW_MS HIGH_MS
     python -m worker.bench.journey_servers turbopuffer PORT WORLD_SPEC_JSON LOW_MS HIGH_MS
 
 `pds` holds every known playlist's list record of the world (`WorldSpec.known`),
@@ -60,14 +60,19 @@ class SlowTurbopuffer(IndexedTurbopufferServer):
         return await super()._handle(request)
 
 
-async def serve_pds(port: int, world: WorldSpec, latency: tuple[float, float]) -> None:
-    server = JourneyPds(port=port, latency=latency, seed=world.seed)
+async def serve_pds(ports: list[int], world: WorldSpec, latency: tuple[float, float]) -> None:
+    """one process, listening on every port of `ports`: each is a PDS host to the
+    service (its per-host bound applies to each), all sharing one set of records."""
+    server = JourneyPds(port=ports[0], latency=latency, seed=world.seed)
     for playlist in world.known:
         if not is_deleted(playlist):
             server.put(
                 playlist.record_uri, playlist.first_cid, record_value(world, playlist.track_ids)
             )
     async with server:
+        assert server._runner is not None
+        for port in ports[1:]:
+            await web.TCPSite(server._runner, "127.0.0.1", port).start()
         await asyncio.Event().wait()  # until the driver stops this process
 
 
@@ -80,13 +85,13 @@ async def serve_turbopuffer(port: int, world: WorldSpec, latency: tuple[float, f
 
 
 def main(argv: list[str]) -> None:
-    role, port, world_json = argv[0], int(argv[1]), argv[2]
+    role, ports, world_json = argv[0], [int(p) for p in argv[1].split(",")], argv[2]
     latency = (float(argv[3]) / 1000, float(argv[4]) / 1000)
     world = WorldSpec(**orjson.loads(world_json))
     if role == "pds":
-        asyncio.run(serve_pds(port, world, latency))
+        asyncio.run(serve_pds(ports, world, latency))
     elif role == "turbopuffer":
-        asyncio.run(serve_turbopuffer(port, world, latency))
+        asyncio.run(serve_turbopuffer(ports[0], world, latency))
     else:
         raise SystemExit(f"unknown role {role!r}: pds or turbopuffer")
 

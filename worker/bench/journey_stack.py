@@ -50,6 +50,7 @@ class JourneyOptions:
     workers: int = 2
     worker_concurrency: int = 6  # 2 x 6 = 12 turbopuffer requests at most, under its 16
     pds_latency_ms: tuple[float, float] = (30.0, 150.0)
+    pds_hosts: int = 8  # owners spread over this many PDS hosts (bsky has ~100)
     turbopuffer_latency_ms: tuple[float, float] = (10.0, 30.0)
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
@@ -61,7 +62,7 @@ class JourneyStack:
         self.options = options
         self.directory = Path(tempfile.mkdtemp(prefix="plyr-journey-"))
         self.api_port = free_port()
-        self.pds_port = free_port()
+        self.pds_ports = [free_port() for _ in range(options.pds_hosts)]
         self.docket_name = f"journey-{uuid.uuid4().hex[:8]}"
         self.processes: dict[str, ServiceProcess] = {}
         self.redis: aioredis.Redis | None = None
@@ -70,9 +71,8 @@ class JourneyStack:
         self.service_started_at = 0.0  # monotonic time the service's processes were spawned
         self._stack = AsyncExitStack()
 
-    @property
-    def pds_url(self) -> str:
-        return f"http://{HOST}:{self.pds_port}"
+    def pds_url(self, host: int = 0) -> str:
+        return f"http://{HOST}:{self.pds_ports[host % len(self.pds_ports)]}"
 
     async def __aenter__(self) -> Self:
         try:
@@ -103,21 +103,22 @@ class JourneyStack:
         self._stack.push_async_callback(self.redis.aclose)
         self.database_dsn = await self._own_database()
         rows = options.world.catalog_rows()
-        for artist in rows["artists"]:
-            artist["pds_url"] = self.pds_url
+        for index, artist in enumerate(rows["artists"]):
+            artist["pds_url"] = self.pds_url(index)
         await load_into_postgres(self.database_dsn, rows)
 
         await self._stack.enter_async_context(self.replay)
         world_json = orjson.dumps(asdict(options.world)).decode()
         servers = [sys.executable, "-m", "worker.bench.journey_servers"]
         turbopuffer_port = free_port()
-        for name, port, latency in (
-            ("pds", self.pds_port, options.pds_latency_ms),
-            ("turbopuffer", turbopuffer_port, options.turbopuffer_latency_ms),
+        for name, ports, latency in (
+            ("pds", ",".join(map(str, self.pds_ports)), options.pds_latency_ms),
+            ("turbopuffer", str(turbopuffer_port), options.turbopuffer_latency_ms),
         ):
             low, high = (str(x) for x in latency)
-            self._spawn(name, [*servers, name, str(port), world_json, low, high], os.environ)
-        await self._wait_for_port("pds", self.pds_port)
+            self._spawn(name, [*servers, name, ports, world_json, low, high], os.environ)
+        for port in self.pds_ports:
+            await self._wait_for_port("pds", port)
         await self._wait_for_port("turbopuffer", turbopuffer_port)
 
         env = self._service_env(redis_server.url, turbopuffer_port)
@@ -227,7 +228,7 @@ class JourneyStack:
         value = record_value(self.options.world, track_ids)
         async with httpx.AsyncClient() as client:
             answer = await client.post(
-                f"{self.pds_url}/_bench/put",
+                f"{self.pds_url()}/_bench/put",
                 content=orjson.dumps({"uri": uri, "cid": cid, "value": value}),
             )
             answer.raise_for_status()
