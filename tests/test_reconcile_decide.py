@@ -60,7 +60,7 @@ def verdict(
         now=NOW,
         policy=POLICY,
         previous_pass_started=previous,
-        firehose_horizon=firehose_horizon(NOW, grace_seconds=60, cursor_time=None),
+        firehose_horizon=firehose_horizon(NOW, grace_seconds=60),
     )
     return decided.action, decided.reason
 
@@ -101,10 +101,14 @@ def test_a_first_pass_counts_nothing_as_missed() -> None:
     assert verdict(row(updated_ago=120), probe(), previous=None) == (Action.COMPUTE, Reason.COLD)
 
 
-def test_a_lagging_consumer_is_not_taken_for_a_blind_one() -> None:
-    cursor = NOW - timedelta(minutes=10)
-    horizon = firehose_horizon(NOW, grace_seconds=60, cursor_time=cursor)
-    assert horizon == cursor
+def test_a_version_left_to_the_firehose_is_counted_by_the_next_pass() -> None:
+    # updated 40 s before the previous pass started: within its 60 s grace (recent
+    # then), so this pass counts it missed rather than taking it for an old version
+    previous = NOW - timedelta(seconds=30)
+    missed = (Action.COMPUTE, Reason.MISSED_BY_FIREHOSE)
+    assert verdict(row(updated_ago=70), probe(), previous=previous) == missed
+    cold = (Action.COMPUTE, Reason.COLD)
+    assert verdict(row(updated_ago=120), probe(), previous=previous) == cold
 
 
 @pytest.mark.parametrize("playlist", [row(), row(private=True), row(cid=None), row(cid="b" * 300)])

@@ -20,8 +20,8 @@ Jetstream consumer last accepted for its record.
 
 "missed by the firehose" is the signal that the fast path failed: a public
 playlist whose current version changed since the previous pass, long enough ago
-that the consumer should have delivered it (`grace`, and its cursor is past
-it), while the consumer accepted some other version of that record (or none).
+that the consumer should have delivered it (`grace`), while the consumer accepted
+some other version of that record (or none).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def decide(
     if probe.entry_ttl_ms == MISSING:
         if probe.lapsed_token == token and not active:
             return Verdict(Action.SKIP, Reason.LAPSED, token)
-        if _changed_since(playlist, probe, previous_pass_started):
+        if _changed_since(playlist, probe, previous_pass_started, policy.heal_grace_seconds):
             if playlist.updated_at > firehose_horizon:
                 # the firehose may still deliver it (the fast path): the next pass looks
                 # again, and counts it if it is still missing
@@ -129,22 +129,27 @@ def decide(
 
 
 def _changed_since(
-    playlist: PlaylistRow, probe: Probe, previous_pass_started: datetime | None
+    playlist: PlaylistRow,
+    probe: Probe,
+    previous_pass_started: datetime | None,
+    grace_seconds: float,
 ) -> bool:
     """a public version newer than the previous pass that the consumer did not accept."""
     if playlist.is_private or not playlist.record_uri or not playlist.record_cid:
         return False  # no record: nothing travels on the firehose
-    if previous_pass_started is None or playlist.updated_at < previous_pass_started:
-        return False  # a cold start, or a version older than what the last pass saw
+    if previous_pass_started is None:
+        return False  # a cold start: nothing says the firehose should have had it
+    # older than the previous pass (less the grace, within which it left a version
+    # to the firehose): that pass saw it and acted
+    if playlist.updated_at < previous_pass_started - timedelta(seconds=grace_seconds):
+        return False
     return probe.firehose_cid != playlist.record_cid
 
 
-def firehose_horizon(
-    now: datetime, *, grace_seconds: float, cursor_time: datetime | None
-) -> datetime:
-    """the newest `updated_at` the consumer should have delivered by now: `grace`
-    ago, and never past where its cursor is (a lagging consumer is not blind)."""
-    horizon = now - timedelta(seconds=grace_seconds)
-    if cursor_time is not None and cursor_time < horizon:
-        horizon = cursor_time
-    return horizon
+def firehose_horizon(now: datetime, *, grace_seconds: float) -> datetime:
+    """the newest `updated_at` the consumer should have delivered by now.
+
+    not bounded by the consumer's cursor: a blind host (connected, sending nothing of
+    ours) and a quiet firehose both leave the cursor where it was, and that is exactly
+    when healing must count what plyr.fm's database has and the firehose did not."""
+    return now - timedelta(seconds=grace_seconds)

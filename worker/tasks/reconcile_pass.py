@@ -136,10 +136,7 @@ async def run_pass(
         if not rows:
             break
         now = datetime.now(UTC)
-        cursor_time = await _cursor_time(redis, keys)
-        horizon = firehose_horizon(
-            now, grace_seconds=config.policy.heal_grace_seconds, cursor_time=cursor_time
-        )
+        horizon = firehose_horizon(now, grace_seconds=config.policy.heal_grace_seconds)
         probes = await _probe(redis, keys, rows)
         verdicts = [
             decide(
@@ -322,14 +319,6 @@ async def _probe(
             )
         )
     return probes
-
-
-async def _cursor_time(redis: Any, keys: JetstreamKeys) -> datetime | None:
-    raw = await redis.get(keys.cursor)
-    text = _text(raw)
-    if text is None or not text.isdigit():
-        return None
-    return datetime.fromtimestamp(int(text) / 1e6, UTC)
 
 
 async def _previous_pass_started(redis: Any, config: PassConfig) -> datetime | None:
