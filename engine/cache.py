@@ -9,7 +9,8 @@
                                                   owner while plyr.fm's database is down
 
 `token` is the list record's CID, or for a private playlist (no record) its
-`updated_at` in ISO form, as plyr.fm does today. every key lives 24 h.
+`updated_at` in ISO form, as plyr.fm does today. every key lives the cache TTL:
+the setting CACHE_TTL_SECONDS, whose default is `CACHE_TTL_SECONDS` here (24 h).
 this module is pure: keys, payloads and fingerprints; Redis I/O lives with
 the worker and the API.
 """

@@ -20,6 +20,9 @@ here with the reason, or that is not in any family at all.
     withdrawal_carriers plyr:withdrawal-carriers:{track_id}         the cache TTL, refreshed
     withdrawal_round    plyr:withdrawal-round                       a minute, rewritten each round
     withdrawal_stats    plyr:withdrawal-stats                       a week, refreshed on write
+    activity            plyr:recommendations-activity:{playlist_id} REFRESH_ACTIVE_DAYS
+    lapsed              plyr:recommendations-lapsed:{playlist_id}   REFRESH_ACTIVE_DAYS
+    reconcile           plyr:reconcile:{what}                       a week (or the pass's own bound)
     jetstream_cursor    plyr:jetstream:{collection}:cursor          none (see below)
     jetstream_cursor_v2 plyr:jetstream:{collection}:cursor:v2       none, like the cursor
     jetstream_rev       plyr:jetstream:{collection}:rev:{list uri}  the rev TTL (7 days)
@@ -61,6 +64,9 @@ WITHDRAWAL_LIVE_KEY: Final = "plyr:withdrawal-live"
 WITHDRAWAL_CARRIERS_PREFIX: Final = "plyr:withdrawal-carriers"
 WITHDRAWAL_ROUND_KEY: Final = "plyr:withdrawal-round"
 WITHDRAWAL_STATS_KEY: Final = "plyr:withdrawal-stats"
+ACTIVITY_PREFIX: Final = "plyr:recommendations-activity"
+LAPSED_PREFIX: Final = "plyr:recommendations-lapsed"
+RECONCILE_PREFIX: Final = "plyr:reconcile"
 JETSTREAM_ROOT: Final = "plyr:jetstream"
 
 _ANY = r".+"
@@ -91,6 +97,12 @@ FAMILIES: Final = (
     ),
     KeyFamily("withdrawal_round", re.compile(WITHDRAWAL_ROUND_KEY), "a minute, each round"),
     KeyFamily("withdrawal_stats", re.compile(WITHDRAWAL_STATS_KEY), "a week, refreshed"),
+    # a playlist viewed through the API (or healed): its entry is refreshed before expiry
+    KeyFamily("activity", re.compile(rf"{ACTIVITY_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    # the version of an inactive playlist the reconcile let expire: not re-warmed
+    KeyFamily("lapsed", re.compile(rf"{LAPSED_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    # the reconcile loop's position, last pass and counters
+    KeyFamily("reconcile", re.compile(rf"{RECONCILE_PREFIX}:{_ANY}"), "a week, refreshed on write"),
     KeyFamily(
         "jetstream_cursor",
         re.compile(rf"{JETSTREAM_ROOT}:{_COLLECTION}:cursor"),

@@ -29,6 +29,7 @@ from engine.eligibility import (
     labels_from_json,
     playlist_items_from_json,
 )
+from engine.ports import playlist_page_size
 from engine.types import PlaylistRef, PlaylistRow, Track
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,21 @@ class InMemoryCatalog:
             if track is not None and is_surfaceable(track, self._artists.get(track.artist_did)):
                 eligible.add(track_id)
         return eligible
+
+    async def list_playlists(self, *, after: str | None, limit: int) -> list[PlaylistRow]:
+        # keyset pagination needs only a total order that the `after` test agrees
+        # with (code points here; the database's collation there). the demo holds
+        # hundreds of playlists, so sorting per page costs nothing.
+        ids = sorted(pid for pid in self._playlists if after is None or pid > after)
+        page = []
+        for playlist_id in ids[: playlist_page_size(limit)]:
+            row = await self.get_playlist(playlist_id)
+            assert row is not None
+            page.append(dataclasses.replace(row, items=None))
+        return page
+
+    async def count_playlists(self) -> int:
+        return len(self._playlists)
 
     # --- the embedded demo's edits -------------------------------------------------
 

@@ -88,6 +88,26 @@ class Catalog(Protocol):
         (taken down, relabelled, hidden, its artist deactivated, its row gone)."""
         ...
 
+    async def list_playlists(self, *, after: str | None, limit: int) -> list[PlaylistRow]:
+        """a page of every playlist, ordered by id, starting after the id `after`
+        (keyset pagination: a page costs the same wherever it starts). `items` is
+        None in every row (a private playlist's tracks are read with `get_playlist`
+        when needed); `limit` is clamped to 1..MAX_PLAYLIST_PAGE."""
+        ...
+
+    async def count_playlists(self) -> int:
+        """how many playlists there are (a progress bar's total; an estimate is fine)."""
+        ...
+
+
+# the largest page `list_playlists` returns, whatever the caller asks
+MAX_PLAYLIST_PAGE = 1000
+
+
+def playlist_page_size(limit: int) -> int:
+    """`limit` clamped to what one `list_playlists` page may hold."""
+    return max(1, min(int(limit), MAX_PLAYLIST_PAGE))
+
 
 class TrackLookup(Protocol):
     """the part of a Catalog the engine's ranking loop needs."""

@@ -31,7 +31,12 @@ from engine.eligibility import (
     distinct_track_uris,
     playlist_items_from_json,
 )
-from engine.ports import CatalogError, CatalogQueryError, CatalogUnavailableError
+from engine.ports import (
+    CatalogError,
+    CatalogQueryError,
+    CatalogUnavailableError,
+    playlist_page_size,
+)
 from engine.types import PlaylistRef, PlaylistRow, Track
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,25 @@ FROM playlists AS p
 LEFT JOIN artists AS a ON a.did = p.owner_did
 WHERE p.id = $1
 """
+
+# keyset pagination over the primary key: each page is an index range scan,
+# however deep into the table it starts (OFFSET would rescan what it skips).
+LIST_PLAYLISTS_SQL: Final = """
+SELECT p.id, p.owner_did, p.atproto_record_uri, p.atproto_record_cid, p.is_private,
+       p.updated_at, a.pds_url
+FROM playlists AS p
+LEFT JOIN artists AS a ON a.did = p.owner_did
+WHERE $1::text IS NULL OR p.id > $1::text
+ORDER BY p.id
+LIMIT $2
+"""
+
+# the planner's estimate, not a count(*): a progress bar's total needs no table scan.
+COUNT_PLAYLISTS_SQL: Final = """
+SELECT GREATEST(reltuples, 0)::bigint AS estimate, relpages
+FROM pg_class WHERE oid = 'playlists'::regclass
+"""
+EXACT_COUNT_SQL: Final = "SELECT count(*) AS n FROM playlists"
 
 # the input order is kept by joining on the ids' ordinal positions.
 HYDRATE_SQL: Final = f"""
@@ -226,6 +250,32 @@ class PostgresCatalog:
             return set()
         rows = await self._fetch("eligible_ids", ELIGIBLE_IDS_SQL, wanted)
         return {row["id"] for row in rows}
+
+    async def list_playlists(self, *, after: str | None, limit: int) -> list[PlaylistRow]:
+        rows = await self._fetch(
+            "list_playlists", LIST_PLAYLISTS_SQL, after, playlist_page_size(limit)
+        )
+        return [
+            PlaylistRow(
+                playlist_id=row["id"],
+                owner_did=row["owner_did"],
+                record_uri=row["atproto_record_uri"],
+                record_cid=row["atproto_record_cid"],
+                is_private=row["is_private"],
+                updated_at=row["updated_at"],
+                items=None,
+                owner_pds_url=row["pds_url"],
+            )
+            for row in rows
+        ]
+
+    async def count_playlists(self) -> int:
+        rows = await self._fetch("count_playlists", COUNT_PLAYLISTS_SQL)
+        # a table never analysed has no estimate (relpages 0): count it then
+        if rows and rows[0]["relpages"] > 0:
+            return int(rows[0]["estimate"])
+        rows = await self._fetch("count_playlists", EXACT_COUNT_SQL)
+        return int(rows[0]["n"])
 
     # --- plumbing ----------------------------------------------------------------
 

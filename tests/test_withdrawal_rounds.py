@@ -40,7 +40,7 @@ async def test_the_worker_keeps_the_check_round_scheduled(
     async with withdrawal_world(world, redis_client, postgres_dsn, docket) as w:
         target = ids(await w.answer())[0]
         await w.sql(TAKEDOWN, target)
-        worker = build_worker(docket, concurrency=2, automatic=True)
+        worker = build_worker(docket, concurrency=2, automatic=True, reconcile=False)
         worker.minimum_check_interval = timedelta(milliseconds=10)
         worker.scheduling_resolution = timedelta(milliseconds=10)
         with installed(w.worker):
@@ -104,7 +104,7 @@ async def test_with_the_database_down_rounds_fail_quietly_and_publish_nothing(
             await admin.execute(f'DROP DATABASE "{postgres_dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
         finally:
             await admin.close()
-        worker = build_worker(docket, concurrency=2, automatic=True)
+        worker = build_worker(docket, concurrency=2, automatic=True, reconcile=False)
         worker.minimum_check_interval = timedelta(milliseconds=10)
         worker.scheduling_resolution = timedelta(milliseconds=10)
         with installed(w.worker):

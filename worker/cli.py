@@ -7,6 +7,7 @@ plyr-recs bench jetstream frames/s through the consumer beside plain json.loads 
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
 plyr-recs bench abuse       each attack on the API from the network, beside a quiet phase
 plyr-recs bench withdrawn   takedown -> gone from every answer; the check round; screened hits
+plyr-recs bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 """
 
 from __future__ import annotations
@@ -236,6 +237,36 @@ def bench_withdrawn(
     run_withdrawn_bench(takedowns=takedowns, at_once=at_once, answers=answers, seconds=seconds)
 
 
+@bench_app.command("journey")
+def bench_journey(
+    playlists: int = typer.Option(2_000, min=50, max=100_000, help="playlists plyr.fm has."),
+    opens: int = typer.Option(1_000, min=10, max=100_000, help="editor opens over a minute."),
+    edits: int = typer.Option(50, min=1, max=1_000, help="edits per edit-flow and healing row."),
+    active: int = typer.Option(100, min=1, max=10_000, help="active playlists in the TTL run."),
+    skip_ttl: bool = typer.Option(False, "--skip-ttl", help="skip the CACHE_TTL_SECONDS=60 run."),
+    skip_deploy: bool = typer.Option(
+        False, "--skip-deploy", help="only the CACHE_TTL_SECONDS=60 run."
+    ),
+    pds_hosts: int = typer.Option(8, min=1, max=64, help="PDS hosts the owners are spread over."),
+) -> None:
+    """the journey on the production processes (jetstream, worker x2, api) with real Redis
+    and PostgreSQL and latency-bearing PDS and turbopuffer stand-ins: a cold deploy
+    (time to 50 %/100 % warm, then editor opens), active playlists under a 60 s TTL, the
+    edit flow beside the seed's inline path, and healing of versions only the database
+    knows. several minutes; needs redis-server and PostgreSQL installed."""
+    from worker.bench.journey import main as run_journey_bench
+
+    run_journey_bench(
+        playlists=playlists,
+        opens=opens,
+        edits=edits,
+        active=active,
+        skip_ttl=skip_ttl,
+        skip_deploy=skip_deploy,
+        pds_hosts=pds_hosts,
+    )
+
+
 @app.command(
     "jetstream",
     epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "
@@ -265,7 +296,8 @@ def jetstream_command() -> None:
     epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
 )
 def status_command() -> None:
-    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL."""
+    """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL, and
+    the reconcile loop's last pass (when, how long, counts) and missed_by_firehose."""
     import asyncio
 
     from rich.console import Console
@@ -284,7 +316,53 @@ def status_command() -> None:
     except REDIS_UNAVAILABLE as error:
         typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
         raise typer.Exit(1) from None
-    Console().print(render_status(status))
+    console = Console()
+    console.print(render_status(status))
+    from worker.processes.warm import reconcile_status, render_reconcile_status
+
+    try:
+        last, totals = asyncio.run(reconcile_status(get_settings()))
+    except REDIS_UNAVAILABLE as error:
+        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
+        raise typer.Exit(1) from None
+    console.print(render_reconcile_status(last, totals))
+
+
+@app.command(
+    "warm",
+    epilog="Reads REDIS_URL, DOCKET_URL, DATABASE_URL, RECONCILE_*, REFRESH_*, PDS_* and "
+    "CACHE_TTL_SECONDS. The workers run the recomputes it enqueues.",
+)
+def warm_command(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="read plyr.fm and the cache only: no PDS read, no enqueue."
+    ),
+) -> None:
+    """one reconcile pass now, in the foreground: every live playlist whose current
+    version is not cached (or is due for refresh) is enqueued for the workers; a
+    progress bar, then a summary (already warm, enqueued, deleted, private, failed by
+    reason). exits 0 when the pass completed."""
+    import asyncio
+
+    from rich.console import Console
+
+    from engine.ports import CatalogError
+    from jetstream.faults import REDIS_UNAVAILABLE
+    from worker.processes.logs import configure_logging
+    from worker.processes.warm import warm
+    from worker.settings import get_settings
+    from worker.wiring import ConfigurationError
+
+    configure_logging("WARNING")
+    try:
+        code = asyncio.run(warm(get_settings(), Console(), dry_run=dry_run))
+    except ConfigurationError as error:
+        typer.echo(f"plyr-recs warm: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (CatalogError, *REDIS_UNAVAILABLE) as error:
+        typer.echo(f"plyr-recs warm: the pass stopped: {error}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @app.command("run")

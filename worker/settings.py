@@ -155,6 +155,68 @@ class Settings(BaseSettings):
         "Below the 5 s in which a withdrawal must leave every answer.",
     )
 
+    # --- the cache and the reconcile loop ------------------------------------------
+    cache_ttl_seconds: Annotated[int, Field(ge=5, le=30 * 86_400)] = Field(
+        default=86_400,
+        description="how long every cache key lives (answers, version sets, states, the "
+        "record-URI and delete markers). the reconcile loop refreshes an active playlist's "
+        "entry before this runs out; tests and the journey benchmark shorten it.",
+    )
+    reconcile_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = Field(
+        default=300.0,
+        description="time between two reconcile passes (the first runs when a worker "
+        "starts and no pass is scheduled). a pass walks plyr.fm's playlists and enqueues "
+        "the recompute of each whose current version is not cached, or is due for refresh.",
+    )
+    reconcile_max_per_second: Annotated[float, Field(gt=0, le=10_000)] = Field(
+        default=50.0,
+        description="most recomputes a pass enqueues per second (a cold deploy of 2,000 "
+        "playlists takes 40 s at the default); keeps a pass from flooding the workers, "
+        "turbopuffer and the owners' PDSes.",
+    )
+    reconcile_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=200,
+        description="playlists read from plyr.fm's database per page of a pass (keyset "
+        "pagination; one pipelined Redis round trip per page).",
+    )
+    reconcile_heal_grace_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=60.0,
+        description="how long after a playlist's `updated_at` the firehose has to deliver "
+        "its edit before the reconcile counts it missed_by_firehose (plyr.fm's ingest and "
+        "the consumer's settle delay both take seconds).",
+    )
+    refresh_active_days: Annotated[float, Field(gt=0, le=365)] = Field(
+        default=14.0,
+        description="a playlist edited (its `updated_at`) or viewed through the API within "
+        "this many days is active: its entry is recomputed before it expires. an inactive "
+        "one lapses and is computed on its next view.",
+    )
+    refresh_margin_seconds: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=3600.0,
+        description="how long before expiry an active playlist's entry is refreshed, on "
+        "top of one reconcile interval (the last pass before expiry does it); covers the "
+        "queue and a pass's own length.",
+    )
+    pds_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=5.0,
+        description="time bound on one request to an owner's PDS by the reconcile loop "
+        "(getRecord or one listRecords page); a PDS that fails is tried on a later pass.",
+    )
+    pds_max_in_flight_per_host: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4,
+        description="requests the reconcile loop keeps in flight to one PDS host.",
+    )
+    pds_max_in_flight: Annotated[int, Field(ge=1, le=512)] = Field(
+        default=32,
+        description="requests the reconcile loop keeps in flight to all PDS hosts together.",
+    )
+    pds_allow_private: bool = Field(
+        default=False,
+        description="let PDS requests use plain http and loopback or private addresses. only "
+        "for a PDS this deployment runs itself (tests, benchmarks on loopback); never in "
+        "production, where a PDS URL comes from anyone's DID document.",
+    )
+
     # --- jetstream -----------------------------------------------------------
     jetstream_url: str | None = Field(
         default=None,

@@ -76,6 +76,12 @@ class HeldCatalog:
         self.eligible_calls += 1
         return await self.inner.eligible_ids(track_ids)
 
+    async def list_playlists(self, *, after: str | None, limit: int) -> list[PlaylistRow]:
+        return await self.inner.list_playlists(after=after, limit=limit)
+
+    async def count_playlists(self) -> int:
+        return await self.inner.count_playlists()
+
 
 # the sample catalogue has 3 artists: with plyr.fm's 2-per-artist rule an answer
 # holds 6, too few to watch spares fill in. diversity is tested on its own.

@@ -35,6 +35,7 @@ from jetstream.faults import REDIS_UNAVAILABLE
 from worker.api.metrics import ApiMetrics
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
+from worker.store.activity import ActivityLog
 from worker.store.cache import RecommendationCache
 from worker.store.reads import CoalescedReads
 from worker.tasks.recompute import Recommender, Refreshed
@@ -141,8 +142,11 @@ class Answers:
         metrics: ApiMetrics,
         limits: AnswerLimits | None = None,
         withdrawn: WithdrawnView | None = None,
+        activity: ActivityLog | None = None,
     ) -> None:
         self.cache = cache
+        # views, for the reconcile loop's "active" (written in the background, batched)
+        self.activity = activity
         self.recommender = recommender
         self.limits = limits or AnswerLimits()
         # every answer is screened against withdrawn tracks (None: not at all, only
@@ -173,6 +177,8 @@ class Answers:
             compute.cancel()
         await asyncio.gather(*computes, return_exceptions=True)
         await self.reads.aclose()
+        if self.activity is not None:
+            await self.activity.aclose()
         await self.pds.aclose()
 
     async def drain(self) -> None:
@@ -184,6 +190,8 @@ class Answers:
         return len(self._computes)
 
     async def answer(self, playlist: PlaylistRow) -> Answer:
+        if self.activity is not None:
+            self.activity.touch(playlist.playlist_id)
         token = version_token(playlist)
         cache_up = token is not None and self._cache_up()
         if cache_up:

@@ -45,6 +45,7 @@ from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
 from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
+from worker.api.reconcile_metrics import ReconcileMetrics
 from worker.api.schema import (
     HEALTH_RESPONSES,
     LIVE_RESPONSES,
@@ -58,6 +59,7 @@ from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.settings import Settings
+from worker.store.activity import ActivityLog, active_days_seconds
 from worker.tasks.services import Services
 from worker.wiring import frame_limits
 
@@ -124,6 +126,10 @@ def create_app(
         )
         if screen_withdrawals
         else None,
+        activity=ActivityLog(
+            services.redis,
+            ttl_seconds=active_days_seconds(services.settings.refresh_active_days),
+        ),
     )
 
     owned = closing or AsyncExitStack()
@@ -156,6 +162,7 @@ def create_app(
         catalog_alive=lambda: _catalog_alive(services),
     )
     app.state.api = ApiState(services, authenticator, answers, metrics, owned, health_checks)
+    app.state.reconcile_metrics = ReconcileMetrics(metrics.registry, services.redis)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(router)
     # added after the router, so the hit path is matched first.
@@ -320,6 +327,7 @@ async def _health_report(state: ApiState) -> dict[str, object]:
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
 async def prometheus_metrics(request: Request) -> Response:
+    await request.app.state.reconcile_metrics.refresh()
     return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
 
 
@@ -336,7 +344,9 @@ def pds_records(settings: Settings, *, allow_private: bool = False) -> PdsRecord
     the service's own: the embedded demo's catalogue, and tests."""
     limits = frame_limits(settings)
     return PdsRecords(
-        limits=limits.record, list_collection=limits.list_collection, allow_private=allow_private
+        limits=limits.record,
+        list_collection=limits.list_collection,
+        allow_private=allow_private or settings.pds_allow_private,
     )
 
 

@@ -160,7 +160,7 @@ async def _takedowns(
             Docket(name=settings.docket_name, url=settings.docket_url)
         )
         worker = await stack.enter_async_context(
-            build_worker(docket, concurrency=8, automatic=True)
+            build_worker(docket, concurrency=8, automatic=True, reconcile=False)
         )
         stack.enter_context(installed(services))
         running = asyncio.create_task(worker.run_forever())

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,9 @@ MAX_RECORD_BYTES: Final = 1024 * 1024  # a full 500-item list is ~100 KiB
 MAX_PDS_URL_LENGTH: Final = 2048
 MAX_CONNECTIONS: Final = 32  # to all PDSes together, per API process
 MAX_REDIRECTS: Final = 0  # a 3xx is refused by the guard (worker.identity.pds_guard)
+MAX_LIST_CURSOR_LENGTH: Final = 512  # listRecords cursors are rkeys (~13 characters)
+
+_T = TypeVar("_T")
 
 
 class RecordUnavailable(Exception):
@@ -161,9 +164,42 @@ class PdsRecords:
         params = models.ComAtprotoRepoGetRecord.Params(
             repo=repo, collection=self.list_collection, rkey=rkey
         )
+        response = await self._bounded_call(client.com.atproto.repo.get_record(params))
+        return self._validated(response)
+
+    async def list_page(
+        self, pds_url: str, repo: str, *, cursor: str | None = None, limit: int = 100
+    ) -> tuple[dict[str, ListRecord | RecordRejected], str | None]:
+        """one page of the owner's list records (`com.atproto.repo.listRecords`): each
+        record by URI, validated like `fetch`'s (a bad one is its `RecordRejected`, the
+        rest still count), and the cursor of the next page (None: that was the last).
+        raises as `fetch` does for the page as a whole."""
+        if not is_did(repo) or (cursor is not None and len(cursor) > MAX_LIST_CURSOR_LENGTH):
+            raise RecordRejected("bad_list_request")
+        client = AsyncClient(base_url=_checked_pds_url(pds_url), request=self._request)
+        params = models.ComAtprotoRepoListRecords.Params(
+            repo=repo, collection=self.list_collection, limit=max(1, min(limit, 100)), cursor=cursor
+        )
+        response = await self._bounded_call(client.com.atproto.repo.list_records(params))
+        prefix = f"at://{repo}/{self.list_collection}/"
+        found: dict[str, ListRecord | RecordRejected] = {}
+        for record in getattr(response, "records", None) or ():
+            uri = getattr(record, "uri", None)
+            if not isinstance(uri, str) or not uri.startswith(prefix):
+                continue  # not a record of this repo's collection: never trusted as one
+            try:
+                found[uri] = self._validated(record)
+            except RecordRejected as rejected:
+                found[uri] = rejected
+        next_cursor = getattr(response, "cursor", None)
+        if not isinstance(next_cursor, str) or not next_cursor or not found:
+            next_cursor = None
+        return found, next_cursor
+
+    async def _bounded_call(self, call: Awaitable[_T]) -> _T:
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                response = await client.com.atproto.repo.get_record(params)
+                return await call
         except TimeoutError as error:
             raise RecordUnavailable("timeout") from error
         except _TooLarge as error:
@@ -177,7 +213,6 @@ class PdsRecords:
             # the SDK wraps network faults and error statuses in AtProtocolError;
             # a few httpx faults (protocol errors, redirect loops) come through as they are.
             raise RecordUnavailable(_fault_name(error)) from error
-        return self._validated(response)
 
     def _parse_record_uri(self, record_uri: str) -> tuple[str, str]:
         prefix = "at://"

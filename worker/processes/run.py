@@ -53,7 +53,7 @@ from worker.processes.run_report import (
     self_check,
     summary,
 )
-from worker.processes.worker import build_worker
+from worker.processes.worker import PERPETUAL_KEYS, build_worker
 from worker.settings import Settings
 from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
@@ -160,7 +160,10 @@ class _Idleness:
         if frames != self.frames_seen:
             return False
         snapshot = await self.docket.snapshot()
-        return not snapshot.future and not snapshot.running
+        # the perpetual loops' next runs are always scheduled: that is not work left
+        future = [e for e in snapshot.future if e.key not in PERPETUAL_KEYS]
+        running = [e for e in snapshot.running if e.key not in PERPETUAL_KEYS]
+        return not future and not running
 
 
 async def _wait(
@@ -278,7 +281,9 @@ async def _start(
         markers=WorkerMarkers(withdrawal_handler(docket)),
     )
     worker = await stack.enter_async_context(
-        build_worker(docket, concurrency=settings.worker_concurrency)
+        # the perpetual loops too: the demo's playlists go through the reconcile loop
+        # like plyr.fm's, and its withdrawals through the check round
+        build_worker(docket, concurrency=settings.worker_concurrency, automatic=True)
     )
     stack.enter_context(installed(services))
     authenticator = Authenticator.from_settings(settings)

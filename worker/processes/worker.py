@@ -1,5 +1,6 @@
 """`plyr-recs worker`: runs the recompute and forget tasks the Jetstream consumer enqueues,
-and the withdrawal check (one round a second across all workers).
+and the perpetual loops: the withdrawal check (one round a second across all
+workers) and the reconcile loop that keeps every live playlist's current version cached.
 
 any number of these run, on any machines sharing the docket Redis: docket hands
 each task to one worker and redelivers it if that worker dies mid-task.
@@ -18,7 +19,9 @@ from docket import Docket, Worker
 
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
+from worker.tasks.reconcile import PERPETUAL_TASKS, RECONCILE_TASKS
 from worker.tasks.services import installed, open_services
+from worker.tasks.withdrawals import check_withdrawals
 from worker.wiring import open_docket, require_shared_docket
 
 logger = logging.getLogger(__name__)
@@ -33,10 +36,25 @@ REDELIVERY_TIMEOUT = timedelta(minutes=3)
 RECONNECTION_DELAY = timedelta(seconds=1)
 
 
-def register_tasks(docket: Docket) -> None:
-    """the worker's task registry (pinned by a test against what the consumer enqueues)."""
-    for task in TASKS:
-        docket.register(task)
+# the docket keys of the perpetual loops (an automatic perpetual is keyed by its
+# function's name): always scheduled, so never "work left" to whoever waits for idle
+PERPETUAL_KEYS: frozenset[str] = frozenset(
+    task.__name__ for task in (*PERPETUAL_TASKS, check_withdrawals)
+)
+
+
+def register_tasks(
+    docket: Docket, *, withdrawal_round: bool = False, reconcile: bool = False
+) -> None:
+    """the worker's task registry (pinned by a test against what the consumer enqueues),
+    and the perpetual loops it is to run: docket schedules every automatic perpetual
+    registered, so a loop a worker is not to run is not registered there."""
+    for task in (*TASKS, *RECONCILE_TASKS):
+        if task is not check_withdrawals or withdrawal_round:
+            docket.register(task)
+    if reconcile:
+        for task in PERPETUAL_TASKS:
+            docket.register(task)
 
 
 def build_worker(
@@ -45,17 +63,21 @@ def build_worker(
     concurrency: int,
     redelivery_timeout: timedelta = REDELIVERY_TIMEOUT,
     automatic: bool = False,
+    reconcile: bool | None = None,
 ) -> Worker:
-    """a worker of every task; `automatic` also keeps the perpetual ones (the withdrawal
-    check) scheduled, as `plyr-recs worker` does. tests and the embedded run leave it
-    off: a perpetual never lets a queue drain."""
-    register_tasks(docket)
+    """a worker of every task. with `automatic` it runs the withdrawal check round, and
+    with `reconcile` (by default: as `automatic`) the reconcile loop: docket schedules
+    each at start if no worker has, so one of each runs however many workers there
+    are. `plyr-recs worker` and `plyr-recs run` run both; tests choose, since a
+    perpetual never lets a queue drain."""
+    reconcile = automatic if reconcile is None else reconcile
+    register_tasks(docket, withdrawal_round=automatic, reconcile=reconcile)
     return Worker(
         docket,
         concurrency=concurrency,
         redelivery_timeout=redelivery_timeout,
         reconnection_delay=RECONNECTION_DELAY,
-        schedule_automatic_tasks=automatic,
+        schedule_automatic_tasks=automatic or reconcile,
     )
 
 

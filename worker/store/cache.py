@@ -1,5 +1,6 @@
 """Redis I/O for the cache contract of `engine.cache`: the one place that reads and
-writes recommendation keys and per-playlist state, always with the 24 h TTL.
+writes recommendation keys and per-playlist state, always with the cache TTL
+(`CACHE_TTL_SECONDS`, 24 h by default).
 
 connection faults surface as the Redis client's (`jetstream.faults.REDIS_UNAVAILABLE`):
 the worker retries on them, the API falls back to computing fresh.
@@ -37,10 +38,14 @@ DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
 class RecommendationCache:
     """the recommendations cache over a `redis.asyncio.Redis` (or fakeredis) client."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, ttl_seconds: int = CACHE_TTL_SECONDS) -> None:
         # typed Any: redis.asyncio.Redis and fakeredis.FakeAsyncRedis share the API
         # but not a nominal type
         self.redis = redis
+        # CACHE_TTL_SECONDS (the setting): every key written here lives this long
+        if ttl_seconds <= 0:
+            raise ValueError("the cache TTL must be positive")
+        self.ttl_seconds = ttl_seconds
         self.counts: Counter[str] = Counter()
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
@@ -117,21 +122,21 @@ class RecommendationCache:
                 newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
             value = await withdrawn.screen_for_write(pipe, value)
             pipe.multi()
-            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=CACHE_TTL_SECONDS)
-            withdrawn.register(pipe, playlist_id, value, ttl_seconds=CACHE_TTL_SECONDS)
+            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=self.ttl_seconds)
+            withdrawn.register(pipe, playlist_id, value, ttl_seconds=self.ttl_seconds)
             # the set outlives each member it lists (its TTL restarts with each write)
             versions = versions_key(playlist_id)
             pipe.sadd(versions, token)
-            pipe.expire(versions, CACHE_TTL_SECONDS)
+            pipe.expire(versions, self.ttl_seconds)
             if state is not None and not newer_there:
-                pipe.set(state_key(playlist_id), state.to_json(), ex=CACHE_TTL_SECONDS)
+                pipe.set(state_key(playlist_id), state.to_json(), ex=self.ttl_seconds)
             await pipe.execute()
             return state is not None and not newer_there
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even
         after plyr.fm has dropped its row."""
-        await self.redis.set(_uri_key(playlist_uri), playlist_id, ex=CACHE_TTL_SECONDS)
+        await self.redis.set(_uri_key(playlist_uri), playlist_id, ex=self.ttl_seconds)
 
     async def playlist_id_for(self, playlist_uri: str) -> str | None:
         return await self._text_at(_uri_key(playlist_uri))
@@ -147,7 +152,7 @@ class RecommendationCache:
     async def mark_deleted(self, playlist_uri: str, rev: str) -> None:
         """remember that the record was deleted at `rev`, so that nothing older still
         running or retrying writes it back (a re-created record has newer revs)."""
-        await self.redis.set(_deleted_key(playlist_uri), rev, ex=CACHE_TTL_SECONDS)
+        await self.redis.set(_deleted_key(playlist_uri), rev, ex=self.ttl_seconds)
 
     async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
         """delete every cached version of a playlist and its state; the count deleted.

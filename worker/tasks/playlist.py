@@ -100,13 +100,16 @@ async def recompute_playlist(
     cid: str,
     rev: str,
     track_uris: list[str],
+    refresh: bool = False,
     retry: ExponentialRetry = ExponentialRetry(
         attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
     ),
     deadline: Timeout = Timeout(TASK_TIMEOUT),
     services: Services = Depends(current_services),
 ) -> None:
-    """compute (or reuse) a playlist's recommendations for its record version `cid`."""
+    """compute (or reuse) a playlist's recommendations for its record version `cid`;
+    `refresh` (the reconcile loop, before an active playlist's entry expires)
+    recomputes even a cached version."""
     counts = services.counts
     try:
         check_arguments(playlist_uri, cid, rev, track_uris)
@@ -138,6 +141,7 @@ async def recompute_playlist(
                 track_uris=track_uris,
                 rev=rev,
                 owner_did=playlist.owner_did,
+                force=refresh is True,
             )
     except PlaylistBusy:
         counts["retried:busy"] += 1

@@ -101,11 +101,14 @@ class Recommender:
         track_uris: Sequence[str],
         rev: str = "",
         owner_did: str = "",
+        force: bool = False,
     ) -> Refreshed:
-        """make sure the cache holds the answer for (playlist, version `token`)."""
+        """make sure the cache holds the answer for (playlist, version `token`); with
+        `force` (the reconcile refreshing an entry before it expires) the engine runs
+        even if it is cached, and the answer is written with a fresh TTL."""
         cache = self.cache
         # `get`, not `exists`: an entry we cannot read is not done, it is recomputed
-        if cache is not None and await cache.get(playlist_id, token) is not None:
+        if not force and cache is not None and await cache.get(playlist_id, token) is not None:
             return Refreshed(Outcome.ALREADY_CACHED, None, 0.0)
 
         track_ids = await self.track_ids(track_uris)
@@ -115,7 +118,12 @@ class Recommender:
         # an older revision arriving late still gets its own key; `put` keeps it
         # from overwriting the state of a newer one
 
-        if cache is not None and previous is not None and previous.fingerprint == track_set:
+        if (
+            not force
+            and cache is not None
+            and previous is not None
+            and previous.fingerprint == track_set
+        ):
             earlier = await cache.get(playlist_id, previous.token)
             # never carry a "disabled" answer forward: the store may be enabled now
             if earlier is not None and earlier.strategy != DISABLED:

@@ -83,7 +83,7 @@ async def open_services(
                 closer = getattr(store, "aclose", None)
                 if closer is not None:
                     stack.push_async_callback(closer)
-        cache = RecommendationCache(redis)
+        cache = RecommendationCache(redis, ttl_seconds=settings.cache_ttl_seconds)
         recommender = Recommender(
             catalog=catalog,
             store=store,

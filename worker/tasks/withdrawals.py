@@ -75,7 +75,7 @@ class RoundReport:
 
 async def check_round(services: Services, docket: Docket) -> RoundReport:
     """one withdrawal check; raises the catalog's or Redis' faults (nothing is published)."""
-    index = WithdrawalIndex(services.redis)
+    index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
     started_at = time.time()
     started = time.perf_counter()
     live, withdrawn, firehose = await index.round_inputs()
@@ -193,7 +193,7 @@ async def withdraw_track(
             # to find (its row is gone)
             counts["withdraw:unknown_track"] += 1
             return
-        index = WithdrawalIndex(services.redis)
+        index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
         if track_id in await index.withdrawn_among([track_id]):
             counts["withdraw:already"] += 1
         evicted = await index.mark([track_id], Source.FIREHOSE)
@@ -243,7 +243,7 @@ async def refill_playlist(
         if state is None or entry is None or services.recommender.store is None:
             counts["refill:gone"] += 1
             return
-        index = WithdrawalIndex(services.redis)
+        index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
         if not await index.withdrawn_among(track.id for track in entry.tracks):
             counts["refill:not_needed"] += 1
             return
