@@ -12,6 +12,7 @@ vectors. the result may then hold fewer than k clusters, never an empty one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,18 +44,30 @@ def kmeans(
     seed: int,
     max_iterations: int = MAX_ITERATIONS,
     sample_size: int = SAMPLE_SIZE,
+    squared_norms: npt.NDArray[np.float32] | None = None,
 ) -> Clusters:
     """cluster the rows of `points` into at most `k` non-empty clusters.
 
     `fit_centroids`, then every point assigned to its nearest centroid. at or
     below `sample_size` points the centroids are the exact means of the final
     partition; above it they are the means of the sample's clusters, and
-    `labels`/`sizes` still cover every point.
+    `labels`/`sizes` still cover every point. `squared_norms`, when the caller
+    has them (`np.einsum("ij,ij->i", points, points)`), saves a pass.
     """
     points = _checked(points, k)
-    centroids = fit_centroids(
-        points, k, seed=seed, max_iterations=max_iterations, sample_size=sample_size
-    )
+    if points.shape[0] <= sample_size:
+        fit = _fit(points, k, seed, max_iterations, squared_norms)
+        if fit.converged:
+            # Lloyd's stopped because the partition repeated: its labels are the
+            # nearest centroids and its centroids their means already (no refill
+            # or mean to redo: that was two passes over the points for nothing)
+            sizes = np.bincount(fit.labels, minlength=len(fit.centroids)).astype(np.intp)
+            return Clusters(centroids=fit.centroids, labels=fit.labels, sizes=sizes)
+        centroids = fit.centroids
+    else:
+        centroids = fit_centroids(
+            points, k, seed=seed, max_iterations=max_iterations, sample_size=sample_size
+        )
     labels = _nearest(points, centroids)
     centroids, labels = _refill_empty(points, centroids, labels)
     if points.shape[0] <= sample_size:
@@ -84,8 +97,28 @@ def fit_centroids(
     if n > sample_size:
         rows = np.linspace(0, n - 1, sample_size).astype(np.intp)
         points = points[rows]
-    rng = np.random.default_rng(seed)
-    return _lloyd(points, _kmeans_plus_plus(points, k, rng), max_iterations)
+    return _fit(points, k, seed, max_iterations, None).centroids
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    centroids: Matrix
+    labels: npt.NDArray[np.intp]  # the partition the centroids were last computed from
+    converged: bool  # the partition repeated: labels are also the centroids' nearest
+
+
+def _fit(
+    points: Matrix,
+    k: int,
+    seed: int,
+    max_iterations: int,
+    squared_norms: npt.NDArray[np.float32] | None,
+) -> _Fit:
+    # Generator(PCG64(seed)) is what default_rng(seed) builds, minus its dispatch
+    rng = np.random.Generator(np.random.PCG64(seed))
+    if squared_norms is None:
+        squared_norms = np.einsum("ij,ij->i", points, points)
+    return _lloyd(points, _kmeans_plus_plus(points, k, rng, squared_norms), max_iterations)
 
 
 def _checked(points: Matrix, k: int) -> Matrix:
@@ -97,7 +130,7 @@ def _checked(points: Matrix, k: int) -> Matrix:
     return checked
 
 
-def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> Matrix:
+def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> _Fit:
     """Lloyd's iterations until the partition stops changing (or the step budget runs out)."""
     labels = _nearest(points, centroids)
     for _ in range(max_iterations):
@@ -106,12 +139,14 @@ def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> Matrix:
         centroids = _means(points, labels, len(centroids))
         new_labels = _nearest(points, centroids)
         if np.array_equal(new_labels, labels):
-            break
+            return _Fit(centroids, labels, converged=True)
         labels = new_labels
-    return centroids
+    return _Fit(centroids, labels, converged=False)
 
 
-def _kmeans_plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matrix:
+def _kmeans_plus_plus(
+    points: Matrix, k: int, rng: np.random.Generator, squared_norms: npt.NDArray[np.float32]
+) -> Matrix:
     """greedy k-means++ seeding: each new centre is the best (lowest potential) of a
     few candidates drawn in proportion to their squared distance from the chosen ones.
 
@@ -122,8 +157,7 @@ def _kmeans_plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matri
     chosen centre: duplicates and k > distinct points end up as fewer, distinct centroids.
     """
     n = points.shape[0]
-    squared_norms = np.einsum("ij,ij->i", points, points)
-    trials = 2 + int(np.log(k))
+    trials = 2 + int(math.log(k))
     chosen = [int(rng.integers(n))]
     closest = squared_norms + squared_norms[chosen[0]] - 2.0 * (points @ points[chosen[0]])
     np.maximum(closest, 0.0, out=closest)  # round-off can dip below zero

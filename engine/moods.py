@@ -44,11 +44,23 @@ class Moods:
     strays: int  # tracks set aside
 
 
-def find_moods(points: Matrix, k: int, *, seed: int, merge: bool = True) -> Moods:
-    """the moods of `points` (unit rows, sorted by track id): at most `k` clusters."""
-    first = kmeans(points, k, seed=seed)
+def find_moods(
+    points: Matrix,
+    k: int,
+    *,
+    seed: int,
+    merge: bool = True,
+    squared_norms: npt.NDArray[np.float32] | None = None,
+) -> Moods:
+    """the moods of `points` (unit rows, sorted by track id): at most `k` clusters.
+    `squared_norms` are the rows' (np.einsum), when the caller has them."""
+    first = kmeans(points, k, seed=seed, squared_norms=squared_norms)
     strays = stray_mask(points, first)
-    clusters = kmeans(points[~strays], k, seed=seed) if strays.any() else first
+    clusters = first
+    if strays.any():
+        kept = ~strays
+        norms = None if squared_norms is None else squared_norms[kept]
+        clusters = kmeans(points[kept], k, seed=seed, squared_norms=norms)
     centroids, sizes = clusters.centroids, clusters.sizes
     if merge:
         centroids, sizes = merge_alike(centroids, sizes)
