@@ -134,11 +134,13 @@ def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> _Fit:
     """Lloyd's iterations until the partition stops changing (or the step budget runs out)."""
     labels = _nearest(points, centroids)
     for _ in range(max_iterations):
-        if np.bincount(labels, minlength=len(centroids)).min() == 0:
+        counts = np.bincount(labels, minlength=len(centroids))
+        if counts.min() == 0:
             centroids, labels = _refill_empty(points, centroids, labels)
-        centroids = _means(points, labels, len(centroids))
+            counts = np.bincount(labels, minlength=len(centroids))
+        centroids = _means(points, labels, len(centroids), counts)
         new_labels = _nearest(points, centroids)
-        if np.array_equal(new_labels, labels):
+        if not (new_labels != labels).any():
             return _Fit(centroids, labels, converged=True)
         labels = new_labels
     return _Fit(centroids, labels, converged=False)
@@ -155,31 +157,35 @@ def _kmeans_plus_plus(
     3-mood playlist. a few candidates per step (2 + ln k, the usual choice) avoid most
     of that for a few matrix products. stops early when every point coincides with a
     chosen centre: duplicates and k > distinct points end up as fewer, distinct centroids.
+    (the picks are checked in Python: 3 numbers cost less than 3 NumPy calls on them.)
     """
     n = points.shape[0]
     trials = 2 + int(math.log(k))
-    chosen = [int(rng.integers(n))]
-    closest = squared_norms + squared_norms[chosen[0]] - 2.0 * (points @ points[chosen[0]])
+    first = int(rng.integers(n))
+    chosen = [first]
+    closest = squared_norms + squared_norms[first] - 2.0 * (points @ points[first])
     np.maximum(closest, 0.0, out=closest)  # round-off can dip below zero
-    closest[chosen[0]] = 0.0
+    closest[first] = 0.0
     while len(chosen) < k:
         cumulative = np.cumsum(closest)
         total = float(cumulative[-1])
         if total <= 0.0:  # nothing left that is not already a centre
             break
-        draws = rng.random(trials) * total
-        picks = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
-        picks = np.where(closest[picks] > 0.0, picks, int(np.argmax(closest)))
+        found = np.searchsorted(cumulative, rng.random(trials) * total, side="right").tolist()
+        picks = [min(p, n - 1) for p in found]
+        if any(closest[p] <= 0.0 for p in picks):  # a draw landed on a centre: the farthest
+            farthest = int(np.argmax(closest))
+            picks = [p if closest[p] > 0.0 else farthest for p in picks]
         # |x - c|^2 for every point and candidate, through one product
         distances = squared_norms[:, None] + squared_norms[picks] - 2.0 * (points @ points[picks].T)
         np.maximum(distances, 0.0, out=distances)
         potentials = np.minimum(closest[:, None], distances).sum(axis=0)
         best = int(np.argmin(potentials))  # the first on a tie: deterministic
-        pick = int(picks[best])
+        pick = picks[best]
         chosen.append(pick)
         np.minimum(closest, distances[:, best], out=closest)
         closest[pick] = 0.0
-    return points[chosen].copy()
+    return points[chosen]
 
 
 def _squared_distances(points: Matrix, centroids: Matrix) -> Matrix:
@@ -200,12 +206,19 @@ def _nearest(points: Matrix, centroids: Matrix) -> npt.NDArray[np.intp]:
     return labels
 
 
-def _means(points: Matrix, labels: npt.NDArray[np.intp], k: int) -> Matrix:
-    """the mean of each cluster, as one (k x n) membership matrix times the points."""
+def _means(
+    points: Matrix,
+    labels: npt.NDArray[np.intp],
+    k: int,
+    counts: npt.NDArray[np.intp] | None = None,
+) -> Matrix:
+    """the mean of each cluster, as one (k x n) membership matrix times the points
+    (`counts`: the clusters' sizes, when the caller has them)."""
     membership = (labels == np.arange(k)[:, None]).astype(np.float32)
-    sizes = membership.sum(axis=1)
+    if counts is None:
+        counts = np.bincount(labels, minlength=k)
     means: Matrix = membership @ points
-    means /= np.maximum(sizes, np.float32(1.0))[:, None]
+    means /= np.maximum(counts, 1).astype(np.float32)[:, None]
     return means
 
 

@@ -83,9 +83,10 @@ def plan_queries(
         weights = [1] * len(centroids)
     norms = np.sqrt(np.einsum("ij,ij->i", centroids, centroids))
     queries: list[Vector] = list(centroids / np.maximum(norms, NORM_FLOOR)[:, None])
-    for j in np.flatnonzero(norms <= NORM_FLOOR):
-        # members pointing opposite ways cancel out: query with the closest track instead
-        queries[j] = matrix[int(np.argmax(matrix @ centroids[j]))]
+    if norms.min() <= NORM_FLOOR:
+        for j in np.flatnonzero(norms <= NORM_FLOOR):
+            # members pointing opposite ways cancel out: query with the closest track instead
+            queries[j] = matrix[int(np.argmax(matrix @ centroids[j]))]
     if len(ids) < n and cluster_sizes:  # sizes counted on the sample: scale them to N
         set_aside = round(set_aside * n / len(ids))
         weights = largest_remainder(weights, n - set_aside)
