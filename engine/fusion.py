@@ -114,23 +114,36 @@ def proportional_fuse(
             candidate = candidates[cursor]
             heap.append((0, float(rank), candidate.distance, candidate.track_id, rank))
     heapq.heapify(heap)
+    heappop, heappush = heapq.heappop, heapq.heappush
     while heap and len(taken) < slots:
-        rank = heapq.heappop(heap)[4]
+        rank = heappop(heap)[4]
         candidates = lists[rank]
-        candidate = candidates[cursors[rank]]
+        cursor = cursors[rank]
+        candidate = candidates[cursor]
         track_id = candidate.track_id
         if track_id not in taken_ids:  # else another list took it since: look again
             taken_ids.add(track_id)
             if accept is None or accept(candidate):
                 taken.append(candidate)
                 picks[rank] += 1
-        cursor = _next_cursor(candidates, cursors[rank], exclude, taken_ids)
-        cursors[rank] = cursor
-        if cursor >= 0:
+        # the list's next candidate neither excluded nor taken (inline: the hot loop)
+        end = len(candidates)
+        cursor += 1
+        while cursor < end:
             candidate = candidates[cursor]
-            j = picks[rank]
-            step, value = (0, float(rank)) if j == 0 else (1, (j + 0.5) / shares[rank])
-            heapq.heappush(heap, (step, value, candidate.distance, candidate.track_id, rank))
+            track_id = candidate.track_id
+            if track_id not in taken_ids and track_id not in exclude:
+                break
+            cursor += 1
+        else:
+            cursors[rank] = -1
+            continue
+        cursors[rank] = cursor
+        j = picks[rank]
+        if j:
+            heappush(heap, (1, (j + 0.5) / shares[rank], candidate.distance, track_id, rank))
+        else:
+            heappush(heap, (0, float(rank), candidate.distance, track_id, rank))
     return taken
 
 
