@@ -99,39 +99,60 @@ def proportional_fuse(
     if len(weights) != len(ranked_lists):
         raise ValueError("one weight per ranked list")
     order = sorted(range(len(ranked_lists)), key=lambda i: (-weights[i], i))
-    rank_of = {i: r for r, i in enumerate(order)}
-    cursors = [0] * len(ranked_lists)
-    picks = [0] * len(ranked_lists)
-    skipped: set[int] = set(exclude)
+    # by rank (the heaviest list first): rank is the heap entries' last key, unique
+    lists = [ranked_lists[i] for i in order]
+    shares = [weights[i] for i in order]
+    cursors = [0] * len(lists)
+    picks = [0] * len(lists)
+    taken_ids: set[int] = set()  # placed or refused; `exclude` is asked apart (no copy)
     taken: list[Candidate] = []
-    heap: list[tuple[int, float, float, int, int, int]] = []
-
-    def push(i: int) -> None:
-        """queue list i at the position of its next pick (its next candidate not yet
-        taken or skipped)."""
-        candidates = ranked_lists[i]
-        cursor = cursors[i]
-        while cursor < len(candidates) and candidates[cursor].track_id in skipped:
-            cursor += 1
-        cursors[i] = cursor
-        if cursor == len(candidates) or weights[i] <= 0:
-            return
-        candidate = candidates[cursor]
-        j = picks[i]
-        step, value = (0, float(rank_of[i])) if j == 0 else (1, (j + 0.5) / weights[i])
-        heapq.heappush(heap, (step, value, candidate.distance, candidate.track_id, rank_of[i], i))
-
-    for i in order:
-        push(i)
+    heap: list[tuple[int, float, float, int, int]] = []
+    for rank, candidates in enumerate(lists):
+        cursor = _next_cursor(candidates, 0, exclude, taken_ids)
+        cursors[rank] = cursor
+        if cursor >= 0 and shares[rank] > 0:
+            candidate = candidates[cursor]
+            heap.append((0, float(rank), candidate.distance, candidate.track_id, rank))
+    heapq.heapify(heap)
+    heappop, heappush = heapq.heappop, heapq.heappush
     while heap and len(taken) < slots:
-        *_, i = heapq.heappop(heap)
-        candidate = ranked_lists[i][cursors[i]]
-        if candidate.track_id in skipped:  # another list took it since: look again
-            push(i)
+        rank = heappop(heap)[4]
+        candidates = lists[rank]
+        cursor = cursors[rank]
+        candidate = candidates[cursor]
+        track_id = candidate.track_id
+        if track_id not in taken_ids:  # else another list took it since: look again
+            taken_ids.add(track_id)
+            if accept is None or accept(candidate):
+                taken.append(candidate)
+                picks[rank] += 1
+        # the list's next candidate neither excluded nor taken (inline: the hot loop)
+        end = len(candidates)
+        cursor += 1
+        while cursor < end:
+            candidate = candidates[cursor]
+            track_id = candidate.track_id
+            if track_id not in taken_ids and track_id not in exclude:
+                break
+            cursor += 1
+        else:
+            cursors[rank] = -1
             continue
-        skipped.add(candidate.track_id)
-        if accept is None or accept(candidate):
-            taken.append(candidate)
-            picks[i] += 1
-        push(i)
+        cursors[rank] = cursor
+        j = picks[rank]
+        if j:
+            heappush(heap, (1, (j + 0.5) / shares[rank], candidate.distance, track_id, rank))
+        else:
+            heappush(heap, (0, float(rank), candidate.distance, track_id, rank))
     return taken
+
+
+def _next_cursor(
+    candidates: Sequence[Candidate], cursor: int, exclude: Collection[int], taken: set[int]
+) -> int:
+    """the index of the first candidate from `cursor` on neither excluded nor taken, or -1."""
+    for index in range(cursor, len(candidates)):
+        track_id = candidates[index].track_id
+        if track_id not in taken and track_id not in exclude:
+            return index
+    return -1

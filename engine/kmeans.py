@@ -12,6 +12,7 @@ vectors. the result may then hold fewer than k clusters, never an empty one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,18 +44,30 @@ def kmeans(
     seed: int,
     max_iterations: int = MAX_ITERATIONS,
     sample_size: int = SAMPLE_SIZE,
+    squared_norms: npt.NDArray[np.float32] | None = None,
 ) -> Clusters:
     """cluster the rows of `points` into at most `k` non-empty clusters.
 
     `fit_centroids`, then every point assigned to its nearest centroid. at or
     below `sample_size` points the centroids are the exact means of the final
     partition; above it they are the means of the sample's clusters, and
-    `labels`/`sizes` still cover every point.
+    `labels`/`sizes` still cover every point. `squared_norms`, when the caller
+    has them (`np.einsum("ij,ij->i", points, points)`), saves a pass.
     """
     points = _checked(points, k)
-    centroids = fit_centroids(
-        points, k, seed=seed, max_iterations=max_iterations, sample_size=sample_size
-    )
+    if points.shape[0] <= sample_size:
+        fit = _fit(points, k, seed, max_iterations, squared_norms)
+        if fit.converged:
+            # Lloyd's stopped because the partition repeated: its labels are the
+            # nearest centroids and its centroids their means already (no refill
+            # or mean to redo: that was two passes over the points for nothing)
+            sizes = np.bincount(fit.labels, minlength=len(fit.centroids)).astype(np.intp)
+            return Clusters(centroids=fit.centroids, labels=fit.labels, sizes=sizes)
+        centroids = fit.centroids
+    else:
+        centroids = fit_centroids(
+            points, k, seed=seed, max_iterations=max_iterations, sample_size=sample_size
+        )
     labels = _nearest(points, centroids)
     centroids, labels = _refill_empty(points, centroids, labels)
     if points.shape[0] <= sample_size:
@@ -84,8 +97,28 @@ def fit_centroids(
     if n > sample_size:
         rows = np.linspace(0, n - 1, sample_size).astype(np.intp)
         points = points[rows]
-    rng = np.random.default_rng(seed)
-    return _lloyd(points, _kmeans_plus_plus(points, k, rng), max_iterations)
+    return _fit(points, k, seed, max_iterations, None).centroids
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    centroids: Matrix
+    labels: npt.NDArray[np.intp]  # the partition the centroids were last computed from
+    converged: bool  # the partition repeated: labels are also the centroids' nearest
+
+
+def _fit(
+    points: Matrix,
+    k: int,
+    seed: int,
+    max_iterations: int,
+    squared_norms: npt.NDArray[np.float32] | None,
+) -> _Fit:
+    # Generator(PCG64(seed)) is what default_rng(seed) builds, minus its dispatch
+    rng = np.random.Generator(np.random.PCG64(seed))
+    if squared_norms is None:
+        squared_norms = np.einsum("ij,ij->i", points, points)
+    return _lloyd(points, _kmeans_plus_plus(points, k, rng, squared_norms), max_iterations)
 
 
 def _checked(points: Matrix, k: int) -> Matrix:
@@ -97,21 +130,25 @@ def _checked(points: Matrix, k: int) -> Matrix:
     return checked
 
 
-def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> Matrix:
+def _lloyd(points: Matrix, centroids: Matrix, max_iterations: int) -> _Fit:
     """Lloyd's iterations until the partition stops changing (or the step budget runs out)."""
     labels = _nearest(points, centroids)
     for _ in range(max_iterations):
-        if np.bincount(labels, minlength=len(centroids)).min() == 0:
+        counts = np.bincount(labels, minlength=len(centroids))
+        if counts.min() == 0:
             centroids, labels = _refill_empty(points, centroids, labels)
-        centroids = _means(points, labels, len(centroids))
+            counts = np.bincount(labels, minlength=len(centroids))
+        centroids = _means(points, labels, len(centroids), counts)
         new_labels = _nearest(points, centroids)
-        if np.array_equal(new_labels, labels):
-            break
+        if not (new_labels != labels).any():
+            return _Fit(centroids, labels, converged=True)
         labels = new_labels
-    return centroids
+    return _Fit(centroids, labels, converged=False)
 
 
-def _kmeans_plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matrix:
+def _kmeans_plus_plus(
+    points: Matrix, k: int, rng: np.random.Generator, squared_norms: npt.NDArray[np.float32]
+) -> Matrix:
     """greedy k-means++ seeding: each new centre is the best (lowest potential) of a
     few candidates drawn in proportion to their squared distance from the chosen ones.
 
@@ -120,32 +157,35 @@ def _kmeans_plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matri
     3-mood playlist. a few candidates per step (2 + ln k, the usual choice) avoid most
     of that for a few matrix products. stops early when every point coincides with a
     chosen centre: duplicates and k > distinct points end up as fewer, distinct centroids.
+    (the picks are checked in Python: 3 numbers cost less than 3 NumPy calls on them.)
     """
     n = points.shape[0]
-    squared_norms = np.einsum("ij,ij->i", points, points)
-    trials = 2 + int(np.log(k))
-    chosen = [int(rng.integers(n))]
-    closest = squared_norms + squared_norms[chosen[0]] - 2.0 * (points @ points[chosen[0]])
+    trials = 2 + int(math.log(k))
+    first = int(rng.integers(n))
+    chosen = [first]
+    closest = squared_norms + squared_norms[first] - 2.0 * (points @ points[first])
     np.maximum(closest, 0.0, out=closest)  # round-off can dip below zero
-    closest[chosen[0]] = 0.0
+    closest[first] = 0.0
     while len(chosen) < k:
         cumulative = np.cumsum(closest)
         total = float(cumulative[-1])
         if total <= 0.0:  # nothing left that is not already a centre
             break
-        draws = rng.random(trials) * total
-        picks = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
-        picks = np.where(closest[picks] > 0.0, picks, int(np.argmax(closest)))
+        found = np.searchsorted(cumulative, rng.random(trials) * total, side="right").tolist()
+        picks = [min(p, n - 1) for p in found]
+        if any(closest[p] <= 0.0 for p in picks):  # a draw landed on a centre: the farthest
+            farthest = int(np.argmax(closest))
+            picks = [p if closest[p] > 0.0 else farthest for p in picks]
         # |x - c|^2 for every point and candidate, through one product
         distances = squared_norms[:, None] + squared_norms[picks] - 2.0 * (points @ points[picks].T)
         np.maximum(distances, 0.0, out=distances)
         potentials = np.minimum(closest[:, None], distances).sum(axis=0)
         best = int(np.argmin(potentials))  # the first on a tie: deterministic
-        pick = int(picks[best])
+        pick = picks[best]
         chosen.append(pick)
         np.minimum(closest, distances[:, best], out=closest)
         closest[pick] = 0.0
-    return points[chosen].copy()
+    return points[chosen]
 
 
 def _squared_distances(points: Matrix, centroids: Matrix) -> Matrix:
@@ -166,12 +206,19 @@ def _nearest(points: Matrix, centroids: Matrix) -> npt.NDArray[np.intp]:
     return labels
 
 
-def _means(points: Matrix, labels: npt.NDArray[np.intp], k: int) -> Matrix:
-    """the mean of each cluster, as one (k x n) membership matrix times the points."""
+def _means(
+    points: Matrix,
+    labels: npt.NDArray[np.intp],
+    k: int,
+    counts: npt.NDArray[np.intp] | None = None,
+) -> Matrix:
+    """the mean of each cluster, as one (k x n) membership matrix times the points
+    (`counts`: the clusters' sizes, when the caller has them)."""
     membership = (labels == np.arange(k)[:, None]).astype(np.float32)
-    sizes = membership.sum(axis=1)
+    if counts is None:
+        counts = np.bincount(labels, minlength=k)
     means: Matrix = membership @ points
-    means /= np.maximum(sizes, np.float32(1.0))[:, None]
+    means /= np.maximum(counts, 1).astype(np.float32)[:, None]
     return means
 
 

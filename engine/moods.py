@@ -44,11 +44,23 @@ class Moods:
     strays: int  # tracks set aside
 
 
-def find_moods(points: Matrix, k: int, *, seed: int, merge: bool = True) -> Moods:
-    """the moods of `points` (unit rows, sorted by track id): at most `k` clusters."""
-    first = kmeans(points, k, seed=seed)
+def find_moods(
+    points: Matrix,
+    k: int,
+    *,
+    seed: int,
+    merge: bool = True,
+    squared_norms: npt.NDArray[np.float32] | None = None,
+) -> Moods:
+    """the moods of `points` (unit rows, sorted by track id): at most `k` clusters.
+    `squared_norms` are the rows' (np.einsum), when the caller has them."""
+    first = kmeans(points, k, seed=seed, squared_norms=squared_norms)
     strays = stray_mask(points, first)
-    clusters = kmeans(points[~strays], k, seed=seed) if strays.any() else first
+    clusters = first
+    if strays.any():
+        kept = ~strays
+        norms = None if squared_norms is None else squared_norms[kept]
+        clusters = kmeans(points[kept], k, seed=seed, squared_norms=norms)
     centroids, sizes = clusters.centroids, clusters.sizes
     if merge:
         centroids, sizes = merge_alike(centroids, sizes)
@@ -58,30 +70,41 @@ def find_moods(points: Matrix, k: int, *, seed: int, merge: bool = True) -> Mood
 def merge_alike(
     centroids: Matrix, sizes: npt.NDArray[np.intp]
 ) -> tuple[Matrix, npt.NDArray[np.intp]]:
-    """merge, most alike first, the clusters that are one mood (see the module docstring)."""
-    sums = [centroids[j].astype(np.float64) * int(sizes[j]) for j in range(len(sizes))]
+    """merge, most alike first, the clusters that are one mood (see the module docstring).
+
+    every similarity comes from one k x k product of the clusters' sums; when
+    nothing merges the clusters come back as they were given.
+    """
     counts = [int(n) for n in sizes]
+    if len(counts) < 2:
+        return centroids, sizes
+    sums = centroids.astype(np.float64) * sizes[:, None]
+    merged_any = False
     while len(counts) > 1:
+        gram = (sums @ sums.T).tolist()
         best, pair = MERGE_RATIO, None
         for a in range(len(counts)):
             for b in range(a + 1, len(counts)):
                 if counts[a] < 2 or counts[b] < 2:
                     continue
-                inner = min(_inner(sums[a], counts[a]), _inner(sums[b], counts[b]))
-                cross = float(sums[a] @ sums[b]) / (counts[a] * counts[b])
+                inner = min(_inner(gram[a][a], counts[a]), _inner(gram[b][b], counts[b]))
+                cross = gram[a][b] / (counts[a] * counts[b])
                 if inner > 0 and cross / inner >= best:  # ties: the earlier pair
                     best, pair = cross / inner + 1e-12, (a, b)
         if pair is None:
             break
         a, b = pair
-        sums[a] = sums[a] + sums[b]
+        sums[a] += sums[b]
+        sums = np.delete(sums, b, axis=0)
         counts[a] += counts[b]
-        del sums[b], counts[b]
-    merged: Matrix = np.asarray(
-        [s / n for s, n in zip(sums, counts, strict=True)], dtype=np.float32
-    )
+        del counts[b]
+        merged_any = True
+    if not merged_any:
+        return centroids, sizes
+    merged: Matrix = (sums / np.asarray(counts, dtype=np.float64)[:, None]).astype(np.float32)
     return merged, np.asarray(counts, dtype=np.intp)
 
 
-def _inner(total: npt.NDArray[np.float64], n: int) -> float:
-    return (float(total @ total) - n) / (n * (n - 1))
+def _inner(squared_norm: float, n: int) -> float:
+    """mean cosine of two distinct members, from |S|^2 of the cluster's sum S."""
+    return (squared_norm - n) / (n * (n - 1))

@@ -113,7 +113,11 @@ async def recommend(
         raise ValueError(f"limit must be within 1..{MAX_TOP_N}, got {limit}")
     if max_per_artist is not None and max_per_artist < 1:
         raise ValueError(f"max_per_artist must be at least 1, got {max_per_artist}")
-    playlist_ids = list(dict.fromkeys(track_ids))
+    exclude = set(track_ids)
+    # dict.fromkeys keeps the first of each id in order; only needed with duplicates
+    playlist_ids = (
+        list(track_ids) if len(exclude) == len(track_ids) else list(dict.fromkeys(track_ids))
+    )
     if len(playlist_ids) > MAX_LIST_ITEMS:
         raise InvalidInputError(f"a playlist has at most {MAX_LIST_ITEMS} tracks")
     if not playlist_ids:
@@ -123,7 +127,6 @@ async def recommend(
     if not plan.vectors:
         return Recommendation(Strategy.NONE, plan.embedded_count, 0, [])
 
-    exclude = set(playlist_ids)
     top_k = initial_top_k(limit)
     while True:
         ranked_lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=playlist_ids)

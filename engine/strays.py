@@ -49,21 +49,25 @@ def stray_mask(points: Matrix, clusters: Clusters) -> npt.NDArray[np.bool_]:
     sum_norms = np.einsum("ij,ij->i", sums, sums)
     rows = np.arange(n)
     own = clusters.labels
+    own_dots = dots[rows, own]
     # own cluster without x: (sum - x); |sum - x|^2 = |sum|^2 - 2 x.sum + |x|^2 (= 1)
-    own_dot = dots[rows, own] - 1.0
-    own_norm2 = sum_norms[own] - 2.0 * dots[rows, own] + 1.0
+    own_dot = own_dots - 1.0
+    own_norm2 = sum_norms[own] - 2.0 * own_dots + 1.0
     cosines = dots / np.sqrt(np.maximum(sum_norms, 1e-12))[None, :]
     alone = sizes[own] <= 1
     cosines[rows, own] = np.where(alone, -np.inf, own_dot / np.sqrt(np.maximum(own_norm2, 1e-12)))
     score = cosines.max(axis=1)
     finite = np.isfinite(score)
-    if not finite.any():
-        return np.zeros(n, dtype=bool)
-    median = _median(score[finite])
-    spread = _median(np.abs(score[finite] - median)) * MAD_TO_SIGMA
+    values = score
+    if not finite.all():  # a track alone in the only cluster: no score
+        if not finite.any():
+            return np.zeros(n, dtype=bool)
+        values = score[finite]
+    median = _median(values)
+    spread = _median(np.abs(values - median)) * MAD_TO_SIGMA
     stray: npt.NDArray[np.bool_] = score < median - max(STRAY_Z * spread, MIN_GAP)
     budget = int(n * MAX_STRAY_SHARE)
-    if int(stray.sum()) > budget:  # only the farthest ones (ties by row: deterministic)
+    if int(np.count_nonzero(stray)) > budget:  # only the farthest ones (ties by row)
         farthest = np.argsort(score, kind="stable")[:budget]
         stray = np.zeros(n, dtype=bool)
         stray[farthest] = True

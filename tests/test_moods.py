@@ -57,3 +57,12 @@ def test_the_threshold_is_a_ratio_of_cross_to_inner_similarity() -> None:
         b = np.array([cosine, np.sqrt(1 - cosine**2)], dtype=np.float32)
         _, sizes = merge_alike(np.stack([a, b]), np.array([3, 3]))
         assert (sizes.tolist() == [6]) is merged
+
+
+def test_nothing_alike_comes_back_as_given() -> None:
+    x, y = np.eye(DIM, dtype=np.float32)[:2]
+    centroids = np.stack([x, y])
+    sizes = np.array([4, 3])
+    kept, kept_sizes = merge_alike(centroids, sizes)
+    assert kept is centroids
+    assert kept_sizes is sizes
