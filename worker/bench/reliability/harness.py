@@ -37,11 +37,10 @@ from worker.bench.reliability.check import Comparable, matches_reference
 from worker.bench.reliability.stream import SyntheticStream
 from worker.bench.reliability.world import World
 from worker.loopback.servers import RedisServer
-from worker.processes.worker import build_worker
+from worker.processes.worker import PERPETUAL_KEYS, build_worker
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.tasks.services import Services, installed, open_services
-from worker.tasks.withdrawals import check_withdrawals
 from worker.wiring import connect_redis, consumer_config
 
 POLL_SECONDS = 0.05
@@ -167,13 +166,18 @@ class ScenarioRun:
         pipeline = self.state.pipeline(transaction=False)
         pipeline.xlen(f"{prefix}:stream")
         pipeline.zcard(f"{prefix}:queue")
-        # the withdrawal check is always scheduled (a Perpetual): not pending work
-        pipeline.zscore(f"{prefix}:queue", check_withdrawals.__name__)
+        # the perpetual loops (the withdrawal check, the reconcile pass) are always
+        # scheduled in a worker of its own: not pending work
+        perpetual_keys = sorted(PERPETUAL_KEYS)
+        for key in perpetual_keys:
+            pipeline.zscore(f"{prefix}:queue", key)
         for key in waiters:
             if key.endswith(b":waiters"):
                 pipeline.xlen(key)
-        stream, queued, perpetual, *parked = await pipeline.execute()
-        return int(stream) + int(queued) - (perpetual is not None) + sum(map(int, parked))
+        stream, queued, *rest = await pipeline.execute()
+        perpetual = sum(score is not None for score in rest[: len(perpetual_keys)])
+        parked = rest[len(perpetual_keys) :]
+        return int(stream) + int(queued) - perpetual + sum(map(int, parked))
 
     async def matches(self, reference: dict[str, Comparable]) -> bool:
         return bool(await self._quietly(matches_reference(self.state, self.stream, reference)))
