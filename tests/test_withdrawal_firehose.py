@@ -7,17 +7,20 @@ client against the replay server; a delete in another repo withdraws nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
-from docket import Docket
 
 from jetstream.replay import ReplayServer
-from tests.support.api_world import URI_OF, World, built_world
+from tests.support.api_world import URI_OF
 from tests.support.jetstream_v2 import track_delete
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer, tid
-from tests.support.withdrawal_world import ARTIST_OF, WithdrawalWorld, ids, withdrawal_world
+from tests.support.withdrawal_world import (
+    ARTIST_OF,
+    WithdrawalWorld,
+    ids,
+    w,
+    world,
+)
 from worker.tasks.markers import WorkerMarkers
 from worker.tasks.withdrawals import withdrawal_handler
 
@@ -25,19 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 T0 = 1_763_700_000_000_000
 
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with built_world() as built:
-        yield built
-
-
-@pytest.fixture
-async def w(
-    world: World, redis_client: aioredis.Redis, postgres_dsn: str, docket: Docket
-) -> AsyncIterator[WithdrawalWorld]:
-    async with withdrawal_world(world, redis_client, postgres_dsn, docket) as built:
-        yield built
+__all__ = ["w", "world"]  # the shared fixtures
 
 
 def _rkey(track_uri: str) -> str:

@@ -3,7 +3,6 @@ the workers), through a Redis outage, and its pure decisions (engine.withdrawal)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +14,12 @@ from docket import Docket
 from engine.cache import CachedRecommendations
 from engine.types import Track
 from engine.withdrawal import RoundRecord, decide, round_covers, screened
-from tests.support.api_world import PUBLIC_ID, World, built_world
-from tests.support.withdrawal_world import ids, withdrawal_world
+from tests.support.api_world import PUBLIC_ID, World
+from tests.support.withdrawal_world import (
+    ids,
+    withdrawal_world,  # fixtures
+    world,
+)
 from worker.api.app import SOURCE_HEADER
 from worker.loopback.servers import PostgresServer, RedisServer
 from worker.processes.worker import build_worker
@@ -27,11 +30,7 @@ pytestmark = pytest.mark.timeout(120)
 
 TAKEDOWN = "UPDATE tracks SET moderation_override = 'takedown' WHERE id = $1"
 
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with built_world() as built:
-        yield built
+__all__ = ["world"]  # the shared fixtures
 
 
 async def test_the_worker_keeps_the_check_round_scheduled(

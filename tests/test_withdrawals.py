@@ -10,12 +10,9 @@ check round is run by the test, the refills by draining docket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
-from docket import Docket
 
 from engine.cache import ANSWER_TRACKS, MAX_CACHED_TRACKS
 from engine.keys import WITHDRAWN_KEY
@@ -27,10 +24,14 @@ from tests.support.api_world import (
     PRIVATE_UPDATED_AT,
     PUBLIC_ID,
     URI_OF,
-    World,
-    built_world,
 )
-from tests.support.withdrawal_world import ARTIST_OF, WithdrawalWorld, ids, withdrawal_world
+from tests.support.withdrawal_world import (
+    ARTIST_OF,
+    WithdrawalWorld,
+    ids,
+    w,
+    world,
+)
 from worker.api.app import SOURCE_HEADER
 from worker.loopback.servers import PostgresServer
 from worker.store.withdrawn import WithdrawalIndex
@@ -55,19 +56,7 @@ KINDS = {
 }
 TAKEDOWN = KINDS["takedown"]
 
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with built_world() as built:
-        yield built
-
-
-@pytest.fixture
-async def w(
-    world: World, redis_client: aioredis.Redis, postgres_dsn: str, docket: Docket
-) -> AsyncIterator[WithdrawalWorld]:
-    async with withdrawal_world(world, redis_client, postgres_dsn, docket) as built:
-        yield built
+__all__ = ["w", "world"]  # the shared fixtures
 
 
 def withdrawn_by(kind: str, target: int, offered: list[int]) -> set[int]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
+import redis.asyncio as aioredis
 from docket import Docket
 
 from engine.cache import CachedRecommendations
@@ -30,6 +32,7 @@ from tests.support.api_world import (
     SAMPLE,
     Api,
     World,
+    built_world,
     cached_value,
     internal,
     running_api,
@@ -177,3 +180,18 @@ async def withdrawal_world(
             await store.aclose()
             await api_catalog.inner.aclose()
             await worker_catalog.inner.aclose()
+
+
+# the fixtures the withdrawal test files share (imported by name there)
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with built_world() as built:
+        yield built
+
+
+@pytest.fixture
+async def w(
+    world: World, redis_client: aioredis.Redis, postgres_dsn: str, docket: Docket
+) -> AsyncIterator[WithdrawalWorld]:
+    async with withdrawal_world(world, redis_client, postgres_dsn, docket) as built:
+        yield built

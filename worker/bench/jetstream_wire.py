@@ -44,13 +44,12 @@ from jetstream.frames_v2 import decode_v2_frame
 from jetstream.keys import JetstreamKeys
 from jetstream.replay import ReplayFaults, ReplayServer
 from jetstream.replay_v2 import render_v2
+from jetstream.samples import story_frames
 from jetstream.zstd_frames import FrameCompressor, FrameDecompressor, load_dictionary
 from jetstream.zstd_frames import train_dictionary as train
 from worker.bench.timing import cpu_rate
 from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import PLAYLIST_TASKS
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "jetstream-v1.jsonl"
 
 # assumed rates for the bytes/hour estimate (not measured here; the machine has no
 # network): the rest of the network's identity and account events, which every
@@ -149,7 +148,7 @@ def _scrambled(frame: bytes, rng: random.Random) -> bytes:
 def _shapes() -> dict[str, list[bytes]]:
     """frames of each shape the subscription receives, 400 of each, from the samples'
     shapes with fresh identifiers."""
-    story = [line for line in SAMPLES.read_bytes().splitlines() if line.strip()]
+    story = [line.encode() for line in story_frames()]
     rng = random.Random(7)
     picks = {
         "list commit": [f for f in story if b'"fm.plyr.list"' in f and b'"create"' in f],
