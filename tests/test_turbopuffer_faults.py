@@ -202,6 +202,9 @@ def test_the_store_never_shows_its_api_key() -> None:
     [
         ({"api_key": "", "namespace": NAMESPACE, "region": "r"}, "API key"),
         ({"api_key": API_KEY, "namespace": "", "region": "r"}, "namespace"),
+        # turbopuffer's names are [A-Za-z0-9-_.]{1,128}: the request path needs no escaping
+        ({"api_key": API_KEY, "namespace": "tracks/../admin", "region": "r"}, "namespace name"),
+        ({"api_key": API_KEY, "namespace": "x" * 129, "region": "r"}, "namespace name"),
         ({"api_key": API_KEY, "namespace": NAMESPACE}, "exactly one"),
         ({"api_key": API_KEY, "namespace": NAMESPACE, "region": "r", "base_url": "x"}, "exactly"),
         ({"api_key": API_KEY, "namespace": NAMESPACE, "region": "r", "timeout": 0}, "positive"),

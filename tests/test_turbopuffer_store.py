@@ -164,6 +164,44 @@ async def test_vectors_written_through_the_real_client_come_back_exactly(
         np.testing.assert_array_equal(vectors[track_id], vector)
 
 
+async def test_looked_up_vectors_are_read_only_each_over_its_own_bytes(
+    server: TurbopufferServer, store: TurbopufferStore
+) -> None:
+    vectors = await store.get_vectors([1, 2])
+
+    with pytest.raises(ValueError, match="read-only"):
+        vectors[1][0] = 0.0  # shared with a cache's other users: nobody may write
+    for vector in vectors.values():
+        # a vector kept (by the vector cache) keeps its own 2 KiB alive, not the answer's
+        assert isinstance(vector.base, bytes)
+        assert len(vector.base) == 512 * 4
+
+
+async def test_an_answer_in_json_floats_is_read_too(
+    server: TurbopufferServer, store: TurbopufferStore
+) -> None:
+    # what turbopuffer sends when `vector_encoding` is dropped on the way (a proxy)
+    answer = {"rows": [{"id": 1, "vector": track_vector(1).tolist()}, {"id": 2, "vector": [1]}]}
+    server.respond_next(orjson.dumps(answer))
+
+    vectors = await store.get_vectors([1, 2])
+
+    assert list(vectors) == [1]
+    np.testing.assert_array_equal(vectors[1], track_vector(1))
+    assert store.stats.rejected_vectors == 1
+
+
+@pytest.mark.parametrize("row", [None, 7, "row", ["id", 1], {"id": True, "vector": "AAAA"}])
+async def test_rows_that_are_no_rows_are_skipped(
+    server: TurbopufferServer, store: TurbopufferStore, row: object
+) -> None:
+    answer = {"rows": [row, {"id": 1, "vector": track_vector(1).tolist()}]}
+    server.respond_next(orjson.dumps(answer))
+
+    assert list(await store.get_vectors([1])) == [1]
+    assert store.stats.rejected_vectors == 1
+
+
 # --- query_many ------------------------------------------------------------------
 
 
@@ -203,7 +241,8 @@ async def test_query_many_excludes_the_playlist_server_side(
         assert subquery["top_k"] == 10
         assert subquery["distance_metric"] == "cosine_distance"
         assert subquery["rank_by"][:2] == ["vector", "ANN"]
-        np.testing.assert_allclose(subquery["rank_by"][2], query)
+        # the float32 values exactly, as before the client's request transform was skipped
+        assert subquery["rank_by"][2] == [float(x) for x in query]
     for candidates in results:
         assert len(candidates) == 10
         assert not {c.track_id for c in candidates} & set(playlist)

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         description="retries inside the turbopuffer client for one call (429/5xx/timeouts); "
         "the worker's task retries sit above these.",
     )
+    vector_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        default=20_000,
+        description="track embeddings each process keeps in memory (least recently used "
+        "out first; 20,000 are about 46 MiB), so a recompute asks turbopuffer only for the "
+        "tracks it has not seen lately. 0 turns the cache off.",
+    )
+    vector_cache_ttl_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=600.0,
+        description="how long a cached embedding is used after it was fetched: a "
+        "re-uploaded track's new embedding is served at most this late.",
+    )
 
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(

@@ -105,16 +105,25 @@ def frame_limits(settings: Settings) -> FrameLimits:
 
 
 def store_from_settings(settings: Settings) -> VectorStore | None:
-    """turbopuffer when an API key is set, else None (recommendations unavailable)."""
+    """turbopuffer when an API key is set, else None (recommendations unavailable);
+    behind the in-process vector cache unless VECTOR_CACHE_SIZE is 0."""
     if settings.turbopuffer_api_key is None:
         return None
     from engine.turbopuffer_store import TurbopufferStore
+    from engine.vector_cache import VectorCache
 
-    return TurbopufferStore(
+    store = TurbopufferStore(
         api_key=settings.turbopuffer_api_key.get_secret_value(),
         namespace=settings.turbopuffer_namespace,
         region=None if settings.turbopuffer_base_url else settings.turbopuffer_region,
         base_url=settings.turbopuffer_base_url,
         timeout=settings.turbopuffer_timeout_seconds,
         max_retries=settings.turbopuffer_max_retries,
+    )
+    if settings.vector_cache_size == 0:
+        return store
+    return VectorCache(
+        store,
+        max_vectors=settings.vector_cache_size,
+        ttl_seconds=settings.vector_cache_ttl_seconds,
     )
