@@ -22,7 +22,7 @@ body) nor its response models (pydantic objects per row) run: the answer is
 parsed once by orjson and checked here, which the rows needed anyway. vectors
 come back as base64 little-endian float32 (`vector_encoding="base64"`), decoded
 by pybase64 and read by NumPy without a Python float per component. measured
-with `plyr-recs bench store`: a 500-track lookup cost ~12 ms of client CPU
+with `python -m bench store`: a 500-track lookup cost ~12 ms of client CPU
 through the models, mostly per-row decoding (README, "Benchmarks").
 """
 

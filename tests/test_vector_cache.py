@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.exact_store import ExactStore
 from engine.ports import TransientStoreError
 from engine.recommend import recommend
@@ -17,7 +18,6 @@ from engine.turbopuffer_store import TurbopufferStore
 from engine.vector_cache import VectorCache
 from tests.support.samples import track_vector
 from tests.support.turbopuffer_world import NAMESPACE, make_store, server
-from worker.loopback.turbopuffer import TurbopufferServer
 from worker.settings import Settings
 from worker.wiring import store_from_settings
 
