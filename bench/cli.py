@@ -2,6 +2,7 @@
 the same run. development only: the wheel and the image leave this package out.
 
 python -m bench engine      CPU time of the engine beside a pure-Python baseline
+python -m bench store       CPU of the turbopuffer adapter's calls beside its previous way
 python -m bench quality     precision, coverage, mixture fidelity of the answers beside the original
 python -m bench api         the API's cache hits under load beside a bare route
 python -m bench jetstream   frames/s through the consumer beside plain json.loads / docket.add
@@ -48,6 +49,23 @@ def bench_engine(
     if not parsed or any(size < 1 for size in parsed):
         raise typer.BadParameter("sizes must be positive integers", param_hint="--sizes")
     run_engine_bench(parsed, dim=dim, repeat=repeat)
+
+
+@app.command("store")
+def bench_store(
+    sizes: str = typer.Option(
+        "1,2,5,6,20,100,500", help="comma-separated playlist sizes for the whole recommend."
+    ),
+) -> None:
+    """the caller's CPU per turbopuffer call (an id lookup of 500 tracks, a multi-query)
+    and per whole recommend, through the adapter now, its previous way (the client's
+    models) and the vector cache; the turbopuffer stand-in in a process of its own."""
+    from bench.store import main as run_store_bench
+
+    parsed = [int(part) for part in sizes.split(",") if part.strip()]
+    if not parsed or any(not 1 <= size <= 500 for size in parsed):
+        raise typer.BadParameter("sizes must be within 1..500", param_hint="--sizes")
+    run_store_bench(parsed)
 
 
 @app.command("quality")
