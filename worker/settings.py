@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     vector_cache_size: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
         default=20_000,
         description="track embeddings each process keeps in memory (least recently used "
-        "out first; 20,000 are about 46 MiB), so a recompute asks turbopuffer only for the "
+        "out first; 20,000 are about 45 MiB), so a recompute asks turbopuffer only for the "
         "tracks it has not seen lately. 0 turns the cache off.",
     )
     vector_cache_ttl_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
