@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, NamedTuple, TypeGuard, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import numpy as np
 import orjson
@@ -142,7 +142,7 @@ class TurbopufferStore:
 
     async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
         """id-ordered lookups of the ids' vectors, LOOKUP_BATCH_SIZE ids per request."""
-        wanted = list(dict.fromkeys(_checked_id(track_id) for track_id in track_ids))
+        wanted = list(dict.fromkeys(_plain_ids(track_ids)))
         if not wanted:
             return {}
         vectors: dict[int, Vector] = {}
@@ -172,7 +172,7 @@ class TurbopufferStore:
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be in 1..{MAX_TOP_K}, got {top_k}")
         targets = [self._query_vector(vector) for vector in vectors]
-        excluded = sorted({_checked_id(track_id) for track_id in exclude_ids})
+        excluded = sorted(set(_plain_ids(exclude_ids)))
         if len(excluded) > MAX_EXCLUDED_IDS:
             raise ValueError(f"{len(excluded)} excluded ids, more than {MAX_EXCLUDED_IDS}")
         if not targets:
@@ -320,16 +320,17 @@ class TurbopufferStore:
         seen: set[int] = set()
         rejected = 0
         for row in rows:
-            if not isinstance(row, dict):
+            try:
+                track_id, distance = row["id"], row["$dist"]
+            except (KeyError, TypeError):  # no distance, or not a row at all
                 rejected += 1
                 continue
-            track_id = row.get("id")
-            distance = row.get("$dist")
+            # orjson gives exact ints and floats: a bool, a string or a null is refused
             if (
-                not _is_id(track_id)
+                type(track_id) is not int
                 or track_id in excluded
                 or track_id in seen
-                or not isinstance(distance, int | float)
+                or type(distance) not in (float, int)
                 or not math.isfinite(distance)
             ):
                 rejected += 1
@@ -421,8 +422,12 @@ def _vector_of(packed: bytes) -> Vector:
     return vector
 
 
-def _is_id(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _plain_ids(track_ids: Iterable[object]) -> list[int]:
+    """the ids as plain ints, in order; one pass when they are plain already (the usual)."""
+    given = list(track_ids)
+    if all(type(track_id) is int for track_id in given):
+        return cast(list[int], given)  # just checked
+    return [_checked_id(track_id) for track_id in given]
 
 
 def _checked_id(track_id: object) -> int:

@@ -8,10 +8,11 @@ store only for the ids this process has not seen lately; the neighbour search
 
 the bound is on entries (least recently used out first): at 512 float32 a vector
 is 2 KiB of data, so the default 20,000 hold 40 MiB of vectors, 45 MiB with
-Python's per-entry objects (measured with tracemalloc: 2,363 bytes an entry). an entry lives `ttl_seconds` (10 minutes by default)
-from when it was fetched, however often it is read, so a re-uploaded track's new
-embedding is served at most that long after turbopuffer has it. ids without an
-embedding are not remembered: ingest may embed them any moment.
+Python's per-entry objects (tracemalloc: 2,363 bytes an entry). an entry lives
+`ttl_seconds` (10 minutes by default) from when it was fetched, however often it
+is read, so a re-uploaded track's new embedding is served at most that long after
+turbopuffer has it. ids without an embedding are not remembered: ingest may embed
+them any moment.
 
 the vectors handed out are read-only and shared between callers: one that wrote
 into a playlist's rows would otherwise change them for everyone after it (the
