@@ -165,8 +165,8 @@ async def run(base_url: str, sizes: list[int], console: Console) -> None:
             lookups = await medians(
                 lookup_paths(
                     {
-                        "JSON floats, client models": floats,
                         "base64, client models (before)": before,
+                        "JSON floats, client models": floats,
                         "base64, orjson + pybase64 (now)": store,
                         "vector cache, all cached": cache,
                     }
