@@ -51,9 +51,9 @@ from tests.support.world import (
     story_commits,
 )
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
+from worker.store.lock import PlaylistBusy, lock_key, playlist_lock
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.playlist_lock import PlaylistBusy, lock_key, playlist_lock
-from worker.tasks.services import installed
 
 # the scenarios share one world (and so one event loop); the focused tests below don't
 in_the_world = pytest.mark.asyncio(loop_scope="module")

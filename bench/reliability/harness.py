@@ -38,9 +38,9 @@ from jetstream.consumer import JetstreamConsumer
 from jetstream.keys import JetstreamKeys
 from jetstream.replay import ReplayFaults, ReplayServer
 from worker.processes.worker import PERPETUAL_KEYS, build_worker
+from worker.recs.services import Services, installed, open_services
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.tasks.services import Services, installed, open_services
 from worker.wiring import connect_redis, consumer_config
 
 POLL_SECONDS = 0.05

@@ -58,9 +58,9 @@ from worker.api.schema import (
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
+from worker.recs.services import Services
 from worker.settings import Settings
 from worker.store.activity import ActivityLog, active_days_seconds
-from worker.tasks.services import Services
 from worker.wiring import frame_limits
 
 logger = logging.getLogger(__name__)
@@ -408,7 +408,7 @@ def freeze_startup_heap() -> None:
 
 async def serve(settings: Settings) -> None:
     """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
-    from worker.tasks.services import open_services
+    from worker.recs.services import open_services
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(open_services(settings))
