@@ -15,6 +15,7 @@ from engine.exact_store import ExactStore
 from engine.ports import TransientStoreError
 from engine.recommend import recommend
 from engine.turbopuffer_store import TurbopufferStore
+from engine.types import Strategy
 from engine.vector_cache import VectorCache
 from tests.support.samples import track_vector
 from tests.support.turbopuffer_world import NAMESPACE, make_store, server
@@ -175,14 +176,16 @@ async def test_neighbour_searches_always_go_to_turbopuffer(
 async def test_recommendations_through_the_cache_are_the_same_and_cost_one_request(
     server: TurbopufferServer, clock: Clock
 ) -> None:
-    playlist = list(range(1, 41))  # 40 tracks: k-means, strays, proportional fusion
+    playlist = list(range(300, 0, -2))  # 150 tracks: a sample, k-means, strays, proportions
     async with make_store(server) as store:
         direct = await recommend(playlist, store)
         cache = VectorCache(store, clock=clock)
+        await cache.get_vectors(playlist[::3])  # some cached: the answer's order is mixed
         first = await recommend(playlist, cache)
         server.reset()
         second = await recommend(playlist, cache)
 
+    assert direct.strategy is Strategy.KMEANS
     assert first == direct
     assert second == direct
     assert [request.kind for request in server.requests] == ["multi_query"]
