@@ -253,6 +253,8 @@ def _track_from_json(row: Mapping[str, Any]) -> TrackRecord:
         operator_labels=labels_from_json(row.get("operator_labels", [])),
         moderation_override=_field(row, "moderation_override", optional_text),
         publish_state=_field(row, "publish_state", optional_text),
+        # any gate's shape: a JSON null here is SQL NULL, as catalog.json loads it
+        gated=row.get("support_gate") is not None,
     )
 
 
