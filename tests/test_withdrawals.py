@@ -14,6 +14,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from bench.loopback.servers import PostgresServer
 from engine.cache import ANSWER_TRACKS, MAX_CACHED_TRACKS
 from engine.keys import WITHDRAWN_KEY
 from engine.withdrawal import Source
@@ -33,7 +34,6 @@ from tests.support.withdrawal_world import (
     world,
 )
 from worker.api.app import SOURCE_HEADER
-from worker.loopback.servers import PostgresServer
 from worker.store.withdrawn import WithdrawalIndex
 from worker.tasks.withdrawals import withdrawal_handler
 

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import RedisServer
 from engine.cache import (
     CACHE_TTL_SECONDS,
     CachedRecommendations,
@@ -39,7 +40,6 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
-from worker.loopback.servers import RedisServer
 from worker.store.cache import STATE_WRITE_ATTEMPTS, RecommendationCache
 from worker.tasks.playlist import (
     TASKS,

@@ -32,6 +32,7 @@ from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, pri
 from engine.ports import CatalogError, VectorStoreError
 from engine.types import PlaylistRow
 from jetstream.faults import REDIS_UNAVAILABLE
+from worker.api.breaker import CacheBreaker
 from worker.api.metrics import ApiMetrics
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
@@ -72,9 +73,11 @@ class AnswerLimits:
     # a cache read slower than this counts as Redis being down: a hit takes ~0.2 ms,
     # and the client's own socket timeout (5 s) is far too long for a request.
     cache_timeout_seconds: float = 0.5
-    # after a Redis fault, skip the cache for this long instead of paying the
-    # fault on every request; then try again.
+    # after `cache_failures_to_open` Redis faults in a row (each a read the client
+    # already retried on a fresh connection), skip the cache for this long instead
+    # of paying the fault on every request; then try again (`worker.api.breaker`).
     cache_retry_seconds: float = 2.0
+    cache_failures_to_open: int = 3
     # the most a request waits for an inline compute; the compute itself carries
     # on and fills the cache for the next request.
     miss_timeout_seconds: float = 10.0
@@ -150,7 +153,7 @@ class Answers:
         self.recommender = recommender
         self.limits = limits or AnswerLimits()
         # every answer is screened against withdrawn tracks (None: not at all, only
-        # for `plyr-recs bench withdrawn`'s unscreened baseline)
+        # for `python -m bench withdrawn`'s unscreened baseline)
         self.withdrawn = withdrawn
         if withdrawn is not None:
             metrics.registry.register(withdrawn)
@@ -161,7 +164,10 @@ class Answers:
         )
         self.pds = pds
         self.metrics = metrics
-        self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
+        self.breaker = CacheBreaker(
+            failures_to_open=self.limits.cache_failures_to_open,
+            open_seconds=self.limits.cache_retry_seconds,
+        )
         self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
@@ -203,6 +209,7 @@ class Answers:
                 self._cache_failed(error)
                 cache_up = False
             else:
+                self.breaker.succeeded()
                 if cached is not None:
                     self.metrics.hit.inc()
                     self.metrics.hit_answer.inc()
@@ -402,16 +409,16 @@ class Answers:
     # --- the cache's health -------------------------------------------------------------
 
     def _cache_up(self) -> bool:
-        return time.monotonic() >= self._cache_down_until
+        return self.breaker.closed
 
     def _cache_failed(self, error: BaseException) -> None:
-        if self._cache_up():
+        if self.breaker.failed():
             logger.warning(
-                "Redis unavailable (%s); computing without the cache for %.1fs",
+                "Redis unavailable (%s, %d faults in a row); computing without the cache for %.1fs",
                 type(error).__name__,
+                self.limits.cache_failures_to_open,
                 self.limits.cache_retry_seconds,
             )
-        self._cache_down_until = time.monotonic() + self.limits.cache_retry_seconds
         self.metrics.redis_faults.inc()
         if self.withdrawn is not None:
             self.withdrawn.cache_lost()

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 REDELIVERY_TIMEOUT = timedelta(minutes=3)
 # how long a worker waits to reconnect after Redis failed it. docket's default (5 s)
 # was most of the time a Redis restart took to recover from in the reliability
-# report (`python -m worker.bench.reliability.report`); a reconnect a second is no load.
+# report (`python -m bench.reliability.report`); a reconnect a second is no load.
 RECONNECTION_DELAY = timedelta(seconds=1)
 
 
