@@ -180,6 +180,11 @@ class InMemoryCatalog:
             del self._track_ids_by_uri[uri]
         self._add_track(track)
 
+    def replace_artist(self, artist: ArtistRecord) -> None:
+        """add an artist or replace the one with its DID (the demo's page gives the
+        session's owners its PDS: plyr.fm's `artists.pds_url`)."""
+        self._artists[artist.did] = artist
+
     def track(self, track_id: int) -> TrackRecord | None:
         return self._tracks.get(track_id)
 

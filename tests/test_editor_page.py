@@ -46,7 +46,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     with running_demo(tmp_path_factory.mktemp("editor-run")) as running:
         yield running
         # what the page measured over the module (`pytest -s` shows it; the README cites it)
-        print(f"\nthe page's answers by source, all tests: {running.api('/status')['answers']}")
+        answers = running.api("/status")["answers"]
+        print(f"\nthe page's answers by source, all tests: {answers}")
+        # every demo owner has the page's PDS: a miss is computed, never "no PDS known"
+        assert "no_pds" not in answers, answers
 
 
 @pytest.fixture(scope="module")
