@@ -122,8 +122,11 @@ async def serve_bench(
 
     from worker.api.app import create_app, freeze_startup_heap, server_config
     from worker.identity.auth import Authenticator
+    from worker.recs.services import open_services
+    from worker.recs.version import PlaylistVersion, rev_at
     from worker.settings import Settings
-    from worker.tasks.services import open_services
+
+    BENCH_REV = rev_at(datetime.now(UTC))
 
     playlists = bench_playlists(playlist_count)
     catalog, store = bench_world(playlists)
@@ -133,7 +136,10 @@ async def serve_bench(
     async with open_services(settings, catalog=catalog, store=store) as services:
         for playlist in playlists:  # the warm cache: what the worker leaves behind
             uris = [track_uri(t) for t in playlist.track_ids]
-            await services.recommender.refresh(playlist.playlist_id, playlist.cid, track_uris=uris)
+            await services.recommender.ensure(
+                PlaylistVersion(playlist.playlist_id, playlist.cid, BENCH_REV, "", tuple(uris)),
+                lease=None,
+            )
         authenticator = Authenticator.from_settings(settings)
         app = create_app(services, authenticator, screen_withdrawals=screen_withdrawals)
         app.add_api_route(FLOOR_ROUTE, _floor, methods=["GET"])

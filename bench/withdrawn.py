@@ -44,6 +44,7 @@ from engine.keys import WITHDRAWAL_LIVE_KEY
 from engine.postgres_catalog import PostgresCatalog
 from engine.schema import schema_sql
 from engine.types import Track
+from worker.recs.version import PlaylistVersion, rev_at
 
 TRACKS: Final = 20_000
 ARTISTS: Final = 400
@@ -121,9 +122,9 @@ async def _takedowns(
     from worker.api.app import create_app
     from worker.identity.auth import Authenticator
     from worker.processes.worker import build_worker
+    from worker.recs.services import installed, open_services
     from worker.settings import Settings
     from worker.store.withdrawn import WithdrawalIndex, carriers_key
-    from worker.tasks.services import installed, open_services
 
     store, playlists = _world()
     dsn = postgres.dsn()
@@ -153,8 +154,9 @@ async def _takedowns(
             assert row is not None
             tokens[pid] = row.updated_at.isoformat()
             uris = list(row.items or ())
-            await services.recommender.refresh(
-                pid, tokens[pid], track_uris=uris, owner_did=owners[pid]
+            await services.recommender.ensure(
+                PlaylistVersion(pid, tokens[pid], rev_at(row.updated_at), owners[pid], tuple(uris)),
+                lease=None,
             )
         docket = await stack.enter_async_context(
             Docket(name=settings.docket_name, url=settings.docket_url)
@@ -230,9 +232,9 @@ async def _round_cost(
     console: Console, postgres: PostgresServer, redis_url: str, answers: int
 ) -> dict[str, Any]:
     """the round over `answers` cached answers (the catalogue of part 1 in PostgreSQL)."""
+    from worker.recs.services import open_services
     from worker.settings import Settings
     from worker.store import withdrawn
-    from worker.tasks.services import open_services
     from worker.tasks.withdrawals import check_round
 
     redis = aioredis.Redis.from_url(redis_url)
@@ -325,8 +327,8 @@ async def _hits(
     its copy (covered), not by asking the catalogue."""
     from bench.api import _closed_loop, _wait_until_serving, hit_request
     from bench.api_server import bench_playlists, bench_world
+    from worker.recs.services import open_services
     from worker.settings import Settings
-    from worker.tasks.services import open_services
     from worker.tasks.withdrawals import check_round
 
     playlists = bench_playlists(200)

@@ -24,8 +24,8 @@ from tests.support.samples import STORY_PATH, load_catalog, track_vector
 from tests.support.world import P1_ID, P2_ID, drain
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.services import open_services
 
 pytestmark = pytest.mark.timeout(120)
 

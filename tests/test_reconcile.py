@@ -26,11 +26,11 @@ from tests.support.reconcile_world import (
 )
 from tests.support.world import drain
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
 from worker.store.activity import ActivityLog
 from worker.store.reconcile_state import ReconcileState, reconcile_totals
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.reconcile import RECONCILE_TASK, reconcile_once
-from worker.tasks.services import installed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -51,9 +51,9 @@ from tests.support.world import (
     story_commits,
 )
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
+from worker.store.lock import PlaylistBusy, lock_key, playlist_lock
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.playlist_lock import PlaylistBusy, lock_key, playlist_lock
-from worker.tasks.services import installed
 
 # the scenarios share one world (and so one event loop); the focused tests below don't
 in_the_world = pytest.mark.asyncio(loop_scope="module")
@@ -73,10 +73,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         yield built
     finally:
         await built.close()
-
-
-# the scenarios whose API check is excused (Redis restarted), with the reason at the check
-KNOWN_API_DRIFT = frozenset({"redis killed, data kept (AOF)", "redis killed, data lost"})
 
 
 def assert_nothing_lost_nothing_wrong(outcome: Outcome) -> None:
@@ -104,15 +100,6 @@ async def test_a_fault_leaves_the_cache_as_the_fault_free_run(
 ) -> None:
     outcome = await run_scenario(world, scenario, DURATIONS)
     assert outcome.faults > 0, "the fault never happened"
-    if scenario.name in KNOWN_API_DRIFT and outcome.api_mismatches:
-        # the cache itself must still be right; only the API's answers are excused
-        assert outcome.verdict.lost == [], f"{outcome.scenario}: lost {outcome.verdict.lost}"
-        assert outcome.verdict.wrong == [], f"{outcome.scenario}: wrong {outcome.verdict.wrong}"
-        pytest.xfail(
-            "known defect: after Redis restarts (with or without its data), the API keeps "
-            "answering some playlists from an inline compute (no_pds) instead of their "
-            "cached entry; seen since issues 11, 12 and 16 merged, on a quiet machine"
-        )
     assert_nothing_lost_nothing_wrong(outcome)
     assert outcome.recover_seconds is not None
     assert outcome.server_errors == 0, outcome.statuses

@@ -23,8 +23,8 @@ from tests.support.withdrawal_world import (
 )
 from worker.api.app import SOURCE_HEADER
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
 from worker.store.withdrawn import WithdrawalIndex
-from worker.tasks.services import installed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -2,7 +2,7 @@
 
 the one Redis client factory, the consumer's config, the vector store, the frame
 limits the API shares with the consumer. what the tasks and the API then work
-with (cache, catalog, store, recommender) is opened by `worker.tasks.services`.
+with (cache, catalog, store, recommender) is opened by `worker.recs.services`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
@@ -21,8 +22,11 @@ async def serve(port: int, redis_url: str, count: int, plc_url: str, dns_port: i
     from worker.identity.auth import Authenticator
     from worker.identity.did_resolver import CachedDidResolver
     from worker.identity.host_lookup import DnsLookup
+    from worker.recs.services import open_services
+    from worker.recs.version import PlaylistVersion, rev_at
     from worker.settings import Settings
-    from worker.tasks.services import open_services
+
+    BENCH_REV = rev_at(datetime.now(UTC))
 
     playlists = bench_playlists(count)
     catalog, store = bench_world(playlists)
@@ -42,7 +46,10 @@ async def serve(port: int, redis_url: str, count: int, plc_url: str, dns_port: i
     async with open_services(settings, catalog=catalog, store=store) as services:
         for playlist in playlists:
             uris = [track_uri(t) for t in playlist.track_ids]
-            await services.recommender.refresh(playlist.playlist_id, playlist.cid, track_uris=uris)
+            await services.recommender.ensure(
+                PlaylistVersion(playlist.playlist_id, playlist.cid, BENCH_REV, "", tuple(uris)),
+                lease=None,
+            )
         authenticator = Authenticator.from_settings(settings, resolver=resolver)
         app = create_app(services, authenticator)
         config = server_config(app, host="127.0.0.1", port=port)

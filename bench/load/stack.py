@@ -58,9 +58,9 @@ TRACEBACK: Final = b"Traceback (most recent call last)"
 # `retry.after(...)` while plyr.fm has not ingested a playlist yet: not an error.
 FORCED_RETRY: Final = b"\ndocket.dependencies._retry.ForcedRetry"
 # and the per-playlist lock's: an edit whose run starts while the previous run of
-# that playlist still holds the lock waits by a retry (worker.tasks.playlist_lock),
+# that playlist still holds the lock waits by a retry (worker.store.lock),
 # which happens whenever a compute outlasts the settle delay (a loaded machine).
-PLAYLIST_BUSY: Final = b"\nworker.tasks.playlist_lock.PlaylistBusy"
+PLAYLIST_BUSY: Final = b"\nworker.store.lock.PlaylistBusy"
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from engine.cache import cache_key
 from worker.api.answers import AnswerLimits
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.services import open_services
 
 PROBE_INTERVAL_SECONDS = 0.05  # ~20 requests a second while the run goes on
 FINAL_LIMIT = 10

@@ -27,7 +27,7 @@ import orjson
 
 from bench.reliability.stream import SyntheticStream, Version
 from engine.cache import CACHE_PREFIX, PlaylistState, cache_key, state_key
-from worker.tasks.recompute import Recommender
+from worker.recs.recommender import Recommender
 
 # a cached value minus its timestamp: what two correct runs must agree on
 Comparable = dict[str, Any]

@@ -26,9 +26,9 @@ from bench.reliability.stream import SyntheticStream, generate_stream
 from bench.reliability.turbopuffer import RemoteTurbopuffer, save_vectors
 from engine.schema import SCHEMA_PATH
 from worker.demo import DemoCatalogue, generate_catalogue
+from worker.recs.recommender import Recommender
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.recompute import Recommender
-from worker.tasks.services import open_services
 
 NAMESPACE = "plyr-tracks"
 TURBOPUFFER_KEY = "reliability-key"

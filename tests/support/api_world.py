@@ -31,8 +31,8 @@ from worker.api.answers import AnswerLimits
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
 from worker.identity.pds import PdsRecords
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.services import open_services
 
 SERVICE_DID = "did:web:recs.plyr.test"
 INTERNAL_TOKEN = "internal-test-token"

@@ -28,10 +28,10 @@ from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import private_token
 from tests.support.samples import load_catalog, track_vector
 from tests.support.world import drain
+from worker.recs.services import Services, open_services
 from worker.settings import Settings
 from worker.store.reconcile_state import PassSummary
 from worker.tasks.reconcile import reconcile_once
-from worker.tasks.services import Services, open_services
 
 SAMPLE = load_catalog()
 TRACK_URIS = [track["atproto_record_uri"] for track in SAMPLE["tracks"]]

@@ -41,8 +41,8 @@ from tests.support.api_world import (
 )
 from tests.support.samples import track_vector
 from tests.support.world import drain
+from worker.recs.services import Services, open_services
 from worker.settings import Settings
-from worker.tasks.services import Services, open_services
 from worker.tasks.withdrawals import RoundReport, check_round
 
 ARTIST_OF = {track["id"]: track["artist_did"] for track in SAMPLE["tracks"]}

@@ -41,6 +41,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
+from jetstream.keys import JetstreamKeys
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
 from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
@@ -58,9 +59,9 @@ from worker.api.schema import (
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
+from worker.recs.services import Services
 from worker.settings import Settings
 from worker.store.activity import ActivityLog, active_days_seconds
-from worker.tasks.services import Services
 from worker.wiring import frame_limits
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,9 @@ def create_app(
         metrics=metrics,
         limits=limits,
         withdrawn=WithdrawnView(
-            services.redis, stale_seconds=services.settings.withdrawal_stale_seconds
+            services.redis,
+            stale_seconds=services.settings.withdrawal_stale_seconds,
+            loss_key=JetstreamKeys(services.settings.list_collection).epoch,
         )
         if screen_withdrawals
         else None,
@@ -408,7 +411,7 @@ def freeze_startup_heap() -> None:
 
 async def serve(settings: Settings) -> None:
     """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
-    from worker.tasks.services import open_services
+    from worker.recs.services import open_services
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(open_services(settings))

@@ -17,10 +17,10 @@ from datetime import timedelta
 
 from docket import Docket, Worker
 
+from worker.recs.services import installed, open_services
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
 from worker.tasks.reconcile import PERPETUAL_TASKS, RECONCILE_TASKS
-from worker.tasks.services import installed, open_services
 from worker.tasks.withdrawals import check_withdrawals
 from worker.wiring import open_docket, require_shared_docket
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.ports import Catalog, VectorStore
+from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
-from worker.tasks.recompute import Recommender, Refreshed
 from worker.wiring import ConfigurationError, connect_redis, store_from_settings
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class TaskObserver(Protocol):
     """sees what the tasks did (the embedded mode's live view); must not block."""
 
-    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None: ...
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Ensured) -> None: ...
 
     def forgot(self, playlist_uri: str) -> None: ...
 
@@ -83,7 +83,9 @@ async def open_services(
                 closer = getattr(store, "aclose", None)
                 if closer is not None:
                     stack.push_async_callback(closer)
-        cache = RecommendationCache(redis, ttl_seconds=settings.cache_ttl_seconds)
+        cache = RecommendationCache(
+            redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
+        )
         recommender = Recommender(
             catalog=catalog,
             store=store,

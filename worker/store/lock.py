@@ -1,4 +1,15 @@
-"""one run per playlist at a time: a leased lock in Redis, and "busy" as a transient fault.
+"""one run per playlist at a time: a leased lock in Redis with a fencing token, and
+"busy" as a transient fault.
+
+every writer of a playlist's answer (the consumer's task, the reconcile loop's,
+a private playlist's, a withdrawal refill, the API's miss, a forget) takes this
+one lock, keyed by the playlist's id. its value is the holder's fencing token,
+and the cache write (`RecommendationCache.put` with the `Lease`) checks, in the
+same transaction, that the key still holds it: a run whose lease lapsed (a long
+pause, a Redis that lost its data) cannot write, even if it never noticed, so it
+cannot cache a playlist that was forgotten meanwhile. Redis is both the lock and
+the store here, so the fence is a compare inside the write's own MULTI/EXEC
+rather than a number the store must order.
 
 two runs of one playlist should not overlap: they would compute twice, and a
 forget must not have an older recompute write behind it (the state's "newest
@@ -33,6 +44,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from redis.exceptions import WatchError
@@ -51,24 +63,37 @@ class PlaylistBusy(TransientError):
     """another run of this playlist holds its lock (retried like any transient fault)."""
 
 
-def lock_key(playlist_uri: str) -> str:
-    return f"{LOCK_PREFIX}:{playlist_uri}"
+class LeaseLost(TransientError):
+    """the lock's lease lapsed before the write (another run may hold it now): nothing
+    was written, and the task is retried like any transient fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """the held lock: its key and the fencing token the write checks."""
+
+    key: str
+    token: str
+
+
+def lock_key(playlist_id: str) -> str:
+    return f"{LOCK_PREFIX}:{playlist_id}"
 
 
 @asynccontextmanager
 async def playlist_lock(
-    redis: Any, playlist_uri: str, *, lease_seconds: float
-) -> AsyncIterator[None]:
+    redis: Any, playlist_id: str, *, lease_seconds: float
+) -> AsyncIterator[Lease]:
     """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it."""
-    key = lock_key(playlist_uri)
+    key = lock_key(playlist_id)
     token = uuid.uuid4().hex
     lease_ms = max(1, round(lease_seconds * 1000))
     if not await redis.set(key, token, nx=True, px=lease_ms):
-        raise PlaylistBusy(playlist_uri)
+        raise PlaylistBusy(playlist_id)
     done = asyncio.Event()
     renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds, done))
     try:
-        yield
+        yield Lease(key, token)
     finally:
         # the renewer stops at its next look at `done`; it is not waited for, so
         # nothing it is in the middle of can hold the task (and the lock) up
@@ -79,7 +104,7 @@ async def playlist_lock(
                 await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
         except (*REDIS_UNAVAILABLE, TimeoutError) as error:
             # it expires one lease from its last renewal
-            logger.warning("could not release the lock of %s: %r", playlist_uri, error)
+            logger.warning("could not release the lock of %s: %r", playlist_id, error)
 
 
 async def _renew(

@@ -1,7 +1,11 @@
 """the one code path from "this playlist, this version, these tracks" to a cache entry.
 
-the docket task (precompute) and the API (inline, on a miss) both call
-`Recommender.refresh`, so an answer is the same whoever computed it.
+every writer calls `Recommender.ensure`: the consumer's task, the reconcile loop's,
+a private playlist's, a withdrawal refill and the API's miss. so an answer is the
+same whoever computed it, it is written under the playlist's lock (the lease's
+fencing token checked in the write), never installs a state older than the one
+stored, and is screened against withdrawn tracks before it is stored or returned.
+the outcome always carries the answer: nobody reads it back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from engine.recommend import (
     recommend,
 )
 from engine.types import MAX_LIST_ITEMS, FusionMode
+from worker.recs.version import PlaylistVersion
 from worker.store.cache import RecommendationCache
+from worker.store.lock import Lease
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ DISABLED = "disabled"  # the strategy recorded when no vector store is configure
 
 
 class Outcome(StrEnum):
-    """what `refresh` did."""
+    """what `ensure` did."""
 
     ALREADY_CACHED = "already_cached"  # this (playlist, version) was done before: idempotent
     REUSED = "reused"  # same set of tracks as the last version (reorder, rename): copied
@@ -39,9 +45,9 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Refreshed:
+class Ensured:
     outcome: Outcome
-    value: CachedRecommendations | None  # None only for ALREADY_CACHED
+    value: CachedRecommendations  # the answer as cached (screened), or as computed (no cache)
     seconds: float  # wall time of the engine run (0 when it did not run)
 
 
@@ -93,45 +99,41 @@ class Recommender:
         )
         return value, elapsed
 
-    async def refresh(
-        self,
-        playlist_id: str,
-        token: str,
-        *,
-        track_uris: Sequence[str],
-        rev: str = "",
-        owner_did: str = "",
-        force: bool = False,
-    ) -> Refreshed:
-        """make sure the cache holds the answer for (playlist, version `token`); with
-        `force` (the reconcile refreshing an entry before it expires) the engine runs
-        even if it is cached, and the answer is written with a fresh TTL."""
+    async def ensure(
+        self, version: PlaylistVersion, *, lease: Lease | None, force: bool = False
+    ) -> Ensured:
+        """make sure the cache holds the answer for `version`, and return it.
+
+        `lease` is the playlist's lock (`worker.store.lock`): the write checks it is
+        still held. with `force` (a refresh before expiry, a refill after a
+        withdrawal) the engine runs even if the version is cached, and the answer is
+        written with a fresh TTL. without a cache (the API while Redis is down) the
+        answer is computed and returned, nothing written.
+        """
         cache = self.cache
-        # `get`, not `exists`: an entry we cannot read is not done, it is recomputed
-        if not force and cache is not None and await cache.get(playlist_id, token) is not None:
-            return Refreshed(Outcome.ALREADY_CACHED, None, 0.0)
+        playlist_id, token = version.playlist_id, version.token
+        if cache is not None and not force:
+            # `get`, not `exists`: an entry nobody can read is not done, it is replaced
+            cached = await cache.get(playlist_id, token)
+            if cached is not None:
+                return Ensured(Outcome.ALREADY_CACHED, cached, 0.0)
 
-        track_ids = await self.track_ids(track_uris)
+        track_ids = await self.track_ids(version.track_uris)
         track_set = fingerprint(track_ids)
-        state = PlaylistState(token, track_set, track_ids, list(track_uris), rev, owner_did)
-        previous = await cache.get_state(playlist_id) if cache is not None else None
-        # an older revision arriving late still gets its own key; `put` keeps it
-        # from overwriting the state of a newer one
-
-        if (
-            not force
-            and cache is not None
-            and previous is not None
-            and previous.fingerprint == track_set
-        ):
-            earlier = await cache.get(playlist_id, previous.token)
-            # never carry a "disabled" answer forward: the store may be enabled now
-            if earlier is not None and earlier.strategy != DISABLED:
-                await cache.put(playlist_id, token, earlier, state)
-                return Refreshed(Outcome.REUSED, earlier, 0.0)
+        state = PlaylistState(
+            token, track_set, track_ids, list(version.track_uris), version.rev, version.owner_did
+        )
+        if cache is not None and not force:
+            previous = await cache.get_state(playlist_id)
+            if previous is not None and previous.fingerprint == track_set:
+                earlier = await cache.get(playlist_id, previous.token)
+                # never carry a "disabled" answer forward: the store may be enabled now
+                if earlier is not None and earlier.strategy != DISABLED:
+                    written = await cache.put(playlist_id, token, earlier, state, lease=lease)
+                    return Ensured(Outcome.REUSED, written.value, 0.0)
 
         value, seconds = await self.compute(track_ids)
         if cache is not None:
-            await cache.put(playlist_id, token, value, state)
+            value = (await cache.put(playlist_id, token, value, state, lease=lease)).value
         outcome = Outcome.COMPUTED if value.available else Outcome.UNAVAILABLE
-        return Refreshed(outcome, value, seconds)
+        return Ensured(outcome, value, seconds)
