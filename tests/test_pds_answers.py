@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jetstream.records import RecordLimits
-from tests.support.jetstream_world import did, track_uri
+from tests.support.jetstream_world import did, eventually, track_uri
 from worker.identity.pds import (
     HOST_FAILING,
     RECORD_FAILING,
@@ -198,8 +198,7 @@ async def test_a_cancelled_probe_leaves_the_host_to_the_next_request(
         await client.fetch(pds.url, GOOD)
     clock.now += 10.5
     probe = asyncio.ensure_future(client.fetch(pds.url, GOOD))
-    while pds.requests["getRecord"] < 2:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: pds.requests["getRecord"] == 2, what="the probe at the PDS")
     probe.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probe
