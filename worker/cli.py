@@ -7,6 +7,7 @@ plyr-recs bench jetstream frames/s through the consumer beside plain json.loads 
 plyr-recs bench reliability every fault scenario against real parts, beside a fault-free run
 plyr-recs bench abuse       each attack on the API from the network, beside a quiet phase
 plyr-recs bench withdrawn   takedown -> gone from every answer; the check round; screened hits
+plyr-recs bench pds         CPU per PDS answer decoded: the SDK's models beside orjson + validator
 plyr-recs bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 """
 
@@ -193,6 +194,17 @@ def bench_abuse(
     from worker.bench.abuse.report import main as run_abuse_bench
 
     raise typer.Exit(run_abuse_bench(seconds=seconds, rate=rate))
+
+
+@bench_app.command("pds")
+def bench_pds() -> None:
+    """CPU per getRecord answer decoded and checked (a valid 500-item record, the 0.8 MB
+    hostile one, the costliest shapes of the largest answer read): the atproto SDK's
+    models (the path before issue 23) beside the bounded orjson path, in the same run.
+    exits 1 if the valid record reads differently through the two."""
+    from worker.bench.pds import main as run_pds_bench
+
+    raise typer.Exit(run_pds_bench())
 
 
 @bench_app.command("reliability")

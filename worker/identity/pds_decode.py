@@ -6,12 +6,15 @@ is decoded once by orjson and checked by the consumer's own record validator
 (`jetstream.records.playlist_track_uris`), nothing else: no model objects, no
 copies.
 
-orjson's cost follows the containers it builds more than the bytes (1 MiB of
-`[],[],...` is ~100 ms; 1 MiB of real items ~7 ms). so before parsing, the
-`{` and `[` bytes are counted (a C loop, well under a millisecond) against
-what a valid record can hold: two per item, a few for the envelope, and the
-name's length again in case it is all brackets. a body with more is refused
-unread. the byte bound on the body itself is the client's (`worker.identity.pds`).
+orjson's cost follows the values it builds more than the bytes (512 KiB of
+`[],[],...` is ~80 ms, of fields `"k1":0,"k2":0,...` ~12 ms, of real items
+~4 ms). so before parsing, the bytes that start or separate values (`{ [ , :`)
+are counted (C loops, well under a millisecond) against what a valid record
+can hold: ten per item (`{"subject":{"uri":"at://did:plc:…","cid":…}},`) with
+room to spare, the name's length again in case it is all commas, and some
+for the envelope and other fields. a body with more is refused unread
+(`too_complex`), so what is parsed is a few thousand values at most. the byte
+bound on the body itself is the client's (`worker.identity.pds`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import orjson
 from jetstream.records import RecordLimits, playlist_track_uris
 from jetstream.syntax import is_cid
 
-CONTAINERS_PER_ITEM: Final = 4  # an item and its subject, twice over for extra fields
-CONTAINER_SLACK: Final = 256  # the answer's envelope and a record's other fields
+# the bytes counted: each starts a container or separates two values (or a key and its value)
+_STRUCTURE: Final = (b"{", b"[", b",", b":")
+STRUCTURE_PER_ITEM: Final = 16  # a valid item has 10 (did:web URIs a few more)
+STRUCTURE_SLACK: Final = 1024  # the answer's envelope and a record's other fields
 PAGE_RECORDS_DECODED: Final = 16  # a listRecords page may hold this many full records' worth
 
 
@@ -49,9 +54,9 @@ class ListRecord:
     cid: str | None  # None when the PDS did not say, or said something that is not a CID
 
 
-def record_containers(limits: RecordLimits) -> int:
-    """the most `{`/`[` bytes a getRecord answer of a valid record can hold."""
-    return CONTAINERS_PER_ITEM * limits.max_items + 2 * limits.max_name_length + CONTAINER_SLACK
+def record_structure(limits: RecordLimits) -> int:
+    """the most `{ [ , :` bytes a getRecord answer of a valid record may hold."""
+    return STRUCTURE_PER_ITEM * limits.max_items + 2 * limits.max_name_length + STRUCTURE_SLACK
 
 
 def decode_record(body: bytes, limits: RecordLimits) -> ListRecord:
@@ -60,7 +65,7 @@ def decode_record(body: bytes, limits: RecordLimits) -> ListRecord:
     raises `RecordRejected`: `too_complex` (more structure than a record can
     have), `bad_response` (not JSON, not a getRecord answer), or the validator's
     reason for a record that is not a usable playlist."""
-    answer = _parsed(body, record_containers(limits))
+    answer = _parsed(body, record_structure(limits))
     if not isinstance(answer, dict):
         raise RecordRejected("bad_response")
     return _record(answer, limits)
@@ -75,7 +80,7 @@ def decode_page(
     (None once there are no records or no cursor). raises as `decode_record` does
     for the page as a whole; a page past `PAGE_RECORDS_DECODED` records' worth of
     structure is `too_complex` (the caller reads its records one by one)."""
-    answer = _parsed(body, PAGE_RECORDS_DECODED * record_containers(limits))
+    answer = _parsed(body, PAGE_RECORDS_DECODED * record_structure(limits))
     if not isinstance(answer, dict) or not isinstance(records := answer.get("records"), list):
         raise RecordRejected("bad_response")
     found: dict[str, ListRecord | RecordRejected] = {}
@@ -93,9 +98,12 @@ def decode_page(
     return found, cursor
 
 
-def _parsed(body: bytes, max_containers: int) -> object:
-    if body.count(b"{") + body.count(b"[") > max_containers:
-        raise RecordRejected("too_complex")
+def _parsed(body: bytes, max_structure: int) -> object:
+    counted = 0
+    for byte in _STRUCTURE:
+        counted += body.count(byte)
+        if counted > max_structure:
+            raise RecordRejected("too_complex")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:  # also bad UTF-8 and nesting past orjson's 1024
