@@ -18,7 +18,7 @@ from worker.identity.pds import (
     RecordUnavailable,
     pds_host,
 )
-from worker.identity.pds_backoff import Backoff
+from worker.identity.pds_backoff import Backoff, Scope, scope_of
 from worker.loopback.pds import LoopbackPds, list_record_value
 
 pytestmark = pytest.mark.timeout(60)
@@ -238,3 +238,16 @@ def test_the_host_of_a_pds_url_is_its_origin() -> None:
         "morel.us-east.host.bsky.network"
     )
     assert pds_host("http://127.0.0.1:8080/xrpc") == "127.0.0.1:8080"
+
+
+def test_the_backoff_doubles_to_its_bound_and_sorts_faults() -> None:
+    backoff = Backoff(first_seconds=10.0, max_seconds=600.0)
+    assert [backoff.seconds(n) for n in (1, 2, 3, 7, 1_000)] == [10.0, 20.0, 40.0, 600.0, 600.0]
+    assert scope_of("timeout") is Scope.HOST
+    assert scope_of("bad_response") is Scope.HOST
+    assert scope_of("too_many_items") is Scope.RECORD
+    assert scope_of("too_large") is Scope.RECORD
+    assert scope_of("not_found") is None  # an answer, not a fault
+    assert scope_of("album") is None
+    with pytest.raises(ValueError, match="ordered"):
+        Backoff(first_seconds=5.0, max_seconds=1.0)

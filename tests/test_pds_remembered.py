@@ -153,3 +153,30 @@ async def test_a_slow_host_gets_its_time_in_a_pass_and_is_remembered_slow() -> N
             assert client.failing(pds.url) == "slow"
         finally:
             await client.aclose()
+
+
+async def test_a_listing_too_big_to_decode_is_read_record_by_record() -> None:
+    """one hostile record in an owner's listing costs its own record, not the others'."""
+    async with LoopbackPds() as pds:
+        wanted = [f"at://{CAROL}/fm.plyr.list/3mlist{n}222222" for n in range(3)]
+        for n, record_uri in enumerate(wanted[:2]):
+            pds.put(record_uri, "bafyreic" + "c" * 51, list_record_value([URI_OF[1 + n]]))
+        # ~480 KB of `[], `: under both byte bounds, past any page's structure
+        pds.put(wanted[2], "bafyreic" + "c" * 51, {"items": [[] for _ in range(120_000)]})
+        client = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
+        )
+        try:
+            records = PassRecords(client, per_host=1, total=4)
+            results = await records.read([WantedRecord(uri, pds.url, CAROL) for uri in wanted])
+            again = await records.read([WantedRecord(wanted[2], pds.url, CAROL)])
+        finally:
+            await client.aclose()
+    assert [getattr(results[uri], "track_uris", None) for uri in wanted[:2]] == [
+        (URI_OF[1],),
+        (URI_OF[2],),
+    ]
+    assert getattr(results[wanted[2]], "reason", None) == "too_complex"
+    assert getattr(again[wanted[2]], "reason", None) == "record_failing"
+    assert pds.requests == {"listRecords": 1, "getRecord": 3}
+    assert client.failing(pds.url) is None
