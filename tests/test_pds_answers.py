@@ -129,6 +129,7 @@ HOST_FAULTS = {
     "drip": (RecordUnavailable, "timeout"),  # a byte every 50 ms: each socket read is quick
     "garbage": (RecordRejected, "bad_response"),
     "error": (RecordUnavailable, "status_5xx"),
+    "rate_limited": (RecordUnavailable, "rate_limited"),
     "encoded": (RecordRejected, "bad_encoding"),  # gzip: could inflate far past the bound
 }
 

@@ -240,6 +240,8 @@ async def _bounded_body(response: httpx.Response, max_bytes: int) -> bytes:
     status = response.status_code
     if not 200 <= status < 300:
         # a PDS says RecordNotFound with a 400 (the XRPC convention), some proxies with a 404.
+        if status == 429:
+            raise RecordUnavailable("rate_limited")  # the host asks for less: it gets a backoff
         fault = "not_found" if status in (400, 404) else f"status_{status // 100}xx"
         raise RecordUnavailable(fault)
     if response.headers.get("content-encoding", "identity").strip().lower() != "identity":

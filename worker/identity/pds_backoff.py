@@ -6,14 +6,15 @@ finding 5) or a read and a decode (finding 1). so a failure is remembered and
 the next request refused at once, until a backoff passes.
 
 what a failure says decides what is remembered:
-- the *host* failed (`HOST`): no answer in time, no answer at all, a 5xx, a body
-  no PDS software writes (not JSON, not a getRecord/listRecords answer, an
-  encoding we did not ask for), a redirect. every record on that host waits.
-- the *record* was refused (`RECORD`): too large (in bytes or in structure),
-  too many items, not a playlist. a PDS holds whatever its users wrote, and one big host serves
-  millions of repos: one user's oversized record must not shut out everyone
-  else on bsky's hosts, so only that record waits.
-- anything else (`None`: not found, a 4xx, an album) is an answer, not a fault.
+- the *host* failed (`HOST`): no answer in time, no answer at all, a 5xx, a 429
+  (a PDS that asks for less gets a backoff), a body no PDS software writes (not
+  JSON, not a getRecord/listRecords answer, an encoding we did not ask for), a
+  redirect or an address it may not be asked at. every record on that host waits.
+- the *record* was refused (`RECORD`): too large (in bytes or in structure), too
+  many items, not a playlist. a PDS holds whatever its users wrote, and one big
+  host serves millions of repos: one user's oversized record must not shut out
+  everyone else on bsky's hosts, so only that record waits.
+- anything else (`None`: not found, another 4xx, an album) is an answer, not a fault.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _HOST_FAULTS: Final = frozenset(
         "timeout",
         "unreachable",
         "status_5xx",
+        "rate_limited",
         "bad_response",
         "bad_encoding",
         "redirect",

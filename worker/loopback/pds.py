@@ -4,7 +4,7 @@ the reconcile loop reads public playlists' records from their owners' PDSes;
 the tests and the journey benchmark point plyr.fm's `artists.pds_url` here.
 records are held by at:// URI with their CID and answered as a PDS does
 (`{"uri", "cid", "value"}`, `{"records": [...], "cursor"}`, or a 400
-`RecordNotFound`). fault hooks: an error status (500), a stall, a body that is
+`RecordNotFound`). fault hooks: an error status (500), a 429, a stall, a body that is
 not JSON, a body dripped a byte at a time (`drip_seconds` apart), a gzip-encoded
 body, and a latency drawn per request from `latency` (a slow but working PDS).
 a malformed or oversized record is simply such a `value` put here.
@@ -24,7 +24,7 @@ from aiohttp import web
 
 from worker.loopback.http import LoopbackHttpServer
 
-PdsFault = Literal["stall", "error", "garbage", "drip", "encoded"]
+PdsFault = Literal["stall", "error", "garbage", "drip", "encoded", "rate_limited"]
 MAX_LIST_LIMIT = 100
 
 
@@ -77,6 +77,8 @@ class LoopbackPds(LoopbackHttpServer):
             return web.Response(status=503)
         if self.fault == "error":
             return web.json_response({"error": "InternalServerError"}, status=500)
+        if self.fault == "rate_limited":
+            return web.json_response({"error": "RateLimitExceeded"}, status=429)
         if self.fault == "garbage":
             return web.Response(body=b"\x00not json{", content_type="application/json")
         return None
