@@ -19,7 +19,7 @@ from worker.identity.pds import (
     pds_host,
 )
 from worker.identity.pds_backoff import Backoff, Scope, scope_of
-from worker.loopback.pds import LoopbackPds, list_record_value
+from bench.loopback.pds import LoopbackPds, list_record_value
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -23,8 +23,8 @@ from tests.support.world import sample_store
 from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords
 from worker.identity.pds_lists import PassRecords, WantedRecord
-from worker.loopback.pds import LoopbackPds, list_record_value
-from worker.loopback.servers import RedisServer
+from bench.loopback.pds import LoopbackPds, list_record_value
+from bench.loopback.servers import RedisServer
 from worker.settings import Settings
 from worker.tasks.reconcile import pds_client
 
