@@ -35,9 +35,9 @@ from pydantic_core import from_json
 from rich.console import Console
 from rich.table import Table
 
+from bench.engine import cpu_seconds_per_run
 from jetstream.records import RecordLimits, playlist_track_uris
 from jetstream.syntax import is_cid
-from bench.engine import cpu_seconds_per_run
 from worker.demo.wire import did, track_uri
 from worker.identity.pds import MAX_RECORD_BYTES, ListRecord, RecordRejected
 from worker.identity.pds_decode import decode_record

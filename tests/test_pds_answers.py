@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.loopback.pds import LoopbackPds, list_record_value
 from jetstream.records import RecordLimits
 from tests.support.jetstream_world import did, eventually, track_uri
 from worker.identity.pds import (
@@ -19,7 +20,6 @@ from worker.identity.pds import (
     pds_host,
 )
 from worker.identity.pds_backoff import Backoff, Scope, scope_of
-from bench.loopback.pds import LoopbackPds, list_record_value
 
 pytestmark = pytest.mark.timeout(60)
 

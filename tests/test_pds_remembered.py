@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from bench.loopback.pds import LoopbackPds, list_record_value
+from bench.loopback.servers import RedisServer
 from jetstream.records import RecordLimits
 from tests.support.api_world import PUBLIC_ID, URI_OF, World, built_world, internal, running_api
 from tests.support.pds_server import list_record
@@ -23,8 +25,6 @@ from tests.support.world import sample_store
 from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords
 from worker.identity.pds_lists import PassRecords, WantedRecord
-from bench.loopback.pds import LoopbackPds, list_record_value
-from bench.loopback.servers import RedisServer
 from worker.settings import Settings
 from worker.tasks.reconcile import pds_client
 
