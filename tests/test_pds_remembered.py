@@ -180,3 +180,25 @@ async def test_a_listing_too_big_to_decode_is_read_record_by_record() -> None:
     assert getattr(again[wanted[2]], "reason", None) == "record_failing"
     assert pds.requests == {"listRecords": 1, "getRecord": 3}
     assert client.failing(pds.url) is None
+
+
+async def test_each_page_gives_a_host_its_time_anew() -> None:
+    """a big honest host serves playlists on every page of a long pass: its time is
+    counted per page's reads, not from the pass's first request."""
+    async with LoopbackPds() as pds:
+        wanted = []
+        for n in range(3):
+            record_uri = f"at://{CAROL}/fm.plyr.list/3mpage{n}222222"
+            pds.put(record_uri, "bafyreic" + "c" * 51, list_record_value([URI_OF[1 + n]]))
+            wanted.append(WantedRecord(record_uri, pds.url, CAROL))
+        client = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
+        )
+        try:
+            records = PassRecords(client, per_host=1, total=4, host_seconds=20.0, clock=Ticking())
+            pages = [await records.read([item]) for item in wanted]
+        finally:
+            await client.aclose()
+    read = [page[item.record_uri] for page, item in zip(pages, wanted, strict=True)]
+    assert all(hasattr(result, "track_uris") for result in read)
+    assert pds.requests["getRecord"] == 3

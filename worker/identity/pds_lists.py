@@ -13,9 +13,11 @@ politeness and failure, per pass:
   remembers it beyond the pass (`worker.identity.pds_failures`, with backoff), as it
   remembers a record refused as too large or invalid: a later pass asks only once
   the backoff has passed (never a tight loop against a PDS that is down or hostile);
-- a host gets `host_seconds` of a pass (issue 23, finding 9): past that, its
-  requests not yet made are `host_failing` and it is remembered as slow, so a
-  PDS dripping pages with an endless cursor cannot hold the page its playlists are on;
+- a host gets `host_seconds` of each page's reads (issue 23, finding 9): past
+  that, its requests not yet made are `host_failing` and it is remembered as
+  slow, so a PDS dripping pages with an endless cursor cannot hold the page its
+  playlists are on (per page, not per pass: a big honest host serves playlists
+  on every page of a long pass);
 - a record the PDS says it does not have (`RecordNotFound`), or that a complete
   `listRecords` does not contain, is `DELETED`: the playlist is gone from its
   owner's repo, whatever plyr.fm's database still says.
@@ -49,8 +51,8 @@ __all__ = ["DELETED", "HOST_FAILING", "RECORD_FAILING", "PassRecords", "RecordMi
 DELETED: Final = "deleted"
 LIST_THRESHOLD: Final = 3  # due playlists of one owner from which listRecords is used
 MAX_LIST_PAGES: Final = 10  # listRecords pages read per owner (1,000 records) before getRecord
-# a pass's time for one host: 4 full timeouts (5 s each by default), far past an honest
-# PDS's few requests of a page (a pass reads 100 playlists a page)
+# one host's time in one page's reads: 4 full timeouts (5 s each by default), far past
+# an honest PDS's few requests for a page (a pass reads 100 playlists a page)
 HOST_SECONDS: Final = 20.0
 
 
@@ -94,11 +96,12 @@ class PassRecords:
         self._total = asyncio.Semaphore(total)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._failing: dict[str, str] = {}  # host -> the fault it answered
-        self._first_request: dict[str, float] = {}  # host -> when this pass first asked it
+        self._first_request: dict[str, float] = {}  # host -> when this page first asked it
         self.requests = 0  # getRecord and listRecords calls made
 
     async def read(self, wanted: Sequence[WantedRecord]) -> dict[str, RecordResult]:
         """each wanted record by URI: its `ListRecord` or why it is missing."""
+        self._first_request.clear()  # each page gives each host its time anew
         groups: dict[tuple[str, str], list[WantedRecord]] = defaultdict(list)
         for item in wanted:
             groups[(item.pds_url, item.owner_did)].append(item)
@@ -176,7 +179,7 @@ class PassRecords:
 
     def _may_ask(self, host: str, pds_url: str) -> bool:
         """False once the host failed in this pass, is remembered failing by the
-        client, or has had its `host_seconds` of this pass."""
+        client, or has had its `host_seconds` of this page."""
         if host in self._failing or self.pds.failing(pds_url) is not None:
             return False
         now = self._clock()
@@ -185,7 +188,7 @@ class PassRecords:
             self._failing[host] = "slow"
             seconds = self.pds.failures.failed(host, "slow")
             logger.warning(
-                "PDS %s took its %.0f s of this pass: refused for %.0f s",
+                "PDS %s took its %.0f s of a page: refused for %.0f s",
                 host,
                 self.host_seconds,
                 seconds,
