@@ -124,6 +124,20 @@ async def test_a_hostile_record_is_refused_then_not_read_again(
     assert pds.requests["getRecord"] == 3
 
 
+async def test_an_edited_record_is_read_afresh(pds: LoopbackPds, client: PdsRecords) -> None:
+    """the memory of a refused record is per version when the caller names plyr.fm's:
+    an owner who fixes an oversized playlist is not kept waiting for its backoff."""
+    pds.put(HOSTILE, CID, HOSTILE_RECORDS["too_many_items"]())
+    with pytest.raises(RecordRejected, match="too_many_items"):
+        await client.fetch(pds.url, HOSTILE, version="bafyreiold")
+    with pytest.raises(RecordRejected, match=RECORD_FAILING):
+        await client.fetch(pds.url, HOSTILE, version="bafyreiold")
+    pds.put(HOSTILE, CID, list_record_value(TRACKS[:3]))  # the owner's edit
+    record = await client.fetch(pds.url, HOSTILE, version="bafyreinew")
+    assert record.track_uris == tuple(TRACKS[:3])
+    assert pds.requests["getRecord"] == 2
+
+
 HOST_FAULTS = {
     "stall": (RecordUnavailable, "timeout"),  # never answers
     "drip": (RecordUnavailable, "timeout"),  # a byte every 50 ms: each socket read is quick
@@ -244,6 +258,8 @@ def test_the_host_of_a_pds_url_is_its_origin() -> None:
 def test_the_backoff_doubles_to_its_bound_and_sorts_faults() -> None:
     backoff = Backoff(first_seconds=10.0, max_seconds=600.0)
     assert [backoff.seconds(n) for n in (1, 2, 3, 7, 1_000)] == [10.0, 20.0, 40.0, 600.0, 600.0]
+    # a record's owner may fix it any moment: it waits a minute at most
+    assert [backoff.seconds(n, Scope.RECORD) for n in (1, 3, 4, 9)] == [10.0, 40.0, 60.0, 60.0]
     assert scope_of("timeout") is Scope.HOST
     assert scope_of("bad_response") is Scope.HOST
     assert scope_of("too_many_items") is Scope.RECORD

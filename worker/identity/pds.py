@@ -135,16 +135,21 @@ class PdsRecords:
         caller deciding whether a request is worth a slot before it asks."""
         return self.failures.failing(pds_host(pds_url))
 
-    async def fetch(self, pds_url: str, record_uri: str) -> ListRecord:
+    async def fetch(
+        self, pds_url: str, record_uri: str, *, version: str | None = None
+    ) -> ListRecord:
         """the list record `record_uri` as its owner's PDS at `pds_url` holds it now.
 
         raises `RecordUnavailable` (unreachable, slow, an error status, `host_failing`)
         or `RecordRejected` (too big, not a valid playlist record, `record_failing`).
+        `version` (plyr.fm's CID for the record, when the caller has it) scopes the
+        memory of a refused record: an edit is a new version, read afresh at once.
         """
         repo, rkey = self._parse_record_uri(record_uri)
         base = _checked_pds_url(pds_url)
         params = {"repo": repo, "collection": self.list_collection, "rkey": rkey}
-        async with self._remembered(pds_host(base), record_uri):
+        record_key = record_uri if version is None else f"{record_uri} {version}"
+        async with self._remembered(pds_host(base), record_key):
             body = await self._get(base, "com.atproto.repo.getRecord", params, self.max_bytes)
             return decode_record(body, self.limits)
 
@@ -171,12 +176,12 @@ class PdsRecords:
             return decode_page(body, self.limits, f"at://{repo}/{self.list_collection}/")
 
     @asynccontextmanager
-    async def _remembered(self, host: str, record_uri: str | None) -> AsyncIterator[None]:
+    async def _remembered(self, host: str, record_key: str | None) -> AsyncIterator[None]:
         """refuse what is remembered as failing; remember what fails in the block.
-        (`record_uri` None: a listing, whose record-sized refusals name no record.)"""
+        (`record_key` None: a listing, whose record-sized refusals name no record.)"""
         if not self.failures.admit(host):
             raise RecordUnavailable(HOST_FAILING)
-        if record_uri is not None and not self.failures.admit(record_uri):
+        if record_key is not None and not self.failures.admit(record_key):
             self.failures.released(host)
             raise RecordRejected(RECORD_FAILING)
         try:
@@ -188,20 +193,20 @@ class PdsRecords:
                 logger.warning("PDS %s failed (%s): refused for %.0f s", host, error, seconds)
             else:
                 self.failures.succeeded(host)  # it answered, whatever it said
-            if record_uri is not None:
+            if record_key is not None:
                 if scope is Scope.RECORD:
-                    self.failures.failed(record_uri, error.reason)
+                    self.failures.failed(record_key, error.reason, Scope.RECORD)
                 else:
-                    self.failures.released(record_uri)
+                    self.failures.released(record_key)
             raise
         except BaseException:
             self.failures.released(host)  # cancelled, or a fault nobody expected
-            if record_uri is not None:
-                self.failures.released(record_uri)
+            if record_key is not None:
+                self.failures.released(record_key)
             raise
         self.failures.succeeded(host)
-        if record_uri is not None:
-            self.failures.succeeded(record_uri)
+        if record_key is not None:
+            self.failures.succeeded(record_key)
 
     async def _get(self, base: str, method: str, params: dict[str, str], max_bytes: int) -> bytes:
         """the body of a 2xx answer to `GET {base}/xrpc/{method}`, at most `max_bytes`."""

@@ -65,18 +65,25 @@ def scope_of(reason: str) -> Scope | None:
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """how long a failing host or record is refused: `first_seconds` after its
-    first failure, doubling with each failure in a row, at most `max_seconds`;
-    `max_remembered` bounds the memory (the oldest failure is forgotten first)."""
+    first failure, doubling with each failure in a row, at most `max_seconds` for a
+    host and `max_record_seconds` for a record (its owner may fix it any moment, and
+    refusing it again costs a few milliseconds); `max_remembered` bounds the memory
+    (the oldest failure is forgotten first)."""
 
     first_seconds: float = 10.0
     max_seconds: float = 600.0
+    max_record_seconds: float = 60.0
     max_remembered: int = 10_000
 
     def __post_init__(self) -> None:
-        if not 0 <= self.first_seconds <= self.max_seconds or self.max_remembered < 1:
+        if (
+            not 0 <= self.first_seconds <= min(self.max_seconds, self.max_record_seconds)
+            or self.max_remembered < 1
+        ):
             raise ValueError("backoff bounds must be ordered and the memory positive")
 
-    def seconds(self, failures_in_a_row: int) -> float:
+    def seconds(self, failures_in_a_row: int, scope: Scope = Scope.HOST) -> float:
         """the wait after the `failures_in_a_row`-th failure (1 for the first)."""
         doublings = min(max(failures_in_a_row - 1, 0), 32)  # 2**32 passes any max
-        return min(self.first_seconds * float(2**doublings), self.max_seconds)
+        bound = self.max_seconds if scope is Scope.HOST else self.max_record_seconds
+        return min(self.first_seconds * float(2**doublings), bound)

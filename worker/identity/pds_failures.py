@@ -1,7 +1,8 @@
 """the PDS client's memory of failing hosts and records (the policy: `pds_backoff`).
 
 one memory per client, so the API's inline reads and a reconcile pass sharing
-a client share it. keys are a host (`host:port`) or a record URI. while a key's
+a client share it. keys are a host (`host:port`) or a record URI (with its
+version, when the caller named one: an edited record is a new key). while a key's
 backoff runs, `refusal` names why it is refused; once it has passed, one
 request at a time goes through as a probe (the others are still refused, so a
 host that hangs holds one slot per backoff, not one per request); a success
@@ -15,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.identity.pds_backoff import Backoff
+from worker.identity.pds_backoff import Backoff, Scope
 
 
 @dataclass(slots=True)
@@ -65,11 +66,11 @@ class FailureMemory:
         if entry is not None:
             entry.probing = False
 
-    def failed(self, key: str, reason: str) -> float:
-        """remember a failure of `key`; the seconds it is refused for."""
+    def failed(self, key: str, reason: str, scope: Scope = Scope.HOST) -> float:
+        """remember a failure of `key` (a host, or a record); the seconds it is refused for."""
         entry = self._failing.pop(key, None)
         failures = 1 if entry is None else entry.failures + 1
-        seconds = self.backoff.seconds(failures)
+        seconds = self.backoff.seconds(failures, scope)
         self._failing[key] = _Failing(reason, failures, self._clock() + seconds)
         while len(self._failing) > self.backoff.max_remembered:
             self._failing.popitem(last=False)
