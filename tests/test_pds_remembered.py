@@ -202,3 +202,22 @@ async def test_each_page_gives_a_host_its_time_anew() -> None:
     read = [page[item.record_uri] for page, item in zip(pages, wanted, strict=True)]
     assert all(hasattr(result, "track_uris") for result in read)
     assert pds.requests["getRecord"] == 3
+
+
+async def test_a_record_refused_in_a_listing_is_not_listed_again() -> None:
+    async with LoopbackPds() as pds:
+        wanted = [f"at://{CAROL}/fm.plyr.list/3mlisted{n}2222" for n in range(3)]
+        for record_uri in wanted:
+            pds.put(record_uri, "bafyreic" + "c" * 51, list_record_value([URI_OF[1]] * 501))
+        client = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", allow_private=True
+        )
+        try:
+            records = PassRecords(client, per_host=1, total=4)
+            first = await records.read([WantedRecord(uri, pds.url, CAROL) for uri in wanted])
+            second = await records.read([WantedRecord(uri, pds.url, CAROL) for uri in wanted])
+        finally:
+            await client.aclose()
+    assert {getattr(result, "reason", None) for result in first.values()} == {"too_many_items"}
+    assert {getattr(result, "reason", None) for result in second.values()} == {"record_failing"}
+    assert pds.requests == {"listRecords": 1}

@@ -167,6 +167,9 @@ class PassRecords:
         for item in items:
             value = found.get(item.record_uri)
             if isinstance(value, RecordRejected):
+                if scope_of(value.reason) is Scope.RECORD:
+                    # as `fetch` remembers it: the next pass does not list it again
+                    self.pds.failures.failed(item.record_uri, value.reason, Scope.RECORD)
                 results[item.record_uri] = RecordMissing(value.reason)
             elif value is not None:
                 results[item.record_uri] = value
