@@ -61,8 +61,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PDS_TIMEOUT_SECONDS: Final = 3.0  # the whole getRecord call; the request waits on it
-# the consumer's frame bound (`JETSTREAM_MAX_FRAME_BYTES`): a record the firehose can
-# carry fits, and a full 500-item list is ~100 KiB
+# the consumer's frame bound (`JETSTREAM_MAX_FRAME_BYTES`'s default): a record the firehose
+# can carry fits, and a full 500-item list is ~100 KiB
 MAX_RECORD_BYTES: Final = 512 * 1024
 MAX_PAGE_BYTES: Final = 1024 * 1024  # a listRecords page past it is read record by record
 MAX_PDS_URL_LENGTH: Final = 2048
