@@ -218,7 +218,9 @@ class Settings(BaseSettings):
     pds_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=5.0,
         description="time bound on one request to an owner's PDS by the reconcile loop "
-        "(getRecord or one listRecords page); a PDS that fails is tried on a later pass.",
+        "(getRecord or one listRecords page); a PDS that fails is skipped for the rest of "
+        "the pass (and remembered with a backoff by a client that outlives the pass: "
+        "worker/identity/pds_backoff.py).",
     )
     pds_max_in_flight_per_host: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4,
