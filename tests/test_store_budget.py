@@ -15,6 +15,7 @@ from bench.loopback.turbopuffer import TurbopufferServer
 from engine.errors import TransientError
 from engine.memory_catalog import InMemoryCatalog
 from engine.types import Candidate, Vector
+from engine.vector_cache import VectorCache
 from tests.support.samples import load_catalog, track_vector
 from tests.support.world import sample_store
 from worker.recs.services import open_services
@@ -135,7 +136,8 @@ async def test_the_services_of_a_deployment_query_turbopuffer_through_the_budget
         async with open_services(
             settings, redis=redis_client, catalog=InMemoryCatalog.from_json(load_catalog())
         ) as api:
-            store = api.store
+            assert isinstance(api.store, VectorCache)  # in front: its hits cost no slot
+            store = api.store.store
             assert isinstance(store, BudgetedStore)
             assert not store.foreground  # a worker's unless opened for the API
             vectors = await store.get_vectors([1, 2, 3])

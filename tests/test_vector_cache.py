@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from bench.loopback.turbopuffer import TurbopufferServer
 from engine.exact_store import ExactStore
+from engine.memory_catalog import InMemoryCatalog
 from engine.ports import TransientStoreError
 from engine.recommend import recommend
-from engine.turbopuffer_store import TurbopufferStore
 from engine.types import Strategy
 from engine.vector_cache import VectorCache
-from tests.support.samples import track_vector
+from tests.support.samples import load_catalog, track_vector
 from tests.support.turbopuffer_world import NAMESPACE, make_store, server
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.wiring import store_from_settings
+from worker.store.store_budget import BudgetedStore, StoreBudgetExhausted
+from worker.wiring import store_from_settings, with_vector_cache
 
 pytestmark = pytest.mark.integration
 
@@ -191,16 +194,45 @@ async def test_recommendations_through_the_cache_are_the_same_and_cost_one_reque
     assert [request.kind for request in server.requests] == ["multi_query"]
 
 
-def test_the_service_puts_the_cache_in_front_of_turbopuffer_unless_turned_off() -> None:
-    options = {"turbopuffer_api_key": SecretStr("k"), "turbopuffer_base_url": "http://127.0.0.1:9"}
+async def test_the_services_put_the_cache_in_front_of_the_shared_budget(
+    server: TurbopufferServer, redis_client: aioredis.Redis
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        turbopuffer_api_key=SecretStr("k"),
+        turbopuffer_base_url=server.base_url,
+        turbopuffer_namespace=NAMESPACE,
+        turbopuffer_max_concurrent_queries=2,
+        turbopuffer_api_reserved_queries=1,
+        vector_cache_ttl_seconds=60.0,
+    )
+    catalog = InMemoryCatalog.from_json(load_catalog())
+    async with open_services(settings, redis=redis_client, catalog=catalog) as worker:
+        cache = worker.store
+        assert isinstance(cache, VectorCache)
+        assert (cache.max_vectors, cache.ttl_seconds) == (20_000, 60.0)
+        budgeted = cache.store
+        assert isinstance(budgeted, BudgetedStore)
+        await cache.get_vectors([1, 2, 3])
+        # every slot taken (by the API, say): a lookup the cache answers waits for none
+        async with budgeted.budget.slot(foreground=True), budgeted.budget.slot(foreground=True):
+            assert sorted(await cache.get_vectors([3, 1])) == [1, 3]
+            with pytest.raises(StoreBudgetExhausted):
+                await cache.get_vectors([4])
+    assert lookups(server) == [[1, 2, 3]]
 
-    cached = store_from_settings(Settings(**options, vector_cache_ttl_seconds=60.0))
-    plain = store_from_settings(Settings(**options, vector_cache_size=0))
 
-    assert isinstance(cached, VectorCache)
-    assert isinstance(cached.store, TurbopufferStore)
-    assert (cached.max_vectors, cached.ttl_seconds) == (20_000, 60.0)
-    assert isinstance(plain, TurbopufferStore)
+def test_a_cache_size_of_zero_turns_the_cache_off() -> None:
+    settings = Settings(
+        _env_file=None,
+        turbopuffer_api_key=SecretStr("k"),
+        turbopuffer_base_url="http://127.0.0.1:9",
+        vector_cache_size=0,
+    )
+    store = store_from_settings(settings)
+    assert store is not None
+
+    assert with_vector_cache(settings, store) is store
 
 
 def test_bounds_are_checked() -> None:

@@ -129,14 +129,12 @@ def frame_limits(settings: Settings) -> FrameLimits:
 
 
 def store_from_settings(settings: Settings) -> VectorStore | None:
-    """turbopuffer when an API key is set, else None (recommendations unavailable);
-    behind the in-process vector cache unless VECTOR_CACHE_SIZE is 0."""
+    """turbopuffer when an API key is set, else None (recommendations unavailable)."""
     if settings.turbopuffer_api_key is None:
         return None
     from engine.turbopuffer_store import TurbopufferStore
-    from engine.vector_cache import VectorCache
 
-    store = TurbopufferStore(
+    return TurbopufferStore(
         api_key=settings.turbopuffer_api_key.get_secret_value(),
         namespace=settings.turbopuffer_namespace,
         region=None if settings.turbopuffer_base_url else settings.turbopuffer_region,
@@ -144,8 +142,16 @@ def store_from_settings(settings: Settings) -> VectorStore | None:
         timeout=settings.turbopuffer_timeout_seconds,
         max_retries=settings.turbopuffer_max_retries,
     )
+
+
+def with_vector_cache(settings: Settings, store: VectorStore) -> VectorStore:
+    """`store` behind this process's vector cache (engine.vector_cache), unless
+    VECTOR_CACHE_SIZE is 0. it goes in front of everything else around the store: a
+    lookup it answers costs turbopuffer nothing, not even a slot of the shared budget."""
     if settings.vector_cache_size == 0:
         return store
+    from engine.vector_cache import VectorCache
+
     return VectorCache(
         store,
         max_vectors=settings.vector_cache_size,

@@ -21,7 +21,12 @@ from worker.settings import Settings
 from worker.store.cache import RecommendationCache
 from worker.store.speculative import SpeculativeAnswers
 from worker.store.store_budget import BudgetedStore, SharedStoreBudget
-from worker.wiring import ConfigurationError, connect_redis, store_from_settings
+from worker.wiring import (
+    ConfigurationError,
+    connect_redis,
+    store_from_settings,
+    with_vector_cache,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,7 @@ async def open_services(
                     stack.push_async_callback(closer)
                 # turbopuffer's concurrency limit is the deployment's, not this process's
                 store = BudgetedStore(store, store_budget(settings, redis), foreground=foreground)
+                store = with_vector_cache(settings, store)
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
         )
