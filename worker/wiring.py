@@ -23,6 +23,7 @@ from jetstream.contract import EXECUTION_TTL
 from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
+from worker.identity.pds import PdsRecords
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -156,4 +157,16 @@ def with_vector_cache(settings: Settings, store: VectorStore) -> VectorStore:
         store,
         max_vectors=settings.vector_cache_size,
         ttl_seconds=settings.vector_cache_ttl_seconds,
+    )
+
+
+def pds_client(settings: Settings) -> PdsRecords:
+    """the reconcile loop's PDS client (one per worker process: its memory of failing
+    hosts and refused records outlives each pass)."""
+    limits = frame_limits(settings)
+    return PdsRecords(
+        limits=limits.record,
+        list_collection=limits.list_collection,
+        timeout_seconds=settings.pds_timeout_seconds,
+        allow_private=settings.pds_allow_private,
     )
