@@ -272,6 +272,19 @@ class CachedDidResolver:
         age = now - cached[1]
         return age >= (self.refresh_floor_seconds if force_refresh else self.cache_seconds)
 
+    def stale_key(self, did: str) -> str | None:
+        """the cached key of `did` past `cache_seconds` but within its grace, else None:
+        what a returning user is verified with when a lookup is not to be made now
+        (the per-client budget refused it), as when the directory is down."""
+        cached = self._cache.get(did)
+        if cached is None:
+            return None
+        key, fetched_at = cached
+        if self._clock() - fetched_at >= self.cache_seconds + self.stale_grace_seconds:
+            return None
+        self.counts["stale_used"] += 1
+        return key
+
     def _remember(self, did: str, key: str, now: float) -> None:
         self._known.pop(did, None)
         self._known[did] = None
