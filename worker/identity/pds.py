@@ -29,6 +29,7 @@ from atproto_client.request import AsyncRequest
 
 from jetstream.records import RecordLimits, playlist_track_uris
 from jetstream.syntax import is_cid, is_did, is_nsid, is_rkey
+from worker.identity.handshake import bounded_transport
 from worker.identity.host_lookup import DnsLookup, HostLookup
 from worker.identity.pds_guard import GuardedTransport, PdsRefused
 
@@ -131,8 +132,8 @@ class PdsRecords:
         self.limits = limits
         self.list_collection = list_collection
         self.timeout_seconds = timeout_seconds
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
+        inner = transport or bounded_transport(  # TLS inside its bound (handshake.py)
+            httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
         )
         self._owned_lookup: DnsLookup | None = None
         if host_addresses is None:
