@@ -134,6 +134,7 @@ class JetstreamConsumer:
         self._backoff = backoff or jittered_backoff(
             config.backoff_base_seconds, config.backoff_cap_seconds
         )
+        flood = FloodControl(config.flood)  # list changes and track deletes alike
         if enqueuer is None:
             if tasks is None:
                 raise ValueError("a consumer needs the worker's task functions, or an enqueuer")
@@ -142,7 +143,7 @@ class JetstreamConsumer:
                 tasks=tasks,
                 debounce_seconds=config.debounce_seconds,
                 clock=clock,
-                flood=FloodControl(config.flood),
+                flood=flood,
             )
         self._processor = BatchProcessor(
             limits=config.limits,
@@ -153,6 +154,7 @@ class JetstreamConsumer:
             observer=observer,
             clock=clock,
             markers=markers,
+            flood=flood,
         )
         self.blind = BlindHostWatch(config.blind_host_seconds)
         self._dictionaries = Dictionaries(
