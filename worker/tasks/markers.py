@@ -1,7 +1,8 @@
 """what the consumer's markers become in the worker: a track deleted by its owner is
 withdrawn (`withdraw_track`, at the time the consumer's flood control gave it; a
-batch's deletes in one pipeline), a repo resync is counted (the reconcile loop verifies
-that repo's lists on its next pass).
+batch's deletes in one pipeline), a repo resync is only counted (nothing re-reads that
+repo's lists: a change the firehose never showed is caught like any missed edit, by the
+reconcile loop's regular pass once plyr.fm's database names an uncached version).
 
 the consumer hands each batch's markers over before its cursor moves past them, and
 replays the batch if this raises, so everything here is idempotent: a delete is one
