@@ -17,10 +17,18 @@ from tests.support.jetstream_world import eventually
 from worker.api.app import server_config
 
 
-@asynccontextmanager
-async def served_over_http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+def loopback_socket() -> socket.socket:
+    """a socket bound to a free loopback port (known before the app is built)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def served_over_http(
+    app: FastAPI, sock: socket.socket | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    sock = sock or loopback_socket()
     port = sock.getsockname()[1]
     config = server_config(app, host="127.0.0.1", port=port)
     config.lifespan = "off"
