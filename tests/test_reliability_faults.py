@@ -4,9 +4,9 @@ one world for the module (a generated catalogue in a real PostgreSQL, its vector
 in the turbopuffer-speaking server, a synthetic stream of playlist edits); each
 scenario runs the stream through fresh parts (its own redis-server, a replay
 server, the consumer, the worker, the API), breaks one of them mid-stream, and
-is judged by `worker.bench.reliability.check`: nothing lost, nothing wrong,
+is judged by `bench.reliability.check`: nothing lost, nothing wrong,
 the API's answers are the cache's. the full-size run with the table is
-`python -m worker.bench.reliability.report`.
+`python -m bench.reliability.report`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,17 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import RedisServer
+from bench.reliability.delivery import replayed_twice, with_out_of_order_revisions
+from bench.reliability.scenarios import (
+    Durations,
+    Outcome,
+    Scenario,
+    run_scenario,
+    scenarios,
+)
+from bench.reliability.stream import SyntheticStream
+from bench.reliability.world import CI_SIZE, World
 from engine.cache import cache_key
 from engine.postgres_catalog import is_unavailable
 from jetstream.contract import recompute_key
@@ -39,21 +50,10 @@ from tests.support.world import (
     embedded_services,
     story_commits,
 )
-from worker.bench.reliability.delivery import replayed_twice, with_out_of_order_revisions
-from worker.bench.reliability.scenarios import (
-    Durations,
-    Outcome,
-    Scenario,
-    run_scenario,
-    scenarios,
-)
-from worker.bench.reliability.stream import SyntheticStream
-from worker.bench.reliability.world import CI_SIZE, World
-from worker.loopback.servers import RedisServer
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
+from worker.store.lock import PlaylistBusy, lock_key, playlist_lock
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.playlist_lock import PlaylistBusy, lock_key, playlist_lock
-from worker.tasks.services import installed
 
 # the scenarios share one world (and so one event loop); the focused tests below don't
 in_the_world = pytest.mark.asyncio(loop_scope="module")
@@ -73,10 +73,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         yield built
     finally:
         await built.close()
-
-
-# the scenarios whose API check is excused (Redis restarted), with the reason at the check
-KNOWN_API_DRIFT = frozenset({"redis killed, data kept (AOF)", "redis killed, data lost"})
 
 
 def assert_nothing_lost_nothing_wrong(outcome: Outcome) -> None:
@@ -104,15 +100,6 @@ async def test_a_fault_leaves_the_cache_as_the_fault_free_run(
 ) -> None:
     outcome = await run_scenario(world, scenario, DURATIONS)
     assert outcome.faults > 0, "the fault never happened"
-    if scenario.name in KNOWN_API_DRIFT and outcome.api_mismatches:
-        # the cache itself must still be right; only the API's answers are excused
-        assert outcome.verdict.lost == [], f"{outcome.scenario}: lost {outcome.verdict.lost}"
-        assert outcome.verdict.wrong == [], f"{outcome.scenario}: wrong {outcome.verdict.wrong}"
-        pytest.xfail(
-            "known defect: after Redis restarts (with or without its data), the API keeps "
-            "answering some playlists from an inline compute (no_pds) instead of their "
-            "cached entry; seen since issues 11, 12 and 16 merged, on a quiet machine"
-        )
     assert_nothing_lost_nothing_wrong(outcome)
     assert outcome.recover_seconds is not None
     assert outcome.server_errors == 0, outcome.statuses
