@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from bench.loopback.dns import LoopbackDns
 from tests.support.jetstream_world import eventually
 from tests.support.silent_tls import Rerouted, SilentTlsHost
 from worker.identity.did_resolver import (
@@ -20,7 +21,6 @@ from worker.identity.did_resolver import (
 from worker.identity.handshake import HANDSHAKE_SECONDS
 from worker.identity.host_lookup import DnsLookup
 from worker.identity.sources import source_of
-from worker.loopback.dns import LoopbackDns
 
 PUBLIC = "93.184.216.34"  # what every name resolves to here; the route goes to loopback
 
