@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from bench.loopback.dns import LoopbackDns
+from bench.loopback.silent_tls import Rerouted, SilentTlsHost
 from tests.support.jetstream_world import eventually
-from tests.support.silent_tls import Rerouted, SilentTlsHost
 from worker.identity.did_resolver import (
     MAX_WEB_FETCHES_PER_SOURCE,
     CachedDidResolver,

@@ -20,10 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.abuse.attacks import ATTACKS, Attack, Target
+from bench.abuse.server import PUBLIC_STANDIN, TLS_SILENT_DOMAIN, TLS_SILENT_SUFFIX
 from bench.api_server import INTERNAL_TOKEN, BenchPlaylist, bench_playlists
 from bench.loopback.dns import LoopbackDns
 from bench.loopback.http import LoopbackHttpServer
 from bench.loopback.servers import RedisServer, free_port
+from bench.loopback.silent_tls import SilentTlsHost
 
 PLAYLISTS: Final = 100
 PLC_DELAY_SECONDS: Final = 0.25  # the slow directory
@@ -214,10 +216,17 @@ def main(*, seconds: float = 4.0, rate: float = 50.0) -> int:
 
 
 async def _with_stand_ins(redis_url: str, seconds: float, rate: float) -> tuple[list[Phase], int]:
-    async with SlowDirectory() as plc, LoopbackDns(silent=("silent.example",)) as dns:
+    async with (
+        SlowDirectory() as plc,
+        LoopbackDns(
+            {TLS_SILENT_DOMAIN: [PUBLIC_STANDIN], TLS_SILENT_SUFFIX: [PUBLIC_STANDIN]},
+            silent=("silent.example",),
+        ) as dns,
+        SilentTlsHost() as silent_tls,
+    ):
         port = free_port()
         command = [sys.executable, "-m", "bench.abuse.server", str(port), redis_url]
-        args = [str(PLAYLISTS), plc.url, str(dns.port)]
+        args = [str(PLAYLISTS), plc.url, str(dns.port), str(silent_tls.port)]
         server = await asyncio.create_subprocess_exec(*command, *args)
         try:
             return await _run(port, server.pid, redis_url, plc, dns, seconds, rate), port

@@ -1,11 +1,11 @@
 """hosts that accept TCP and never finish a TLS handshake, on loopback.
 
 `SilentTlsHost` accepts connections and reads whatever the client sends, answering
-nothing: a TLS client waits for a ServerHello that never comes. `dialled_to` is an
-httpx transport whose connections all go to one loopback port whatever address the
-URL names, so code that insists on public addresses (a did:web host, a PDS) can be
-pointed at it: the TCP connect and the TLS handshake are real, only the route differs.
-`Rerouted` is that route as an httpcore network backend.
+nothing: a TLS client waits for a ServerHello that never comes. `Rerouted` is an
+httpcore network backend whose connections to one (public) address go to a loopback
+port instead, so code that insists on public addresses (a did:web host, a PDS) can
+be pointed at it: the TCP connect and the TLS handshake are real, only the route
+differs. used by tests/test_hardening_tls.py and `python -m bench abuse`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any
 
 import httpcore
-import httpx
 
 
 class SilentTlsHost:
@@ -64,8 +63,11 @@ class SilentTlsHost:
 
 
 class Rerouted(httpcore.AsyncNetworkBackend):
-    def __init__(self, port: int) -> None:
+    """connections to `address` (every one, when None) go to 127.0.0.1:`port`."""
+
+    def __init__(self, port: int, address: str | None = None) -> None:
         self._port = port
+        self._address = address
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -76,15 +78,9 @@ class Rerouted(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return await self._inner.connect_tcp("127.0.0.1", self._port, timeout, local_address)
+        if self._address is None or host == self._address:
+            host, port = "127.0.0.1", self._port
+        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
-
-
-def dialled_to(port: int) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport()
-    transport._pool = httpcore.AsyncConnectionPool(  # the route only; TLS as httpx sets it up
-        ssl_context=httpx.create_ssl_context(), network_backend=Rerouted(port)
-    )
-    return transport
