@@ -48,12 +48,19 @@ async def serve(
         redis_url=redis_url,
         internal_api_token=SecretStr(INTERNAL_TOKEN),
         plc_directory_url=plc_url,
+        # behind "Fly's proxy": the JWT users' addresses come in Fly-Client-IP, trusted
+        # from loopback (an attacker not sending it is the one client 127.0.0.1)
+        api_client_ip_header="Fly-Client-IP",
+        api_trusted_proxies=("127.0.0.1",),
+        # returning JWT users' keys are past the cache by each phase (production: 600 s)
+        did_cache_seconds=3.0,
     )
     # the production resolver, but its names go to the loopback name server
     lookup = DnsLookup(nameservers=["127.0.0.1"], port=dns_port)
     resolver = CachedDidResolver(
         plc_directory_url=plc_url,
         timeout_seconds=settings.did_resolve_timeout_seconds,
+        cache_seconds=settings.did_cache_seconds,
         host_addresses=lookup,
         network=Rerouted(tls_port, address=PUBLIC_STANDIN),
     )
