@@ -96,6 +96,14 @@ class InMemoryCatalog:
                 resolved[uri] = track_id
         return resolved
 
+    async def track_uris(self, track_ids: Sequence[int]) -> dict[int, str]:
+        known: dict[int, str] = {}
+        for track_id in track_ids:
+            track = self._tracks.get(track_id)
+            if track is not None and track.record_uri is not None:
+                known[track_id] = track.record_uri
+        return known
+
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         playlist_id = self._playlist_ids_by_uri.get(playlist_uri)
         if playlist_id is None:
@@ -180,6 +188,11 @@ class InMemoryCatalog:
             del self._track_ids_by_uri[uri]
         self._add_track(track)
 
+    def replace_artist(self, artist: ArtistRecord) -> None:
+        """add an artist or replace the one with its DID (the demo's page gives the
+        session's owners its PDS: plyr.fm's `artists.pds_url`)."""
+        self._artists[artist.did] = artist
+
     def track(self, track_id: int) -> TrackRecord | None:
         return self._tracks.get(track_id)
 
@@ -253,6 +266,8 @@ def _track_from_json(row: Mapping[str, Any]) -> TrackRecord:
         operator_labels=labels_from_json(row.get("operator_labels", [])),
         moderation_override=_field(row, "moderation_override", optional_text),
         publish_state=_field(row, "publish_state", optional_text),
+        # any gate's shape: a JSON null here is SQL NULL, as catalog.json loads it
+        gated=row.get("support_gate") is not None,
     )
 
 

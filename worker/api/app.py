@@ -228,6 +228,7 @@ async def recommendations(request: Request) -> Response:
         if playlist.owner_did != viewer_did:
             raise HTTPException(403, "not the playlist's owner")
         answer = await state.answers.answer(playlist)
+        state.answers.served(playlist, answer, limit, offset)
     return Response(
         answer.body(limit, offset),
         media_type="application/json",

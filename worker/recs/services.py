@@ -19,6 +19,7 @@ from engine.ports import Catalog, VectorStore
 from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
+from worker.store.speculative import SpeculativeAnswers
 from worker.wiring import ConfigurationError, connect_redis, store_from_settings
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ async def open_services(
             cache=cache,
             fusion=settings.fusion_mode,
             max_per_artist=settings.max_tracks_per_artist,
+            speculative=SpeculativeAnswers(redis),
         )
         yield Services(settings, redis, cache, catalog, store, recommender)
 
