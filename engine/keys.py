@@ -65,6 +65,8 @@ WITHDRAWAL_CARRIERS_PREFIX: Final = "plyr:withdrawal-carriers"
 WITHDRAWAL_ROUND_KEY: Final = "plyr:withdrawal-round"
 WITHDRAWAL_STATS_KEY: Final = "plyr:withdrawal-stats"
 ACTIVITY_PREFIX: Final = "plyr:recommendations-activity"
+# turbopuffer's concurrency budget across processes (worker.store.store_budget)
+STORE_SLOTS_KEY: Final = "plyr:turbopuffer-slots"
 # a playlist's likely next versions (it plus one track an answer showed), keyed by the
 # set of track URIs, kept briefly (worker.store.speculative)
 SPECULATIVE_PREFIX: Final = "plyr:recommendations-speculative"

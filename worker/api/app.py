@@ -137,6 +137,7 @@ def create_app(
         ),
     )
 
+    answers.speculation.per_answer = services.settings.speculative_answers
     owned = closing or AsyncExitStack()
 
     @asynccontextmanager
@@ -428,7 +429,7 @@ async def serve(settings: Settings) -> None:
     from worker.recs.services import open_services
 
     async with AsyncExitStack() as stack:
-        services = await stack.enter_async_context(open_services(settings))
+        services = await stack.enter_async_context(open_services(settings, foreground=True))
         authenticator = Authenticator.from_settings(settings)
         stack.push_async_callback(authenticator.aclose)
         # closed by the app's shutdown: after SIGTERM uvicorn re-raises the signal
