@@ -43,6 +43,7 @@ from uvicorn.loops.auto import auto_loop_factory
 from engine.ports import CatalogError
 from jetstream.keys import JetstreamKeys
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.client_address import ClientAddresses
 from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
@@ -95,6 +96,7 @@ class ApiState:
     metrics: ApiMetrics
     closing: AsyncExitStack  # closed with the app
     health: HealthChecks
+    clients: ClientAddresses  # who the client is, behind a trusted proxy
 
 
 def create_app(
@@ -165,7 +167,13 @@ def create_app(
         redis_alive=lambda: _redis_alive(services),
         catalog_alive=lambda: _catalog_alive(services),
     )
-    app.state.api = ApiState(services, authenticator, answers, metrics, owned, health_checks)
+    clients = ClientAddresses(
+        header=services.settings.api_client_ip_header,
+        trusted_proxies=services.settings.api_trusted_proxies,
+    )
+    app.state.api = ApiState(
+        services, authenticator, answers, metrics, owned, health_checks, clients
+    )
     app.state.reconcile_metrics = ReconcileMetrics(metrics.registry, services.redis)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(router)
@@ -185,8 +193,10 @@ def _state(request: Request) -> ApiState:
 async def viewer(request: Request) -> str:
     """the caller's DID; every way in is checked on every request."""
     try:
-        client = request.client.host if request.client is not None else None
-        return await _state(request).authenticator.authenticate(request.headers, client)
+        state = _state(request)
+        peer = request.client.host if request.client is not None else None
+        client = state.clients.client_of(peer, request.headers)
+        return await state.authenticator.authenticate(request.headers, client)
     except AuthError as error:
         raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
 
@@ -381,6 +391,9 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
         lifespan="on",
         access_log=False,  # /metrics counts requests; a line each is noise at this rate
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+        # X-Forwarded-For from loopback was believed: a forged one made every request a
+        # new client of the identity budget. the client is `worker.api.client_address`'s.
+        proxy_headers=False,
         http=GuardedHttpProtocol,  # header bounds, a header timeout, idle connections shed
     )
 
