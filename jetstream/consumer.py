@@ -88,6 +88,8 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 # watch's anchor on another host.
 BLIND_HOST = "blind_host"
 MISSED_VERSIONS = "missed_versions"
+# the consumer's own Redis (or docket's) failed: no host is to blame, none is left
+STORE_UNAVAILABLE = "store_unavailable"
 
 
 class _Rotate(Exception):
@@ -219,13 +221,23 @@ class JetstreamConsumer:
             if self._progressed:
                 delays = self._backoff()  # the connection did work: a new failure streak
             delay = next(delays)
-            changed_host = self._rotation.advance()
-            logger.warning(
-                "jetstream connection ended (%s); reconnecting to %s in %.2fs",
-                reason,
-                self._rotation.current,
-                delay,
-            )
+            if reason == STORE_UNAVAILABLE:
+                # Redis's fault, not the host's: rotating would blame a healthy host
+                # and rewind for a host change. the same host again once Redis answers.
+                changed_host = False
+                logger.warning(
+                    "Redis (%s) unavailable: not reading Jetstream; trying again in %.2fs",
+                    _redis_address(self._redis),
+                    delay,
+                )
+            else:
+                changed_host = self._rotation.advance()
+                logger.warning(
+                    "jetstream connection ended (%s); reconnecting to %s in %.2fs",
+                    reason,
+                    self._rotation.current,
+                    delay,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
@@ -259,8 +271,8 @@ class JetstreamConsumer:
             self.stats.store_errors += 1
             # Redis may have come back empty: make the next flush rewrite the cursor.
             self.cursor.mark_unflushed()
-            logger.warning("state store unavailable, not reading: %r", exc)
-            return "store_unavailable"
+            logger.info("state store unavailable: %r", exc)
+            return STORE_UNAVAILABLE
         except ConnectionClosedOK:
             return "closed"
         except ConnectionClosed as exc:
@@ -443,3 +455,13 @@ class JetstreamConsumer:
 
     def _summary(self) -> str:
         return self.stats.summary(cursor_lag_seconds=self.cursor_lag_seconds())
+
+
+def _redis_address(redis: aioredis.Redis) -> str:
+    """host:port/db of the client's server, for a log line (never its password)."""
+    kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    if "host" not in kwargs:
+        return "in-process"
+    return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
