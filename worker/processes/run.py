@@ -68,6 +68,8 @@ IDLE_CONFIRMATIONS = 4  # idle this many checks in a row (a second) before stopp
 API_READY_TIMEOUT = 10.0
 
 
+DEMO_REGIONS = 24  # sound regions of the demo catalogue (`--tracks` needs 10 each)
+
 @dataclass(frozen=True)
 class RunOptions:
     """how long to run and how big a demo to make (`plyr-recs run --help`)."""
@@ -118,7 +120,7 @@ def _load_demo(options: RunOptions, console: Console) -> DemoCatalogue:
             options.cache_dir,
             tracks=options.tracks,
             artists=options.artists,
-            regions=24,
+            regions=DEMO_REGIONS,
             dim=512,
             seed=options.seed,
             progress=report,
