@@ -58,7 +58,7 @@ def sample_vectors(vectors_by_id: Mapping[int, Vector], sample_size: int | None)
 
     above the sample size only the sampled vectors are read at all: assembling and
     checking 500 x 512 floats cost more than everything else the engine does
-    (`plyr-recs bench engine`), and k-means trained on a sample already. N then
+    (`python -m bench engine`), and k-means trained on a sample already. N then
     counts the vectors given less the unusable ones (wrong shape, zero, non-finite)
     found in the sample; one outside it is never read, so it cannot harm a centroid.
     """
@@ -122,7 +122,7 @@ def _concatenated(rows: list[Vector]) -> npt.NDArray[np.generic] | None:
 
     rows that are all native float32 arrays of one 1-d shape (what the stores
     hand over) are joined as bytes: np.concatenate's per-array conversion cost
-    ~3x more on 128 rows (`plyr-recs bench engine`). the array is then read-only
+    ~3x more on 128 rows (`python -m bench engine`). the array is then read-only
     (nothing downstream writes into the playlist's rows). anything else goes
     through one np.concatenate, which refuses mixed ranks; equal len() + rank 1
     + the total size pin every shape.

@@ -74,7 +74,7 @@ MAX_TRACK_ID: Final = 2**31 - 1
 # jsonb labels: `?` / `?|` test membership of string elements; the typeof and
 # jsonpath guards make a malformed column hide the track (lax mode never raises).
 # most tracks carry no label at all: two empty arrays skip the label checks, which
-# halved the withdrawal check's query over 20,000 tracks (`plyr-recs bench withdrawn`).
+# halved the withdrawal check's query over 20,000 tracks (`python -m bench withdrawn`).
 SURFACEABLE_TRACK_SQL: Final = """
     t.visibility = 'public'
     AND (t.publish_state IS NULL OR t.publish_state = 'published')

@@ -86,7 +86,7 @@ def proportional_fuse(
     list i's j-th pick sorts at (j + 0.5) / weight_i, so any longer prefix is
     roughly proportional. a list that runs out leaves its slots to the others.
     the positions follow the weights, not how many picks a list ends up with
-    (`plyr-recs bench quality` found 70/30 playlists answered 50/50 when a heavy
+    (`python -m bench quality` found 70/30 playlists answered 50/50 when a heavy
     list's share outgrew its candidates). a track two lists hold goes to the one
     that reaches it first; equal positions go to the closer candidate, then the
     smaller id, then the heavier list.

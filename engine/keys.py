@@ -54,7 +54,7 @@ VERSIONS_PREFIX: Final = "plyr:recommendations-versions"
 STATE_PREFIX: Final = "plyr:recommendations-state"
 PLAYLIST_ID_PREFIX: Final = "plyr:recommendations-playlist"
 DELETED_PREFIX: Final = "plyr:recommendations-deleted"
-LOCK_PREFIX: Final = "plyr:recompute-lock"
+LOCK_PREFIX: Final = "plyr:playlist-lock"  # one per playlist id (worker.store.lock)
 # withdrawals (worker.store.withdrawn): sorted sets score their members by expiry,
 # so each member lives the cache TTL from its last write, not the key's.
 WITHDRAWN_KEY: Final = "plyr:withdrawn"

@@ -153,7 +153,7 @@ def _kmeans_plus_plus(
     few candidates drawn in proportion to their squared distance from the chosen ones.
 
     plain k-means++ (one draw) now and then puts two centres in one sound and leaves
-    two sounds under one centroid; `plyr-recs bench quality` saw it merge regions of a
+    two sounds under one centroid; `python -m bench quality` saw it merge regions of a
     3-mood playlist. a few candidates per step (2 + ln k, the usual choice) avoid most
     of that for a few matrix products. stops early when every point coincides with a
     chosen centre: duplicates and k > distinct points end up as fewer, distinct centroids.

@@ -7,7 +7,7 @@
 k is at most plyr.fm's original min(3, N//2); the data can only lower it. a
 playlist of one mood split three ways costs precision with proportional slots:
 each part gets slots of its own, and the nearest tracks of a part's centroid reach past the edge of
-the mood, into its neighbours (`plyr-recs bench quality`: 1-region playlists
+the mood, into its neighbours (`python -m bench quality`: 1-region playlists
 lost 3-6 points of precision at top 3). so two clusters are merged when they
 are as alike across as within: their mean cross similarity (mean cosine of a
 track of one with a track of the other) is at least `MERGE_RATIO` of the

@@ -33,7 +33,7 @@ MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allow
 # ids per hydrate call: up to 16 lists of up to MAX_TOP_K candidates can be asked
 # about, and the catalogs take at most 2000 ids a call (engine.eligibility)
 HYDRATE_BATCH = 1000
-# the production defaults, chosen with `plyr-recs bench quality` (README, "Quality"):
+# the production defaults, chosen with `python -m bench quality` (README, "Quality"):
 # proportional slots keep a playlist's moods in its answer in their proportions, and
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
 DEFAULT_FUSION = FusionMode.PROPORTIONAL
@@ -137,7 +137,7 @@ async def recommend(
             )
         # eligibility (and the artist cap) while the fusion hands out slots, not after:
         # a cluster's first pick lost to eligibility afterwards took its mood out of
-        # the top 3 (`plyr-recs bench quality`)
+        # the top 3 (`python -m bench quality`)
         eligible = await eligible_tracks(catalog, ranked_lists, exclude)
         accept = acceptance(eligible, max_per_artist)
         ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, accept=accept)

@@ -5,7 +5,7 @@ them (an odd favourite, a mis-tap). k-means++ seeds on far points, so such a
 track often gets a centroid of its own, or a few of them share one: a mean of
 unrelated directions, whose nearest neighbours in the catalogue are no sound of
 the playlist at all, while two real moods share the centroid that is left.
-measured with `plyr-recs bench quality`, that was most of the precision and
+measured with `python -m bench quality`, that was most of the precision and
 coverage the engine lost on playlists with strays.
 
 the rule, on a first k-means partition (one pass: each track against each

@@ -341,7 +341,7 @@ class JetstreamConsumer:
             max_size=WEBSOCKET_MAX_SIZE,
             # v1: permessage-deflate (context kept across frames) sends 0.29x the
             # bytes for 1.2x the decode CPU; v2 hosts never negotiate it (dictionary
-            # zstd is their scheme). measured with `plyr-recs bench jetstream`.
+            # zstd is their scheme). measured with `python -m bench jetstream`.
             compression="deflate" if wire is Wire.V1 and self.config.v1_deflate else None,
             subprotocols=[Subprotocol(V2_SUBPROTOCOL)] if wire is Wire.V2 else None,
             # bounds the polite close on shutdown; a busy stream may have filled the

@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from docket import Docket
 from hypothesis import settings as hypothesis_settings
 
+from bench.loopback.servers import PostgresServer, RedisServer
 from engine.keys import OURS, family_of
 from tests.support.samples import SCHEMA_PATH
-from worker.loopback.servers import PostgresServer, RedisServer
 
 # no example database: each run draws afresh. a huge failing-looking example saved
 # in a local .hypothesis once made a run fail on printing it, not on the code.

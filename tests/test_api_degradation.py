@@ -13,6 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bench.loopback.catalog_rows import load_into_postgres
+from bench.loopback.servers import PostgresServer, RedisServer, free_port
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import CachedRecommendations, cache_key
 from engine.exact_store import ExactStore
 from engine.memory_catalog import InMemoryCatalog
@@ -41,9 +44,6 @@ from tests.support.samples import track_vector
 from tests.support.world import sample_store
 from worker.api.answers import AnswerLimits
 from worker.api.app import SOURCE_HEADER
-from worker.loopback.catalog_rows import load_into_postgres
-from worker.loopback.servers import PostgresServer, RedisServer, free_port
-from worker.loopback.turbopuffer import TurbopufferServer
 from worker.store.cache import RecommendationCache
 from worker.store.reads import CoalescedReads
 

@@ -1,4 +1,4 @@
-"""`plyr-recs bench quality` on its quick world: the run, the report and the CLI.
+"""`python -m bench quality` on its quick world: the run, the report and the CLI.
 
 no figure here is a speed; the quality figures asserted are the ones the engine's
 defaults were chosen for (README, "Quality"), on a deterministic world."""
@@ -13,10 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from worker.bench.quality import GOAL_CLASS, TOPS, evaluate, report
-from worker.bench.quality_algorithms import by_name
-from worker.bench.quality_world import QUICK, build_world
-from worker.cli import app
+from bench.cli import app
+from bench.quality import GOAL_CLASS, TOPS, evaluate, report
+from bench.quality_algorithms import by_name
+from bench.quality_world import QUICK, build_world
 
 
 def test_the_world_keeps_the_truth_it_promises() -> None:
@@ -70,7 +70,6 @@ def test_the_command_writes_its_figures(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "bench",
             "quality",
             "--quick",
             "--seeds",
@@ -89,7 +88,7 @@ def test_the_command_writes_its_figures(tmp_path: Path) -> None:
 
 def test_the_command_refuses_unknown_algorithms_and_bad_seeds() -> None:
     runner = CliRunner()
-    unknown = runner.invoke(app, ["bench", "quality", "--quick", "--algorithms", "magic"])
+    unknown = runner.invoke(app, ["quality", "--quick", "--algorithms", "magic"])
     assert unknown.exit_code == 2
     assert "unknown algorithms" in unknown.output
-    assert runner.invoke(app, ["bench", "quality", "--quick", "--seeds", "x"]).exit_code == 2
+    assert runner.invoke(app, ["quality", "--quick", "--seeds", "x"]).exit_code == 2

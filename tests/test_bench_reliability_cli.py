@@ -1,4 +1,4 @@
-"""`plyr-recs bench reliability`, the report's entry point, run as a process: the CI
+"""`python -m bench reliability`, the report's entry point, run as a process: the CI
 world with only the fault-free scenario (every other scenario runs in
 tests/test_reliability_faults.py), and its refusal of a bad option."""
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker", "bench", "reliability", *args],
+        [sys.executable, "-m", "bench", "reliability", *args],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,

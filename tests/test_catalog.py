@@ -17,6 +17,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bench.loopback.catalog_rows import (
+    ELIGIBILITY_CASES,
+    PRIVATE_PLAYLIST_ID,
+    SAMPLE_ARTIST_DID,
+    EligibilityCase,
+    load_into_postgres,
+    private_playlist,
+    with_eligibility_cases,
+)
+from bench.loopback.servers import PostgresServer, free_port
 from engine.eligibility import (
     MAX_CHECKED_TRACK_IDS,
     MAX_PLAYLIST_ITEMS,
@@ -35,16 +45,6 @@ from engine.postgres_catalog import (
 )
 from engine.types import PlaylistRef, PlaylistRow, Track
 from tests.support.samples import CATALOG_PATH, load_catalog
-from worker.loopback.catalog_rows import (
-    ELIGIBILITY_CASES,
-    PRIVATE_PLAYLIST_ID,
-    SAMPLE_ARTIST_DID,
-    EligibilityCase,
-    load_into_postgres,
-    private_playlist,
-    with_eligibility_cases,
-)
-from worker.loopback.servers import PostgresServer, free_port
 
 SAMPLE = load_catalog()
 SAMPLE_TRACK_URIS = {track["id"]: track["atproto_record_uri"] for track in SAMPLE["tracks"]}

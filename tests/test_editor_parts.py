@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
+from bench.loopback.asgi import app_client
 from tests.support.world import embedded_services
 from worker.api.app import create_app
 from worker.demo.steps import SessionStep, StepKind
 from worker.demo.wire import commit_frame, list_record
 from worker.identity.auth import Authenticator
-from worker.loopback.asgi import app_client
 from worker.processes.editor.book import PlaylistBook
 from worker.processes.editor.events import HISTORY, STREAM_QUEUE, EventHub
 from worker.processes.editor.guard import is_loopback, page_hosts, refusal

@@ -13,6 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.asgi import app_client
+from bench.loopback.catalog_rows import load_into_postgres
+from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import cache_key, cache_key_pattern
 from jetstream.replay import ReplayServer
 from tests.support.jetstream_world import eventually, loopback_config, running_consumer
@@ -20,12 +24,8 @@ from tests.support.samples import STORY_PATH, load_catalog, track_vector
 from tests.support.world import P1_ID, P2_ID, drain
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
-from worker.loopback.asgi import app_client
-from worker.loopback.catalog_rows import load_into_postgres
-from worker.loopback.servers import RedisServer
-from worker.loopback.turbopuffer import TurbopufferServer
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.services import open_services
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -28,7 +28,7 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
-from worker.tasks.playlist_lock import PlaylistBusy
+from worker.store.lock import PlaylistBusy
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from docket import Docket, Worker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.loopback.servers import RedisServer
 from jetstream import JetstreamConsumer, ReplayServer
 from jetstream.config import ConsumerConfig
 from jetstream.contract import forget_key, recompute_key
@@ -38,7 +39,6 @@ from tests.support.jetstream_world import (
     tid,
     track_uri,
 )
-from worker.loopback.servers import RedisServer
 from worker.settings import Settings
 from worker.tasks.playlist import PLAYLIST_TASKS
 from worker.wiring import consumer_config

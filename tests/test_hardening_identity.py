@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.loopback.dns import LoopbackDns
 from tests.support.did_server import Identity, PlcDirectory
 from tests.support.jetstream_world import eventually
 from worker.identity.auth import Authenticator, AuthError
@@ -22,7 +23,6 @@ from worker.identity.did_resolver import (
 )
 from worker.identity.host_lookup import DnsLookup
 from worker.identity.resolution_budget import NEW_LOOKUP_BURST, ClientBudget
-from worker.loopback.dns import LoopbackDns
 
 TIMEOUT = 0.5
 

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bench.loopback.http import LoopbackHttpServer
 from engine.cache import cache_key_pattern
 from jetstream.records import RecordLimits
 from tests.support.api_world import (
@@ -31,7 +32,6 @@ from tests.support.world import sample_store
 from worker.api.answers import AnswerLimits
 from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords, RecordRejected
-from worker.loopback.http import LoopbackHttpServer
 
 RECORD_URI = f"at://{did(1)}/fm.plyr.list/3m64hnzv42222"
 CID = "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

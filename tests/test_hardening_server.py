@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
+from bench.loopback.servers import RedisServer
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, CatalogUnavailableError
 from tests.support.api_world import (
@@ -32,7 +33,6 @@ from worker.api.http_guard import (
     MAX_HEADERS,
     GuardedHttpProtocol,
 )
-from worker.loopback.servers import RedisServer
 
 
 class Served:

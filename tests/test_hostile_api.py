@@ -38,6 +38,7 @@ from schemathesis import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 from starlette.types import Receive, Scope, Send
 
+from bench.loopback.servers import RedisServer
 from tests.support.api_world import (
     BOBS_ID,
     EMPTY_ID,
@@ -57,7 +58,6 @@ from tests.support.api_world import (
 from tests.support.did_server import Identity, b64url, b64url_json
 from tests.support.world import sample_store
 from worker.identity.auth import GET_PLAYLIST_RECOMMENDATIONS
-from worker.loopback.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
+from bench.loopback.servers import RedisServer
 from jetstream import ReplayServer
 from jetstream.keys import JetstreamKeys
 from jetstream.stats import ConsumerStats, StatsStore
 from tests.support.jetstream_world import eventually
 from tests.support.samples import story_frames
 from worker.cli import app
-from worker.loopback.servers import RedisServer
 from worker.settings import get_settings
 
 KEYS = JetstreamKeys("fm.plyr.list")

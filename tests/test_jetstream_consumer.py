@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import RedisServer
 from jetstream import ReplayFaults, ReplayServer
 from jetstream.config import ConsumerConfig
 from jetstream.contract import forget_key, recompute_key
@@ -33,7 +34,6 @@ from tests.support.jetstream_world import (
 )
 from tests.support.samples import bad_frames
 from tests.support.story import STORY, STORY_ENQUEUED, STORY_JSON, story_pending
-from worker.loopback.servers import RedisServer
 from worker.tasks.playlist import TASKS
 
 pytestmark = pytest.mark.integration

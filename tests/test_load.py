@@ -1,8 +1,8 @@
 """the API under load while the worker recomputes, in CI: a short run of
-`worker.bench.load.api_load` against the production processes (`plyr-recs api`, `worker`
+`bench.load.api_load` against the production processes (`plyr-recs api`, `worker`
 and `jetstream` as subprocesses) on the session's redis-server and a fresh
 PostgreSQL database. no timing is asserted here: the figures are the benchmark's
-(`uv run python -m worker.bench.load.api_load`); this checks what must hold at any speed."""
+(`uv run python -m bench.load.api_load`); this checks what must hold at any speed."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from engine.turbopuffer_store import TurbopufferStore
-from worker.bench.load.api_load import load_options, run_load
-from worker.bench.load.servers import NAMESPACE, IndexedTurbopufferServer
-from worker.bench.load.world import (
+from bench.load.api_load import load_options, run_load
+from bench.load.servers import NAMESPACE, IndexedTurbopufferServer
+from bench.load.world import (
     EDITS_ONLY,
     FIRST_TRACK_ID,
     StreamSpec,
     WorldSpec,
     latest_versions,
 )
-from worker.loopback.servers import RedisServer
-from worker.loopback.turbopuffer import TurbopufferServer
+from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
+from engine.turbopuffer_store import TurbopufferStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

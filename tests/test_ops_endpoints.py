@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
 from jetstream import ReplayServer
 from tests.support.samples import story_frames
 from tests.support.turbopuffer_world import API_KEY, NAMESPACE, catalog_vectors
-from worker.loopback.servers import RedisServer
-from worker.loopback.turbopuffer import TurbopufferServer
 
 PLYR_RECS = str(Path(sys.executable).with_name("plyr-recs"))
 

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from worker.bench import baseline
-from worker.bench.quality_algorithms import seed_kmeans
-from worker.bench.quality_metrics import (
+from bench import baseline
+from bench.quality_algorithms import seed_kmeans
+from bench.quality_metrics import (
     coverage,
     distinct_artists,
     fidelity,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from bench.loopback.servers import RedisServer
 from engine.cache import cache_key
 from jetstream.contract import recompute_key
 from jetstream.guard import GuardState
@@ -24,13 +25,12 @@ from tests.support.reconcile_world import (
     running_parts,
 )
 from tests.support.world import drain
-from worker.loopback.servers import RedisServer
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
 from worker.store.activity import ActivityLog
 from worker.store.reconcile_state import ReconcileState, reconcile_totals
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.reconcile import RECONCILE_TASK, reconcile_once
-from worker.tasks.services import installed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from engine.cache import private_token
 from engine.types import PlaylistRow
-from worker.api.answers import version_token
+from worker.recs.version import version_token
 from worker.tasks.reconcile_decide import (
     MISSING,
     Action,
     Policy,
     Probe,
     Reason,
-    current_token,
     decide,
     firehose_horizon,
 )
@@ -111,6 +111,22 @@ def test_a_version_left_to_the_firehose_is_counted_by_the_next_pass() -> None:
     assert verdict(row(updated_ago=120), probe(), previous=previous) == cold
 
 
-@pytest.mark.parametrize("playlist", [row(), row(private=True), row(cid=None), row(cid="b" * 300)])
-def test_the_token_is_the_apis(playlist: PlaylistRow) -> None:
-    assert current_token(playlist) == version_token(playlist)
+@pytest.mark.parametrize(
+    ("playlist", "expected"),
+    [
+        (row(), CID),
+        (row(private=True), None),
+        (row(cid=None), None),
+        (row(cid="b" * 300), "too long"),
+    ],
+)
+def test_the_token_is_the_record_cid_or_the_update_time(
+    playlist: PlaylistRow, expected: str | None
+) -> None:
+    token = version_token(playlist)
+    if expected == "too long":  # past engine.cache.MAX_TOKEN_LENGTH: no key at all
+        assert token is None
+    elif expected is None:
+        assert token == private_token(playlist.updated_at)
+    else:
+        assert token == playlist.record_cid

@@ -10,15 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from bench.loopback.servers import RedisServer
 from worker.cli import MIN_DEMO_PLAYLISTS, MIN_DEMO_TRACKS
 from worker.demo.session import MIN_PLAYLISTS
-from worker.loopback.servers import RedisServer
 
 PLYR_RECS = str(Path(sys.executable).with_name("plyr-recs"))
-SETTINGS = (
-    "API_PORT WORKER_CONCURRENCY FUSION_MODE REDIS_URL DOCKET_URL DATABASE_URL JETSTREAM_URL "
-    "JETSTREAM_URLS LOG_LEVEL TURBOPUFFER_API_KEY TURBOPUFFER_BASE_URL"
-).split()
+SETTINGS = [
+    "API_PORT",
+    "WORKER_CONCURRENCY",
+    "FUSION_MODE",
+    "REDIS_URL",
+    "DOCKET_URL",
+    "DATABASE_URL",
+    "JETSTREAM_URL",
+    "JETSTREAM_URLS",
+    "LOG_LEVEL",
+    "TURBOPUFFER_API_KEY",
+    "TURBOPUFFER_BASE_URL",
+]
 SHARED = {"DOCKET_URL": "redis://127.0.0.1:1/0", "STARTUP_WAIT_SECONDS": "0"}
 
 

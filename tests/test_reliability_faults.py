@@ -4,9 +4,9 @@ one world for the module (a generated catalogue in a real PostgreSQL, its vector
 in the turbopuffer-speaking server, a synthetic stream of playlist edits); each
 scenario runs the stream through fresh parts (its own redis-server, a replay
 server, the consumer, the worker, the API), breaks one of them mid-stream, and
-is judged by `worker.bench.reliability.check`: nothing lost, nothing wrong,
+is judged by `bench.reliability.check`: nothing lost, nothing wrong,
 the API's answers are the cache's. the full-size run with the table is
-`python -m worker.bench.reliability.report`.
+`python -m bench.reliability.report`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,17 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import RedisServer
+from bench.reliability.delivery import replayed_twice, with_out_of_order_revisions
+from bench.reliability.scenarios import (
+    Durations,
+    Outcome,
+    Scenario,
+    run_scenario,
+    scenarios,
+)
+from bench.reliability.stream import SyntheticStream
+from bench.reliability.world import CI_SIZE, World
 from engine.cache import cache_key
 from engine.postgres_catalog import is_unavailable
 from jetstream.contract import recompute_key
@@ -39,21 +50,10 @@ from tests.support.world import (
     embedded_services,
     story_commits,
 )
-from worker.bench.reliability.delivery import replayed_twice, with_out_of_order_revisions
-from worker.bench.reliability.scenarios import (
-    Durations,
-    Outcome,
-    Scenario,
-    run_scenario,
-    scenarios,
-)
-from worker.bench.reliability.stream import SyntheticStream
-from worker.bench.reliability.world import CI_SIZE, World
-from worker.loopback.servers import RedisServer
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
+from worker.store.lock import PlaylistBusy, lock_key, playlist_lock
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.playlist_lock import PlaylistBusy, lock_key, playlist_lock
-from worker.tasks.services import installed
 
 # the scenarios share one world (and so one event loop); the focused tests below don't
 in_the_world = pytest.mark.asyncio(loop_scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.loopback.servers import RedisServer
 from engine.cache import cache_key, cache_key_pattern
-from worker.loopback.servers import RedisServer
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import turbopuffer
 
+from bench.loopback.servers import free_port
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.ports import PermanentStoreError, TransientStoreError
 from engine.turbopuffer_store import (
     TurbopufferStore,
@@ -24,8 +26,6 @@ from tests.support.turbopuffer_world import (
     server,
     store,
 )
-from worker.loopback.servers import free_port
-from worker.loopback.turbopuffer import TurbopufferServer
 
 pytestmark = pytest.mark.integration
 

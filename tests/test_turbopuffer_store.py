@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.turbopuffer_store import (
     LOOKUP_BATCH_SIZE,
     MAX_SUBQUERIES_PER_REQUEST,
@@ -26,7 +27,6 @@ from tests.support.turbopuffer_world import (
     server,
     store,
 )
-from worker.loopback.turbopuffer import TurbopufferServer
 
 pytestmark = pytest.mark.integration
 

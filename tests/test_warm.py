@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from rich.console import Console
 
+from bench.loopback.servers import RedisServer
 from tests.support.api_world import PUBLIC_ID, World, built_world, internal, running_api
 from tests.support.reconcile_world import ALICE, BOB, ReconcileWorld, reconcile_world, running_parts
 from tests.support.world import drain
-from worker.loopback.servers import RedisServer
 from worker.processes.warm import reconcile_status, render_reconcile_status, warm
 from worker.store.activity import activity_key
 from worker.tasks.reconcile import reconcile_once

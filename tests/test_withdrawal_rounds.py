@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import PostgresServer, RedisServer
 from engine.cache import CachedRecommendations
 from engine.types import Track
 from engine.withdrawal import RoundRecord, decide, round_covers, screened
@@ -21,10 +22,9 @@ from tests.support.withdrawal_world import (
     world,
 )
 from worker.api.app import SOURCE_HEADER
-from worker.loopback.servers import PostgresServer, RedisServer
 from worker.processes.worker import build_worker
+from worker.recs.services import installed
 from worker.store.withdrawn import WithdrawalIndex
-from worker.tasks.services import installed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,21 +10,25 @@ check round is run by the test, the refills by draining docket.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
+from bench.loopback.servers import PostgresServer
 from engine.cache import ANSWER_TRACKS, MAX_CACHED_TRACKS
 from engine.keys import WITHDRAWN_KEY
 from engine.withdrawal import Source
 from tests.support.api_world import (
     CID_1,
+    CID_2,
     PDS_TRACKS,
     PRIVATE_ID,
     PRIVATE_UPDATED_AT,
     PUBLIC_ID,
     URI_OF,
 )
+from tests.support.pds_server import list_record
 from tests.support.withdrawal_world import (
     ARTIST_OF,
     WithdrawalWorld,
@@ -33,7 +37,7 @@ from tests.support.withdrawal_world import (
     world,
 )
 from worker.api.app import SOURCE_HEADER
-from worker.loopback.servers import PostgresServer
+from worker.recs.version import PlaylistVersion, rev_at
 from worker.store.withdrawn import WithdrawalIndex
 from worker.tasks.withdrawals import withdrawal_handler
 
@@ -57,6 +61,13 @@ KINDS = {
 TAKEDOWN = KINDS["takedown"]
 
 __all__ = ["w", "world"]  # the shared fixtures
+
+
+def version_of(track_uris: list[str], *, owner_did: str = "") -> PlaylistVersion:
+    """the public playlist's version CID_1, as a worker's task would ensure it."""
+    return PlaylistVersion(
+        PUBLIC_ID, CID_1, rev_at(datetime.now(UTC)), owner_did, tuple(track_uris)
+    )
 
 
 def withdrawn_by(kind: str, target: int, offered: list[int]) -> set[int]:
@@ -141,7 +152,7 @@ async def test_a_worker_recompute_in_flight_is_caught_whichever_lands_first(
     # the track is in no live answer yet, so the round cannot see it...
     w.worker_catalog.hold = True
     refresh = asyncio.create_task(
-        w.worker.recommender.refresh(PUBLIC_ID, CID_1, track_uris=track_uris, owner_did="x")
+        w.worker.recommender.ensure(version_of(track_uris, owner_did="x"), lease=None)
     )
     await w.worker_catalog.held.wait()
     await w.sql(TAKEDOWN, target)
@@ -166,7 +177,7 @@ async def test_a_write_after_the_mark_is_written_without_the_track(w: Withdrawal
     target = expected.tracks[0].id
     # a deleted record: plyr.fm still has the row, so the recompute hydrates the track
     await WithdrawalIndex(w.worker.redis).mark([target], Source.FIREHOSE)
-    await w.worker.recommender.refresh(PUBLIC_ID, CID_1, track_uris=track_uris)
+    await w.worker.recommender.ensure(version_of(track_uris), lease=None)
     written = await w.cached(PUBLIC_ID, CID_1)
     assert written is not None
     assert [track.id for track in written.tracks] == [
@@ -275,3 +286,25 @@ async def test_many_withdrawals_at_once_take_one_query_and_one_refill_each(
         assert not {track.id for track in entry.tracks} & set(targets)
     members = await w.api.redis.zrange(WITHDRAWN_KEY, 0, -1)
     assert sorted(int(member) for member in members) == targets
+
+
+async def test_a_takedown_inside_the_other_version_window_leaves_the_owners_answers(
+    w: WithdrawalWorld,
+) -> None:
+    """the owner's PDS names a version plyr.fm has not ingested yet: the answer is kept
+    in memory a few seconds, under no cache key, so no round's index has it. before:
+    it was kept unscreened and served as kept, a taken-down track included."""
+    record_uri = w.world.record_uri("3mpublic22222")
+    w.world.pds.put(record_uri, CID_2, list_record([URI_OF[t] for t in PDS_TRACKS]))
+    first = await w.answer()
+    assert first.headers[SOURCE_HEADER] == "computed_uncached"
+    target = ids(first)[0]
+    again = await w.answer()
+    assert again.headers[SOURCE_HEADER] == "pds_other_cid_recent"
+    assert target in ids(again)
+    await w.sql(TAKEDOWN, target)
+    await w.round()
+    after = await w.answer()
+    assert after.headers[SOURCE_HEADER] == "pds_other_cid_recent"  # still no PDS read
+    assert target not in ids(after)
+    assert ids(after)[:9] == [track for track in ids(first) if track != target]

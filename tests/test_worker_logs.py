@@ -1,6 +1,6 @@
 """the processes' logging: a task's deliberate docket retry (the worker waiting for
 plyr.fm to ingest a playlist) is not an ERROR with a traceback; a fault still is.
-found by the soak (`worker.bench.load.soak`): every wait logged a traceback at ERROR."""
+found by the soak (`bench.load.soak`): every wait logged a traceback at ERROR."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.servers import RedisServer
 from engine.cache import (
     CACHE_TTL_SECONDS,
     CachedRecommendations,
@@ -39,7 +40,6 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
-from worker.loopback.servers import RedisServer
 from worker.store.cache import STATE_WRITE_ATTEMPTS, RecommendationCache
 from worker.tasks.playlist import (
     TASKS,
@@ -400,13 +400,13 @@ async def test_a_late_older_state_is_refused_at_the_write_itself(
     value = CachedRecommendations([], True, "single", "f", "now")
     newer = PlaylistState("cid-new", "f2", [2], [], "3m64ho4bbbb22", "did:plc:owner")
     older = PlaylistState("cid-old", "f1", [1], [], "3m64ho4aaaa22", "did:plc:owner")
-    assert await cache.put(playlist_id, "cid-new", value, newer)
-    assert not await cache.put(playlist_id, "cid-old", value, older)
+    assert (await cache.put(playlist_id, "cid-new", value, newer)).state_written
+    assert not (await cache.put(playlist_id, "cid-old", value, older)).state_written
     assert await cache.get_state(playlist_id) == newer
     assert await cache.get(playlist_id, "cid-old") is not None  # its own entry is kept
     # an unreadable state there is no reason to keep it
     await redis_client.set(state_key(playlist_id), b"{broken")
-    assert await cache.put(playlist_id, "cid-old", value, older)
+    assert (await cache.put(playlist_id, "cid-old", value, older)).state_written
     assert await cache.get_state(playlist_id) == older
 
 
@@ -460,7 +460,7 @@ async def test_a_state_that_keeps_changing_leaves_the_entry_written_alone(
         cache = RecommendationCache(MeddledRedis(redis_client, meddle))
         value = CachedRecommendations([], True, "single", "f", "now")
         mine = PlaylistState("cid-mine", "f1", [1], [], "3m64ho4aaaa22", "did:plc:owner")
-        assert not await cache.put(playlist_id, "cid-mine", value, mine)
+        assert not (await cache.put(playlist_id, "cid-mine", value, mine)).state_written
         assert cache.counts["state_write_retries"] == STATE_WRITE_ATTEMPTS
         assert cache.counts["state_write_contended"] == 1
         assert await cache.get(playlist_id, "cid-mine") is not None  # the entry is there

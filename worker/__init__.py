@@ -13,5 +13,5 @@ reverse (checked by `lint-imports`). the packages, one concern each:
     identity/     who is asking and what they own: service auth, JWTs, DIDs, PDS reads
     demo/         the embedded mode's generated catalogue and session of edits
     loopback/     real servers and stand-ins on loopback, for tests and benchmarks
-    bench/        `plyr-recs bench ...`: every benchmark and its harness
+    bench/        `python -m bench ...`: every benchmark and its harness
 """

@@ -2,7 +2,7 @@
 
 the one Redis client factory, the consumer's config, the vector store, the frame
 limits the API shares with the consumer. what the tasks and the API then work
-with (cache, catalog, store, recommender) is opened by `worker.tasks.services`.
+with (cache, catalog, store, recommender) is opened by `worker.recs.services`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from docket import Docket
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from engine.ports import VectorStore
 from jetstream.config import ConsumerConfig
@@ -24,6 +28,11 @@ from worker.settings import Settings
 logger = logging.getLogger(__name__)
 
 REDIS_SOCKET_TIMEOUT = 5.0  # seconds; a hung Redis must not hang a task or a request
+# a command that fails on its connection is sent again on a fresh one, this many
+# times, after 10 ms, 20 ms ... (at most 0.2 s): a restart, a failover or an idle
+# timeout closes every pooled connection at once, and each must cost nobody an answer.
+REDIS_COMMAND_RETRIES = 2
+REDIS_HEALTH_CHECK_SECONDS = 10
 
 
 class ConfigurationError(RuntimeError):
@@ -41,7 +50,18 @@ def require_shared_docket(settings: Settings, *, why: str) -> None:
 
 
 def connect_redis(url: str | None) -> Any:
-    """a Redis client for `url`, or the embedded in-process Redis when it is unset."""
+    """a Redis client for `url`, or the embedded in-process Redis when it is unset.
+
+    a pooled connection the server closed (a restart, a failover, a proxy's or the
+    server's idle `timeout`) must be noticed before a command is sent on it. redis-py
+    8.1 (locked here; the newest release) skips that check when RESP3's maintenance
+    notifications are on, which its default ("auto") turns on for every RESP3 pool
+    (redis/redis-py#4252, fixed upstream after 8.1): every dead connection then fails
+    one command. nothing here uses those notifications (they are for Redis Cloud's
+    planned failovers), so they are off and the check runs; the retry on a fresh
+    connection covers what is left (a server gone between the check and the command).
+    `tests/test_redis_connections.py` pins both against a real redis-server.
+    """
     if url is None:
         import fakeredis  # the embedded mode only: nothing survives the process
 
@@ -50,7 +70,11 @@ def connect_redis(url: str | None) -> Any:
         url,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
-        health_check_interval=30,
+        health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), REDIS_COMMAND_RETRIES),
+        # not on timeouts: a hung server would be waited for three times over
+        retry_on_error=[RedisConnectionError],
     )
 
 

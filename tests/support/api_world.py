@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.loopback.asgi import app_client
 from engine.cache import CachedRecommendations, cache_key
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, VectorStore
@@ -30,9 +31,8 @@ from worker.api.answers import AnswerLimits
 from worker.api.app import create_app
 from worker.identity.auth import Authenticator
 from worker.identity.pds import PdsRecords
-from worker.loopback.asgi import app_client
+from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.tasks.services import open_services
 
 SERVICE_DID = "did:web:recs.plyr.test"
 INTERNAL_TOKEN = "internal-test-token"

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from worker.loopback.http import LoopbackHttpServer
+from bench.loopback.http import LoopbackHttpServer
 
 Curve = Literal["k256", "p256"]
 Fault = Literal["stall", "error", "garbage", "deep", "oversized", "rate_limited"]

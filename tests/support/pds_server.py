@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from worker.loopback.http import LoopbackHttpServer
+from bench.loopback.http import LoopbackHttpServer
 
 Fault = Literal["stall", "error", "garbage", "oversized"]
 

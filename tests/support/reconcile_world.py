@@ -21,17 +21,17 @@ from typing import Any
 import asyncpg
 from docket import Docket
 
+from bench.loopback.catalog_rows import load_into_postgres
+from bench.loopback.pds import LoopbackPds, list_record_value
+from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import private_token
 from tests.support.samples import load_catalog, track_vector
 from tests.support.world import drain
-from worker.loopback.catalog_rows import load_into_postgres
-from worker.loopback.pds import LoopbackPds, list_record_value
-from worker.loopback.servers import RedisServer
-from worker.loopback.turbopuffer import TurbopufferServer
+from worker.recs.services import Services, open_services
 from worker.settings import Settings
 from worker.store.reconcile_state import PassSummary
 from worker.tasks.reconcile import reconcile_once
-from worker.tasks.services import Services, open_services
 
 SAMPLE = load_catalog()
 TRACK_URIS = [track["atproto_record_uri"] for track in SAMPLE["tracks"]]

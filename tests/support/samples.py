@@ -1,6 +1,6 @@
 """the sample frames and catalogue, and deterministic test vectors for them.
 
-the frames ship with the consumer (`jetstream.samples`); the catalogue that matches
+the frames ship with the consumer (`bench.samples`); the catalogue that matches
 them is test data (`tests/fixtures/catalog.json`); the schema is the engine's copy
 of plyr.fm's (`engine.schema`)."""
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.samples import BAD_FRAMES_PATH, STORY_PATH, bad_frames, story_frames
 from engine.schema import SCHEMA_PATH
 from engine.types import Vector
-from jetstream.samples import BAD_FRAMES_PATH, STORY_PATH, bad_frames, story_frames
 
 __all__ = [
     "BAD_FRAMES_PATH",

@@ -1,4 +1,4 @@
-"""the sample story (jetstream/samples/jetstream-v1.jsonl) and what it must cause: the
+"""the sample story (bench/samples/jetstream-v1.jsonl) and what it must cause: the
 tasks enqueued, in order, and what docket holds afterwards. every wire and every
 fault scenario is held to the same outcome."""
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.turbopuffer_store import TurbopufferStore
 from engine.types import Vector
 from tests.support.samples import track_vector
-from worker.loopback.turbopuffer import TurbopufferServer
 
 NAMESPACE = "plyr-tracks-test"
 API_KEY = "tpuf_secret_do_not_log"

@@ -21,6 +21,8 @@ import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
+from bench.loopback.catalog_rows import load_into_postgres
+from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import CachedRecommendations
 from engine.postgres_catalog import PostgresCatalog
 from engine.turbopuffer_store import TurbopufferStore
@@ -39,10 +41,8 @@ from tests.support.api_world import (
 )
 from tests.support.samples import track_vector
 from tests.support.world import drain
-from worker.loopback.catalog_rows import load_into_postgres
-from worker.loopback.turbopuffer import TurbopufferServer
+from worker.recs.services import Services, open_services
 from worker.settings import Settings
-from worker.tasks.services import Services, open_services
 from worker.tasks.withdrawals import RoundReport, check_round
 
 ARTIST_OF = {track["id"]: track["artist_did"] for track in SAMPLE["tracks"]}

@@ -23,9 +23,9 @@ from engine.ports import VectorStore
 from engine.types import Candidate, Vector
 from tests.support.samples import STORY_PATH, load_catalog, track_vector
 from worker.processes.worker import build_worker
+from worker.recs.services import Services, installed, open_services
 from worker.settings import Settings
 from worker.tasks.playlist import recompute_playlist
-from worker.tasks.services import Services, installed, open_services
 
 P1_URI = "at://did:plc:6eougfhpazchdzjqplapphgj/fm.plyr.list/3m64hnzv42222"
 P1_ID = "09e0ab78-6830-424c-a369-b758448162e0"

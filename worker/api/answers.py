@@ -28,17 +28,20 @@ from typing import Final, TypeVar
 
 import orjson
 
-from engine.cache import MAX_TOKEN_LENGTH, CachedRecommendations, cache_key, private_token
+from engine.cache import CachedRecommendations
 from engine.ports import CatalogError, VectorStoreError
 from engine.types import PlaylistRow
 from jetstream.faults import REDIS_UNAVAILABLE
+from worker.api.breaker import CacheBreaker
 from worker.api.metrics import ApiMetrics
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
+from worker.recs.recommender import Recommender
+from worker.recs.version import PlaylistVersion, rev_at, version_token
 from worker.store.activity import ActivityLog
 from worker.store.cache import RecommendationCache
+from worker.store.lock import LeaseLost, PlaylistBusy, playlist_lock
 from worker.store.reads import CoalescedReads
-from worker.tasks.recompute import Recommender, Refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +75,11 @@ class AnswerLimits:
     # a cache read slower than this counts as Redis being down: a hit takes ~0.2 ms,
     # and the client's own socket timeout (5 s) is far too long for a request.
     cache_timeout_seconds: float = 0.5
-    # after a Redis fault, skip the cache for this long instead of paying the
-    # fault on every request; then try again.
+    # after `cache_failures_to_open` Redis faults in a row (each a read the client
+    # already retried on a fresh connection), skip the cache for this long instead
+    # of paying the fault on every request; then try again (`worker.api.breaker`).
     cache_retry_seconds: float = 2.0
+    cache_failures_to_open: int = 3
     # the most a request waits for an inline compute; the compute itself carries
     # on and fills the cache for the next request.
     miss_timeout_seconds: float = 10.0
@@ -90,6 +95,9 @@ class AnswerLimits:
     # requests cost no PDS read and no compute. plyr.fm's ingest lags by seconds.
     unversioned_answer_seconds: float = 30.0
     max_unversioned_answers: int = 1024
+    # the playlist's lock, held while an inline compute writes its answer (renewed
+    # while held): the same lock every writer takes (`worker.store.lock`)
+    miss_lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,9 @@ class Answer:
 
     value: CachedRecommendations | None  # None: `available: false`, not cached
     source: str
+    # computed from a PDS naming another version than plyr.fm's database: kept in
+    # memory a few seconds (screened), cached under no key
+    unversioned: bool = False
 
     def body(self, limit: int, offset: int = 0) -> bytes:
         if self.value is None:
@@ -120,16 +131,6 @@ class _TrackList:
     source: str  # items, state, pds, or pds_other_cid
 
 
-def version_token(playlist: PlaylistRow) -> str | None:
-    """the cache token of the playlist's current version, None if it cannot be one."""
-    if not playlist.is_private and playlist.record_cid:
-        token = playlist.record_cid
-    else:
-        # private (no record), or a record plyr.fm has not ingested a CID for yet
-        token = private_token(playlist.updated_at)
-    return token if len(token) <= MAX_TOKEN_LENGTH else None
-
-
 class Answers:
     """answers recommendation requests for one app (no state outside the instance)."""
 
@@ -150,7 +151,7 @@ class Answers:
         self.recommender = recommender
         self.limits = limits or AnswerLimits()
         # every answer is screened against withdrawn tracks (None: not at all, only
-        # for `plyr-recs bench withdrawn`'s unscreened baseline)
+        # for `python -m bench withdrawn`'s unscreened baseline)
         self.withdrawn = withdrawn
         if withdrawn is not None:
             metrics.registry.register(withdrawn)
@@ -161,7 +162,10 @@ class Answers:
         )
         self.pds = pds
         self.metrics = metrics
-        self._cache_down_until = 0.0  # monotonic time before which the cache is skipped
+        self.breaker = CacheBreaker(
+            failures_to_open=self.limits.cache_failures_to_open,
+            open_seconds=self.limits.cache_retry_seconds,
+        )
         self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
@@ -203,6 +207,7 @@ class Answers:
                 self._cache_failed(error)
                 cache_up = False
             else:
+                self.breaker.succeeded()
                 if cached is not None:
                     self.metrics.hit.inc()
                     self.metrics.hit_answer.inc()
@@ -210,11 +215,15 @@ class Answers:
                         cached = await self.withdrawn.screen_hit(cached, self.recommender.catalog)
                     return Answer(cached, "hit")
         self.metrics.cache.labels("miss" if cache_up else "bypass").inc()
-        recent = self._unversioned.get((playlist.playlist_id, token or ""))
-        if recent is not None and time.monotonic() < recent[1]:
+        key = (playlist.playlist_id, token or "")
+        recent = await self._recent_unversioned(key, playlist)
+        if recent is not None:
             self.metrics.answers.labels("pds_other_cid_recent").inc()
-            return Answer(recent[0].value, "pds_other_cid_recent")
+            return recent
         answer = await self._screened(await self._shared_compute(playlist, token))
+        if answer.unversioned and answer.value is not None:
+            # kept only as served: screened first, like every answer kept anywhere
+            self._remember_unversioned(key, answer)
         self.metrics.answers.labels(answer.source).inc()
         return answer
 
@@ -261,7 +270,7 @@ class Answers:
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
         value = await self.withdrawn.checked(answer.value, self.recommender.catalog)
-        return Answer(value, answer.source)
+        return Answer(value, answer.source, unversioned=answer.unversioned)
 
     # --- the miss --------------------------------------------------------------------
 
@@ -308,8 +317,8 @@ class Answers:
                 return tracks
             self.metrics.track_sources.labels(tracks.source).inc()
             answer = await self._recommend(playlist, tracks)
-            if tracks.source == "pds_other_cid" and answer.value is not None:
-                self._remember_unversioned((playlist.playlist_id, token or ""), answer)
+            if tracks.source == "pds_other_cid":
+                return Answer(answer.value, answer.source, unversioned=True)
             return answer
         except VectorStoreError as error:
             # never cached: the next request tries again (refresh writes only after computing).
@@ -361,37 +370,60 @@ class Answers:
         return _TrackList(record.track_uris, None, "pds_other_cid")
 
     async def _recommend(self, playlist: PlaylistRow, tracks: _TrackList) -> Answer:
+        """the answer through the one path every writer takes (`Recommender.ensure`
+        under the playlist's lock); computed without the cache when Redis is down, the
+        version is not the database's, or another run holds the lock (it writes it)."""
         playlist_id = playlist.playlist_id
         if tracks.token is not None and self._cache_up():
+            version = PlaylistVersion(
+                playlist_id,
+                tracks.token,
+                rev_at(playlist.updated_at),  # the version plyr.fm's database names
+                playlist.owner_did,
+                tuple(tracks.track_uris),
+            )
             try:
-                refreshed = await self._refresh(playlist, tracks)
-                value = refreshed.value
-                if value is None:  # already cached: the worker got there in the meantime...
-                    value = await self._bounded(self.cache.get(playlist_id, tracks.token))
-                if value is None:
-                    # ...or the entry there is one nobody can read: refresh took its
-                    # existence for done. drop it so this compute replaces it.
-                    key = cache_key(playlist_id, tracks.token)
-                    await self._bounded(self.cache.redis.delete(key))
-                    refreshed = await self._refresh(playlist, tracks)
-                    value = refreshed.value
+                async with playlist_lock(
+                    self.cache.redis, playlist_id, lease_seconds=self.limits.miss_lease_seconds
+                ) as lease:
+                    ensured = await self.recommender.ensure(version, lease=lease)
+            except (PlaylistBusy, LeaseLost):
+                self.metrics.answers.labels("lock_busy").inc()
             except CACHE_FAULTS as error:
                 self._cache_failed(error)
             else:
-                if value is not None:
-                    return Answer(value, refreshed.outcome.value)
+                return Answer(ensured.value, ensured.outcome.value)
         track_ids = await self.recommender.track_ids(tracks.track_uris)
         value, _ = await self.recommender.compute(track_ids)
         return Answer(value, "computed_uncached")
 
-    async def _refresh(self, playlist: PlaylistRow, tracks: _TrackList) -> Refreshed:
-        assert tracks.token is not None
-        return await self.recommender.refresh(
-            playlist.playlist_id,
-            tracks.token,
-            track_uris=tracks.track_uris,
-            owner_did=playlist.owner_did,
-        )
+    async def _recent_unversioned(
+        self, key: tuple[str, str], playlist: PlaylistRow
+    ) -> Answer | None:
+        """a recent answer from a PDS naming another version, screened again as it is
+        served (a takedown since), and dropped if its record was deleted since."""
+        recent = self._unversioned.get(key)
+        if recent is None:
+            return None
+        answer, until = recent
+        if time.monotonic() >= until or answer.value is None:
+            self._unversioned.pop(key, None)
+            return None
+        if playlist.record_uri is not None and self._cache_up():
+            try:
+                deleted = await self._bounded(self.cache.deleted_rev(playlist.record_uri))
+            except CACHE_FAULTS as error:
+                self._cache_failed(error)
+            else:
+                if deleted is not None:
+                    self._unversioned.pop(key, None)
+                    return None
+        value = answer.value
+        if self.withdrawn is not None:
+            # checked with plyr.fm's database, not only by the copy: an answer cached
+            # under no key is in no withdrawal round's index of live answers
+            value = await self.withdrawn.checked(value, self.recommender.catalog)
+        return Answer(value, "pds_other_cid_recent")
 
     def _remember_unversioned(self, key: tuple[str, str], answer: Answer) -> None:
         self._unversioned.pop(key, None)
@@ -402,16 +434,16 @@ class Answers:
     # --- the cache's health -------------------------------------------------------------
 
     def _cache_up(self) -> bool:
-        return time.monotonic() >= self._cache_down_until
+        return self.breaker.closed
 
     def _cache_failed(self, error: BaseException) -> None:
-        if self._cache_up():
+        if self.breaker.failed():
             logger.warning(
-                "Redis unavailable (%s); computing without the cache for %.1fs",
+                "Redis unavailable (%s, %d faults in a row); computing without the cache for %.1fs",
                 type(error).__name__,
+                self.limits.cache_failures_to_open,
                 self.limits.cache_retry_seconds,
             )
-        self._cache_down_until = time.monotonic() + self.limits.cache_retry_seconds
         self.metrics.redis_faults.inc()
         if self.withdrawn is not None:
             self.withdrawn.cache_lost()

@@ -60,9 +60,9 @@ from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.ops.probes import CachedProbe, Readiness, catalog_probe, redis_probe, store_probe
 from worker.ops.server import OpsServer
+from worker.recs.services import Services
 from worker.settings import Settings
 from worker.store.activity import ActivityLog, active_days_seconds
-from worker.tasks.services import Services
 from worker.wiring import frame_limits
 
 logger = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ async def recommendations(request: Request) -> Response:
 
     parameters are read and validated here rather than declared to FastAPI: its
     parameter machinery cost ~100 µs a request, a third of a cache hit's CPU
-    (`plyr-recs bench api`). the order is kept: credentials (401) before
+    (`python -m bench api`). the order is kept: credentials (401) before
     parameters (422), so nothing about a request is judged before its caller.
     """
     state = _state(request)
@@ -412,7 +412,7 @@ async def _catalog_alive(services: Services) -> bool:
 
 
 def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
-    """how uvicorn runs the API (`serve` and `plyr-recs bench api` share it)."""
+    """how uvicorn runs the API (`serve` and `python -m bench api` share it)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -431,7 +431,7 @@ def run(settings: Settings) -> None:
     """`plyr-recs api`: serve until SIGINT/SIGTERM, on the event loop uvicorn would pick.
 
     that is uvloop when it is installed (with httptools: uvicorn[standard]), else
-    asyncio's own; in `plyr-recs bench api` the pair nearly doubled the
+    asyncio's own; in `python -m bench api` the pair nearly doubled the
     requests one core serves. the services are opened inside that loop, so
     their connections belong to it.
     """
@@ -444,7 +444,7 @@ def freeze_startup_heap() -> None:
 
     what a serving process holds for good (FastAPI's, pydantic's and the
     atproto SDK's classes and models, the pools, an embedded catalog) is
-    ~180,000 objects in `plyr-recs bench api`'s server, and each full
+    ~180,000 objects in `python -m bench api`'s server, and each full
     collection walked all of them: ~110 ms with every request waiting. frozen,
     a full collection walks only what requests left behind (the bench, 64
     clients: p99 157 ms -> 40 ms).
@@ -455,7 +455,7 @@ def freeze_startup_heap() -> None:
 
 async def serve(settings: Settings) -> None:
     """run the API under uvicorn until SIGINT/SIGTERM, on the configured services."""
-    from worker.tasks.services import open_services
+    from worker.recs.services import open_services
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(open_services(settings))

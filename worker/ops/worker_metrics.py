@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from worker.ops.probes import REDIS_FAULTS
+from worker.recs.recommender import Ensured
 from worker.store.withdrawn import WithdrawalIndex
-from worker.tasks.recompute import Refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ class WorkerMetrics:
             registry=registry,
         )
 
-    # --- the tasks' observer (worker.tasks.services.TaskObserver) -------------------
+    # --- the tasks' observer (worker.recs.services.TaskObserver) -------------------
 
-    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None:
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Ensured) -> None:
         if refreshed.seconds > 0:  # 0: the engine did not run (reused, already cached)
             self.recompute_seconds.labels(refreshed.outcome.value).observe(refreshed.seconds)
 

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from jetstream.enqueue import Enqueued
 from worker.demo.steps import SessionStep, StepKind
-from worker.tasks.recompute import Outcome, Refreshed
+from worker.recs.recommender import Ensured, Outcome
 
 STEP_STYLES = {
     StepKind.CREATE: "green",
@@ -130,7 +130,7 @@ class LiveView:
         self._line(Text(f"consumer  queued {enqueued.task} of '{name}' ({detail})", "blue"))
 
     # --- the worker (worker.wiring.TaskObserver) ------------------------------------
-    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None:
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Ensured) -> None:
         tally = self.tally
         tally.outcomes[refreshed.outcome.value] += 1
         name = self.names.get(playlist_uri, playlist_uri)

@@ -28,8 +28,8 @@ from worker.ops.probes import (
 from worker.ops.server import OpsServer
 from worker.ops.worker_metrics import WorkerMetrics
 from worker.processes.waiting import wait_for_database, wait_for_redis
+from worker.recs.services import Services
 from worker.settings import Settings
-from worker.tasks.services import Services
 from worker.wiring import REDIS_SOCKET_TIMEOUT
 
 Refresh = Callable[[], Awaitable[None]]

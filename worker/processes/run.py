@@ -54,10 +54,10 @@ from worker.processes.run_report import (
     summary,
 )
 from worker.processes.worker import PERPETUAL_KEYS, build_worker
+from worker.recs.services import Services, installed, open_services
 from worker.settings import Settings
 from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.tasks.services import Services, installed, open_services
 from worker.tasks.withdrawals import withdrawal_handler
 from worker.wiring import consumer_config, open_docket
 
@@ -69,6 +69,7 @@ API_READY_TIMEOUT = 10.0
 
 
 DEMO_REGIONS = 24  # sound regions of the demo catalogue (`--tracks` needs 10 each)
+
 
 @dataclass(frozen=True)
 class RunOptions:

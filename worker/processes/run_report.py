@@ -13,7 +13,7 @@ from engine.cache import cache_key, cache_key_pattern
 from jetstream.consumer import JetstreamConsumer
 from worker.demo import DemoSession, ExpectedPlaylist
 from worker.processes.live_view import LiveView
-from worker.tasks.services import Services
+from worker.recs.services import Services
 
 SELF_CHECK_TIMEOUT = 10.0
 

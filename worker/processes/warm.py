@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from worker.recs.services import open_services
 from worker.settings import Settings
 from worker.store.reconcile_state import PassSummary, ReconcileState, reconcile_totals
 from worker.tasks.reconcile import reconcile_once
-from worker.tasks.services import open_services
 from worker.wiring import ConfigurationError, connect_redis
 
 # the summary's rows: what a count means, in the order an operator reads them

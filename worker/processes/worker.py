@@ -18,10 +18,10 @@ from datetime import timedelta
 from docket import Docket, Worker
 
 from worker.processes.ops import wait_for_dependencies, worker_ops
+from worker.recs.services import installed, open_services
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
 from worker.tasks.reconcile import PERPETUAL_TASKS, RECONCILE_TASKS
-from worker.tasks.services import installed, open_services
 from worker.tasks.withdrawals import check_withdrawals
 from worker.wiring import open_docket, require_shared_docket
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 REDELIVERY_TIMEOUT = timedelta(minutes=3)
 # how long a worker waits to reconnect after Redis failed it. docket's default (5 s)
 # was most of the time a Redis restart took to recover from in the reliability
-# report (`python -m worker.bench.reliability.report`); a reconnect a second is no load.
+# report (`python -m bench.reliability.report`); a reconnect a second is no load.
 RECONNECTION_DELAY = timedelta(seconds=1)
 
 

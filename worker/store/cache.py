@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -24,7 +25,10 @@ from engine.cache import (
     versions_key,
 )
 from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX, WITHDRAWN_GENERATION_KEY
+from jetstream.guard import GuardState
+from jetstream.keys import JetstreamKeys
 from worker.store import withdrawn
+from worker.store.lock import Lease, LeaseLost
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +39,25 @@ DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
 # or a redelivery that outlived the forget) must not cache it again.
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """what a cache write stored: the answer as written (screened against the
+    withdrawn set), and whether the playlist's state was written with it."""
+
+    value: CachedRecommendations
+    state_written: bool
+
+
 class RecommendationCache:
     """the recommendations cache over a `redis.asyncio.Redis` (or fakeredis) client."""
 
-    def __init__(self, redis: Any, *, ttl_seconds: int = CACHE_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        ttl_seconds: int = CACHE_TTL_SECONDS,
+        list_collection: str = "fm.plyr.list",
+    ) -> None:
         # typed Any: redis.asyncio.Redis and fakeredis.FakeAsyncRedis share the API
         # but not a nominal type
         self.redis = redis
@@ -47,6 +66,7 @@ class RecommendationCache:
             raise ValueError("the cache TTL must be positive")
         self.ttl_seconds = ttl_seconds
         self.counts: Counter[str] = Counter()
+        self._jetstream_keys = JetstreamKeys(list_collection)
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
         return self.decode_entry(playlist_id, await self.redis.get(cache_key(playlist_id, token)))
@@ -80,30 +100,36 @@ class RecommendationCache:
         token: str,
         value: CachedRecommendations,
         state: PlaylistState | None = None,
-    ) -> bool:
+        *,
+        lease: Lease | None = None,
+    ) -> Written:
         """write one version's answer with the TTL, and the playlist's state unless the
-        one there is of a newer revision; whether the state was written. the answer is
-        written without the tracks marked withdrawn, and indexed by its tracks.
+        one there is of a newer revision. the answer is written without the tracks
+        marked withdrawn, and indexed by its tracks; what was written is returned.
+
+        with `lease` (the playlist's lock, `worker.store.lock`), the write happens only
+        while the lock still holds the lease's token, checked in the same transaction:
+        else `LeaseLost` and nothing is written.
 
         the revision check and the write are one compare-and-set (WATCH, retried
         if the state changes meanwhile), so two runs of one playlist that overlap
-        (a lock whose lease ran out) still cannot put an older state over a newer.
-        a state that keeps changing under us (never seen) is left to its writers
-        after `STATE_WRITE_ATTEMPTS`: the entry itself is still written.
+        still cannot put an older state over a newer. a state that keeps changing
+        under us (never seen) is left to its writers after `STATE_WRITE_ATTEMPTS`:
+        the entry itself is still written.
         """
         for _ in range(STATE_WRITE_ATTEMPTS):
             try:
-                return await self._put_once(playlist_id, token, value, state)
+                return await self._put_once(playlist_id, token, value, state, lease)
             except WatchError:
                 self.counts["state_write_retries"] += 1
         self.counts["state_write_contended"] += 1
         logger.warning("state of %s kept changing; wrote the entry of %s only", playlist_id, token)
         for _ in range(STATE_WRITE_ATTEMPTS - 1):
             try:
-                return await self._put_once(playlist_id, token, value, None)
+                return await self._put_once(playlist_id, token, value, None, lease)
             except WatchError:  # withdrawals landing meanwhile (the entry alone is not watched)
                 self.counts["state_write_retries"] += 1
-        return await self._put_once(playlist_id, token, value, None)
+        return await self._put_once(playlist_id, token, value, None, lease)
 
     async def _put_once(
         self,
@@ -111,12 +137,19 @@ class RecommendationCache:
         token: str,
         value: CachedRecommendations,
         state: PlaylistState | None,
-    ) -> bool:
+        lease: Lease | None,
+    ) -> Written:
         async with self.redis.pipeline(transaction=True) as pipe:
             newer_there = False
             # a withdrawal changes the generation: one landing between the screen
             # below and the write makes the write retry (worker.store.withdrawn)
             await pipe.watch(WITHDRAWN_GENERATION_KEY)
+            if lease is not None:
+                # the fence: a change of the lock (taken over, expired) aborts the EXEC
+                await pipe.watch(lease.key)
+                if _text_or_none(await pipe.get(lease.key)) != lease.token:
+                    self.counts["lease_lost"] += 1
+                    raise LeaseLost(f"the lock of {playlist_id} is no longer ours")
             if state is not None:
                 await pipe.watch(state_key(playlist_id))
                 newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
@@ -131,7 +164,13 @@ class RecommendationCache:
             if state is not None and not newer_there:
                 pipe.set(state_key(playlist_id), state.to_json(), ex=self.ttl_seconds)
             await pipe.execute()
-            return state is not None and not newer_there
+            return Written(value, state is not None and not newer_there)
+
+    async def accepted(self, playlist_uri: str) -> GuardState | None:
+        """the version of the record the Jetstream consumer accepted last (its rev and
+        CID; no CID after a delete), None if it accepted none within its guard's TTL."""
+        raw = await self.redis.get(self._jetstream_keys.rev(playlist_uri))
+        return None if raw is None else GuardState.decode(raw)
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even
@@ -186,6 +225,10 @@ def _is_newer(raw_state: bytes | None, state: PlaylistState) -> bool:
 
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _text_or_none(raw: bytes | str | None) -> str | None:
+    return None if raw is None else _text(raw)
 
 
 def _uri_key(playlist_uri: str) -> str:

@@ -32,20 +32,16 @@ from engine.errors import InvalidInputError
 from jetstream.faults import FAULTS
 from worker.identity.pds import PdsRecords
 from worker.identity.pds_lists import PassRecords
+from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy
+from worker.recs.services import Services, current_services
+from worker.recs.version import PlaylistVersion, rev_at, version_token
 from worker.settings import Settings
 from worker.store.activity import active_days_seconds
+from worker.store.lock import playlist_lock
 from worker.store.reconcile_state import PassSummary
-from worker.tasks.playlist import (
-    RECOMPUTE_ATTEMPTS,
-    RETRY_MAX_DELAY,
-    RETRY_MIN_DELAY,
-    TASK_TIMEOUT,
-    recompute_playlist,
-)
-from worker.tasks.playlist_lock import PlaylistBusy, playlist_lock
-from worker.tasks.reconcile_decide import Policy, current_token
+from worker.tasks.playlist import recompute_playlist
+from worker.tasks.reconcile_decide import Policy
 from worker.tasks.reconcile_pass import PassConfig, PassTasks, Progress, run_pass
-from worker.tasks.services import Services, current_services
 from worker.wiring import frame_limits
 
 logger = logging.getLogger(__name__)
@@ -173,48 +169,37 @@ async def recompute_private_playlist(
     playlist_id: str,
     token: str,
     refresh: bool = False,
-    retry: ExponentialRetry = ExponentialRetry(
-        attempts=RECOMPUTE_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
-    ),
+    retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
     services: Services = Depends(current_services),
 ) -> None:
     """compute a private playlist's recommendations from its `items_json`, for its
     current version (which may be newer than the `token` the pass saw)."""
     counts = services.counts
-    try:
+    async with failure_policy(counts, "private recompute", playlist_id):
         if not isinstance(playlist_id, str) or not 0 < len(playlist_id) <= MAX_PLAYLIST_ID_LENGTH:
             raise InvalidInputError("bad playlist id")
-        lease = services.settings.worker_redelivery_seconds
-        # the same lock as the public path's, keyed by the id (a private playlist has no URI)
-        async with playlist_lock(services.redis, f"private:{playlist_id}", lease_seconds=lease):
+        lease_seconds = services.settings.worker_redelivery_seconds
+        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease_seconds) as lease:
             playlist = await services.catalog.get_playlist(playlist_id)
             if playlist is None or not playlist.is_private:
                 counts["dropped:not_private"] += 1  # deleted, or published since: not ours here
                 return
-            current = current_token(playlist)
+            current = version_token(playlist)
             if current is None:
                 counts["dropped:no_version"] += 1
                 return
-            refreshed = await services.recommender.refresh(
-                playlist.playlist_id,
+            version = PlaylistVersion(
+                playlist_id,
                 current,
-                track_uris=playlist.items or (),
-                owner_did=playlist.owner_did,
-                force=refresh is True and current == token,
+                rev_at(playlist.updated_at),
+                playlist.owner_did,
+                tuple(playlist.items or ()),
             )
-    except PlaylistBusy:
-        counts["retried:busy"] += 1
-        raise
-    except FAULTS.transient as error:
-        counts["retried:transient"] += 1
-        logger.warning("private recompute of %s will be retried: %s", playlist_id, error)
-        raise
-    except FAULTS.permanent as error:
-        counts["dropped:permanent"] += 1
-        logger.error("dropping private recompute of %s: %s", playlist_id, error)
-        return
-    counts[f"recompute:{refreshed.outcome.value}"] += 1
+            ensured = await services.recommender.ensure(
+                version, lease=lease, force=refresh is True and current == token
+            )
+        counts[f"recompute:{ensured.outcome.value}"] += 1
 
 
 # what `plyr-recs worker` registers besides the playlist tasks: the private path

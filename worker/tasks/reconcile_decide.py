@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from engine.cache import MAX_TOKEN_LENGTH, private_token
 from engine.types import PlaylistRow
+from worker.recs.version import version_token
 
 MISSING = -2  # what PTTL answers for a key that does not exist
 
@@ -61,6 +61,7 @@ class Probe:
     viewed: bool  # an activity key exists (the API served it recently)
     lapsed_token: str | None  # the version last let lapse, if any
     firehose_cid: str | None  # the CID the consumer last accepted for the record
+    firehose_rev: str | None = None  # and its rev
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +77,6 @@ class Verdict:
     action: Action
     reason: Reason
     token: str | None
-
-
-def current_token(playlist: PlaylistRow) -> str | None:
-    """the cache token of the playlist's current version (the API's rule,
-    `worker.api.answers.version_token`: the record's CID, or for a private playlist
-    or one whose CID plyr.fm has not ingested yet its `updated_at`)."""
-    if not playlist.is_private and playlist.record_cid:
-        token = playlist.record_cid
-    else:
-        token = private_token(playlist.updated_at)
-    return token if len(token) <= MAX_TOKEN_LENGTH else None
 
 
 def is_active(playlist: PlaylistRow, probe: Probe, *, now: datetime, policy: Policy) -> bool:
@@ -105,7 +95,7 @@ def decide(
     firehose_horizon: datetime,
 ) -> Verdict:
     """what to do with `playlist` (see the table in the module docstring)."""
-    token = current_token(playlist)
+    token = version_token(playlist)
     if token is None:
         return Verdict(Action.SKIP, Reason.NO_VERSION, None)
     active = is_active(playlist, probe, now=now, policy=policy)

@@ -43,6 +43,7 @@ from worker.identity.pds_lists import (
     RecordResult,
     WantedRecord,
 )
+from worker.recs.version import database_rev, version_token
 from worker.store.activity import activity_key
 from worker.store.reconcile_state import PassSummary, ReconcileState
 from worker.tasks.reconcile_decide import (
@@ -52,7 +53,6 @@ from worker.tasks.reconcile_decide import (
     Probe,
     Reason,
     Verdict,
-    current_token,
     decide,
     firehose_horizon,
 )
@@ -150,7 +150,14 @@ async def run_pass(
             for row, probe in zip(rows, probes, strict=True)
         ]
         missed_before = summary.counts[MISSED]
-        await _act(redis, docket, records, tasks, config, rows, verdicts, summary, pacer)
+        # the consumer's accepted (rev, CID) per playlist: the rev of the version a
+        # recompute is enqueued for, when it is the very version plyr.fm names
+        accepted = {
+            row.playlist_id: (probe.firehose_rev, probe.firehose_cid)
+            for row, probe in zip(rows, probes, strict=True)
+            if probe.firehose_rev is not None
+        }
+        await _act(redis, docket, records, tasks, config, rows, verdicts, summary, pacer, accepted)
         if not config.dry_run and summary.counts[MISSED] > missed_before:
             # counted as found, not when the pass ends: the signal is live on /metrics
             await state.count_missed(summary.counts[MISSED] - missed_before)
@@ -185,6 +192,7 @@ async def _act(
     verdicts: Sequence[Verdict],
     summary: PassSummary,
     pacer: Pacer,
+    accepted: Mapping[str, tuple[str, str | None]],
 ) -> None:
     due: list[tuple[PlaylistRow, Verdict]] = []
     lapsing: list[tuple[str, str]] = []
@@ -212,7 +220,7 @@ async def _act(
     for start in range(0, len(due), chunk):
         part = due[start : start + chunk]
         await pacer.take(len(part))
-        await _enqueue_chunk(redis, docket, fetched, tasks, config, part, summary)
+        await _enqueue_chunk(redis, docket, fetched, tasks, config, part, summary, accepted)
 
 
 async def _enqueue_chunk(
@@ -223,6 +231,7 @@ async def _enqueue_chunk(
     config: PassConfig,
     due: Sequence[tuple[PlaylistRow, Verdict]],
     summary: PassSummary,
+    accepted: Mapping[str, tuple[str, str | None]],
 ) -> None:
     calls: list[TaskCall] = []
     reasons: list[str] = []
@@ -255,11 +264,17 @@ async def _enqueue_chunk(
             else:
                 summary.counts[f"failed:{result.reason}"] += 1
             continue
-        # the record's own CID names the version these tracks are (plyr.fm's may lag)
-        cid = result.cid or row.record_cid or verdict.token
+        # the version is the one plyr.fm's database names, never the PDS's word: a PDS
+        # naming another CID (plyr.fm's ingest lags, or a PDS that makes one up on
+        # every read) is counted and left to the next pass, not cached under its CID
+        token = verdict.token
+        if token is None or (row.record_cid and result.cid and result.cid != row.record_cid):
+            summary.counts["failed:pds_other_version"] += 1
+            continue
+        rev = database_rev(row, accepted.get(row.playlist_id))
         calls.append(
             docket.call(tasks.recompute, now, recompute_key(row.record_uri))(
-                row.record_uri, cid, "", list(result.track_uris), refresh=refresh
+                row.record_uri, token, rev, list(result.track_uris), refresh=refresh
             )
         )
         reasons.append(verdict.reason.value)
@@ -296,7 +311,7 @@ async def _probe(
     rows: Sequence[PlaylistRow],
 ) -> list[Probe]:
     """every row's probe in one pipelined round trip (four reads per playlist)."""
-    tokens = [current_token(row) for row in rows]
+    tokens = [version_token(row) for row in rows]
     async with redis.pipeline(transaction=False) as pipe:
         for row, token in zip(rows, tokens, strict=True):
             pipe.pttl(
@@ -316,6 +331,7 @@ async def _probe(
                 viewed=bool(viewed),
                 lapsed_token=_text(lapsed),
                 firehose_cid=guard_state.cid if guard_state is not None else None,
+                firehose_rev=guard_state.rev if guard_state is not None else None,
             )
         )
     return probes

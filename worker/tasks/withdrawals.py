@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from docket import CurrentDocket, Depends, Docket, ExponentialRetry, Perpetual, Timeout
@@ -36,16 +36,15 @@ from engine.errors import InvalidInputError
 from engine.withdrawal import RoundRecord, Source, decide
 from jetstream.faults import FAULTS
 from jetstream.syntax import DID, RKEY
+from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy
+from worker.recs.services import Services, current_services
+from worker.recs.version import PlaylistVersion, rev_at
+from worker.store.lock import playlist_lock
 from worker.store.withdrawn import WithdrawalIndex
-from worker.tasks.services import Services, current_services
 
 logger = logging.getLogger(__name__)
 
 CHECK_EVERY: Final = timedelta(seconds=1)  # the default; WITHDRAWAL_CHECK_SECONDS sets it
-WITHDRAW_ATTEMPTS: Final = 12  # as a recompute: 1 s, 2 s ... a minute (~6 minutes)
-RETRY_MIN_DELAY: Final = timedelta(seconds=1)
-RETRY_MAX_DELAY: Final = timedelta(seconds=60)
-TASK_TIMEOUT: Final = timedelta(seconds=120)
 ENQUEUE_CONCURRENCY: Final = 32  # refills enqueued at once (one docket script each)
 MAX_TRACK_URI_LENGTH: Final = 8192
 FAILURE_LOG_EVERY: Final = 60  # rounds: a database outage logs once a minute, not per second
@@ -168,16 +167,14 @@ def track_owner(track_uri: str, collection: str) -> str | None:
 async def withdraw_track(
     track_uri: str,
     did: str,
-    retry: ExponentialRetry = ExponentialRetry(
-        attempts=WITHDRAW_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
-    ),
+    retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
     docket: Docket = CurrentDocket(),
     services: Services = Depends(current_services),
 ) -> None:
     """a `fm.plyr.track` record deleted in repo `did`: withdraw the track it names."""
     counts = services.counts
-    try:
+    async with failure_policy(counts, "withdrawal", track_uri):
         owner = track_owner(track_uri, services.settings.track_collection)
         if owner is None:
             raise InvalidInputError(f"not a track record URI: {track_uri!r:.120}")
@@ -202,65 +199,51 @@ async def withdraw_track(
             {f"withdrawn:{Source.FIREHOSE}": 1, "evicted": evicted, "refills": len(carriers)}
         )
         await enqueue_refills(docket, carriers)
-    except TRANSIENT as error:
-        counts["retried:transient"] += 1
-        logger.warning("withdrawal of %s will be retried: %s", track_uri, error)
-        raise
-    except PERMANENT as error:
-        counts["dropped:permanent"] += 1
-        logger.error("dropping withdrawal of %s: %s", track_uri, error)
-        return
-    except Exception:
-        counts["failed:unexpected"] += 1
-        raise
-    counts["withdrawn:firehose"] += 1
-    logger.info(
-        "withdrawn %s (track %d): %d playlists to refill", track_uri, track_id, len(carriers)
-    )
+        counts["withdrawn:firehose"] += 1
+        logger.info(
+            "withdrawn %s (track %d): %d playlists to refill", track_uri, track_id, len(carriers)
+        )
 
 
 async def refill_playlist(
     playlist_id: str,
-    retry: ExponentialRetry = ExponentialRetry(
-        attempts=WITHDRAW_ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
-    ),
+    retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
     services: Services = Depends(current_services),
 ) -> None:
     """recompute the current version of a playlist whose answer carried a withdrawn track.
 
-    the version is the one the worker's state names; the state itself is left as it
-    is (a newer edit's run may be writing it). nothing is done when that version's
-    answer carries no withdrawn track any more (recomputed since, or expired).
+    the version is the one the worker's state names, recomputed through the one path
+    (the playlist's lock, the fenced write, the newest-revision rule: a newer edit's
+    state written meanwhile stays). nothing is done when that version's answer
+    carries no withdrawn track any more (recomputed since, or expired).
     """
     counts = services.counts
     cache = services.cache
-    try:
+    async with failure_policy(counts, "refill", playlist_id):
         if not isinstance(playlist_id, str) or not 0 < len(playlist_id) <= 64:
             raise InvalidInputError("not a playlist id")
-        state = await cache.get_state(playlist_id)
-        entry = None if state is None else await cache.get(playlist_id, state.token)
-        if state is None or entry is None or services.recommender.store is None:
-            counts["refill:gone"] += 1
-            return
-        index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
-        if not await index.withdrawn_among(track.id for track in entry.tracks):
-            counts["refill:not_needed"] += 1
-            return
-        value, _ = await services.recommender.compute(state.track_ids)
-        await cache.put(playlist_id, state.token, value)
-    except TRANSIENT as error:
-        counts["retried:transient"] += 1
-        logger.warning("refill of %s will be retried: %s", playlist_id, error)
-        raise
-    except PERMANENT as error:
-        counts["dropped:permanent"] += 1
-        logger.error("dropping refill of %s: %s", playlist_id, error)
-        return
-    except Exception:
-        counts["failed:unexpected"] += 1
-        raise
-    counts["refill:done"] += 1
+        lease_seconds = services.settings.worker_redelivery_seconds
+        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease_seconds) as lease:
+            state = await cache.get_state(playlist_id)
+            entry = None if state is None else await cache.get(playlist_id, state.token)
+            if state is None or entry is None or services.recommender.store is None:
+                counts["refill:gone"] += 1
+                return
+            index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
+            if not await index.withdrawn_among(track.id for track in entry.tracks):
+                counts["refill:not_needed"] += 1
+                return
+            version = PlaylistVersion(
+                playlist_id,
+                state.token,
+                # a state from before revs were required: the oldest rev, never newer
+                state.rev or rev_at(datetime.fromtimestamp(0, UTC)),
+                state.owner_did,
+                tuple(state.track_uris),
+            )
+            await services.recommender.ensure(version, lease=lease, force=True)
+        counts["refill:done"] += 1
 
 
 TrackDeleteHandler = Callable[[str, str], Awaitable[None]]

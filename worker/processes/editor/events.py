@@ -26,7 +26,7 @@ from jetstream.enqueue import Enqueued
 from worker.demo.steps import SessionStep
 from worker.processes.editor.book import PlaylistBook
 from worker.processes.live_view import LiveView
-from worker.tasks.recompute import Refreshed
+from worker.recs.recommender import Ensured
 
 HISTORY: Final = 300  # events a new or reconnecting stream is sent first
 MAX_STREAMS: Final = 8  # the page is one person's on loopback: a few tabs at most
@@ -149,7 +149,7 @@ class EditorView(LiveView):
             self.queued[enqueued.playlist_uri] = enqueued.cid
         super().__call__(enqueued)
 
-    def recomputed(self, playlist_uri: str, cid: str, refreshed: Refreshed) -> None:
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Ensured) -> None:
         self.handled[playlist_uri] = Handled(cid, refreshed.outcome.value)
         super().recomputed(playlist_uri, cid, refreshed)
 

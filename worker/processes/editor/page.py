@@ -21,8 +21,8 @@ from worker.processes.editor.guard import is_loopback, page_hosts
 from worker.processes.editor.routes import PDS_PATH, mount_editor
 from worker.processes.editor.site import EditorSite
 from worker.processes.editor.writer import DemoWriter
+from worker.recs.services import Services
 from worker.settings import Settings
-from worker.tasks.services import Services
 
 
 def why_not_served(

@@ -26,7 +26,7 @@ from worker.demo.uploads import fresh_uploads
 from worker.processes.editor.book import ListRecord, PlaylistBook
 from worker.processes.editor.events import EditorView, EventHub
 from worker.processes.editor.writer import DemoWriter, EditRefused
-from worker.tasks.services import Services
+from worker.recs.services import Services
 
 RECOMMENDATIONS_LIMIT: Final = 3  # what plyr.fm's frontend asks for
 API_TIMEOUT_SECONDS: Final = 15.0  # above the API's own inline-compute budget (10 s)

@@ -1,0 +1,5 @@
+"""`python -m bench`: the benchmarks' command line (bench.cli)."""
+
+from bench.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""the API process of `python -m bench abuse`: the bench API (bench.api_server's
+world and warm cache) with its identity lookups pointed at loopback stand-ins.
+
+    python -m bench.abuse.server PORT REDIS_URL PLAYLISTS PLC_URL DNS_PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+
+async def serve(port: int, redis_url: str, count: int, plc_url: str, dns_port: int) -> None:
+    import uvicorn
+
+    from bench.api_server import INTERNAL_TOKEN, bench_playlists, bench_world, track_uri
+    from worker.api.app import create_app, freeze_startup_heap, server_config
+    from worker.identity.auth import Authenticator
+    from worker.identity.did_resolver import CachedDidResolver
+    from worker.identity.host_lookup import DnsLookup
+    from worker.recs.services import open_services
+    from worker.recs.version import PlaylistVersion, rev_at
+    from worker.settings import Settings
+
+    BENCH_REV = rev_at(datetime.now(UTC))
+
+    playlists = bench_playlists(count)
+    catalog, store = bench_world(playlists)
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        internal_api_token=SecretStr(INTERNAL_TOKEN),
+        plc_directory_url=plc_url,
+    )
+    # the production resolver, but its names go to the loopback name server
+    lookup = DnsLookup(nameservers=["127.0.0.1"], port=dns_port)
+    resolver = CachedDidResolver(
+        plc_directory_url=plc_url,
+        timeout_seconds=settings.did_resolve_timeout_seconds,
+        host_addresses=lookup,
+    )
+    async with open_services(settings, catalog=catalog, store=store) as services:
+        for playlist in playlists:
+            uris = [track_uri(t) for t in playlist.track_ids]
+            await services.recommender.ensure(
+                PlaylistVersion(playlist.playlist_id, playlist.cid, BENCH_REV, "", tuple(uris)),
+                lease=None,
+            )
+        authenticator = Authenticator.from_settings(settings, resolver=resolver)
+        app = create_app(services, authenticator)
+        config = server_config(app, host="127.0.0.1", port=port)
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
+        freeze_startup_heap()
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await authenticator.aclose()
+            await lookup.aclose()
+
+
+if __name__ == "__main__":
+    from uvicorn.loops.auto import auto_loop_factory
+
+    logging.basicConfig(level=logging.ERROR)
+    port, redis_url, count, plc_url, dns_port = sys.argv[1:6]
+    with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+        runner.run(serve(int(port), redis_url, int(count), plc_url, int(dns_port)))

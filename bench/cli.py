@@ -1,0 +1,206 @@
+"""`python -m bench ...`: measure a part of the service beside a baseline measured in
+the same run. development only: the wheel and the image leave this package out.
+
+python -m bench engine      CPU time of the engine beside a pure-Python baseline
+python -m bench quality     precision, coverage, mixture fidelity of the answers beside the original
+python -m bench api         the API's cache hits under load beside a bare route
+python -m bench jetstream   frames/s through the consumer beside plain json.loads / docket.add
+python -m bench reliability every fault scenario against real parts, beside a fault-free run
+python -m bench abuse       each attack on the API from the network, beside a quiet phase
+python -m bench withdrawn   takedown -> gone from every answer; the check round; screened hits
+python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# as `plyr-recs` does (worker.cli): one BLAS thread, set before NumPy is imported
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import typer  # noqa: E402
+
+app = typer.Typer(
+    name="bench",
+    help="Measure a part of plyr-recs beside a baseline measured in the same run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("engine")
+def bench_engine(
+    sizes: str = typer.Option(
+        "1,5,20,100,500", help="comma-separated playlist sizes (tracks with embeddings)."
+    ),
+    dim: int = typer.Option(512, min=2, max=4096, help="embedding dimension."),
+    repeat: int = typer.Option(0, min=0, help="runs per size (0: chosen per size for ~1 s)."),
+) -> None:
+    """the engine's CPU time per recommendation (one whole recommend call with the vectors
+    in hand, store work excluded) beside a pure-Python implementation of plyr.fm's
+    original algorithm."""
+    from bench.engine import main as run_engine_bench
+
+    parsed = [int(part) for part in sizes.split(",") if part.strip()]
+    if not parsed or any(size < 1 for size in parsed):
+        raise typer.BadParameter("sizes must be positive integers", param_hint="--sizes")
+    run_engine_bench(parsed, dim=dim, repeat=repeat)
+
+
+@app.command("quality")
+def bench_quality(
+    quick: bool = typer.Option(False, "--quick", help="a small world (the CI test's size)."),
+    seeds: str = typer.Option("1,2,3", help="comma-separated world seeds."),
+    algorithms: str = typer.Option(
+        "", help="comma-separated algorithms (default: all, see bench/quality_algorithms.py)"
+    ),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
+) -> None:
+    """quality of the answers on generated catalogues with known sound regions: precision,
+    region coverage, mixture fidelity, leave-one-out hit rate, artists, novelty; every
+    algorithm side by side (plyr.fm's original, the engine's modes, a mean-vector query)."""
+    from bench.quality import main as run_quality_bench
+    from bench.quality_algorithms import ALGORITHMS, by_name
+    from bench.quality_world import FULL, QUICK
+
+    try:
+        parsed_seeds = [int(part) for part in seeds.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("seeds must be integers", param_hint="--seeds") from None
+    if not parsed_seeds or len(parsed_seeds) > 20 or any(s < 0 for s in parsed_seeds):
+        raise typer.BadParameter("1-20 non-negative seeds", param_hint="--seeds")
+    names = [part.strip() for part in algorithms.split(",") if part.strip()]
+    try:
+        chosen = by_name(names) if names else list(ALGORITHMS)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--algorithms") from None
+    run_quality_bench(QUICK if quick else FULL, parsed_seeds, chosen, json_path=json_path)
+
+
+@app.command("api")
+def bench_api(
+    clients: str = typer.Option("1,16,64", help="comma-separated concurrent client counts."),
+    seconds: float = typer.Option(3.0, min=0.5, max=60, help="measured seconds per level."),
+    misses: int = typer.Option(20, min=1, max=200, help="cache misses timed one by one."),
+    rate: float = typer.Option(
+        1500.0, min=0, max=100_000, help="req/s offered in the paced run (0: skip it)."
+    ),
+) -> None:
+    """cache hits of the API under uvicorn (req/s, p50, p99 at each client count, and at a
+    fixed offered rate) beside a bare route of the same app, and the time of a miss; a
+    real redis-server, loopback."""
+    from bench.api import main as run_api_bench
+
+    levels = [int(part) for part in clients.split(",") if part.strip()]
+    if not levels or any(not 1 <= level <= 512 for level in levels):
+        raise typer.BadParameter("client counts must be within 1..512", param_hint="--clients")
+    run_api_bench(levels=levels, seconds=seconds, rate=rate, misses=misses)
+
+
+@app.command("jetstream")
+def bench_jetstream(
+    frames: int = typer.Option(20_000, min=1_000, max=1_000_000, help="frames per stream."),
+    playlists: int = typer.Option(
+        2_000, min=1, max=1_000_000, help="distinct playlists the list commits touch."
+    ),
+) -> None:
+    """frames/s through decode + validate + guard + enqueue from the replay server (only
+    list commits; a mixed stream), the decode + filter rate on one core, each beside a
+    baseline from the same run; docket and state on a real redis-server."""
+    from bench.jetstream import main as run_jetstream_bench
+
+    run_jetstream_bench(frames=frames, playlists=playlists)
+
+
+@app.command("abuse")
+def bench_abuse(
+    seconds: float = typer.Option(4.0, min=1.0, max=60.0, help="seconds per attack."),
+    rate: float = typer.Option(50.0, min=1.0, max=1000.0, help="legitimate requests a second."),
+) -> None:
+    """each issue-16 attack (idle connections, slowloris, huge and countless headers,
+    /health flood, bogus did:plc and silent did:web tokens, one DID filling Redis) against
+    the real API on loopback, legitimate owners asking throughout, beside a quiet phase:
+    their answers, p99, and the server's threads, sockets and Redis bytes. exits 1 if a
+    legitimate answer changed or a p99 passed 2x the quiet one."""
+    from bench.abuse.report import main as run_abuse_bench
+
+    raise typer.Exit(run_abuse_bench(seconds=seconds, rate=rate))
+
+
+@app.command("reliability")
+def bench_reliability(
+    size: str = typer.Option(
+        "full",
+        help="full: 5,000+ frames, 200 playlists, 3 s faults (~20 min); "
+        "ci: the test suite's small world (~2 min).",
+    ),
+    only: list[str] = typer.Option(
+        [], help="run only the scenarios whose name contains this (repeatable)."
+    ),
+) -> None:
+    """every fault scenario (websocket drops, stalls and refusals, Redis killed with and
+    without its data, PostgreSQL down, turbopuffer 429/500/slow, worker and consumer
+    SIGKILLed, double and out-of-order delivery) on real parts, each judged against the
+    fault-free run: a table of events, faults, lost, wrong, 5xx and time to recover.
+    exits 1 if anything was lost or wrong. needs redis-server and PostgreSQL installed
+    (it starts its own on loopback)."""
+    if size not in ("full", "ci"):
+        raise typer.BadParameter("size is full or ci", param_hint="--size")
+    from bench.reliability.report import main as run_reliability_bench
+
+    argv = ["--size", size, *(arg for word in only for arg in ("--only", word))]
+    raise typer.Exit(run_reliability_bench(argv))
+
+
+@app.command("withdrawn")
+def bench_withdrawn(
+    takedowns: int = typer.Option(50, min=1, max=1000, help="takedowns timed."),
+    at_once: int = typer.Option(5, min=1, max=50, help="takedowns made together."),
+    answers: int = typer.Option(
+        100_000, min=1000, max=1_000_000, help="cached answers for the round's cost."
+    ),
+    seconds: float = typer.Option(3.0, min=0.5, max=60, help="seconds per hit window."),
+) -> None:
+    """how fast a takedown leaves every answer (p50/p99, PostgreSQL, the worker's check
+    round, the API), the check round's cost over many cached answers, and cache hits
+    screened against withdrawals beside the same hits unscreened."""
+    from bench.withdrawn import main as run_withdrawn_bench
+
+    run_withdrawn_bench(takedowns=takedowns, at_once=at_once, answers=answers, seconds=seconds)
+
+
+@app.command("journey")
+def bench_journey(
+    playlists: int = typer.Option(2_000, min=50, max=100_000, help="playlists plyr.fm has."),
+    opens: int = typer.Option(1_000, min=10, max=100_000, help="editor opens over a minute."),
+    edits: int = typer.Option(50, min=1, max=1_000, help="edits per edit-flow and healing row."),
+    active: int = typer.Option(100, min=1, max=10_000, help="active playlists in the TTL run."),
+    skip_ttl: bool = typer.Option(False, "--skip-ttl", help="skip the CACHE_TTL_SECONDS=60 run."),
+    skip_deploy: bool = typer.Option(
+        False, "--skip-deploy", help="only the CACHE_TTL_SECONDS=60 run."
+    ),
+    pds_hosts: int = typer.Option(8, min=1, max=64, help="PDS hosts the owners are spread over."),
+) -> None:
+    """the journey on the production processes (jetstream, worker x2, api) with real Redis
+    and PostgreSQL and latency-bearing PDS and turbopuffer stand-ins: a cold deploy
+    (time to 50 %/100 % warm, then editor opens), active playlists under a 60 s TTL, the
+    edit flow beside the seed's inline path, and healing of versions only the database
+    knows. several minutes; needs redis-server and PostgreSQL installed."""
+    from bench.journey import main as run_journey_bench
+
+    run_journey_bench(
+        playlists=playlists,
+        opens=opens,
+        edits=edits,
+        active=active,
+        skip_ttl=skip_ttl,
+        skip_deploy=skip_deploy,
+        pds_hosts=pds_hosts,
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""a PDS stand-in on loopback: list records through `getRecord` and `listRecords`.
+
+the reconcile loop reads public playlists' records from their owners' PDSes;
+the tests and the journey benchmark point plyr.fm's `artists.pds_url` here.
+records are held by at:// URI with their CID and answered as a PDS does
+(`{"uri", "cid", "value"}`, `{"records": [...], "cursor"}`, or a 400
+`RecordNotFound`). fault hooks: an error status (500), a stall, a body that is
+not JSON, and a latency drawn per request from `latency` (a slow but working
+PDS). a malformed record is simply a malformed `value` put here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from bench.loopback.http import LoopbackHttpServer
+
+PdsFault = Literal["stall", "error", "garbage"]
+MAX_LIST_LIMIT = 100
+
+
+def list_record_value(
+    track_uris: list[str], *, name: str = "a playlist", list_type: str = "playlist"
+) -> dict[str, Any]:
+    """an `fm.plyr.list` record holding `track_uris`, as plyr.fm writes one."""
+    return {
+        "$type": "fm.plyr.list",
+        "name": name,
+        "listType": list_type,
+        "items": [{"subject": {"uri": uri, "cid": "bafyreitrack"}} for uri in track_uris],
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    }
+
+
+@dataclass
+class LoopbackPds(LoopbackHttpServer):
+    """a PDS on 127.0.0.1 (port 0), in the caller's event loop or a thread of its own."""
+
+    port: int = 0
+    records: dict[str, tuple[str, Any]] = field(default_factory=dict)  # uri -> (cid, value)
+    fault: PdsFault | None = None
+    latency: tuple[float, float] = (0.0, 0.0)  # seconds, uniform in [low, high]
+    seed: int = 0
+    requests: Counter[str] = field(default_factory=Counter)  # by method
+    thread_name: str = "loopback-pds"
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def put(self, record_uri: str, cid: str, value: Any) -> None:
+        self.records[record_uri] = (cid, value)
+
+    def remove(self, record_uri: str) -> None:
+        self.records.pop(record_uri, None)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/xrpc/com.atproto.repo.getRecord", self._get_record)
+        app.router.add_get("/xrpc/com.atproto.repo.listRecords", self._list_records)
+
+    async def _answer_fault(self) -> web.StreamResponse | None:
+        low, high = self.latency
+        if high > 0:
+            await asyncio.sleep(self._rng.uniform(low, high))
+        if self.fault == "stall":
+            assert self.stopping is not None
+            await self.stopping.wait()
+            return web.Response(status=503)
+        if self.fault == "error":
+            return web.json_response({"error": "InternalServerError"}, status=500)
+        if self.fault == "garbage":
+            return web.Response(body=b"\x00not json{", content_type="application/json")
+        return None
+
+    async def _get_record(self, request: web.Request) -> web.StreamResponse:
+        self.requests["getRecord"] += 1
+        faulted = await self._answer_fault()
+        if faulted is not None:
+            return faulted
+        query = request.query
+        uri = f"at://{query.get('repo')}/{query.get('collection')}/{query.get('rkey')}"
+        found = self.records.get(uri)
+        if found is None:
+            message = {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"}
+            return web.json_response(message, status=400)
+        cid, value = found
+        return web.json_response({"uri": uri, "cid": cid, "value": value})
+
+    async def _list_records(self, request: web.Request) -> web.StreamResponse:
+        self.requests["listRecords"] += 1
+        faulted = await self._answer_fault()
+        if faulted is not None:
+            return faulted
+        query = request.query
+        prefix = f"at://{query.get('repo')}/{query.get('collection')}/"
+        try:
+            limit = max(1, min(int(query.get("limit", "50")), MAX_LIST_LIMIT))
+        except ValueError:
+            return web.json_response({"error": "InvalidRequest"}, status=400)
+        after = query.get("cursor")
+        # rkeys in order, as a PDS lists a collection; the cursor is the last rkey sent
+        rkeys = sorted(uri[len(prefix) :] for uri in self.records if uri.startswith(prefix))
+        if after is not None:
+            rkeys = [rkey for rkey in rkeys if rkey > after]
+        page = rkeys[:limit]
+        body: dict[str, Any] = {
+            "records": [
+                {
+                    "uri": prefix + rkey,
+                    "cid": self.records[prefix + rkey][0],
+                    "value": self.records[prefix + rkey][1],
+                }
+                for rkey in page
+            ]
+        }
+        if len(rkeys) > limit:
+            body["cursor"] = page[-1]
+        return web.json_response(body)

@@ -1,0 +1,139 @@
+"""the one code path from "this playlist, this version, these tracks" to a cache entry.
+
+every writer calls `Recommender.ensure`: the consumer's task, the reconcile loop's,
+a private playlist's, a withdrawal refill and the API's miss. so an answer is the
+same whoever computed it, it is written under the playlist's lock (the lease's
+fencing token checked in the write), never installs a state older than the one
+stored, and is screened against withdrawn tracks before it is stored or returned.
+the outcome always carries the answer: nobody reads it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from engine.cache import CachedRecommendations, PlaylistState, fingerprint
+from engine.ports import Catalog, VectorStore
+from engine.recommend import (
+    DEFAULT_FUSION,
+    DEFAULT_MAX_PER_ARTIST,
+    DEFAULT_TOP_N,
+    recommend,
+)
+from engine.types import MAX_LIST_ITEMS, FusionMode
+from worker.recs.version import PlaylistVersion
+from worker.store.cache import RecommendationCache
+from worker.store.lock import Lease
+
+logger = logging.getLogger(__name__)
+
+DISABLED = "disabled"  # the strategy recorded when no vector store is configured
+
+
+class Outcome(StrEnum):
+    """what `ensure` did."""
+
+    ALREADY_CACHED = "already_cached"  # this (playlist, version) was done before: idempotent
+    REUSED = "reused"  # same set of tracks as the last version (reorder, rename): copied
+    COMPUTED = "computed"  # ran the engine
+    UNAVAILABLE = "unavailable"  # nothing to recommend from (no embeddings, or disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Ensured:
+    outcome: Outcome
+    value: CachedRecommendations  # the answer as cached (screened), or as computed (no cache)
+    seconds: float  # wall time of the engine run (0 when it did not run)
+
+
+class Recommender:
+    """compute recommendations for a version of a playlist and keep them in the cache."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: VectorStore | None,
+        cache: RecommendationCache | None,
+        fusion: FusionMode = DEFAULT_FUSION,
+        max_per_artist: int = DEFAULT_MAX_PER_ARTIST,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store  # None: turbopuffer disabled, every answer is "unavailable"
+        self.cache = cache  # None: no cache (the API when Redis is down computes fresh)
+        self.fusion = fusion
+        self.max_per_artist = max_per_artist
+
+    async def track_ids(self, track_uris: Sequence[str]) -> list[int]:
+        """the playlist's track ids in playlist order; tracks plyr.fm doesn't know are skipped."""
+        uris = list(dict.fromkeys(track_uris))[:MAX_LIST_ITEMS]
+        if not uris:
+            return []
+        known = await self.catalog.resolve_tracks(uris)
+        return list(dict.fromkeys(known[uri] for uri in uris if uri in known))
+
+    async def compute(self, track_ids: Sequence[int]) -> tuple[CachedRecommendations, float]:
+        """run the engine (no cache I/O); returns the value and the seconds it took."""
+        now = datetime.now(UTC).isoformat()
+        track_set = fingerprint(track_ids)
+        if self.store is None:
+            return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
+        started = time.perf_counter()
+        # the answer's 10 and a few spares (engine.cache: what a withdrawal leaves)
+        result = await recommend(
+            track_ids,
+            self.store,
+            limit=DEFAULT_TOP_N,
+            fusion=self.fusion,
+            catalog=self.catalog,
+            max_per_artist=self.max_per_artist,
+        )
+        elapsed = time.perf_counter() - started
+        value = CachedRecommendations(
+            result.tracks, result.available, result.strategy.value, track_set, now
+        )
+        return value, elapsed
+
+    async def ensure(
+        self, version: PlaylistVersion, *, lease: Lease | None, force: bool = False
+    ) -> Ensured:
+        """make sure the cache holds the answer for `version`, and return it.
+
+        `lease` is the playlist's lock (`worker.store.lock`): the write checks it is
+        still held. with `force` (a refresh before expiry, a refill after a
+        withdrawal) the engine runs even if the version is cached, and the answer is
+        written with a fresh TTL. without a cache (the API while Redis is down) the
+        answer is computed and returned, nothing written.
+        """
+        cache = self.cache
+        playlist_id, token = version.playlist_id, version.token
+        if cache is not None and not force:
+            # `get`, not `exists`: an entry nobody can read is not done, it is replaced
+            cached = await cache.get(playlist_id, token)
+            if cached is not None:
+                return Ensured(Outcome.ALREADY_CACHED, cached, 0.0)
+
+        track_ids = await self.track_ids(version.track_uris)
+        track_set = fingerprint(track_ids)
+        state = PlaylistState(
+            token, track_set, track_ids, list(version.track_uris), version.rev, version.owner_did
+        )
+        if cache is not None and not force:
+            previous = await cache.get_state(playlist_id)
+            if previous is not None and previous.fingerprint == track_set:
+                earlier = await cache.get(playlist_id, previous.token)
+                # never carry a "disabled" answer forward: the store may be enabled now
+                if earlier is not None and earlier.strategy != DISABLED:
+                    written = await cache.put(playlist_id, token, earlier, state, lease=lease)
+                    return Ensured(Outcome.REUSED, written.value, 0.0)
+
+        value, seconds = await self.compute(track_ids)
+        if cache is not None:
+            value = (await cache.put(playlist_id, token, value, state, lease=lease)).value
+        outcome = Outcome.COMPUTED if value.available else Outcome.UNAVAILABLE
+        return Ensured(outcome, value, seconds)

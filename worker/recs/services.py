@@ -1,0 +1,116 @@
+"""what the tasks and the API work with: the cache, catalog, vector store and recommender.
+
+opened once per process from `Settings` (or handed in by `plyr-recs run` and the
+tests), installed, and reached by the docket tasks through a dependency
+(`current_services`). the real adapters are opened here and closed when the
+process stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.ports import Catalog, VectorStore
+from worker.recs.recommender import Ensured, Recommender
+from worker.settings import Settings
+from worker.store.cache import RecommendationCache
+from worker.wiring import ConfigurationError, connect_redis, store_from_settings
+
+logger = logging.getLogger(__name__)
+
+
+class TaskObserver(Protocol):
+    """sees what the tasks did (the embedded mode's live view); must not block."""
+
+    def recomputed(self, playlist_uri: str, cid: str, refreshed: Ensured) -> None: ...
+
+    def forgot(self, playlist_uri: str) -> None: ...
+
+    def dropped(self, playlist_uri: str, reason: str) -> None: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Any  # redis.asyncio.Redis, or fakeredis in the embedded mode
+    cache: RecommendationCache
+    catalog: Catalog
+    store: VectorStore | None
+    recommender: Recommender
+    counts: Counter[str] = field(default_factory=Counter)
+    observer: TaskObserver | None = None
+
+
+_UNSET: Any = object()
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    redis: Any = _UNSET,
+    catalog: Catalog | None = None,
+    store: VectorStore | None = _UNSET,
+) -> AsyncIterator[Services]:
+    """open (and finally close) what `settings` names; parts handed in are used as they are."""
+    async with AsyncExitStack() as stack:
+        if redis is _UNSET:
+            redis = connect_redis(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
+        if catalog is None:
+            if settings.database_url is None:
+                raise ConfigurationError(
+                    "DATABASE_URL is not set: the worker and the API read plyr.fm's "
+                    "PostgreSQL (or use `plyr-recs run` for the embedded demo)"
+                )
+            from engine.postgres_catalog import PostgresCatalog
+
+            catalog = await stack.enter_async_context(
+                await PostgresCatalog.connect(
+                    settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+                )
+            )
+        if store is _UNSET:
+            store = store_from_settings(settings)
+            if store is None:
+                logger.warning("TURBOPUFFER_API_KEY is not set: recommendations are unavailable")
+            else:
+                closer = getattr(store, "aclose", None)
+                if closer is not None:
+                    stack.push_async_callback(closer)
+        cache = RecommendationCache(
+            redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
+        )
+        recommender = Recommender(
+            catalog=catalog,
+            store=store,
+            cache=cache,
+            fusion=settings.fusion_mode,
+            max_per_artist=settings.max_tracks_per_artist,
+        )
+        yield Services(settings, redis, cache, catalog, store, recommender)
+
+
+_installed: list[Services] = []
+
+
+@contextmanager
+def installed(services: Services) -> Iterator[Services]:
+    """make `services` the ones docket tasks of this process use, for the block's duration."""
+    _installed.append(services)
+    try:
+        yield services
+    finally:
+        _installed.remove(services)
+
+
+def current_services() -> Services:
+    """the installed services (a docket dependency of every task)."""
+    if not _installed:
+        raise RuntimeError("no services installed: run tasks inside `services.installed(...)`")
+    return _installed[-1]

@@ -1,0 +1,145 @@
+"""one run per playlist at a time: a leased lock in Redis with a fencing token, and
+"busy" as a transient fault.
+
+every writer of a playlist's answer (the consumer's task, the reconcile loop's,
+a private playlist's, a withdrawal refill, the API's miss, a forget) takes this
+one lock, keyed by the playlist's id. its value is the holder's fencing token,
+and the cache write (`RecommendationCache.put` with the `Lease`) checks, in the
+same transaction, that the key still holds it: a run whose lease lapsed (a long
+pause, a Redis that lost its data) cannot write, even if it never noticed, so it
+cannot cache a playlist that was forgotten meanwhile. Redis is both the lock and
+the store here, so the fence is a compare inside the write's own MULTI/EXEC
+rather than a number the store must order.
+
+two runs of one playlist should not overlap: they would compute twice, and a
+forget must not have an older recompute write behind it (the state's "newest
+revision wins" holds even then: `RecommendationCache.put` checks it in the
+write itself). docket's `ConcurrencyLimit` did this by parking the second run and
+waking it when the first released its slot, and that loses edits (docket
+0.27, found by tests/test_reliability_faults.py):
+
+- a newer version claimed while an older one runs is parked on a waiter stream;
+  a still newer edit then replaces the docket key. when the running one ends,
+  docket wakes the parked waiter because the key is "scheduled" again, gives
+  it the newest generation, and the newest edit is refused as superseded. the
+  playlist ends on its middle version, no fault needed.
+- a waiter parked behind a worker that is then SIGKILLed is woken only by a
+  one-shot backstop that runs before the dead slot is stale: it waits forever.
+
+here nothing parks. a run that finds the playlist busy raises `PlaylistBusy`,
+a transient fault: docket's own retry reschedules it (1 s, 2 s, ...), and that
+reschedule carries its generation, so a newer edit supersedes it as usual.
+the lock is leased and renewed while its holder runs; a holder that dies
+stops renewing and the lock expires one lease later.
+
+no Lua (the embedded mode's fakeredis has none): renew and release are a
+compare-and-set under WATCH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from redis.exceptions import WatchError
+
+from engine.errors import TransientError
+from engine.keys import LOCK_PREFIX
+from jetstream.faults import REDIS_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+RENEWALS_PER_LEASE: Final = 3
+RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
+
+
+class PlaylistBusy(TransientError):
+    """another run of this playlist holds its lock (retried like any transient fault)."""
+
+
+class LeaseLost(TransientError):
+    """the lock's lease lapsed before the write (another run may hold it now): nothing
+    was written, and the task is retried like any transient fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """the held lock: its key and the fencing token the write checks."""
+
+    key: str
+    token: str
+
+
+def lock_key(playlist_id: str) -> str:
+    return f"{LOCK_PREFIX}:{playlist_id}"
+
+
+@asynccontextmanager
+async def playlist_lock(
+    redis: Any, playlist_id: str, *, lease_seconds: float
+) -> AsyncIterator[Lease]:
+    """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it."""
+    key = lock_key(playlist_id)
+    token = uuid.uuid4().hex
+    lease_ms = max(1, round(lease_seconds * 1000))
+    if not await redis.set(key, token, nx=True, px=lease_ms):
+        raise PlaylistBusy(playlist_id)
+    done = asyncio.Event()
+    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds, done))
+    try:
+        yield Lease(key, token)
+    finally:
+        # the renewer stops at its next look at `done`; it is not waited for, so
+        # nothing it is in the middle of can hold the task (and the lock) up
+        done.set()
+        renewing.cancel()
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
+        except (*REDIS_UNAVAILABLE, TimeoutError) as error:
+            # it expires one lease from its last renewal
+            logger.warning("could not release the lock of %s: %r", playlist_id, error)
+
+
+async def _renew(
+    redis: Any, key: str, token: str, lease_seconds: float, done: asyncio.Event
+) -> None:
+    lease_ms = max(1, round(lease_seconds * 1000))
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), lease_seconds / RENEWALS_PER_LEASE)
+        if done.is_set():
+            return
+        try:
+            held = await _if_held(redis, key, token, lambda pipe: pipe.pexpire(key, lease_ms))
+        except REDIS_UNAVAILABLE as error:
+            logger.warning("could not renew %s: %r", key, error)
+            continue
+        if not held:
+            logger.warning("lost %s (its lease ran out); another run may start", key)
+            return
+
+
+async def _if_held(redis: Any, key: str, token: str, command: Any) -> bool:
+    """run `command(pipeline)` only while `key` still holds `token`; whether it did."""
+    async with redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(key)
+            current = await pipe.get(key)
+            if (
+                current is None
+                or (current.decode() if isinstance(current, bytes) else current) != token
+            ):
+                return False
+            pipe.multi()
+            command(pipe)
+            await pipe.execute()
+        except WatchError:  # changed under us: no longer ours
+            return False
+    return True
