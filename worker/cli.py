@@ -87,7 +87,8 @@ def api_command() -> None:
 
 @app.command(
     "jetstream",
-    epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "
+    epilog="Reads JETSTREAM_URLS or JETSTREAM_URL (unset: the six public hosts, rotated), "
+    "LIST_COLLECTION, "
     "TRACK_COLLECTION, DEBOUNCE_SECONDS, JETSTREAM_* limits, REDIS_URL (cursor, rev guard, "
     "counters) and DOCKET_URL. SIGTERM finishes the frames in hand and flushes the cursor.",
 )

@@ -101,7 +101,15 @@ def _api_port(settings: Settings) -> int:
     with socket.socket() as sock:
         sock.bind((settings.api_host, 0))
         port: int = sock.getsockname()[1]
-        return port
+    if settings.api_port:  # said, not silent: a script may expect the asked-for port
+        logger.warning(
+            "API_PORT=%d is in use on %s: the API takes port %d instead (set API_PORT to "
+            "choose another, or 0 for any free port)",
+            settings.api_port,
+            settings.api_host,
+            port,
+        )
+    return port
 
 
 def _load_demo(options: RunOptions, console: Console) -> DemoCatalogue:
