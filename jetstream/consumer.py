@@ -62,7 +62,7 @@ from jetstream.flood import FloodControl
 from jetstream.guard import RevGuard
 from jetstream.keys import JetstreamKeys
 from jetstream.reader import EndOfStream, drain, read_frames
-from jetstream.state_watch import StateWatch
+from jetstream.state_watch import Loss, StateWatch
 from jetstream.stats import ConsumerStats, StatsStore
 from jetstream.subscription import (
     V2_SUBPROTOCOL,
@@ -307,7 +307,8 @@ class JetstreamConsumer:
         position = await self.cursor.resume_position()
         await self._redis.ping()  # never read a frame we could not acknowledge
         await self._state_watch.check()
-        if self._state_watch.take_loss() and position is not None:
+        loss = self._state_watch.take_loss()
+        if loss is Loss.TOTAL and position is not None:
             # what was enqueued is gone with Redis: that work is not done any more
             self.cursor.undo_after(rewound(position, self.config.lost_state_rewind_seconds))
             position = self.cursor.done
@@ -315,6 +316,20 @@ class JetstreamConsumer:
                 "Redis lost the consumer's state (cursor, revs, queued tasks, cache): "
                 "replaying the last %.0fs of list commits",
                 self.config.lost_state_rewind_seconds,
+            )
+        elif loss is Loss.PARTIAL and position is not None:
+            # Redis went back in time (an AOF's last second, a lagging replica): the
+            # cursor it still holds is the last position known durable (see
+            # jetstream.state_watch); what came after is replayed
+            durable = await self.cursor.store.load()
+            fallback = rewound(position, self.config.lost_state_rewind_seconds)
+            self.cursor.undo_after(durable if durable is not None else fallback)
+            position = self.cursor.done
+            self.stats.partial_losses += 1
+            logger.warning(
+                "Redis came back with an older copy of its data: resuming from %s, the "
+                "last position it still holds",
+                position,
             )
         host = self._rotation.current
         wire = wire_of(host)

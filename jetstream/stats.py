@@ -38,6 +38,9 @@ class ConsumerStats:
     dictionary_unavailable: int = 0  # v2 hosts whose zstd dictionary could not be had
     connected_wire: str | None = None
     missed_version_reports: int = 0  # versions the reconcile loop found the stream missed
+    # Redis came back with an older copy of its data (its last writes lost): the
+    # consumer resumed from the cursor Redis still held (jetstream.state_watch)
+    partial_losses: int = 0
     plyr_anchor_time_us: int | None = None  # plyr.fm's commits are known complete up to here
     future_frames: int = 0  # frames dated past the clock skew: handled, never the cursor
     skipped: Counter[str] = field(default_factory=Counter)
@@ -87,6 +90,7 @@ class ConsumerStats:
         if self.connected_wire is not None:
             fields["wire"] = self.connected_wire
         fields["missed_version_reports"] = str(self.missed_version_reports)
+        fields["partial_losses"] = str(self.partial_losses)
         if self.plyr_anchor_time_us is not None:
             fields["plyr_anchor_time_us"] = str(self.plyr_anchor_time_us)
         if self.last_event_time_us is not None:

@@ -75,10 +75,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         await built.close()
 
 
-# the scenarios whose API check is excused (Redis restarted), with the reason at the check
-KNOWN_API_DRIFT = frozenset({"redis killed, data kept (AOF)", "redis killed, data lost"})
-
-
 def assert_nothing_lost_nothing_wrong(outcome: Outcome) -> None:
     assert outcome.verdict.lost == [], f"{outcome.scenario}: lost {outcome.verdict.lost}"
     assert outcome.verdict.wrong == [], f"{outcome.scenario}: wrong {outcome.verdict.wrong}"
@@ -104,15 +100,6 @@ async def test_a_fault_leaves_the_cache_as_the_fault_free_run(
 ) -> None:
     outcome = await run_scenario(world, scenario, DURATIONS)
     assert outcome.faults > 0, "the fault never happened"
-    if scenario.name in KNOWN_API_DRIFT and outcome.api_mismatches:
-        # the cache itself must still be right; only the API's answers are excused
-        assert outcome.verdict.lost == [], f"{outcome.scenario}: lost {outcome.verdict.lost}"
-        assert outcome.verdict.wrong == [], f"{outcome.scenario}: wrong {outcome.verdict.wrong}"
-        pytest.xfail(
-            "known defect: after Redis restarts (with or without its data), the API keeps "
-            "answering some playlists from an inline compute (no_pds) instead of their "
-            "cached entry; seen since issues 11, 12 and 16 merged, on a quiet machine"
-        )
     assert_nothing_lost_nothing_wrong(outcome)
     assert outcome.recover_seconds is not None
     assert outcome.server_errors == 0, outcome.statuses

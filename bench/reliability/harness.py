@@ -269,13 +269,16 @@ async def scenario_run(
     *,
     name: str,
     durable_redis: bool = False,
+    appendfsync: str = "always",
     faults: ReplayFaults | None = None,
 ) -> AsyncIterator[ScenarioRun]:
     """fresh parts for one run (nothing started yet but the servers and the API)."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     directory = world.directory / f"{slug}-{uuid.uuid4().hex[:6]}"
     directory.mkdir(parents=True)
-    redis_server = RedisServer(directory / "redis", appendonly=durable_redis)
+    redis_server = RedisServer(
+        directory / "redis", appendonly=durable_redis, appendfsync=appendfsync
+    )
     await asyncio.to_thread(redis_server.start)
     settings = world.settings(redis_url=redis_server.url, docket_name=f"rel-{slug}")
     replay = ReplayServer(

@@ -49,6 +49,7 @@ class Scenario:
     stream: Callable[[SyntheticStream], SyntheticStream] = unchanged
     faults: Callable[[int], ReplayFaults] | None = None  # given the stream's frame count
     durable_redis: bool = False
+    appendfsync: str = "always"  # with durable_redis: "everysec" loses the last second
 
 
 @dataclass
@@ -80,7 +81,12 @@ async def run_scenario(world: World, scenario: Scenario, durations: Durations) -
     stream = scenario.stream(world.stream)
     faults = scenario.faults(len(stream.frames)) if scenario.faults is not None else None
     async with scenario_run(
-        world, stream, name=scenario.name, durable_redis=scenario.durable_redis, faults=faults
+        world,
+        stream,
+        name=scenario.name,
+        durable_redis=scenario.durable_redis,
+        appendfsync=scenario.appendfsync,
+        faults=faults,
     ) as run:
         run.durations = durations
         injected = await scenario.body(run) + stream.extra_frames
@@ -284,6 +290,12 @@ def scenarios(frames: int) -> list[Scenario]:
             faults=lambda n: ReplayFaults(drop_after=[n // 3]),
         ),
         Scenario("redis killed, data kept (AOF)", redis_killed, durable_redis=True),
+        Scenario(
+            "redis killed, last second lost (AOF everysec)",
+            redis_killed,
+            durable_redis=True,
+            appendfsync="everysec",
+        ),
         Scenario("redis killed, data lost", redis_killed),
         Scenario("postgresql down", postgres_down),
         Scenario("turbopuffer 429", turbopuffer_fault(status=429)),

@@ -41,6 +41,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from uvicorn.loops.auto import auto_loop_factory
 
 from engine.ports import CatalogError
+from jetstream.keys import JetstreamKeys
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
 from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
@@ -127,7 +128,9 @@ def create_app(
         metrics=metrics,
         limits=limits,
         withdrawn=WithdrawnView(
-            services.redis, stale_seconds=services.settings.withdrawal_stale_seconds
+            services.redis,
+            stale_seconds=services.settings.withdrawal_stale_seconds,
+            loss_key=JetstreamKeys(services.settings.list_collection).epoch,
         )
         if screen_withdrawals
         else None,

@@ -27,10 +27,10 @@ from typing import Any, Final
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from engine.cache import CachedRecommendations
-from engine.keys import WITHDRAWAL_ROUND_KEY, WITHDRAWN_GENERATION_KEY, WITHDRAWN_KEY
+from engine.keys import WITHDRAWAL_ROUND_KEY, WITHDRAWN_GENERATION_KEY
 from engine.ports import Catalog, CatalogError
 from engine.withdrawal import RoundRecord, round_covers, screened
-from worker.store.withdrawn import MAX_WITHDRAWN, ids_of
+from worker.store.withdrawn import read_riders, withdrawn_now
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,23 @@ _NEVER: Final = object()  # a generation no read has returned yet
 class WithdrawnView:
     """the withdrawn set as this process last read it, and whether it may be trusted."""
 
-    keys: Final = (WITHDRAWN_GENERATION_KEY, WITHDRAWAL_ROUND_KEY)  # read with every MGET
-
     def __init__(
-        self, redis: Any, *, stale_seconds: float, clock: Callable[[], float] = time.time
+        self,
+        redis: Any,
+        *,
+        stale_seconds: float,
+        clock: Callable[[], float] = time.time,
+        loss_key: str | None = None,
     ) -> None:
+        # read with every MGET: the set's generation, the last round's record, and
+        # the consumer's Redis marker (`jetstream.state_watch`), whose change or
+        # count going back says Redis lost data: the copy (and the round record)
+        # may then lack withdrawals, so hits are checked with plyr.fm's database
+        # until a round that began after the loss is published
+        self.keys: tuple[str, ...] = (WITHDRAWN_GENERATION_KEY, WITHDRAWAL_ROUND_KEY)
+        if loss_key is not None:
+            self.keys += (loss_key,)
+        self._loss_marker: tuple[str, int] | None = None
         self.redis = redis
         self.stale_seconds = stale_seconds
         self.clock = clock
@@ -60,7 +72,9 @@ class WithdrawnView:
 
     async def landed(self, values: Sequence[Any]) -> None:
         """what an MGET of `keys` returned (inside the read that asked for it)."""
-        generation, round_raw = values
+        generation, round_raw = values[0], values[1]
+        if len(values) > 2:
+            self._watch_for_loss(values[2])
         if self._lost:
             self._lost = False
             self._back_at = self.clock()
@@ -70,16 +84,24 @@ class WithdrawnView:
         if generation != self._generation:
             # the set changed (or this is the first read): one fetch, then reads go on
             # without it until the next change
-            members = await self.redis.zrangebyscore(
-                WITHDRAWN_KEY, self.clock(), "+inf", start=0, num=MAX_WITHDRAWN
-            )
-            self.ids = frozenset(ids_of(members))
+            self.ids = frozenset(await withdrawn_now(self.redis, self.clock()))
             self._generation = generation
             self.counts["set_fetches"] += 1
 
     async def refresh(self) -> None:
         """read the generation and the round now (the caller bounds it)."""
-        await self.landed(await self.redis.mget(self.keys))
+        await self.landed(await read_riders(self.redis, self.keys))
+
+    def _watch_for_loss(self, raw: bytes | str | None) -> None:
+        if raw is None:
+            return  # no consumer has looked yet (or the loss is total: the set is too)
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+        marker, _, count_text = text.partition(":")
+        seen = (marker, int(count_text) if count_text.isdigit() else 0)
+        before, self._loss_marker = self._loss_marker, seen
+        if before is not None and (seen[0] != before[0] or seen[1] < before[1]):
+            self.counts["redis_losses"] += 1
+            self._back_at = self.clock()  # only a round begun after now is trusted
 
     def cache_lost(self) -> None:
         """Redis failed a read: until it answers again and a round begins after that,
@@ -143,10 +165,16 @@ class WithdrawnView:
             "plyr_recs_api_withdrawn",
             "answer screening against withdrawn tracks: answers_filtered (served without "
             "some track), hits_verified (checked with plyr.fm's database: no recent round), "
-            "verify_failed, set_fetches.",
+            "verify_failed, set_fetches, redis_losses (Redis came back with older data).",
             labels=["kind"],
         )
-        for kind in ("answers_filtered", "hits_verified", "verify_failed", "set_fetches"):
+        for kind in (
+            "answers_filtered",
+            "hits_verified",
+            "verify_failed",
+            "set_fetches",
+            "redis_losses",
+        ):
             screening.add_metric([kind], self.counts[kind])
         yield screening
         yield GaugeMetricFamily(

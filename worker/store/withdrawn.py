@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from engine.cache import CACHE_TTL_SECONDS, CachedRecommendations
@@ -57,6 +57,17 @@ CARRIER_BATCH: Final = 500  # carriers sets read per pipeline
 
 def carriers_key(track_id: int) -> str:
     return f"{WITHDRAWAL_CARRIERS_PREFIX}:{track_id}"
+
+
+async def withdrawn_now(redis: Any, now: float) -> set[int]:
+    """the ids marked withdrawn and not yet expired (the API's copy is fetched so)."""
+    members = await redis.zrangebyscore(WITHDRAWN_KEY, now, "+inf", start=0, num=MAX_WITHDRAWN)
+    return ids_of(members)
+
+
+async def read_riders(redis: Any, keys: Sequence[str]) -> list[Any]:
+    """the keys that ride along with the API's cache reads, read on their own."""
+    return list(await redis.mget(list(keys)))
 
 
 def ids_of(members: Iterable[bytes | str]) -> set[int]:

@@ -32,8 +32,7 @@ from enum import StrEnum
 
 from engine.types import PlaylistRow
 from worker.recs.version import version_token
-
-MISSING = -2  # what PTTL answers for a key that does not exist
+from worker.store.reconcile_probe import MISSING  # PTTL of a key that does not exist
 
 
 class Action(StrEnum):

@@ -29,12 +29,9 @@ from typing import Any, Final
 
 from docket import Disposition, Docket, TaskCall
 
-from engine.cache import cache_key
 from engine.errors import TransientError
-from engine.keys import LAPSED_PREFIX
 from engine.types import PlaylistRow
 from jetstream.contract import recompute_key
-from jetstream.guard import GuardState
 from jetstream.keys import JetstreamKeys
 from worker.identity.pds_lists import (
     DELETED,
@@ -44,10 +41,9 @@ from worker.identity.pds_lists import (
     WantedRecord,
 )
 from worker.recs.version import database_rev, version_token
-from worker.store.activity import activity_key
+from worker.store.reconcile_probe import Wanted, mark_active, mark_lapsing, probe
 from worker.store.reconcile_state import PassSummary, ReconcileState
 from worker.tasks.reconcile_decide import (
-    MISSING,
     Action,
     Policy,
     Probe,
@@ -204,10 +200,7 @@ async def _act(
         else:
             due.append((row, verdict))
     if lapsing and not config.dry_run:
-        async with redis.pipeline(transaction=False) as pipe:
-            for playlist_id, token in lapsing:
-                pipe.set(f"{LAPSED_PREFIX}:{playlist_id}", token, ex=config.active_ttl_seconds)
-            await pipe.execute()
+        await mark_lapsing(redis, lapsing, ttl_seconds=config.active_ttl_seconds)
     # the page's records are read together (bounded per PDS host, not by the pace:
     # one slow host must not hold the others' reads back), then enqueued at the pace
     wanted = [
@@ -299,10 +292,7 @@ async def _enqueue_chunk(
                 summary.counts[f"enqueued:{reason}"] += 1
     if healed:
         # a missed edit is an edit: the playlist is active as if the firehose had said so
-        async with redis.pipeline(transaction=False) as pipe:
-            for playlist_id in healed:
-                pipe.set(activity_key(playlist_id), b"1", ex=config.active_ttl_seconds)
-            await pipe.execute()
+        await mark_active(redis, healed, ttl_seconds=config.active_ttl_seconds)
 
 
 async def _probe(
@@ -310,31 +300,18 @@ async def _probe(
     keys: JetstreamKeys,
     rows: Sequence[PlaylistRow],
 ) -> list[Probe]:
-    """every row's probe in one pipelined round trip (four reads per playlist)."""
-    tokens = [version_token(row) for row in rows]
-    async with redis.pipeline(transaction=False) as pipe:
-        for row, token in zip(rows, tokens, strict=True):
-            pipe.pttl(
-                cache_key(row.playlist_id, token) if token else cache_key(row.playlist_id, "-")
-            )
-            pipe.exists(activity_key(row.playlist_id))
-            pipe.get(f"{LAPSED_PREFIX}:{row.playlist_id}")
-            pipe.get(keys.rev(row.record_uri) if row.record_uri else keys.rev("-"))
-        answers = await pipe.execute()
-    probes = []
-    for index in range(len(rows)):
-        ttl, viewed, lapsed, guard = answers[index * 4 : index * 4 + 4]
-        guard_state = GuardState.decode(guard) if guard is not None else None
-        probes.append(
-            Probe(
-                entry_ttl_ms=int(ttl) if isinstance(ttl, int) else MISSING,
-                viewed=bool(viewed),
-                lapsed_token=_text(lapsed),
-                firehose_cid=guard_state.cid if guard_state is not None else None,
-                firehose_rev=guard_state.rev if guard_state is not None else None,
-            )
+    """every row's probe in one pipelined round trip (`worker.store.reconcile_probe`)."""
+    wanted = [Wanted(row.playlist_id, version_token(row), row.record_uri) for row in rows]
+    return [
+        Probe(
+            entry_ttl_ms=read.entry_ttl_ms,
+            viewed=read.viewed,
+            lapsed_token=read.lapsed_token,
+            firehose_cid=read.accepted.cid if read.accepted is not None else None,
+            firehose_rev=read.accepted.rev if read.accepted is not None else None,
         )
-    return probes
+        for read in await probe(redis, keys, wanted)
+    ]
 
 
 async def _previous_pass_started(redis: Any, config: PassConfig) -> datetime | None:
@@ -346,12 +323,3 @@ async def _previous_pass_started(redis: Any, config: PassConfig) -> datetime | N
         if last is not None:
             starts.append(last.started_at)
     return datetime.fromtimestamp(max(starts), UTC) if starts else None
-
-
-def _text(raw: object) -> str | None:
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            return None
-    return raw if isinstance(raw, str) else None

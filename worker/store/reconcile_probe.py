@@ -1,0 +1,89 @@
+"""the reconcile pass's Redis reads and writes (the pass itself decides, this stores).
+
+per page of plyr.fm's playlists, one pipelined round trip reads what Redis says
+of each one's current version: the remaining life of its cache entry, whether
+the API saw it viewed lately, whether an expiry of this very version was let
+happen (inactive), and the version the Jetstream consumer last accepted for its
+record. the pass then marks what it lets lapse and what it healed as active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from engine.cache import cache_key
+from engine.keys import LAPSED_PREFIX
+from jetstream.guard import GuardState
+from jetstream.keys import JetstreamKeys
+from worker.store.activity import activity_key
+
+MISSING: Final = -2  # what PTTL answers for a key that does not exist
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """one playlist to probe: its id, the token of its current version, its record."""
+
+    playlist_id: str
+    token: str | None
+    record_uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    entry_ttl_ms: int  # PTTL of the entry: MISSING, or milliseconds left (-1: no TTL)
+    viewed: bool
+    lapsed_token: str | None
+    accepted: GuardState | None  # the consumer's last accepted (rev, CID) of the record
+
+
+async def probe(redis: Any, keys: JetstreamKeys, wanted: Sequence[Wanted]) -> list[Read]:
+    """every playlist's read in one pipelined round trip (four reads each)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for one in wanted:
+            pipe.pttl(cache_key(one.playlist_id, one.token or "-"))
+            pipe.exists(activity_key(one.playlist_id))
+            pipe.get(f"{LAPSED_PREFIX}:{one.playlist_id}")
+            pipe.get(keys.rev(one.record_uri or "-"))
+        answers = await pipe.execute()
+    reads = []
+    for index in range(len(wanted)):
+        ttl, viewed, lapsed, guard = answers[index * 4 : index * 4 + 4]
+        reads.append(
+            Read(
+                entry_ttl_ms=int(ttl) if isinstance(ttl, int) else MISSING,
+                viewed=bool(viewed),
+                lapsed_token=_text(lapsed),
+                accepted=GuardState.decode(guard) if guard is not None else None,
+            )
+        )
+    return reads
+
+
+async def mark_lapsing(
+    redis: Any, versions: Iterable[tuple[str, str]], *, ttl_seconds: int
+) -> None:
+    """remember which version of each playlist was let expire (inactive)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for playlist_id, token in versions:
+            pipe.set(f"{LAPSED_PREFIX}:{playlist_id}", token, ex=ttl_seconds)
+        await pipe.execute()
+
+
+async def mark_active(redis: Any, playlist_ids: Iterable[str], *, ttl_seconds: int) -> None:
+    """a healed edit is an edit: the playlist counts as active, as if viewed."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for playlist_id in playlist_ids:
+            pipe.set(activity_key(playlist_id), b"1", ex=ttl_seconds)
+        await pipe.execute()
+
+
+def _text(raw: object) -> str | None:
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return None
+    return raw if isinstance(raw, str) else None
