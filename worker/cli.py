@@ -16,12 +16,7 @@ from pathlib import Path
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from typing import TYPE_CHECKING  # noqa: E402
-
 import typer  # noqa: E402
-
-if TYPE_CHECKING:
-    from worker.settings import Settings
 
 # the demo's bounds (worker.demo): kept here as numbers so `--help` loads no NumPy
 MIN_DEMO_TRACKS = 240  # 24 sound regions of at least 10 tracks
@@ -53,12 +48,11 @@ def worker_command() -> None:
     (any number, on any machines sharing DOCKET_URL)."""
     import asyncio
 
-    from worker.processes.startup import load_settings, refusals
+    from worker.processes.startup import load_process_settings, refusals
     from worker.processes.worker import serve
 
     with refusals("worker"):
-        settings = load_settings()
-        _configure_logging(settings)
+        settings = load_process_settings("worker")
         asyncio.run(serve(settings))
 
 
@@ -76,11 +70,10 @@ def api_command() -> None:
 
     from worker.api.app import run as run_api
     from worker.processes.ops import wait_for_dependencies
-    from worker.processes.startup import load_settings, refusals
+    from worker.processes.startup import load_process_settings, refusals
 
     with refusals("api"):
-        settings = load_settings()
-        _configure_logging(settings)
+        settings = load_process_settings("api")
         asyncio.run(wait_for_dependencies(settings, database=True))
         run_api(settings)
 
@@ -98,11 +91,10 @@ def jetstream_command() -> None:
     import asyncio
 
     from worker.processes.jetstream import run_standalone
-    from worker.processes.startup import load_settings, refusals
+    from worker.processes.startup import load_process_settings, refusals
 
     with refusals("jetstream"):
-        settings = load_settings()
-        _configure_logging(settings)
+        settings = load_process_settings("jetstream")
         asyncio.run(run_standalone(settings))
 
 
@@ -163,12 +155,11 @@ def warm_command(
     from engine.ports import CatalogError
     from jetstream.faults import REDIS_UNAVAILABLE
     from worker.processes.ops import wait_for_dependencies
-    from worker.processes.startup import load_settings, refusals
+    from worker.processes.startup import load_process_settings, refusals
     from worker.processes.warm import warm
 
     with refusals("warm"):
-        settings = load_settings()
-        _configure_logging(settings, at_least="WARNING")
+        settings = load_process_settings("warm", at_least="WARNING")
         asyncio.run(wait_for_dependencies(settings, database=True))
         try:
             code = asyncio.run(warm(settings, Console(), dry_run=dry_run))
@@ -231,7 +222,7 @@ def run_command(
 
     from worker.processes.ops import wait_for_dependencies
     from worker.processes.run import RunOptions, run_embedded
-    from worker.processes.startup import load_settings, refusals
+    from worker.processes.startup import load_process_settings, refusals
 
     if artists > tracks:
         raise typer.BadParameter(
@@ -249,21 +240,10 @@ def run_command(
         summary_path=summary,
     )
     with refusals("run"):
-        settings = load_settings()
-        _configure_logging(settings, at_least="WARNING")
+        settings = load_process_settings("run", at_least="WARNING")
         asyncio.run(wait_for_dependencies(settings, database=True))
         code = asyncio.run(run_embedded(settings, options, Console()))
     raise typer.Exit(code)
-
-
-def _configure_logging(settings: Settings, *, at_least: str = "DEBUG") -> None:
-    """LOG_LEVEL and LOG_FORMAT; the commands with a console of their own (`run`,
-    `warm`) log warnings and worse only, whatever LOG_LEVEL says below that."""
-    from worker.processes.logs import configure_logging
-
-    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-    level = max(settings.log_level, at_least, key=levels.index)
-    configure_logging(level, log_format=settings.log_format)
 
 
 def main() -> None:

@@ -415,6 +415,12 @@ class Settings(BaseSettings):
         "needs (a deploy may start it before them), saying which URL it waits for, before "
         "exiting with status 2.",
     )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="where traces go by OTLP/HTTP (a collector, or logfire's "
+        "https://logfire-api.pydantic.dev with OTEL_EXPORTER_OTLP_HEADERS="
+        "Authorization=<token>). Unset: no traces, and no cost.",
+    )
     health_store_check_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=30.0,
         description="how long /health/ready reuses its answer on turbopuffer (one id "

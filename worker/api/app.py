@@ -61,6 +61,7 @@ from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.ops.probes import CachedProbe, Readiness, catalog_probe, redis_probe, store_probe
 from worker.ops.server import OpsServer
+from worker.ops.tracing import tracing_enabled
 from worker.recs.services import Services
 from worker.settings import Settings
 from worker.store.activity import ActivityLog, active_days_seconds
@@ -159,9 +160,10 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         # FastAPI's built-in OpenTelemetry hooks look up the global providers on
-        # every request (~8% of a cache hit's CPU); this service exports
-        # Prometheus metrics and configures no OpenTelemetry.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # every request (~8% of a cache hit's CPU): on only when this process
+        # exports traces (OTEL_EXPORTER_OTLP_ENDPOINT, worker.ops.tracing); the
+        # metrics are Prometheus's.
+        telemetry={"tracing": tracing_enabled(), "metrics": False, "logs": False},
         # no redirect for a trailing slash: Starlette builds its Location from the
         # request's Host header (`Host: evil.example` -> `http://evil.example/...`).
         # `/health/` is a 404 like any other unknown path.

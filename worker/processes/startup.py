@@ -65,6 +65,21 @@ def load_settings() -> Settings:
     return settings
 
 
+def load_process_settings(process: str, *, at_least: str = "DEBUG") -> Settings:
+    """`load_settings`, then the process's logging (LOG_LEVEL, LOG_FORMAT; `at_least`
+    for the commands with a console of their own) and traces (OTEL_EXPORTER_OTLP_*)."""
+    from worker.ops.tracing import configure_tracing
+    from worker.processes.logs import configure_logging
+
+    settings = load_settings()
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    configure_logging(
+        max(settings.log_level, at_least, key=levels.index), log_format=settings.log_format
+    )
+    configure_tracing(settings, process=process)
+    return settings
+
+
 def settings_problem(error: ValidationError) -> str:
     """one line for the bad settings: each one's name, the value, what is wrong, and
     what to do (set it right, or unset it for its default)."""
@@ -112,6 +127,13 @@ def check_urls(settings: Settings) -> None:
             settings.turbopuffer_base_url,
             HTTP_SCHEMES,
             example="https://gcp-us-central1.turbopuffer.com, or unset it to use the region",
+        )
+    if settings.otel_exporter_otlp_endpoint is not None:
+        _check(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            settings.otel_exporter_otlp_endpoint,
+            HTTP_SCHEMES,
+            example="http://collector:4318, or unset it for no traces",
         )
     _check(
         "PLC_DIRECTORY_URL",
