@@ -17,6 +17,9 @@ schema/plyr.sql) say a track is surfaceable iff:
   copyright question, not the audience one);
 - `moderation_override` is NULL or 'allow': 'exclude' and 'takedown' keep the
   track off every chosen surface;
+- `support_gate` is NULL: a supporters-only or copyright-gated track plays only
+  for those it is gated for, and plyr.fm's own discovery (radio's corpus) requires
+  `support_gate IS NULL` (so does this: a jsonb `null` is a value there too, a gate);
 - its artist is known (the artists row exists) and not deactivated.
 
 the rules live here twice, once per world, each the single source in its world:
@@ -77,6 +80,7 @@ MAX_TRACK_ID: Final = 2**31 - 1
 # halved the withdrawal check's query over 20,000 tracks (`python -m bench withdrawn`).
 SURFACEABLE_TRACK_SQL: Final = """
     t.visibility = 'public'
+    AND t.support_gate IS NULL
     AND (t.publish_state IS NULL OR t.publish_state = 'published')
     AND (t.moderation_override IS NULL OR t.moderation_override = 'allow')
     AND (
@@ -117,6 +121,8 @@ class TrackRecord:
 
     `self_labels` / `operator_labels` are None when the stored JSON was not an
     array of strings (see `labels_from_json`); such a track is never surfaced.
+    `gated` is whether `support_gate` holds a value (SQL NOT NULL): the gate's
+    kind does not matter here, any gate keeps the track from being recommended.
     """
 
     id: int
@@ -130,6 +136,7 @@ class TrackRecord:
     operator_labels: frozenset[str] | None = field(default_factory=frozenset)
     moderation_override: str | None = None
     publish_state: str | None = None
+    gated: bool = False
 
 
 def labels_from_json(raw: object) -> frozenset[str] | None:
@@ -144,6 +151,8 @@ def is_surfaceable(track: TrackRecord, artist: ArtistRecord | None) -> bool:
     if artist is None or artist.deactivated:
         return False
     if track.visibility != PUBLIC_VISIBILITY or track.publish_state not in PUBLISHED_STATES:
+        return False
+    if track.gated:
         return False
     if track.moderation_override not in SURFACEABLE_OVERRIDES:
         return False

@@ -180,6 +180,11 @@ class InMemoryCatalog:
             del self._track_ids_by_uri[uri]
         self._add_track(track)
 
+    def replace_artist(self, artist: ArtistRecord) -> None:
+        """add an artist or replace the one with its DID (the demo's page gives the
+        session's owners its PDS: plyr.fm's `artists.pds_url`)."""
+        self._artists[artist.did] = artist
+
     def track(self, track_id: int) -> TrackRecord | None:
         return self._tracks.get(track_id)
 
@@ -253,6 +258,8 @@ def _track_from_json(row: Mapping[str, Any]) -> TrackRecord:
         operator_labels=labels_from_json(row.get("operator_labels", [])),
         moderation_override=_field(row, "moderation_override", optional_text),
         publish_state=_field(row, "publish_state", optional_text),
+        # any gate's shape: a JSON null here is SQL NULL, as catalog.json loads it
+        gated=row.get("support_gate") is not None,
     )
 
 

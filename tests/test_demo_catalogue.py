@@ -136,6 +136,9 @@ async def test_the_catalogue_exercises_every_eligibility_rule(catalogue: DemoCat
 
 def _case_of(track: TrackRecord) -> TrackCase:
     labels = (track.self_labels or frozenset()) | (track.operator_labels or frozenset())
+    if track.gated:
+        supporters = track.visibility == "supporters"
+        return TrackCase.SUPPORTERS if supporters else TrackCase.COPYRIGHT_GATED
     if track.visibility == "unlisted":
         return TrackCase.UNLISTED
     if track.visibility == "private":

@@ -1,6 +1,6 @@
 """the editor page's parts without a browser: who may use it (the guard), that the
 production API never serves it, the event hub's bounds and redaction, and the
-book that reads the demo's own frames back."""
+book that reads the demo's own frames back, and what the page gets of a track."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from worker.processes.editor.book import PlaylistBook
 from worker.processes.editor.events import HISTORY, STREAM_QUEUE, EventHub
 from worker.processes.editor.guard import is_loopback, page_hosts, refusal
 from worker.processes.editor.page import why_not_served
+from worker.processes.editor.site import track_for_page
 from worker.settings import Settings
 
 HOSTS = page_hosts("127.0.0.1", 8000)
@@ -229,3 +230,15 @@ def test_the_page_loads_nothing_from_outside() -> None:
     assert b"@import" not in files["editor.css"]
     assert re.search(rb"fetch\(\s*[\"'`]https?:", files["editor.js"]) is None
     assert "default-src 'none'" in HEADERS["content-security-policy"]
+
+
+# --- what the page gets of an answer's track -------------------------------------------
+
+
+def test_a_track_for_the_page_keeps_because_only_when_it_is_well_formed() -> None:
+    track = {"id": 7, "title": "t", "artist_handle": "a", "artist_display_name": "A"}
+    assert "because" not in track_for_page(track)
+    explained = track_for_page(track | {"because": {"id": 3, "title": "near", "extra": 1}})
+    assert explained["because"] == {"id": 3, "title": "near"}
+    for odd in ({"id": "3", "title": "near"}, {"id": 3}, {"id": True, "title": "x"}, "near"):
+        assert "because" not in track_for_page(track | {"because": odd}), odd

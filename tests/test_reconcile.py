@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from bench.loopback.pds import list_record_value
 from bench.loopback.servers import RedisServer
 from engine.cache import cache_key
 from jetstream.contract import recompute_key
@@ -255,3 +256,27 @@ async def test_a_worker_starts_the_loop_by_itself_and_the_pass_fills_the_cache(
     assert services.counts["reconcile:passes"] == 1
     for name in ("alice0", "bob1", "secret"):
         assert await entry_ttl(redis_client, world, name) > 0, name
+
+
+async def test_a_pds_naming_another_version_is_never_cached_under_its_cid(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    """the version is plyr.fm's database's, never the PDS's word. before: a PDS naming a
+    new CID on every read made every pass compute and store a new 24 h entry for each
+    of its playlists (20 playlists x 4 passes -> 80 entries)."""
+    bob0 = world.playlists["bob0"]
+    assert bob0.uri is not None
+    assert bob0.cid is not None
+    async with running_parts(world.settings()) as (services, docket):
+        for attempt in range(3):
+            made_up = "bafyreimadeup" + "abc"[attempt] + "m" * 45  # a CID, not plyr.fm's
+            world.good.put(bob0.uri, made_up, {"$type": "fm.plyr.list", "items": []})
+            summary = await pass_and_drain(services, docket)
+            assert summary.counts["failed:pds_other_version"] == 1, dict(summary.counts)
+            assert await redis_client.exists(cache_key(bob0.playlist_id, made_up)) == 0
+        assert await entry_ttl(redis_client, world, "bob0") == -2
+        # the PDS holds plyr.fm's version again: cached under the database's CID
+        world.good.put(bob0.uri, bob0.cid, list_record_value(bob0.track_uris, name="bob0"))
+        summary = await pass_and_drain(services, docket)
+        assert summary.counts["failed:pds_other_version"] == 0
+        assert await entry_ttl(redis_client, world, "bob0") > 0

@@ -55,6 +55,11 @@ KINDS = {
     "unlisted": f"UPDATE tracks SET visibility = 'unlisted' {ON_TRACK}",
     "private": f"UPDATE tracks SET visibility = 'private' {ON_TRACK}",
     "pending": f"UPDATE tracks SET publish_state = 'pending' {ON_TRACK}",
+    # a gate added after caching: a copyright gate rides on a public track, and plyr.fm's
+    # discovery requires support_gate IS NULL
+    "copyright gate": (
+        f'UPDATE tracks SET support_gate = \'{{"type": "copyright"}}\'::jsonb {ON_TRACK}'
+    ),
     "artist deactivated": f"UPDATE artists SET deactivated = true {ON_ARTIST}",
     "row gone": f"DELETE FROM tracks {ON_TRACK}",
 }

@@ -35,6 +35,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "operator_labels",
         "moderation_override",
         "publish_state",
+        "support_gate",
         "created_at",
     ),
     "playlists": (
@@ -51,10 +52,10 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 # label columns are NOT NULL jsonb: a JSON null in the data is stored as jsonb
-# 'null' (a malformed label value the catalog must survive). items_json is
-# nullable, and there None means SQL NULL, its normal state.
+# 'null' (a malformed label value the catalog must survive). items_json
+# and support_gate are nullable, and there None means SQL NULL, their normal state.
 _JSONB_NOT_NULL = frozenset({"self_labels", "operator_labels"})
-_JSONB_NULLABLE = frozenset({"items_json"})
+_JSONB_NULLABLE = frozenset({"items_json", "support_gate"})
 _TIMESTAMPS = frozenset({"created_at", "updated_at"})
 
 
@@ -171,6 +172,15 @@ _CASES = [
     EligibilityCase("operator_labels an object", False, {"operator_labels": {"label": "ok"}}),
     EligibilityCase("self_labels JSON null", False, {"self_labels": None}),
     EligibilityCase("labels with a non-string", False, {"operator_labels": ["lo-fi", 7]}),
+    # gated tracks (plyr.fm's radio requires support_gate IS NULL)
+    EligibilityCase("support_gate NULL", True, {"support_gate": None}),
+    EligibilityCase("supporters gate", False, {"support_gate": {"type": "any"}}),
+    EligibilityCase("copyright gate on public", False, {"support_gate": {"type": "copyright"}}),
+    EligibilityCase(
+        "copyright gate + override allow",
+        False,
+        {"support_gate": {"type": "copyright"}, "moderation_override": "allow"},
+    ),
 ]
 ELIGIBILITY_CASES: tuple[EligibilityCase, ...] = tuple(
     dataclasses.replace(case, track_id=1001 + index) for index, case in enumerate(_CASES)

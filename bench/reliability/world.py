@@ -173,7 +173,13 @@ def _catalog_rows(catalogue: DemoCatalogue, stream: SyntheticStream) -> dict[str
             "operator_labels": sorted(t.operator_labels or ()),
             "moderation_override": t.moderation_override,
             "publish_state": t.publish_state,
+            "support_gate": _gate(t.visibility) if t.gated else None,
         }
         for t in catalogue.tracks
     ]
     return {"artists": artists, "tracks": tracks, "playlists": stream.playlist_rows()}
+
+
+def _gate(visibility: str) -> dict[str, str]:
+    """the support_gate plyr.fm writes: supporters-only, or a copyright gate on a public track."""
+    return {"type": "any" if visibility == "supporters" else "copyright"}

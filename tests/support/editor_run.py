@@ -33,7 +33,8 @@ CHROMIUM_ARGS = [
 ]
 EDITOR_LINE = re.compile(r"the playlist editor: (http://127\.0\.0\.1:\d+)/")
 TOKEN_LINE = re.compile(r"X-Internal-Token: ([A-Za-z0-9_-]+)")
-RUN = [sys.executable, "-m", "worker", "run", "--tracks", "2000", "--spacing-ms", "20"]
+RUN = [sys.executable, "-m", "worker", "run", "--tracks", "2000"]
+SPACING_MS = 20  # the session's frames come fast: it is replayed in about a second
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -86,13 +87,16 @@ def _wait_for(demo_output: Path, process: subprocess.Popen[bytes]) -> tuple[str,
 
 
 @contextmanager
-def running_demo(tmp: Path, *, playlists: int = 6) -> Iterator[RunningDemo]:
-    """`plyr-recs run` on a small demo until the session is replayed; stopped by SIGINT
-    (as a person stops it) at the end, which must end it cleanly."""
+def running_demo(
+    tmp: Path, *, playlists: int = 6, spacing_ms: float = SPACING_MS, replayed: bool = True
+) -> Iterator[RunningDemo]:
+    """`plyr-recs run` on a small demo, once its session is replayed (`replayed`) or as soon
+    as it answers; stopped by SIGINT (as a person stops it) at the end, which must end it
+    cleanly."""
     output = tmp / "run.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [*RUN, "--playlists", str(playlists)],
+            [*RUN, "--playlists", str(playlists), "--spacing-ms", str(spacing_ms)],
             cwd=tmp,
             env=_environment(tmp),
             stdout=sink,
@@ -102,7 +106,7 @@ def running_demo(tmp: Path, *, playlists: int = 6) -> Iterator[RunningDemo]:
         base_url, token = _wait_for(output, process)
         demo = RunningDemo(base_url, token, process, output)
         deadline = time.monotonic() + START_TIMEOUT
-        while not demo.api("/status")["session"]["done"]:
+        while replayed and not demo.api("/status")["session"]["done"]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the demo session did not finish replaying")
             time.sleep(0.1)

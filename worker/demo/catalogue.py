@@ -54,6 +54,8 @@ class TrackCase(IntEnum):
     COPYRIGHT_ALLOWED = 6  # labelled, then reviewed and allowed: surfaceable
     ADULT = 7  # self-labelled 'sexual'
     TAKEDOWN = 8
+    SUPPORTERS = 9  # supporters-only: visibility 'supporters', support_gate {"type": "any"}
+    COPYRIGHT_GATED = 10  # public, behind a copyright gate (support_gate {"type": "copyright"})
 
 
 # share of tracks in each case other than PUBLISHED (at least one track each), so
@@ -67,6 +69,8 @@ CASE_SHARES: Final = {
     TrackCase.COPYRIGHT_ALLOWED: 0.003,
     TrackCase.ADULT: 0.003,
     TrackCase.TAKEDOWN: 0.002,
+    TrackCase.SUPPORTERS: 0.004,
+    TrackCase.COPYRIGHT_GATED: 0.003,
 }
 TRACK_COLLECTION: Final = "fm.plyr.track"
 # a reserved example domain (RFC 6761): nothing is ever fetched from it
@@ -92,6 +96,7 @@ class _Standing:
     self_labels: frozenset[str] = frozenset()
     operator_labels: frozenset[str] = frozenset()
     moderation_override: str | None = None
+    gated: bool = False  # support_gate holds a value
 
 
 _STANDINGS: Final = {
@@ -106,6 +111,8 @@ _STANDINGS: Final = {
     ),
     TrackCase.ADULT: _Standing(self_labels=frozenset({"sexual"})),
     TrackCase.TAKEDOWN: _Standing(moderation_override="takedown"),
+    TrackCase.SUPPORTERS: _Standing(visibility="supporters", gated=True),
+    TrackCase.COPYRIGHT_GATED: _Standing(gated=True),
 }
 
 
@@ -337,6 +344,7 @@ def build_catalogue(
                 operator_labels=standing.operator_labels,
                 moderation_override=standing.moderation_override,
                 publish_state=standing.publish_state,
+                gated=standing.gated,
             )
         )
         if progress is not None and (len(track_rows) % CHUNK == 0 or len(track_rows) == total):

@@ -17,12 +17,12 @@ import numpy.typing as npt
 
 # bump when the generator's output or the file layout changes: old caches are then
 # ignored by name rather than read and found wrong
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 MAX_TRACKS: Final = 2_000_000
 MAX_ARTISTS: Final = 100_000
 MAX_DIM: Final = 4096
-# case codes run 0..8 (catalogue.TrackCase); checked here without importing it
-MAX_TRACK_CASE: Final = 8
+# case codes run 0..10 (catalogue.TrackCase); checked here without importing it
+MAX_TRACK_CASE: Final = 10
 # a unit vector stored as float32 has a norm within this of 1
 NORM_TOLERANCE: Final = 1e-3
 

@@ -9,6 +9,8 @@ with the run's credentials). `plyr-recs api` never builds any of this.
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import FastAPI
 from rich.console import Console
 
@@ -83,5 +85,11 @@ def serve_editor(
         token=token,
     )
     site.add_fresh_uploads()
+    # every demo artist's PDS is the page's (plyr.fm's `artists.pds_url`), which serves
+    # the session's records as well as the page's: an API that asks before the worker
+    # has cached a session version reads it there and computes, as in production,
+    # instead of answering `available: false` (no_pds) for want of a PDS
+    for artist in demo.artists:
+        catalog.replace_artist(dataclasses.replace(artist, pds_url=writer.pds_url))
     mount_editor(app, site, hosts=hosts)
     return site

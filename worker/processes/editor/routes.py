@@ -5,7 +5,8 @@
     GET  /editor/api/status                        the session's progress, the answers' tally
     GET  /editor/api/playlists                     the playlists plyr.fm knows
     GET  /editor/api/playlists/{id}                one, with its tracks and its version's path
-    GET  /editor/api/playlists/{id}/recommendations    the API's answer, its source and time
+    GET  /editor/api/playlists/{id}/recommendations?offset=0   the API's answer, its
+                                                   source and time ("more": offset 3, 6 ...)
     POST /editor/api/playlists/{id}/tracks         {"track_id": n}: add it (a new version)
     GET  /editor/api/events                        the live events (server-sent events)
     GET  /editor/pds/xrpc/com.atproto.repo.getRecord   the demo PDS: the records it wrote
@@ -86,7 +87,7 @@ def mount_editor(app: FastAPI, site: EditorSite, *, hosts: frozenset[str]) -> No
         return _json(await site.playlist(_playlist_id(request)))
 
     async def recommendations(request: Request) -> Response:
-        return _json(await site.recommendations(_playlist_id(request)))
+        return _json(await site.recommendations(_playlist_id(request), _offset(request)))
 
     async def add_track(request: Request) -> Response:
         track_id = await _track_id(request)
@@ -167,6 +168,13 @@ def _playlist_id(request: Request) -> str:
     if not isinstance(raw, str) or PLAYLIST_ID_RE.fullmatch(raw) is None:
         raise EditRefused(404, "unknown playlist")
     return raw
+
+
+def _offset(request: Request) -> int:
+    raw = request.query_params.get("offset", "0")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:  # the API's offset: 0..20
+        raise EditRefused(422, "offset must be a small non-negative integer")
+    return int(raw)
 
 
 async def _track_id(request: Request) -> int:

@@ -7,6 +7,11 @@ backend does, over HTTP with the internal token and the owner's DID. the token
 never reaches the browser. each answer is reported with the API's
 `x-recommendations-source` and the time the request took, and counted by
 source: the page's tally of cache hits and inline computes.
+
+"more" asks the same answer further on (`offset` 3, 6 ...): the API's cache entry
+keeps 30 tracks, and its `offset` goes to `MAX_OFFSET`. each ask takes one track
+beyond the three it shows, so the page knows whether a next "more" has anything
+to show without asking for nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import httpx
 from engine.cache import cache_key
 from engine.memory_catalog import InMemoryCatalog
 from worker.api.answers import CACHE_FAULTS
-from worker.api.app import SOURCE_HEADER
+from worker.api.app import MAX_OFFSET, SOURCE_HEADER
 from worker.demo import DemoCatalogue, DemoSession
 from worker.demo.uploads import fresh_uploads
 from worker.processes.editor.book import ListRecord, PlaylistBook
@@ -149,8 +154,11 @@ class EditorSite:
             "editable": self.session_done,
         }
 
-    async def recommendations(self, playlist_id: str) -> dict[str, object]:
-        """the API's answer for the playlist, asked as plyr.fm's backend asks."""
+    async def recommendations(self, playlist_id: str, offset: int = 0) -> dict[str, object]:
+        """the API's answer for the playlist, asked as plyr.fm's backend asks, from the
+        `offset`-th track on; `more` says whether tracks follow those shown."""
+        if not 0 <= offset <= MAX_OFFSET:
+            raise EditRefused(422, f"offset must be an integer from 0 to {MAX_OFFSET}")
         record = await self._record(playlist_id)
         row = await self.catalog.get_playlist(playlist_id)
         headers = {"X-Internal-Token": self.token, "X-Viewer-Did": record.owner_did}
@@ -158,7 +166,8 @@ class EditorSite:
         try:
             response = await self.client.get(
                 f"/playlists/{playlist_id}/recommendations",
-                params={"limit": RECOMMENDATIONS_LIMIT},
+                # one beyond those shown: whether there is more (see the module docstring)
+                params={"limit": RECOMMENDATIONS_LIMIT + 1, "offset": offset},
                 headers=headers,
             )
         except httpx.HTTPError as error:
@@ -172,10 +181,13 @@ class EditorSite:
         except ValueError as error:
             raise EditRefused(502, "the API answered something that is not JSON") from error
         answered = body.get("tracks") if isinstance(body, dict) else None
+        tracks = [track_for_page(track) for track in answered or () if isinstance(track, dict)]
         return {
             "status": response.status_code,
             "available": bool(isinstance(body, dict) and body.get("available") is True),
-            "tracks": [_track_json(track) for track in answered or () if isinstance(track, dict)],
+            "tracks": tracks[:RECOMMENDATIONS_LIMIT],
+            "offset": offset,
+            "more": len(tracks) > RECOMMENDATIONS_LIMIT and next_offset(offset) <= MAX_OFFSET,
             "source": source,
             "ms": round(elapsed_ms, 1),
             "cid": row.record_cid if row is not None else None,
@@ -231,11 +243,25 @@ class EditorSite:
         return artist.display_name if artist else did
 
 
-def _track_json(track: dict[str, Any]) -> dict[str, object]:
-    """an answer's track, with only the fields the page shows (the image is not fetched)."""
-    return {
+def next_offset(offset: int) -> int:
+    """where "more" asks next, after the tracks shown from `offset`."""
+    return offset + RECOMMENDATIONS_LIMIT
+
+
+def track_for_page(track: dict[str, Any]) -> dict[str, object]:
+    """an answer's track, with only the fields the page shows (the image is not fetched),
+    and `because` (the playlist track that explains it) when the answer carries one."""
+    shown: dict[str, object] = {
         "id": track.get("id") if isinstance(track.get("id"), int) else None,
         "title": str(track.get("title", "")),
         "artist_handle": str(track.get("artist_handle", "")),
         "artist_display_name": str(track.get("artist_display_name", "")),
     }
+    because = track.get("because")
+    if (
+        isinstance(because, dict)
+        and type(because.get("id")) is int
+        and isinstance(because.get("title"), str)
+    ):
+        shown["because"] = {"id": because["id"], "title": because["title"]}
+    return shown

@@ -2,6 +2,8 @@
 // it behaves as plyr.fm's frontend does: entering edit mode fetches the
 // recommendations (limit 3), "+" adds the track and fetches them again, leaving
 // edit mode clears them, and `available: false` hides the section entirely.
+// "more" asks the same answer further on (offset 3, 6 ...) while the site says
+// there is more; on a long playlist, entering edit mode scrolls the section in.
 // every text goes in through textContent: titles are data, never markup.
 "use strict";
 
@@ -17,6 +19,8 @@ const SOURCES = {
 };
 const INLINE = ["computed", "computed_uncached"];
 const MAX_EVENTS = 400;
+const PAGE_SIZE = 3; // what plyr.fm's frontend shows at once (the site asks for these)
+const LONG_PLAYLIST = 8; // from here on the recommended section starts below the fold
 
 const state = {
   playlists: [],
@@ -30,9 +34,23 @@ const state = {
   lastAnswer: null,
   adding: null,
   editable: false,
+  more: false, // whether the answer has tracks past those shown
+  nextOffset: PAGE_SIZE,
+  loadingMore: false,
+  asked: 0, // answers asked for so far: only the newest one is drawn
+  focusAfter: null, // the card whose "+" takes the focus once drawn (after "more")
 };
 
 const $ = (id) => document.getElementById(id);
+
+// "1 track", "2 tracks"
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function reducedMotion() {
+  return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+}
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -91,8 +109,8 @@ async function loadStatus() {
     const line = $("session-status");
     line.dataset.state = session.done ? "live" : "replaying";
     line.textContent = session.done
-      ? `live: the demo session is replayed (${session.frames} frames); edits are open`
-      : `replaying the demo session: ${session.sent} of ${session.frames} frames`;
+      ? `live: the demo session is replayed (${plural(session.frames, "frame")}); edits are open`
+      : `replaying the demo session: ${session.sent} of ${plural(session.frames, "frame")}; edits open when it ends`;
     const answers = status.answers;
     const total = Object.values(answers).reduce((a, b) => a + b, 0);
     const hits = answers.hit || 0;
@@ -131,7 +149,7 @@ async function loadPlaylists() {
             on: { click: () => openPlaylist(p.id) },
           },
           el("span", { class: "playlist-name", text: p.name }),
-          el("span", { class: "playlist-meta", text: `${p.track_count} tracks · @${p.owner_handle}` }),
+          el("span", { class: "playlist-meta", text: `${plural(p.track_count, "track")} · @${p.owner_handle}` }),
         ),
       ),
     ),
@@ -171,7 +189,7 @@ function renderPlaylist() {
   if (!$("cover").firstChild) $("cover").append(noteIcon());
   $("cover").style.setProperty("--hue", hueOf(p.id));
   $("playlist-name").textContent = p.name;
-  $("byline").textContent = `${p.owner_name} · @${p.owner_handle} · ${p.tracks.length} tracks`;
+  $("byline").textContent = `${p.owner_name} · @${p.owner_handle} · ${plural(p.tracks.length, "track")}`;
   $("version").textContent = `version …${p.cid.slice(-10)}`;
   const pipe = p.pipeline;
   const done = {
@@ -192,7 +210,16 @@ function renderPlaylist() {
   toggle.textContent = state.editing ? "done" : "edit";
   toggle.setAttribute("aria-pressed", String(state.editing));
   $("edit-area").hidden = !state.editing;
+  $("jump-recs").hidden = !(state.editing && p.tracks.length >= LONG_PLAYLIST);
   renderRecs();
+}
+
+// the edit area (add tracks, then recommended) at the top of the screen, if it is not
+// already in its upper part: below a long playlist it starts far out of sight
+function revealEditArea({ always = false } = {}) {
+  const area = $("edit-area");
+  if (!always && area.getBoundingClientRect().top < window.innerHeight * 0.6) return;
+  area.scrollIntoView({ block: "start", behavior: reducedMotion() ? "auto" : "smooth" });
 }
 
 function renderTracks(p) {
@@ -222,39 +249,68 @@ function toggleEdit() {
     if (state.current.tracks.length > 0) fetchRecommendations();
   } else {
     state.recs = []; // as plyr.fm: leaving edit mode clears them
+    state.more = false;
     state.lastAnswer = null;
     $("add-hint").hidden = true;
   }
   renderPlaylist();
+  if (state.editing) revealEditArea();
 }
 
-async function fetchRecommendations() {
+// offset 0: a fresh answer (entering edit mode, after "+"); past 0: "more" of it
+async function fetchRecommendations(offset = 0) {
   const id = state.current.id;
-  state.loadingRecs = true;
+  const ask = ++state.asked;
+  if (offset === 0) state.loadingRecs = true;
   renderRecs();
   try {
-    const answer = await api(`/playlists/${encodeURIComponent(id)}/recommendations`);
-    if (state.current?.id !== id || !state.editing) return;
+    const answer = await api(`/playlists/${encodeURIComponent(id)}/recommendations?offset=${offset}`);
+    if (ask !== state.asked || state.current?.id !== id || !state.editing) return;
     logAnswer(answer);
     state.lastAnswer = answer;
-    state.recsAvailable = answer.available;
     const inPlaylist = new Set(state.current.tracks.map((t) => t.id));
-    state.recs = answer.tracks.filter((t) => !inPlaylist.has(t.id));
+    const fresh = answer.tracks.filter((t) => !inPlaylist.has(t.id));
+    if (offset === 0) {
+      state.recsAvailable = answer.available;
+      state.recs = fresh;
+    } else {
+      const shown = new Set(state.recs.map((t) => t.id));
+      const added = fresh.filter((t) => !shown.has(t.id));
+      state.recs = state.recs.concat(added);
+      state.focusAfter = added.length > 0 ? added[0].id : "more";
+    }
+    state.more = answer.available && answer.more;
+    state.nextOffset = answer.offset + PAGE_SIZE;
   } catch (error) {
-    state.recsAvailable = false;
+    if (offset === 0) state.recsAvailable = false;
+    else state.drawn.recs = ""; // redrawn: "more" loses its busy state and can be asked again
     logAnswer({ source: "error", ms: 0, tracks: [], available: false, cid: null, error: error.message });
   } finally {
-    state.loadingRecs = false;
+    if (ask === state.asked) {
+      state.loadingRecs = false;
+      state.loadingMore = false;
+    }
     renderRecs();
     loadStatus();
   }
+}
+
+function showMore(event) {
+  if (state.loadingMore) return;
+  state.loadingMore = true;
+  // said on the button itself, not redrawn: the focus stays on it meanwhile
+  event.currentTarget.setAttribute("aria-busy", "true");
+  event.currentTarget.textContent = "more…";
+  fetchRecommendations(state.nextOffset);
 }
 
 function renderRecs() {
   const slot = $("recommendations-slot");
   const show = state.editing && state.recsAvailable && (state.recs.length > 0 || state.loadingRecs);
   const answer = state.lastAnswer;
-  const drawn = JSON.stringify([show, state.loadingRecs, state.recs.map((t) => t.id), state.adding, state.editable, answer]);
+  const drawn = JSON.stringify([
+    show, state.loadingRecs, state.recs.map((t) => t.id), state.adding, state.editable, state.more, answer,
+  ]);
   if (drawn === state.drawn.recs) return; // unchanged: keep the focus where it is
   state.drawn.recs = drawn;
   if (!show) {
@@ -271,7 +327,7 @@ function renderRecs() {
   const header = el(
     "div",
     { class: "recommendations-header" },
-    el("h3", { class: "recommendations-title", id: "rec-title", text: "recommended" }),
+    el("h3", { class: "recommendations-title", id: "rec-title", tabindex: "-1", text: "recommended" }),
     el("span", { class: "recommendations-subtitle", text: "based on this playlist" }),
     meta,
   );
@@ -279,9 +335,40 @@ function renderRecs() {
     state.loadingRecs && state.recs.length === 0
       ? el("p", { class: "recommendations-loading", role: "status", text: "finding tracks that fit…" })
       : el("ul", { class: "rec-list" }, ...state.recs.map(recCard));
+  // why "+" is greyed out, in words: a tooltip never shows on a touch screen
+  const closed = state.editable
+    ? null
+    : el("p", {
+        class: "rec-note",
+        id: "rec-closed",
+        role: "status",
+        text: "the demo session is still replaying: \"+\" opens when it ends (progress in the top bar).",
+      });
+  const more =
+    state.more && !state.loadingRecs
+      ? el("button", { type: "button", class: "more-btn", text: "more", on: { click: showMore } })
+      : null;
   slot.replaceChildren(
-    el("section", { class: "recommendations-section", "aria-labelledby": "rec-title" }, header, body),
+    el(
+      "section",
+      { class: "recommendations-section", id: "recommended", "aria-labelledby": "rec-title" },
+      header,
+      closed,
+      body,
+      more,
+    ),
   );
+  focusAfterMore(more);
+}
+
+// after "more", the focus goes to the first new card's "+" (the button it was on may be
+// gone: nothing more to show), else back to "more", else to the section's title
+function focusAfterMore(more) {
+  if (state.focusAfter === null) return;
+  const plus = document.querySelector(`.recommendation-item[data-track-id="${state.focusAfter}"] .rec-add-btn`);
+  state.focusAfter = null;
+  const target = plus && !plus.disabled ? plus : more || $("rec-title");
+  target.focus();
 }
 
 function recCard(track) {
@@ -294,6 +381,11 @@ function recCard(track) {
     on: { click: () => addTrack(track) },
   });
   if (state.adding === track.id || !state.editable) button.disabled = true;
+  if (!state.editable) button.setAttribute("aria-describedby", "rec-closed");
+  // the playlist track that explains this one, when the answer says (absent: nothing)
+  const because = track.because
+    ? el("span", { class: "because", text: `because of ${track.because.title}` })
+    : null;
   return el(
     "li",
     { class: "recommendation-item", "data-track-id": String(track.id) },
@@ -303,6 +395,7 @@ function recCard(track) {
       { class: "info" },
       el("span", { class: "title", text: track.title }),
       el("span", { class: "artist", text: track.artist_display_name }),
+      because,
     ),
     button,
   );
@@ -338,7 +431,7 @@ function logAnswer(answer) {
   const what = answer.error
     ? answer.error
     : answer.available
-      ? `${answer.tracks.length} tracks`
+      ? `${plural(answer.tracks.length, "track")}${answer.offset ? ` from #${answer.offset + 1}` : ""}`
       : "available: false (section hidden)";
   const version = answer.cid ? ` · version …${answer.cid.slice(-10)}` : "";
   const item = el(
@@ -387,6 +480,11 @@ function scheduleRefresh() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("edit-toggle").addEventListener("click", toggleEdit);
+  $("jump-recs").addEventListener("click", (event) => {
+    event.preventDefault(); // scrolled and focused here: the edit area itself takes no focus
+    revealEditArea({ always: true });
+    $("add-tracks").focus({ preventScroll: true });
+  });
   $("add-tracks").addEventListener("click", () => ($("add-hint").hidden = false));
   listen();
   loadStatus();
