@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from bench.loopback.servers import RedisServer
 from bench.loopback.turbopuffer import TurbopufferServer
@@ -94,7 +95,7 @@ def sample(text: str, name: str) -> float | None:
 
 
 async def test_the_worker_serves_metrics_and_readiness_and_shows_a_dead_vector_store(
-    redis_server: RedisServer, postgres_dsn: str, tmp_path: Path
+    redis_client: aioredis.Redis, redis_server: RedisServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
     port = free_port()
     turbopuffer = TurbopufferServer()
@@ -153,8 +154,9 @@ async def test_the_worker_serves_metrics_and_readiness_and_shows_a_dead_vector_s
 
 
 async def test_the_consumer_serves_its_counters_lag_and_host(
-    redis_server: RedisServer, tmp_path: Path
+    redis_client: aioredis.Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:
+    # redis_client flushed the server: no cursor of an earlier test to resume after
     port = free_port()
     async with ReplayServer(story_frames()) as replay:
         environment = {

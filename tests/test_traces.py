@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -101,8 +102,9 @@ def tree(spans: list[Span], root: Span) -> str:
 
 
 async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
-    redis_server: RedisServer, postgres_dsn: str, tmp_path: Path
+    redis_client: aioredis.Redis, redis_server: RedisServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
+    # redis_client flushed the server: the story is new to the consumer
     async with otlp_receiver() as (endpoint, spans), ReplayServer(story_frames()) as replay:
         environment = {
             **os.environ,

@@ -39,9 +39,10 @@ app = typer.Typer(
 
 @app.command(
     "worker",
-    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_* , "
-    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS. Stops on SIGTERM/SIGINT; "
-    "docket redelivers what was in flight.",
+    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_*, "
+    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS, METRICS_PORT (/metrics, "
+    "/health) and STARTUP_WAIT_SECONDS. Stops on SIGTERM/SIGINT; docket redelivers what "
+    "was in flight.",
 )
 def worker_command() -> None:
     """run docket workers for the recompute and forget tasks the consumer enqueues
@@ -100,7 +101,7 @@ def jetstream_command() -> None:
 
 @app.command(
     "status",
-    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
+    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 2 when Redis cannot be reached.",
 )
 def status_command() -> None:
     """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL, and

@@ -9,7 +9,7 @@ they hold no state but their connection pools.
     GET /health     the process serves, and how each dependency is doing (checked <= 1/s)
     GET /health/live    liveness, touching nothing
     GET /health/ready   readiness: 503 when neither the cache nor the database answers
-    GET /metrics    Prometheus text
+    GET /metrics    Prometheus text (on METRICS_PORT instead when that is set)
     GET /openapi.json   the OpenAPI document (worker.api.schema)
 
 statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown

@@ -5,5 +5,6 @@
 - `server`: the /metrics and /health server of the worker and the consumer
   (METRICS_PORT);
 - `worker_metrics`, `consumer_metrics`: adapters that read what those processes
-  already count.
+  already count;
+- `tracing`: OpenTelemetry export when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 """
