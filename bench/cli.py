@@ -8,6 +8,7 @@ python -m bench jetstream   frames/s through the consumer beside plain json.load
 python -m bench reliability every fault scenario against real parts, beside a fault-free run
 python -m bench abuse       each attack on the API from the network, beside a quiet phase
 python -m bench withdrawn   takedown -> gone from every answer; the check round; screened hits
+python -m bench pds         CPU per PDS answer decoded: the SDK's models beside orjson + validator
 python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 """
 
@@ -128,6 +129,17 @@ def bench_abuse(
     from bench.abuse.report import main as run_abuse_bench
 
     raise typer.Exit(run_abuse_bench(seconds=seconds, rate=rate))
+
+
+@app.command("pds")
+def bench_pds() -> None:
+    """CPU per getRecord answer decoded and checked (a valid 500-item record, the 0.8 MB
+    hostile one, the costliest shapes of the largest answer read): the atproto SDK's
+    models (the path before issue 23) beside the bounded orjson path, in the same run.
+    exits 1 if the valid record reads differently through the two."""
+    from bench.pds import main as run_pds_bench
+
+    raise typer.Exit(run_pds_bench())
 
 
 @app.command("reliability")

@@ -40,6 +40,9 @@ from worker.store.reconcile_state import ReconcileState, reconcile_totals
 
 SOURCE: Final = b"x-recommendations-source: "
 REFETCH_DELAY_SECONDS: Final = 0.2
+# between the editor showing its recommendations and the person pressing "+" on one:
+# a person reads the cards first (the speculative answers are computed meanwhile)
+THINK_SECONDS: Final = 1.0
 WARM_TIMEOUT_SECONDS: Final = 600.0
 REV_BASE: Final = 1 << 41  # above any rev the world's records could carry
 
@@ -57,6 +60,10 @@ class Opens:
     def hit_share(self) -> float:
         total = sum(self.sources.values())
         return self.sources["hit"] / total if total else 0.0
+
+    def share(self, source: str) -> float:
+        total = sum(self.sources.values())
+        return self.sources[source] / total if total else 0.0
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -172,10 +179,25 @@ class Editor:
         self.tracks: dict[str, list[int]] = {p.playlist_id: list(p.track_ids) for p in world.known}
         self.edits = 0
 
-    async def plus(self, playlist: KnownPlaylist, *, firehose: bool, ingest: bool = True) -> str:
+    async def plus(
+        self,
+        playlist: KnownPlaylist,
+        *,
+        firehose: bool,
+        ingest: bool = True,
+        shown_track: bool = True,
+        think_seconds: float = 0.0,
+    ) -> str:
+        """`shown_track`: "+" on a track the editor showed (what a person does); else a
+        track it did not show, so nothing was precomputed for it (the seed's path)."""
         _, _, body = await open_once(self.stack.api_port, playlist)  # what the editor shows
+        await asyncio.sleep(think_seconds)
         shown = [t["id"] for t in orjson.loads(body)["tracks"]]
-        added = next((t for t in shown if t not in self.tracks[playlist.playlist_id]), None)
+        added = (
+            next((t for t in shown if t not in self.tracks[playlist.playlist_id]), None)
+            if shown_track
+            else None
+        )
         if added is None:
             added = max(self.tracks[playlist.playlist_id]) + self.world.regions
         tracks = [*self.tracks[playlist.playlist_id], added]
@@ -203,7 +225,9 @@ async def edit_flow(
 ) -> Opens:
     opens = Opens()
     for playlist in playlists:
-        await editor.plus(playlist, firehose=firehose)
+        await editor.plus(
+            playlist, firehose=firehose, shown_track=firehose, think_seconds=THINK_SECONDS
+        )
         await asyncio.sleep(REFETCH_DELAY_SECONDS)
         latency, source, _ = await open_once(stack.api_port, playlist)
         opens.add(latency, source)
@@ -242,11 +266,31 @@ def table(title: str, rows: Sequence[tuple[str, str]], caption: str) -> Table:
     return out
 
 
+def cpu_table(stack: JourneyStack, *, recomputes: int) -> Table:
+    """CPU seconds each process spent so far (read from /proc), the service's apart
+    from the stand-ins' (they share this machine): the cold deploy's cost."""
+    seconds = {name: process.cpu_seconds() for name, process in stack.processes.items()}
+    workers = sum(v for name, v in seconds.items() if name.startswith("worker"))
+    stand_ins = sum(v for name, v in seconds.items() if name.startswith(("pds", "turbopuffer")))
+    rows = [(name, f"{value:.1f}") for name, value in sorted(seconds.items())]
+    rows += [
+        ("workers, all", f"{workers:.1f}"),
+        ("stand-ins (PDS, turbopuffer), not the service", f"{stand_ins:.1f}"),
+        ("worker CPU per recompute, ms", f"{1e3 * workers / max(recomputes, 1):.1f}"),
+    ]
+    return table(
+        "1c. CPU seconds per process during the cold deploy",
+        rows,
+        f"{recomputes} versions warmed; redis-server, PostgreSQL and this driver not counted",
+    )
+
+
 def opens_rows(opens: Opens) -> list[tuple[str, str]]:
     sources = ", ".join(f"{k} {v}" for k, v in opens.sources.most_common())
     return [
         ("opens", str(len(opens.latencies_ms))),
         ("served from the cache", f"{opens.hit_share:.1%}"),
+        ("served speculative", f"{opens.share('speculative'):.1%}"),
         ("p50 ms", f"{opens.percentile(0.5):.1f}"),
         ("p99 ms", f"{opens.percentile(0.99):.1f}"),
         ("sources", sources),
@@ -259,6 +303,7 @@ async def deploy_run(console: Console, options: JourneyOptions, opens: int, edit
     versions = {p.playlist_id: p.first_cid for p in live}
     async with JourneyStack(options) as stack:
         half, full = await wait_warm(stack, versions)
+        console.print(cpu_table(stack, recomputes=len(versions)))
         deleted = [p for p in world.known if is_deleted(p)]
         stray = await cached_count(stack, {p.playlist_id: p.first_cid for p in deleted})
         console.print(
@@ -290,14 +335,16 @@ async def deploy_run(console: Console, options: JourneyOptions, opens: int, edit
             table(
                 "3a. the seed's path: refetch computes inline",
                 opens_rows(seed_path),
-                "edit on PDS + DB, no firehose, refetch 200 ms later",
+                "edit on PDS + DB, no firehose, a track the editor did not show (nothing "
+                "precomputed for it), refetch 200 ms later",
             )
         )
         console.print(
             table(
                 "3b. the edit flow: + then refetch 200 ms later",
                 opens_rows(plus_path),
-                "edit on PDS + DB + Jetstream commit",
+                "+ on a shown track a second after the open (PDS + DB + Jetstream "
+                "commit); speculative = served from the answer computed before the edit",
             )
         )
         ratio = plus_path.percentile(0.5) / max(seed_path.percentile(0.5), 1e-9)

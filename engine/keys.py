@@ -65,6 +65,11 @@ WITHDRAWAL_CARRIERS_PREFIX: Final = "plyr:withdrawal-carriers"
 WITHDRAWAL_ROUND_KEY: Final = "plyr:withdrawal-round"
 WITHDRAWAL_STATS_KEY: Final = "plyr:withdrawal-stats"
 ACTIVITY_PREFIX: Final = "plyr:recommendations-activity"
+# turbopuffer's concurrency budget across processes (worker.store.store_budget)
+STORE_SLOTS_KEY: Final = "plyr:turbopuffer-slots"
+# a playlist's likely next versions (it plus one track an answer showed), keyed by the
+# set of track URIs, kept briefly (worker.store.speculative)
+SPECULATIVE_PREFIX: Final = "plyr:recommendations-speculative"
 LAPSED_PREFIX: Final = "plyr:recommendations-lapsed"
 RECONCILE_PREFIX: Final = "plyr:reconcile"
 JETSTREAM_ROOT: Final = "plyr:jetstream"
@@ -99,6 +104,9 @@ FAMILIES: Final = (
     KeyFamily("withdrawal_stats", re.compile(WITHDRAWAL_STATS_KEY), "a week, refreshed"),
     # a playlist viewed through the API (or healed): its entry is refreshed before expiry
     KeyFamily("activity", re.compile(rf"{ACTIVITY_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    KeyFamily(
+        "speculative", re.compile(rf"{SPECULATIVE_PREFIX}:{_ANY}"), "SPECULATIVE_TTL_SECONDS"
+    ),
     # the version of an inactive playlist the reconcile let expire: not re-warmed
     KeyFamily("lapsed", re.compile(rf"{LAPSED_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
     # the reconcile loop's position, last pass and counters

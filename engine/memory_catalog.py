@@ -96,6 +96,14 @@ class InMemoryCatalog:
                 resolved[uri] = track_id
         return resolved
 
+    async def track_uris(self, track_ids: Sequence[int]) -> dict[int, str]:
+        known: dict[int, str] = {}
+        for track_id in track_ids:
+            track = self._tracks.get(track_id)
+            if track is not None and track.record_uri is not None:
+                known[track_id] = track.record_uri
+        return known
+
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         playlist_id = self._playlist_ids_by_uri.get(playlist_uri)
         if playlist_id is None:

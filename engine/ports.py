@@ -65,6 +65,11 @@ class Catalog(Protocol):
         """track record URI -> tracks.id, for the URIs plyr.fm knows."""
         ...
 
+    async def track_uris(self, track_ids: Sequence[int]) -> dict[int, str]:
+        """tracks.id -> its record URI, for the ids plyr.fm knows (the reverse of
+        `resolve_tracks`: what a playlist holds once one of them is added)."""
+        ...
+
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         """the playlist a list record URI belongs to, or None if plyr.fm has no row yet."""
         ...

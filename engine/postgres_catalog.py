@@ -50,6 +50,11 @@ WHERE atproto_record_uri = ANY($1::text[])
 ORDER BY atproto_record_uri, id
 """
 
+TRACK_URIS_SQL: Final = """
+SELECT id, atproto_record_uri FROM tracks
+WHERE id = ANY($1::int[]) AND atproto_record_uri IS NOT NULL
+"""
+
 RESOLVE_PLAYLIST_SQL: Final = """
 SELECT id, owner_did FROM playlists WHERE atproto_record_uri = $1
 """
@@ -202,6 +207,13 @@ class PostgresCatalog:
             return {}
         rows = await self._fetch("resolve_tracks", RESOLVE_TRACKS_SQL, wanted)
         return {row["atproto_record_uri"]: row["id"] for row in rows}
+
+    async def track_uris(self, track_ids: Sequence[int]) -> dict[int, str]:
+        wanted = sorted({int(track_id) for track_id in track_ids})
+        if not wanted:
+            return {}
+        rows = await self._fetch("track_uris", TRACK_URIS_SQL, wanted)
+        return {row["id"]: row["atproto_record_uri"] for row in rows}
 
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         rows = await self._fetch("resolve_playlist", RESOLVE_PLAYLIST_SQL, playlist_uri)

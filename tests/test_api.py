@@ -172,6 +172,8 @@ async def test_a_hit_is_served_as_cached_and_sliced(
 async def test_a_miss_is_computed_written_and_then_hit(
     api: Api, world: World, exact_store: ExactStore
 ) -> None:
+    # the store requests of hits alone: no speculative answers in the background
+    api.app.state.api.answers.speculation.per_answer = 0
     headers = internal(world.alice.did)
     first = await api.get(PUBLIC_ID, headers, limit=10)
     assert first.headers[SOURCE_HEADER] == "computed"
@@ -241,6 +243,8 @@ async def test_more_is_the_next_tracks_of_the_same_cached_answer(
 async def test_more_after_a_miss_reads_the_entry_the_miss_wrote(
     api: Api, world: World, exact_store: ExactStore
 ) -> None:
+    # the store requests of hits alone: no speculative answers in the background
+    api.app.state.api.answers.speculation.per_answer = 0
     headers = internal(world.alice.did)
     first = await api.get(PUBLIC_ID, headers, limit=3)
     assert first.headers[SOURCE_HEADER] == "computed"

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         description="retries inside the turbopuffer client for one call (429/5xx/timeouts); "
         "the worker's task retries sit above these.",
     )
+    turbopuffer_max_concurrent_queries: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=16,
+        description="turbopuffer requests in flight at once across the whole deployment "
+        "(every worker and API process; held in Redis): turbopuffer's per-namespace "
+        "concurrency limit.",
+    )
+    turbopuffer_api_reserved_queries: Annotated[int, Field(ge=0, le=1023)] = Field(
+        default=4,
+        description="of those, slots only the API's inline computes may use, so a person "
+        "waiting on a miss never queues behind the workers' background recomputes.",
+    )
 
     # --- the engine ----------------------------------------------------------
     fusion_mode: FusionMode = Field(
@@ -119,6 +130,13 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_PER_ARTIST,
         description="most tracks of one artist in an answer (plyr.fm's own rule for its "
         "'for you' feed), applied after eligibility.",
+    )
+    speculative_answers: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3,
+        description="after an answer is served to a playlist's owner, the API computes in "
+        "the background the answers of the playlist plus each of this many tracks it "
+        "showed (the versions '+' makes), so the refetch right after '+' is already "
+        "computed; 0 turns it off.",
     )
 
     # --- the worker ------------------------------------------------------------
@@ -200,7 +218,9 @@ class Settings(BaseSettings):
     pds_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=5.0,
         description="time bound on one request to an owner's PDS by the reconcile loop "
-        "(getRecord or one listRecords page); a PDS that fails is tried on a later pass.",
+        "(getRecord or one listRecords page); a PDS that fails is skipped for the rest of "
+        "the pass (and remembered with a backoff by a client that outlives the pass: "
+        "worker/identity/pds_backoff.py).",
     )
     pds_max_in_flight_per_host: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4,

@@ -4,14 +4,17 @@ the reconcile loop reads public playlists' records from their owners' PDSes;
 the tests and the journey benchmark point plyr.fm's `artists.pds_url` here.
 records are held by at:// URI with their CID and answered as a PDS does
 (`{"uri", "cid", "value"}`, `{"records": [...], "cursor"}`, or a 400
-`RecordNotFound`). fault hooks: an error status (500), a stall, a body that is
-not JSON, and a latency drawn per request from `latency` (a slow but working
-PDS). a malformed record is simply a malformed `value` put here.
+`RecordNotFound`). fault hooks: an error status (500), a 429, a stall, a body that is
+not JSON, a body dripped a byte at a time (`drip_seconds` apart), a gzip-encoded
+body, and a latency drawn per request from `latency` (a slow but working PDS).
+a malformed or oversized record is simply such a `value` put here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from aiohttp import web
 
 from bench.loopback.http import LoopbackHttpServer
 
-PdsFault = Literal["stall", "error", "garbage"]
+PdsFault = Literal["stall", "error", "garbage", "drip", "encoded", "rate_limited"]
 MAX_LIST_LIMIT = 100
 
 
@@ -48,6 +51,7 @@ class LoopbackPds(LoopbackHttpServer):
     latency: tuple[float, float] = (0.0, 0.0)  # seconds, uniform in [low, high]
     seed: int = 0
     requests: Counter[str] = field(default_factory=Counter)  # by method
+    drip_seconds: float = 0.05  # between two bytes of a "drip" answer
     thread_name: str = "loopback-pds"
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class LoopbackPds(LoopbackHttpServer):
             return web.Response(status=503)
         if self.fault == "error":
             return web.json_response({"error": "InternalServerError"}, status=500)
+        if self.fault == "rate_limited":
+            return web.json_response({"error": "RateLimitExceeded"}, status=429)
         if self.fault == "garbage":
             return web.Response(body=b"\x00not json{", content_type="application/json")
         return None
@@ -89,7 +95,27 @@ class LoopbackPds(LoopbackHttpServer):
             message = {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"}
             return web.json_response(message, status=400)
         cid, value = found
-        return web.json_response({"uri": uri, "cid": cid, "value": value})
+        return await self._answer(request, {"uri": uri, "cid": cid, "value": value})
+
+    async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """`body` as JSON, or as the "drip" and "encoded" faults mangle it."""
+        if self.fault == "encoded":
+            encoded = gzip.compress(json.dumps(body).encode())
+            headers = {"content-encoding": "gzip", "content-type": "application/json"}
+            return web.Response(body=encoded, headers=headers)
+        if self.fault != "drip":
+            return web.json_response(body)
+        assert self.stopping is not None
+        response = web.StreamResponse(headers={"content-type": "application/json"})
+        await response.prepare(request)
+        for byte in json.dumps(body).encode():
+            await response.write(bytes([byte]))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.drip_seconds)
+            except TimeoutError:
+                continue
+            break  # the server is stopping: end the answer where it is
+        return response
 
     async def _list_records(self, request: web.Request) -> web.StreamResponse:
         self.requests["listRecords"] += 1
@@ -120,4 +146,4 @@ class LoopbackPds(LoopbackHttpServer):
         }
         if len(rkeys) > limit:
             body["cursor"] = page[-1]
-        return web.json_response(body)
+        return await self._answer(request, body)

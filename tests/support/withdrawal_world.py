@@ -62,6 +62,9 @@ class HeldCatalog:
     async def resolve_tracks(self, track_uris: Sequence[str]) -> dict[str, int]:
         return await self.inner.resolve_tracks(track_uris)
 
+    async def track_uris(self, track_ids: Sequence[int]) -> dict[int, str]:
+        return await self.inner.track_uris(track_ids)
+
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         return await self.inner.resolve_playlist(playlist_uri)
 

@@ -34,9 +34,10 @@ from engine.types import PlaylistRow
 from jetstream.faults import REDIS_UNAVAILABLE
 from worker.api.breaker import CacheBreaker
 from worker.api.metrics import ApiMetrics
+from worker.api.speculation import Speculation
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
-from worker.recs.recommender import Recommender
+from worker.recs.recommender import Outcome, Recommender
 from worker.recs.version import PlaylistVersion, rev_at, version_token
 from worker.store.activity import ActivityLog
 from worker.store.cache import RecommendationCache
@@ -169,6 +170,10 @@ class Answers:
         self._catalog_log_after = 0.0  # monotonic time before which catalog faults are quiet
         # one inline compute per (playlist, version): concurrent misses share it.
         self._computes: dict[tuple[str, str], asyncio.Task[Answer]] = {}
+        # the likely next versions, computed in the background behind real misses
+        self.speculation = Speculation(
+            cache=cache, recommender=recommender, busy=lambda: bool(self._computes)
+        )
         self._owner_computes: Counter[str] = Counter()  # owner DID -> computes running
         # (playlist id, database version) -> (an answer from a PDS of another version,
         # until when); insertion order is age.
@@ -176,6 +181,7 @@ class Answers:
 
     async def aclose(self) -> None:
         """cancel the computes still running, close the PDS client."""
+        await self.speculation.aclose()
         computes = list(self._computes.values())
         for compute in computes:
             compute.cancel()
@@ -227,6 +233,17 @@ class Answers:
         self.metrics.answers.labels(answer.source).inc()
         return answer
 
+    def served(self, playlist: PlaylistRow, answer: Answer, limit: int, offset: int) -> None:
+        """an answer went to the playlist's owner, showing `limit` tracks from `offset`:
+        the versions "+" would make next are computed in the background."""
+        token = version_token(playlist)
+        if token is None or answer.value is None or not answer.value.available:
+            return
+        if answer.source == "last_known" or not self._cache_up():
+            return
+        shown = [track.id for track in answer.value.tracks[offset : offset + limit]]
+        self.speculation.after_answer(playlist.playlist_id, token, shown)
+
     async def last_known(self, playlist_id: str) -> LastKnown:
         """the playlist's newest computed answer and its owner, from the worker's state:
         what can be served while plyr.fm's database is down. the caller checks the
@@ -264,6 +281,11 @@ class Answers:
         down: then by the copy there is)."""
         if answer.value is None or self.withdrawn is None:
             return answer
+        if answer.source == Outcome.SPECULATIVE:
+            # computed before the edit and screened at both its writes: served like a
+            # hit (the copy when a round covers the present, else the database)
+            value = await self.withdrawn.screen_hit(answer.value, self.recommender.catalog)
+            return Answer(value, answer.source)
         if self._cache_up():
             try:
                 await self._bounded(self.withdrawn.refresh())

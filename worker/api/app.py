@@ -141,6 +141,7 @@ def create_app(
         ),
     )
 
+    answers.speculation.per_answer = services.settings.speculative_answers
     owned = closing or AsyncExitStack()
 
     @asynccontextmanager
@@ -237,6 +238,7 @@ async def recommendations(request: Request) -> Response:
         if playlist.owner_did != viewer_did:
             raise HTTPException(403, "not the playlist's owner")
         answer = await state.answers.answer(playlist)
+        state.answers.served(playlist, answer, limit, offset)
     return Response(
         answer.body(limit, offset),
         media_type="application/json",
@@ -463,7 +465,7 @@ async def serve(settings: Settings) -> None:
     from worker.recs.services import open_services
 
     async with AsyncExitStack() as stack:
-        services = await stack.enter_async_context(open_services(settings))
+        services = await stack.enter_async_context(open_services(settings, foreground=True))
         authenticator = Authenticator.from_settings(settings)
         stack.push_async_callback(authenticator.aclose)
         # closed by the app's shutdown: after SIGTERM uvicorn re-raises the signal

@@ -1,114 +1,84 @@
-"""reading a playlist's list record from its owner's PDS, for the API's inline compute.
+"""reading a playlist's list record from its owner's PDS, for the API's inline compute
+and the reconcile loop.
 
 the API needs a playlist's tracks when it computes a version the worker has not
-(the worker's stored state names another version, or there is none). the
-record lives in the owner's repo: `com.atproto.repo.getRecord` on their PDS,
-through the `atproto` SDK's async client.
+(the worker's stored state names another version, or there is none); a reconcile
+pass needs them for every playlist not cached. the record lives in the owner's
+repo: `com.atproto.repo.getRecord` (or `listRecords`, a page of one repo's lists)
+on their PDS, read here with plain httpx.
 
-a PDS is someone else's server, so every answer is untrusted: the call is
-bounded in time (the whole call, not only each socket step) and in size (the
-body is counted as it streams in), and the record is validated exactly as the
-Jetstream consumer validates one (`jetstream.records.playlist_track_uris`).
-one HTTP connection pool serves every PDS; a light SDK client per call only
-carries the base URL.
+a PDS is someone else's server, so every answer is untrusted, and it is bounded
+before it is parsed (issue 23, finding 1):
+- in time: the whole call, connect to last byte (a slow drip is a timeout);
+- in size: the body is counted as it streams in and refused past the bound,
+  declared or not; it must come unencoded (a gzip bomb is not decompressed);
+- in CPU: `worker.identity.pds_decode` counts its structure before orjson parses
+  it, then the consumer's own validator checks the record. no SDK models.
+- in where it goes: `worker.identity.pds_guard` (https, public addresses, no redirects).
+
+a host that failed (timed out, junk) or a record that was refused (too large,
+too many items) is remembered with a backoff (`pds_backoff`, `pds_failures`) and
+refused at once with `host_failing` / `record_failing` until it passes: one memory
+per client, for every caller sharing the client. one connection pool serves every PDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
-from atproto import AsyncClient, models
-from atproto_client.exceptions import AtProtocolError, ModelError
-from atproto_client.request import AsyncRequest
 
-from jetstream.records import RecordLimits, playlist_track_uris
-from jetstream.syntax import is_cid, is_did, is_nsid, is_rkey
+from jetstream.records import RecordLimits
+from jetstream.syntax import is_did, is_nsid, is_rkey
 from worker.identity.host_lookup import DnsLookup, HostLookup
+from worker.identity.pds_backoff import HOST_FAILING, RECORD_FAILING, Backoff, Scope, scope_of
+from worker.identity.pds_decode import (
+    ListRecord,
+    RecordRejected,
+    RecordUnavailable,
+    decode_page,
+    decode_record,
+)
+from worker.identity.pds_failures import FailureMemory
 from worker.identity.pds_guard import GuardedTransport, PdsRefused
+
+__all__ = [
+    "HOST_FAILING",
+    "RECORD_FAILING",
+    "ListRecord",
+    "PdsRecords",
+    "RecordRejected",
+    "RecordUnavailable",
+    "pds_host",
+]
 
 logger = logging.getLogger(__name__)
 
 PDS_TIMEOUT_SECONDS: Final = 3.0  # the whole getRecord call; the request waits on it
-MAX_RECORD_BYTES: Final = 1024 * 1024  # a full 500-item list is ~100 KiB
+# the consumer's frame bound (`JETSTREAM_MAX_FRAME_BYTES`'s default): a record the firehose
+# can carry fits, and a full 500-item list is ~100 KiB
+MAX_RECORD_BYTES: Final = 512 * 1024
+MAX_PAGE_BYTES: Final = 1024 * 1024  # a listRecords page past it is read record by record
 MAX_PDS_URL_LENGTH: Final = 2048
-MAX_CONNECTIONS: Final = 32  # to all PDSes together, per API process
-MAX_REDIRECTS: Final = 0  # a 3xx is refused by the guard (worker.identity.pds_guard)
+MAX_CONNECTIONS: Final = 32  # to all PDSes together, per process
 MAX_LIST_CURSOR_LENGTH: Final = 512  # listRecords cursors are rkeys (~13 characters)
-
-_T = TypeVar("_T")
-
-
-class RecordUnavailable(Exception):
-    """the record could not be read: `reason` is a short, fixed word (for metrics)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# an honest PDS answers JSON as it is; an encoded body would be inflated past the bound
+_HEADERS: Final = {"accept": "application/json", "accept-encoding": "identity"}
 
 
-class RecordRejected(RecordUnavailable):
-    """the PDS answered, but not with a playlist this service can use."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListRecord:
-    """what the owner's PDS holds now: the tracks, in order, and the record's CID."""
-
-    track_uris: tuple[str, ...]
-    cid: str | None  # None when the PDS did not say, or said something that is not a CID
-
-
-class _TooLarge(Exception):
-    """raised from inside the HTTP stream when a body passes MAX_RECORD_BYTES."""
-
-
-class _BoundedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int) -> None:
-        self._inner = inner
-        self._max_bytes = max_bytes
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        received = 0
-        async for chunk in self._inner:
-            received += len(chunk)
-            if received > self._max_bytes:
-                raise _TooLarge
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _BoundedTransport(httpx.AsyncBaseTransport):
-    """refuses bodies past `max_bytes`, declared or not, before they fill memory."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, max_bytes: int) -> None:
-        self._inner = inner
-        self._max_bytes = max_bytes
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            await response.aclose()
-            raise _TooLarge
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_BoundedStream(stream, self._max_bytes),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+def pds_host(pds_url: str) -> str:
+    """the origin's host and port: what one PDS server is (the key of its failures,
+    and of any per-host bound a caller keeps)."""
+    try:
+        return (urlsplit(pds_url).netloc or pds_url).lower()
+    except ValueError:
+        return pds_url
 
 
 class PdsRecords:
@@ -121,51 +91,67 @@ class PdsRecords:
         list_collection: str,
         timeout_seconds: float = PDS_TIMEOUT_SECONDS,
         max_bytes: int = MAX_RECORD_BYTES,
+        max_page_bytes: int = MAX_PAGE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         host_addresses: HostLookup | None = None,
         allow_private: bool = False,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`allow_private` lets plain http and loopback addresses through: tests only."""
-        if timeout_seconds <= 0 or max_bytes <= 0:
-            raise ValueError("the PDS timeout and size bound must be positive")
+        if timeout_seconds <= 0 or max_bytes <= 0 or max_page_bytes <= 0:
+            raise ValueError("the PDS timeout and size bounds must be positive")
         self.limits = limits
         self.list_collection = list_collection
         self.timeout_seconds = timeout_seconds
+        self.max_bytes = max_bytes
+        self.max_page_bytes = max_page_bytes
+        self.failures = FailureMemory(backoff or Backoff(), clock)
         inner = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
         )
         self._owned_lookup: DnsLookup | None = None
         if host_addresses is None:
             # most accounts live on a few big hosts (bsky.network's PDSes are one
-            # "source"), so the per-source bound is the whole inline-compute budget.
+            # "source"), so the per-source bound is the whole connection budget.
             host_addresses = self._owned_lookup = DnsLookup(max_per_source=MAX_CONNECTIONS)
-        guarded = GuardedTransport(
-            inner, host_addresses=host_addresses, allow_private=allow_private
-        )
-        self._request = AsyncRequest(
-            transport=_BoundedTransport(guarded, max_bytes),
+        self._client = httpx.AsyncClient(
+            transport=GuardedTransport(
+                inner, host_addresses=host_addresses, allow_private=allow_private
+            ),
             timeout=httpx.Timeout(timeout_seconds),
-            max_redirects=MAX_REDIRECTS,
+            follow_redirects=False,  # and the guard refuses a 3xx as it is
+            headers=_HEADERS,
+            trust_env=False,  # no proxy or certificate settings from the environment
         )
 
     async def aclose(self) -> None:
-        await self._request.close()
+        await self._client.aclose()
         if self._owned_lookup is not None:
             await self._owned_lookup.aclose()
 
-    async def fetch(self, pds_url: str, record_uri: str) -> ListRecord:
+    def failing(self, pds_url: str) -> str | None:
+        """why the PDS at `pds_url` is refused now (its last fault), or None: for a
+        caller deciding whether a request is worth a slot before it asks."""
+        return self.failures.failing(pds_host(pds_url))
+
+    async def fetch(
+        self, pds_url: str, record_uri: str, *, version: str | None = None
+    ) -> ListRecord:
         """the list record `record_uri` as its owner's PDS at `pds_url` holds it now.
 
-        raises `RecordUnavailable` (unreachable, slow, an error status, too big)
-        or `RecordRejected` (an answer that is not a valid playlist record).
+        raises `RecordUnavailable` (unreachable, slow, an error status, `host_failing`)
+        or `RecordRejected` (too big, not a valid playlist record, `record_failing`).
+        `version` (plyr.fm's CID for the record, when the caller has it) scopes the
+        memory of a refused record: an edit is a new version, read afresh at once.
         """
         repo, rkey = self._parse_record_uri(record_uri)
-        client = AsyncClient(base_url=_checked_pds_url(pds_url), request=self._request)
-        params = models.ComAtprotoRepoGetRecord.Params(
-            repo=repo, collection=self.list_collection, rkey=rkey
-        )
-        response = await self._bounded_call(client.com.atproto.repo.get_record(params))
-        return self._validated(response)
+        base = _checked_pds_url(pds_url)
+        params = {"repo": repo, "collection": self.list_collection, "rkey": rkey}
+        record_key = record_uri if version is None else f"{record_uri} {version}"
+        async with self._remembered(pds_host(base), record_key):
+            body = await self._get(base, "com.atproto.repo.getRecord", params, self.max_bytes)
+            return decode_record(body, self.limits)
 
     async def list_page(
         self, pds_url: str, repo: str, *, cursor: str | None = None, limit: int = 100
@@ -176,43 +162,69 @@ class PdsRecords:
         raises as `fetch` does for the page as a whole."""
         if not is_did(repo) or (cursor is not None and len(cursor) > MAX_LIST_CURSOR_LENGTH):
             raise RecordRejected("bad_list_request")
-        client = AsyncClient(base_url=_checked_pds_url(pds_url), request=self._request)
-        params = models.ComAtprotoRepoListRecords.Params(
-            repo=repo, collection=self.list_collection, limit=max(1, min(limit, 100)), cursor=cursor
-        )
-        response = await self._bounded_call(client.com.atproto.repo.list_records(params))
-        prefix = f"at://{repo}/{self.list_collection}/"
-        found: dict[str, ListRecord | RecordRejected] = {}
-        for record in getattr(response, "records", None) or ():
-            uri = getattr(record, "uri", None)
-            if not isinstance(uri, str) or not uri.startswith(prefix):
-                continue  # not a record of this repo's collection: never trusted as one
-            try:
-                found[uri] = self._validated(record)
-            except RecordRejected as rejected:
-                found[uri] = rejected
-        next_cursor = getattr(response, "cursor", None)
-        if not isinstance(next_cursor, str) or not next_cursor or not found:
-            next_cursor = None
-        return found, next_cursor
+        base = _checked_pds_url(pds_url)
+        params = {
+            "repo": repo,
+            "collection": self.list_collection,
+            "limit": str(max(1, min(limit, 100))),
+        }
+        if cursor is not None:
+            params["cursor"] = cursor
+        async with self._remembered(pds_host(base), None):
+            method = "com.atproto.repo.listRecords"
+            body = await self._get(base, method, params, self.max_page_bytes)
+            return decode_page(body, self.limits, f"at://{repo}/{self.list_collection}/")
 
-    async def _bounded_call(self, call: Awaitable[_T]) -> _T:
+    @asynccontextmanager
+    async def _remembered(self, host: str, record_key: str | None) -> AsyncIterator[None]:
+        """refuse what is remembered as failing; remember what fails in the block.
+        (`record_key` None: a listing, whose record-sized refusals name no record.)"""
+        if not self.failures.admit(host):
+            raise RecordUnavailable(HOST_FAILING)
+        if record_key is not None and not self.failures.admit(record_key):
+            self.failures.released(host)
+            raise RecordRejected(RECORD_FAILING)
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                return await call
-        except TimeoutError as error:
+            yield
+        except RecordUnavailable as error:
+            scope = scope_of(error.reason)
+            if scope is Scope.HOST:
+                seconds = self.failures.failed(host, error.reason)
+                logger.warning("PDS %s failed (%s): refused for %.0f s", host, error, seconds)
+            else:
+                self.failures.succeeded(host)  # it answered, whatever it said
+            if record_key is not None:
+                if scope is Scope.RECORD:
+                    self.failures.failed(record_key, error.reason, Scope.RECORD)
+                else:
+                    self.failures.released(record_key)
+            raise
+        except BaseException:
+            self.failures.released(host)  # cancelled, or a fault nobody expected
+            if record_key is not None:
+                self.failures.released(record_key)
+            raise
+        self.failures.succeeded(host)
+        if record_key is not None:
+            self.failures.succeeded(record_key)
+
+    async def _get(self, base: str, method: str, params: dict[str, str], max_bytes: int) -> bytes:
+        """the body of a 2xx answer to `GET {base}/xrpc/{method}`, at most `max_bytes`."""
+        root = base.rstrip("/")
+        # as the SDK took it: a base URL with or without its `/xrpc`
+        url = f"{root if root.endswith('/xrpc') else root + '/xrpc'}/{method}"
+        try:
+            async with (
+                asyncio.timeout(self.timeout_seconds),
+                self._client.stream("GET", url, params=params) as response,
+            ):
+                return await _bounded_body(response, max_bytes)
+        except (TimeoutError, httpx.TimeoutException) as error:
             raise RecordUnavailable("timeout") from error
-        except _TooLarge as error:
-            raise RecordRejected("too_large") from error
         except PdsRefused as error:
             raise RecordRejected(error.reason) from error
-        except (ModelError, ValueError) as error:
-            # a 200 whose body is not JSON (pydantic_core's ValueError) or not a getRecord answer
-            raise RecordRejected("bad_response") from error
-        except (AtProtocolError, httpx.HTTPError) as error:
-            # the SDK wraps network faults and error statuses in AtProtocolError;
-            # a few httpx faults (protocol errors, redirect loops) come through as they are.
-            raise RecordUnavailable(_fault_name(error)) from error
+        except httpx.HTTPError as error:  # refused, reset, DNS, a protocol error
+            raise RecordUnavailable("unreachable") from error
 
     def _parse_record_uri(self, record_uri: str) -> tuple[str, str]:
         prefix = "at://"
@@ -228,16 +240,29 @@ class PdsRecords:
             raise RecordRejected("bad_record_uri")
         return did, rkey
 
-    def _validated(self, response: Any) -> ListRecord:
-        value = getattr(response, "value", None)
-        # the SDK hands an unknown record type over as a DotDict; plain data is checked as is
-        to_dict = getattr(value, "to_dict", None)
-        record = to_dict() if callable(to_dict) else value
-        parsed = playlist_track_uris(record, self.limits)
-        if not isinstance(parsed, tuple):
-            raise RecordRejected(str(parsed))  # an InvalidReason or SkipReason (album, liked)
-        cid = getattr(response, "cid", None)
-        return ListRecord(parsed, cid if isinstance(cid, str) and is_cid(cid) else None)
+
+async def _bounded_body(response: httpx.Response, max_bytes: int) -> bytes:
+    status = response.status_code
+    if not 200 <= status < 300:
+        # a PDS says RecordNotFound with a 400 (the XRPC convention), some proxies with a 404.
+        if status == 429:
+            raise RecordUnavailable("rate_limited")  # the host asks for less: it gets a backoff
+        fault = "not_found" if status in (400, 404) else f"status_{status // 100}xx"
+        raise RecordUnavailable(fault)
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise RecordRejected("bad_encoding")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RecordRejected("too_large")
+    chunks: list[bytes] = []
+    received = 0
+    # unencoded (checked above), so these are the bytes as they came, counted as they come
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > max_bytes:
+            raise RecordRejected("too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _checked_pds_url(pds_url: str) -> str:
@@ -251,12 +276,3 @@ def _checked_pds_url(pds_url: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
         raise RecordRejected("bad_pds_url")
     return pds_url
-
-
-def _fault_name(error: Exception) -> str:
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    if not isinstance(status, int):
-        return "unreachable"  # no answer at all: refused, reset, DNS, a protocol error
-    # a PDS says RecordNotFound with a 400 (the XRPC convention), some proxies with a 404.
-    return "not_found" if status in (400, 404) else f"status_{status // 100}xx"

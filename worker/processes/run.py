@@ -273,13 +273,12 @@ async def _start(
     port: int,
 ) -> _Parts:
     """open every part (each embedded one unless its URL is set) and serve the API."""
-    services = await stack.enter_async_context(
-        open_services(
-            settings,
-            catalog=demo.catalog if demo is not None and settings.database_url is None else None,
-            **({"store": demo.store} if demo and settings.turbopuffer_api_key is None else {}),
-        )
-    )
+    catalog = demo.catalog if demo is not None and settings.database_url is None else None
+    if demo is not None and settings.turbopuffer_api_key is None:
+        opened = open_services(settings, catalog=catalog, store=demo.store)
+    else:
+        opened = open_services(settings, catalog=catalog)
+    services = await stack.enter_async_context(opened)
     services.observer = view
     docket = await stack.enter_async_context(open_docket(settings))
     replay = await stack.enter_async_context(ReplayServer()) if session is not None else None

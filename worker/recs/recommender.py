@@ -29,6 +29,7 @@ from engine.types import MAX_LIST_ITEMS, FusionMode
 from worker.recs.version import PlaylistVersion
 from worker.store.cache import RecommendationCache
 from worker.store.lock import Lease
+from worker.store.speculative import Speculated, SpeculativeAnswers
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Outcome(StrEnum):
     ALREADY_CACHED = "already_cached"  # this (playlist, version) was done before: idempotent
     REUSED = "reused"  # same set of tracks as the last version (reorder, rename): copied
     COMPUTED = "computed"  # ran the engine
+    SPECULATIVE = "speculative"  # computed before the version existed (worker.store.speculative)
     UNAVAILABLE = "unavailable"  # nothing to recommend from (no embeddings, or disabled)
 
 
@@ -62,12 +64,14 @@ class Recommender:
         cache: RecommendationCache | None,
         fusion: FusionMode = DEFAULT_FUSION,
         max_per_artist: int = DEFAULT_MAX_PER_ARTIST,
+        speculative: SpeculativeAnswers | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store  # None: turbopuffer disabled, every answer is "unavailable"
         self.cache = cache  # None: no cache (the API when Redis is down computes fresh)
         self.fusion = fusion
         self.max_per_artist = max_per_artist
+        self.speculative = speculative  # None: no speculative answers kept or used
 
     async def track_ids(self, track_uris: Sequence[str]) -> list[int]:
         """the playlist's track ids in playlist order; tracks plyr.fm doesn't know are skipped."""
@@ -118,6 +122,22 @@ class Recommender:
             if cached is not None:
                 return Ensured(Outcome.ALREADY_CACHED, cached, 0.0)
 
+        if cache is not None and self.speculative is not None and not force:
+            # the version someone made by adding a track an answer showed: computed
+            # already, from exactly this set of tracks (no turbopuffer, no PostgreSQL)
+            speculated = await self.speculative.get(playlist_id, version.track_uris)
+            if speculated is not None and speculated.value.strategy != DISABLED:
+                state = PlaylistState(
+                    token,
+                    fingerprint(speculated.track_ids),
+                    list(speculated.track_ids),
+                    list(version.track_uris),
+                    version.rev,
+                    version.owner_did,
+                )
+                written = await cache.put(playlist_id, token, speculated.value, state, lease=lease)
+                return Ensured(Outcome.SPECULATIVE, written.value, 0.0)
+
         track_ids = await self.track_ids(version.track_uris)
         track_set = fingerprint(track_ids)
         state = PlaylistState(
@@ -137,3 +157,32 @@ class Recommender:
             value = (await cache.put(playlist_id, token, value, state, lease=lease)).value
         outcome = Outcome.COMPUTED if value.available else Outcome.UNAVAILABLE
         return Ensured(outcome, value, seconds)
+
+    async def speculate(
+        self,
+        playlist_id: str,
+        track_uris: Sequence[str],
+        track_ids: Sequence[int],
+        shown: Sequence[int],
+    ) -> int:
+        """compute and keep the answers of the playlist plus each track of `shown` (the
+        ids an answer showed), the versions an owner makes by pressing "+"; how many
+        were computed (those kept already, or already in the playlist, are not)."""
+        if self.speculative is None or self.store is None:
+            return 0
+        present = set(track_ids)
+        uris_of = await self.catalog.track_uris(
+            [track_id for track_id in shown if track_id not in present]
+        )
+        computed = 0
+        for track_id, uri in uris_of.items():
+            next_uris = [*track_uris, uri]
+            if len(next_uris) > MAX_LIST_ITEMS:
+                break
+            if await self.speculative.exists(playlist_id, next_uris):
+                continue
+            next_ids = [*track_ids, track_id]
+            value, _ = await self.compute(next_ids)
+            await self.speculative.put(playlist_id, next_uris, Speculated(tuple(next_ids), value))
+            computed += 1
+        return computed

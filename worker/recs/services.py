@@ -19,6 +19,8 @@ from engine.ports import Catalog, VectorStore
 from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
+from worker.store.speculative import SpeculativeAnswers
+from worker.store.store_budget import BudgetedStore, SharedStoreBudget
 from worker.wiring import ConfigurationError, connect_redis, store_from_settings
 
 logger = logging.getLogger(__name__)
@@ -56,8 +58,11 @@ async def open_services(
     redis: Any = _UNSET,
     catalog: Catalog | None = None,
     store: VectorStore | None = _UNSET,
+    foreground: bool = False,
 ) -> AsyncIterator[Services]:
-    """open (and finally close) what `settings` names; parts handed in are used as they are."""
+    """open (and finally close) what `settings` names; parts handed in are used as they are.
+    `foreground`: the API's, whose turbopuffer requests may use the slots reserved for
+    inline computes (`worker.store.store_budget`)."""
     async with AsyncExitStack() as stack:
         if redis is _UNSET:
             redis = connect_redis(settings.redis_url)
@@ -83,6 +88,8 @@ async def open_services(
                 closer = getattr(store, "aclose", None)
                 if closer is not None:
                     stack.push_async_callback(closer)
+                # turbopuffer's concurrency limit is the deployment's, not this process's
+                store = BudgetedStore(store, store_budget(settings, redis), foreground=foreground)
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
         )
@@ -92,8 +99,24 @@ async def open_services(
             cache=cache,
             fusion=settings.fusion_mode,
             max_per_artist=settings.max_tracks_per_artist,
+            speculative=SpeculativeAnswers(redis),
         )
         yield Services(settings, redis, cache, catalog, store, recommender)
+
+
+def store_budget(settings: Settings, redis: Any) -> SharedStoreBudget:
+    """the deployment's turbopuffer budget, as configured."""
+    return SharedStoreBudget(
+        redis,
+        limit=settings.turbopuffer_max_concurrent_queries,
+        reserved=min(
+            settings.turbopuffer_api_reserved_queries,
+            settings.turbopuffer_max_concurrent_queries - 1,
+        ),
+        # above the client's own bound on a call (its timeout, times its retries)
+        lease_seconds=settings.turbopuffer_timeout_seconds * (settings.turbopuffer_max_retries + 2),
+        wait_seconds=2.0,
+    )
 
 
 _installed: list[Services] = []

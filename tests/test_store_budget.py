@@ -1,0 +1,143 @@
+"""turbopuffer's concurrency budget, enforced across processes through a real redis-server,
+with the API's misses ahead of the workers' background work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
+from engine.errors import TransientError
+from engine.memory_catalog import InMemoryCatalog
+from engine.types import Candidate, Vector
+from tests.support.samples import load_catalog, track_vector
+from tests.support.world import sample_store
+from worker.recs.services import open_services
+from worker.settings import Settings
+from worker.store.store_budget import BudgetedStore, SharedStoreBudget, StoreBudgetExhausted
+
+pytestmark = pytest.mark.integration
+
+
+class GatedStore:
+    """the sample store, each request held until `gate` opens; counts requests at once."""
+
+    def __init__(self) -> None:
+        self.inner = sample_store()
+        self.gate = asyncio.Event()
+        self.running = 0
+        self.most = 0
+        self.changed = asyncio.Condition()
+
+    async def _held(self) -> None:
+        async with self.changed:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.changed.notify_all()
+        try:
+            await self.gate.wait()
+        finally:
+            self.running -= 1
+
+    async def reached(self, count: int) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: self.running >= count), 10)
+
+    async def get_vectors(self, track_ids: Sequence[int]) -> dict[int, Vector]:
+        await self._held()
+        return await self.inner.get_vectors(track_ids)
+
+    async def query_many(
+        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
+    ) -> list[list[Candidate]]:
+        await self._held()
+        return await self.inner.query_many(vectors, top_k=top_k, exclude_ids=exclude_ids)
+
+
+def budget(redis: aioredis.Redis) -> SharedStoreBudget:
+    return SharedStoreBudget(
+        redis, limit=3, reserved=1, lease_seconds=30, wait_seconds=5, background_wait_seconds=0.2
+    )
+
+
+async def test_the_budget_holds_across_processes_and_keeps_slots_for_the_api(
+    redis_client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    # two "worker processes" and an "API process": three clients, one Redis
+    url = redis_server.url
+    clients = [aioredis.Redis.from_url(url) for _ in range(3)]
+    try:
+        inner = GatedStore()
+        worker_a = BudgetedStore(inner, budget(clients[0]), foreground=False)
+        worker_b = BudgetedStore(inner, budget(clients[1]), foreground=False)
+        api = BudgetedStore(inner, budget(clients[2]), foreground=True)
+        first = asyncio.create_task(worker_a.get_vectors([1]))
+        second = asyncio.create_task(worker_b.get_vectors([2]))
+        await inner.reached(2)
+        # the workers' share (3 - 1 reserved) is taken: a third background request
+        # waits a little, then is refused as a transient fault (docket retries its task)
+        with pytest.raises(StoreBudgetExhausted) as refused:
+            await worker_a.get_vectors([3])
+        assert isinstance(refused.value, TransientError)
+        # the API's miss takes the reserved slot at once...
+        miss = asyncio.create_task(api.get_vectors([4]))
+        await inner.reached(3)
+        assert await budget(clients[0]).in_use() == 3
+        # ...and a second miss waits for a slot instead of failing
+        waiting = asyncio.create_task(api.get_vectors([5]))
+        await asyncio.sleep(0.2)
+        assert inner.running == 3
+        assert not waiting.done()
+        inner.gate.set()
+        await asyncio.gather(first, second, miss, waiting)
+        assert inner.most == 3  # never more than the deployment's limit
+        assert await budget(clients[0]).in_use() == 0
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_a_dead_holders_slot_ends_with_its_lease(redis_client: aioredis.Redis) -> None:
+    short = SharedStoreBudget(
+        redis_client,
+        limit=1,
+        reserved=0,
+        lease_seconds=0.3,
+        wait_seconds=0,
+        background_wait_seconds=0,
+    )
+    await short._take("a process that died holding it", ceiling=1)
+    with pytest.raises(StoreBudgetExhausted):
+        async with short.slot(foreground=False):
+            pass
+    await asyncio.sleep(0.4)
+    async with short.slot(foreground=False):
+        assert await short.in_use() == 1
+
+
+async def test_the_services_of_a_deployment_query_turbopuffer_through_the_budget(
+    redis_client: aioredis.Redis,
+) -> None:
+    async with TurbopufferServer() as server:
+        server.seed("plyr-tracks", {track: track_vector(track) for track in range(1, 10)})
+        settings = Settings(
+            _env_file=None,
+            turbopuffer_api_key=SecretStr("test"),
+            turbopuffer_base_url=server.base_url,
+            turbopuffer_max_concurrent_queries=2,
+            turbopuffer_api_reserved_queries=1,
+        )
+        async with open_services(
+            settings, redis=redis_client, catalog=InMemoryCatalog.from_json(load_catalog())
+        ) as api:
+            store = api.store
+            assert isinstance(store, BudgetedStore)
+            assert not store.foreground  # a worker's unless opened for the API
+            vectors = await store.get_vectors([1, 2, 3])
+            assert sorted(vectors) == [1, 2, 3]
+            assert await store.budget.in_use() == 0
