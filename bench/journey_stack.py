@@ -69,6 +69,7 @@ class JourneyStack:
         self.database_dsn = ""
         self.replay = ReplayServer()
         self.service_started_at = 0.0  # monotonic time the service's processes were spawned
+        self.cpu_at_ready: dict[str, float] = {}  # CPU seconds of each once all answered
         self._stack = AsyncExitStack()
 
     def pds_url(self, host: int = 0) -> str:
@@ -129,6 +130,8 @@ class JourneyStack:
         for index in range(options.workers):
             self._spawn(f"worker{index}", [*command, "worker"], env)
         await self._wait_for_health()
+        # start-up (imports, connections) is not per-recompute work: counted apart
+        self.cpu_at_ready = {name: p.cpu_seconds() for name, p in self.processes.items()}
 
     async def _own_database(self) -> str:
         server = PostgresServer()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bench.loopback.http import LoopbackHttpServer
 from engine.cache import cache_key_pattern
+from engine.memory_catalog import InMemoryCatalog
 from jetstream.records import RecordLimits
 from tests.support.api_world import (
     CID_1,
@@ -22,6 +23,7 @@ from tests.support.api_world import (
     PUBLIC_ID,
     URI_OF,
     World,
+    built_world,
     internal,
     running_api,
 )
@@ -218,3 +220,56 @@ async def test_one_owner_cannot_take_every_inline_compute(redis_client: aioredis
         )
     sources = sorted(response.headers[SOURCE_HEADER] for response in (first, second))
     assert sources == ["busy", "computed_uncached"]
+
+
+async def test_accounts_on_a_hanging_pds_cannot_take_the_inline_computes(
+    redis_client: aioredis.Redis,
+) -> None:
+    """before: 8 accounts whose PDS never answers held all the compute slots (timeouts
+    were not remembered, and only the owner was bounded): 27 of 30 legitimate misses
+    answered `available: false` (busy). now one PDS host holds at most a few slots,
+    and a host that timed out is refused at once until its backoff passes."""
+    limits = AnswerLimits(
+        cache_retry_seconds=0.0,
+        max_concurrent_computes=4,
+        max_computes_per_owner=100,  # the attacker's accounts are many: the host is the bound
+        max_computes_per_pds_host=2,
+    )
+    async with built_world() as world, PdsServer(delay=5.0) as hanging:
+        catalog_json = world.catalog_json()
+        bob_playlists = []
+        for index in range(6):
+            playlist_id = f"b0b{index:05d}-0000-4000-8000-000000000000"
+            uri = f"at://{world.bob.did}/fm.plyr.list/3mbobhang{index:04d}"
+            catalog_json["playlists"].append(
+                {
+                    "id": playlist_id,
+                    "owner_did": world.bob.did,
+                    "name": f"hang {index}",
+                    "atproto_record_uri": uri,
+                    "atproto_record_cid": CID_1,
+                }
+            )
+            bob_playlists.append(playlist_id)
+        for artist in catalog_json["artists"]:
+            if artist["did"] == world.bob.did:
+                artist["pds_url"] = hanging.url
+        catalog = InMemoryCatalog.from_json(catalog_json)
+        async with running_api(
+            world, redis_client, store=sample_store(), catalog=catalog, limits=limits
+        ) as api:
+            attack = [
+                asyncio.create_task(api.get(playlist_id, internal(world.bob.did)))
+                for playlist_id in bob_playlists
+            ]
+            await asyncio.sleep(0.1)  # the attacker's requests are in, waiting on the PDS
+            legitimate = await api.get(PUBLIC_ID, internal(world.alice.did))
+            assert legitimate.headers[SOURCE_HEADER] == "computed"
+            sources = sorted(r.headers[SOURCE_HEADER] for r in await asyncio.gather(*attack))
+            assert sources.count("busy") == 4  # past the host's 2 slots
+            assert sources.count("pds_unreachable") == 2  # the 2 that waited timed out
+            # the timeout is remembered: the next request is refused without a wait
+            requests_before = len(hanging.requests)
+            again = await api.get(bob_playlists[0], internal(world.bob.did))
+            assert again.headers[SOURCE_HEADER] == "pds_unreachable"
+            assert len(hanging.requests) == requests_before

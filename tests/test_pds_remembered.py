@@ -26,7 +26,7 @@ from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords
 from worker.identity.pds_lists import PassRecords, WantedRecord
 from worker.settings import Settings
-from worker.tasks.reconcile import pds_client
+from worker.wiring import pds_client
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,6 +23,7 @@ from jetstream.contract import EXECUTION_TTL
 from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
 from jetstream.records import RecordLimits
+from worker.identity.pds import PdsRecords
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -141,4 +142,16 @@ def store_from_settings(settings: Settings) -> VectorStore | None:
         base_url=settings.turbopuffer_base_url,
         timeout=settings.turbopuffer_timeout_seconds,
         max_retries=settings.turbopuffer_max_retries,
+    )
+
+
+def pds_client(settings: Settings) -> PdsRecords:
+    """the reconcile loop's PDS client (one per worker process: its memory of failing
+    hosts and refused records outlives each pass)."""
+    limits = frame_limits(settings)
+    return PdsRecords(
+        limits=limits.record,
+        list_collection=limits.list_collection,
+        timeout_seconds=settings.pds_timeout_seconds,
+        allow_private=settings.pds_allow_private,
     )

@@ -36,7 +36,7 @@ from worker.api.breaker import CacheBreaker
 from worker.api.metrics import ApiMetrics
 from worker.api.speculation import Speculation
 from worker.api.withdrawn_view import WithdrawnView
-from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable
+from worker.identity.pds import PdsRecords, RecordRejected, RecordUnavailable, pds_host
 from worker.recs.recommender import Outcome, Recommender
 from worker.recs.version import PlaylistVersion, rev_at, version_token
 from worker.store.activity import ActivityLog
@@ -90,6 +90,9 @@ class AnswerLimits:
     # of those, at most this many for one owner's playlists: one account (or its
     # PDS) cannot take the whole budget. a person looks at one playlist at a time.
     max_computes_per_owner: int = 4
+    # and at most this many waiting on one PDS host: accounts whose PDS hangs (a host
+    # the client has not yet learnt to refuse) cannot take the slots everyone needs
+    max_computes_per_pds_host: int = 8
     # a PDS whose record is not the version plyr.fm's database names: its answer is
     # never cached in Redis (only the database's version is; a lying PDS would mint
     # a new 24 h key per request) but kept in memory this long, so repeated
@@ -175,6 +178,7 @@ class Answers:
             cache=cache, recommender=recommender, busy=lambda: bool(self._computes)
         )
         self._owner_computes: Counter[str] = Counter()  # owner DID -> computes running
+        self._host_computes: Counter[str] = Counter()  # PDS host -> computes running
         # (playlist id, database version) -> (an answer from a PDS of another version,
         # until when); insertion order is age.
         self._unversioned: dict[tuple[str, str], tuple[Answer, float]] = {}
@@ -303,15 +307,23 @@ class Answers:
         compute = self._computes.get(key)
         if compute is None:
             owner = playlist.owner_did
+            # a public playlist's tracks may have to come from its owner's PDS
+            host = (
+                pds_host(playlist.owner_pds_url)
+                if playlist.owner_pds_url and not playlist.is_private
+                else ""
+            )
             if (
                 len(self._computes) >= self.limits.max_concurrent_computes
                 or self._owner_computes[owner] >= self.limits.max_computes_per_owner
+                or (host and self._host_computes[host] >= self.limits.max_computes_per_pds_host)
             ):
                 return Answer(None, Degraded.BUSY)
             compute = asyncio.create_task(self._compute(playlist, token))
             self._computes[key] = compute
             self._owner_computes[owner] += 1
-            compute.add_done_callback(lambda done: self._landed(key, done, owner))
+            self._host_computes[host] += 1
+            compute.add_done_callback(lambda done: self._landed(key, done, owner, host))
         try:
             async with asyncio.timeout(self.limits.miss_timeout_seconds):
                 # shielded: a request that gives up (timeout, client gone) does not
@@ -320,12 +332,15 @@ class Answers:
         except TimeoutError:
             return Answer(None, Degraded.TIMEOUT)
 
-    def _landed(self, key: tuple[str, str], compute: asyncio.Task[Answer], owner: str) -> None:
+    def _landed(
+        self, key: tuple[str, str], compute: asyncio.Task[Answer], owner: str, host: str
+    ) -> None:
         if self._computes.get(key) is compute:
             del self._computes[key]
-        self._owner_computes[owner] -= 1
-        if self._owner_computes[owner] <= 0:
-            del self._owner_computes[owner]
+        for counts, who in ((self._owner_computes, owner), (self._host_computes, host)):
+            counts[who] -= 1
+            if counts[who] <= 0:
+                del counts[who]
         if not compute.cancelled():
             # marks a failure as retrieved: the waiters re-raise it, and when they all
             # gave up already, asyncio must not log it as lost.
@@ -372,7 +387,10 @@ class Answers:
         if playlist.owner_pds_url is None:
             return Answer(None, Degraded.NO_PDS)
         try:
-            record = await self.pds.fetch(playlist.owner_pds_url, playlist.record_uri)
+            # the version scopes a refused record's memory: an owner's fix is read at once
+            record = await self.pds.fetch(
+                playlist.owner_pds_url, playlist.record_uri, version=token
+            )
         except RecordRejected as rejected:
             logger.warning("list record of %s refused: %s", playlist.playlist_id, rejected.reason)
             return Answer(None, Degraded.RECORD_REJECTED)

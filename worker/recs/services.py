@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.ports import Catalog, VectorStore
+from worker.identity.pds import PdsRecords
 from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
 from worker.store.speculative import SpeculativeAnswers
 from worker.store.store_budget import BudgetedStore, SharedStoreBudget
-from worker.wiring import ConfigurationError, connect_redis, store_from_settings
+from worker.wiring import ConfigurationError, connect_redis, pds_client, store_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Services:
     recommender: Recommender
     counts: Counter[str] = field(default_factory=Counter)
     observer: TaskObserver | None = None
+    # the reconcile loop's PDS client, for the process's life (None: one per pass)
+    pds: PdsRecords | None = None
 
 
 _UNSET: Any = object()
@@ -101,7 +104,9 @@ async def open_services(
             max_per_artist=settings.max_tracks_per_artist,
             speculative=SpeculativeAnswers(redis),
         )
-        yield Services(settings, redis, cache, catalog, store, recommender)
+        pds = pds_client(settings)
+        stack.push_async_callback(pds.aclose)
+        yield Services(settings, redis, cache, catalog, store, recommender, pds=pds)
 
 
 def store_budget(settings: Settings, redis: Any) -> SharedStoreBudget:

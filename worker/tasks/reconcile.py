@@ -42,7 +42,7 @@ from worker.store.reconcile_state import PassSummary
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.reconcile_decide import Policy
 from worker.tasks.reconcile_pass import PassConfig, PassTasks, Progress, run_pass
-from worker.wiring import frame_limits
+from worker.wiring import pds_client
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +75,6 @@ def pass_config(settings: Settings, *, run: str, dry_run: bool = False) -> PassC
         position_ttl_seconds=int(max(3 * interval, 3600)),
         list_collection=settings.list_collection,
         dry_run=dry_run,
-    )
-
-
-def pds_client(settings: Settings) -> PdsRecords:
-    limits = frame_limits(settings)
-    return PdsRecords(
-        limits=limits.record,
-        list_collection=limits.list_collection,
-        timeout_seconds=settings.pds_timeout_seconds,
-        allow_private=settings.pds_allow_private,
     )
 
 
@@ -146,7 +136,9 @@ async def reconcile_playlists(
     interval = timedelta(seconds=services.settings.reconcile_interval_seconds)
     perpetual.after(interval)
     try:
-        summary = await reconcile_once(services, docket, run="loop")
+        # the worker's one PDS client: what it learnt of failing hosts and refused
+        # records outlives the pass (worker.identity.pds_failures)
+        summary = await reconcile_once(services, docket, run="loop", pds=services.pds)
     except FAULTS.transient as error:
         # the position is stored: the retry carries on from the last page done
         services.counts["reconcile:failed_pass"] += 1
