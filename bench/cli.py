@@ -54,6 +54,12 @@ def bench_engine(
 @app.command("quality")
 def bench_quality(
     quick: bool = typer.Option(False, "--quick", help="a small world (the CI test's size)."),
+    clap: bool = typer.Option(
+        False,
+        "--clap",
+        help="a world with CLAP's geometry: every similarity positive around a common "
+        "direction, regions of unequal spread, near-duplicates by one artist.",
+    ),
     seeds: str = typer.Option("1,2,3", help="comma-separated world seeds."),
     algorithms: str = typer.Option(
         "", help="comma-separated algorithms (default: all, see bench/quality_algorithms.py)"
@@ -65,7 +71,7 @@ def bench_quality(
     algorithm side by side (plyr.fm's original, the engine's modes, a mean-vector query)."""
     from bench.quality import main as run_quality_bench
     from bench.quality_algorithms import ALGORITHMS, by_name
-    from bench.quality_world import FULL, QUICK
+    from bench.quality_world import CLAP_FULL, CLAP_QUICK, FULL, QUICK
 
     try:
         parsed_seeds = [int(part) for part in seeds.split(",") if part.strip()]
@@ -78,7 +84,8 @@ def bench_quality(
         chosen = by_name(names) if names else list(ALGORITHMS)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--algorithms") from None
-    run_quality_bench(QUICK if quick else FULL, parsed_seeds, chosen, json_path=json_path)
+    shape = (CLAP_QUICK if quick else CLAP_FULL) if clap else (QUICK if quick else FULL)
+    run_quality_bench(shape, parsed_seeds, chosen, json_path=json_path)
 
 
 @app.command("api")

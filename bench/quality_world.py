@@ -69,6 +69,11 @@ class WorldShape:
     deactivated_artist_share: float = 0.01
     tracks_per_artist: int = 12  # the mean; the spread is geometric (a few prolific artists)
     home_share: float = 0.8  # of an artist's tracks, in their home region
+    # the geometry of real CLAP embeddings (`CLAP_FULL`): every vector leans towards
+    # one common direction (all cosine similarities positive, in a narrow band), and
+    # some artists release near-duplicates (edits, remasters) of their own tracks
+    common_direction: float = 0.0  # weight of the common direction (0: none)
+    near_duplicate_share: float = 0.0  # tracks that are a near-copy of another by the artist
 
     @property
     def regions(self) -> int:
@@ -77,6 +82,14 @@ class WorldShape:
 
 FULL = WorldShape(tracks=30_000, genres=12, regions_per_genre=5, dim=512, playlists=102)
 QUICK = WorldShape(tracks=3_000, genres=6, regions_per_genre=4, dim=64, playlists=51)
+# like CLAP: pairwise cosines ~0.3-0.97 around a common direction, regions of very
+# unequal spread, 10 % near-duplicates
+CLAP_FULL = dataclasses.replace(
+    FULL, common_direction=1.2, spread_range=(0.2, 0.9), near_duplicate_share=0.1
+)
+CLAP_QUICK = dataclasses.replace(
+    QUICK, common_direction=1.2, spread_range=(0.2, 0.9), near_duplicate_share=0.1
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +163,13 @@ def build_world(shape: WorldShape, seed: int) -> World:
     latent_vectors = centres[region_of] + signatures[artist_of] + noise
     projection, _ = np.linalg.qr(rng.standard_normal((shape.dim, latent)))
     ambient = _unit(rng.standard_normal((shape.tracks, shape.dim))) * shape.ambient_noise
-    vectors = _unit(latent_vectors @ projection.T + ambient).astype(np.float32)
+    vectors = _unit(latent_vectors @ projection.T + ambient)
+    if shape.near_duplicate_share > 0:
+        _near_duplicates(vectors, artist_of, region_of, shape.near_duplicate_share, rng)
+    if shape.common_direction > 0:
+        common = _unit(rng.standard_normal((1, shape.dim)))
+        vectors = _unit(shape.common_direction * common + vectors)
+    vectors = vectors.astype(np.float32)
 
     track_ids = np.arange(1, shape.tracks + 1)
     embedded = rng.random(shape.tracks) >= shape.no_embedding_share
@@ -191,6 +210,25 @@ def build_world(shape: WorldShape, seed: int) -> World:
         for index in range(shape.playlists)
     )
     return dataclasses.replace(world, playlists=playlists)
+
+
+def _near_duplicates(
+    vectors: npt.NDArray[np.float64],
+    artist_of: npt.NDArray[np.intp],
+    region_of: npt.NDArray[np.intp],
+    share: float,
+    rng: np.random.Generator,
+) -> None:
+    """make `share` of the tracks a near-copy of an earlier track by the same artist (in
+    place; the copy takes the original's region too: it sounds the same)."""
+    tracks = len(vectors)
+    for index in np.flatnonzero(rng.random(tracks) < share):
+        if index == 0 or artist_of[index - 1] != artist_of[index]:
+            continue  # the artist's first track: nothing of theirs to copy yet
+        original = index - 1
+        jitter = _unit(rng.standard_normal((1, vectors.shape[1])))[0] * 0.05
+        vectors[index] = _unit(vectors[original : original + 1] + jitter)[0]
+        region_of[index] = region_of[original]
 
 
 def _track_row(track_id: int, artist: int, hidden_by: str | None) -> TrackRecord:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, VERSIONS_PREFIX
-from engine.types import Track
+from engine.types import MAX_BECAUSE_TITLE, Because, Track
 
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
 CACHE_TTL = timedelta(hours=24)
@@ -202,4 +202,21 @@ def _track(item: Any) -> Track:
         or not (image is None or isinstance(image, str))
     ):
         raise CacheFormatError("cached track has missing or mistyped fields")
-    return Track(track_id, title, handle, display, image)
+    return Track(track_id, title, handle, display, image, _because(item.get("because")))
+
+
+def _because(raw: Any) -> Because | None:
+    """a cached track's explanation; absent in entries written before it existed."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise CacheFormatError("cached `because` is not an object")
+    track_id, title = raw.get("id"), raw.get("title")
+    if (
+        not isinstance(track_id, int)
+        or isinstance(track_id, bool)
+        or not isinstance(title, str)
+        or len(title) > MAX_BECAUSE_TITLE
+    ):
+        raise CacheFormatError("cached `because` has missing or mistyped fields")
+    return Because(track_id, title)

@@ -12,14 +12,15 @@ repeated with a larger top_k (the embeddings are not fetched again).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.cache import MAX_CACHED_TRACKS
 from engine.errors import InvalidInputError
+from engine.explain import nearest_query
 from engine.fusion import proportional_fuse, rrf_fuse
 from engine.ports import TrackLookup, VectorsById, VectorStore
 from engine.strategy import QueryPlan, plan_queries
-from engine.types import MAX_LIST_ITEMS, Candidate, FusionMode, Strategy, Track
+from engine.types import MAX_LIST_ITEMS, Because, Candidate, FusionMode, Strategy, Track
 
 # how many tracks one recommendation ranks and hydrates (the engine's n, not the
 # API's `limit`, which slices the cached answer): what the cache keeps, 10 to show,
@@ -126,6 +127,9 @@ async def recommend(
     plan = plan_for(await store.get_vectors(playlist_ids), fusion, strays)
     if not plan.vectors:
         return Recommendation(Strategy.NONE, plan.embedded_count, 0, [])
+    # the playlist track each query vector stands for (engine.explain), hydrated with
+    # the candidates in the same catalog call
+    stands_for = plan.stands_for
 
     top_k = initial_top_k(limit)
     while True:
@@ -138,7 +142,7 @@ async def recommend(
         # eligibility (and the artist cap) while the fusion hands out slots, not after:
         # a cluster's first pick lost to eligibility afterwards took its mood out of
         # the top 3 (`python -m bench quality`)
-        eligible = await eligible_tracks(catalog, ranked_lists, exclude)
+        eligible = await eligible_tracks(catalog, ranked_lists, exclude, also=stands_for)
         accept = acceptance(eligible, max_per_artist)
         ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, accept=accept)
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
@@ -146,13 +150,17 @@ async def recommend(
             break
         top_k = min(top_k * TOP_K_GROWTH, MAX_TOP_K)
 
+    query_of = nearest_query(ranked_lists)
+    tracks = []
+    for candidate in ranking:
+        track = eligible[candidate.track_id]
+        # a playlist track that is not surfaceable (private, taken down) explains nothing
+        reason = eligible.get(stands_for[query_of[candidate.track_id]])
+        if reason is not None:
+            track = replace(track, because=Because(reason.id, reason.title))
+        tracks.append(track)
     return Recommendation(
-        plan.strategy,
-        plan.embedded_count,
-        len(plan.vectors),
-        ranking,
-        [eligible[candidate.track_id] for candidate in ranking],
-        top_k=top_k,
+        plan.strategy, plan.embedded_count, len(plan.vectors), ranking, tracks, top_k=top_k
     )
 
 
@@ -177,15 +185,26 @@ def acceptance(eligible: dict[int, Track], cap: int | None) -> Callable[[Candida
 
 
 async def eligible_tracks(
-    catalog: TrackLookup, ranked_lists: Sequence[Sequence[Candidate]], exclude: set[int]
+    catalog: TrackLookup,
+    ranked_lists: Sequence[Sequence[Candidate]],
+    exclude: set[int],
+    *,
+    also: Sequence[int] = (),
 ) -> dict[int, Track]:
-    """the eligible, hydrated tracks among all the lists' candidates (by id)."""
+    """the eligible, hydrated tracks among all the lists' candidates (by id), and among
+    `also` (playlist tracks whose titles explain picks: never picked, they are excluded
+    from the fusion)."""
     wanted = list(
         dict.fromkeys(
-            c.track_id
-            for candidates in ranked_lists
-            for c in candidates
-            if c.track_id not in exclude
+            [
+                *(
+                    c.track_id
+                    for candidates in ranked_lists
+                    for c in candidates
+                    if c.track_id not in exclude
+                ),
+                *also,
+            ]
         )
     )
     eligible: dict[int, Track] = {}

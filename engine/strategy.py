@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.assembly import NORM_FLOOR, sample_vectors, usable_vectors
+from engine.explain import representatives
 from engine.fusion import largest_remainder
 from engine.kmeans import SAMPLE_SIZE, fit_centroids, kmeans
 from engine.moods import find_moods
@@ -43,6 +44,9 @@ class QueryPlan:
     weights: list[int]
     embedded_count: int  # N: tracks with a usable embedding
     strays: int = 0  # tracks set aside as belonging to no cluster (engine.strays)
+    # per query vector, the playlist track it stands for (engine.explain): the track
+    # itself below 6 tracks, else the sampled track most alike the centroid
+    stands_for: list[int] = field(default_factory=list)
 
 
 def seed_for(track_ids: list[int]) -> int:
@@ -67,9 +71,9 @@ def plan_queries(
     if not ids:
         return QueryPlan(Strategy.NONE, [], [], 0)
     if n == 1:
-        return QueryPlan(Strategy.DIRECT, [matrix[0]], [1], 1)
+        return QueryPlan(Strategy.DIRECT, [matrix[0]], [1], 1, stands_for=[ids[0]])
     if n < KMEANS_MIN_TRACKS:
-        return QueryPlan(Strategy.RRF, list(matrix), [1] * n, n)
+        return QueryPlan(Strategy.RRF, list(matrix), [1] * n, n, stands_for=list(ids))
     k = min(MAX_CLUSTERS, n // 2)
     set_aside = 0
     if strays:
@@ -90,4 +94,5 @@ def plan_queries(
     if len(ids) < n and cluster_sizes:  # sizes counted on the sample: scale them to N
         set_aside = round(set_aside * n / len(ids))
         weights = largest_remainder(weights, n - set_aside)
-    return QueryPlan(Strategy.KMEANS, queries, weights, n, set_aside)
+    stands_for = representatives(ids, matrix, queries)
+    return QueryPlan(Strategy.KMEANS, queries, weights, n, set_aside, stands_for)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,24 +30,40 @@ class Candidate:
     distance: float
 
 
+MAX_BECAUSE_TITLE: Final = 300  # a title is short; a longer one in the cache is refused
+
+
+@dataclass(frozen=True, slots=True)
+class Because:
+    """the playlist track that explains a recommendation (`engine.explain`)."""
+
+    id: int
+    title: str
+
+
 @dataclass(frozen=True, slots=True)
 class Track:
-    """a recommendation as the API serves it (the five fields of DESIGN.md, "Output")."""
+    """a recommendation as the API serves it (the five fields of DESIGN.md, "Output"),
+    and, when known, the playlist track that explains it."""
 
     id: int
     title: str
     artist_handle: str
     artist_display_name: str
     image_url: str | None
+    because: Because | None = None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        fields: dict[str, object] = {
             "id": self.id,
             "title": self.title,
             "artist_handle": self.artist_handle,
             "artist_display_name": self.artist_display_name,
             "image_url": self.image_url,
         }
+        if self.because is not None:
+            fields["because"] = {"id": self.because.id, "title": self.because.title}
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

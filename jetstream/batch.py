@@ -11,6 +11,13 @@ markers (`TrackDelete`, `RepoResync`) go to the injected `MarkerSink` in the
 same batch, before the cursor moves: a sink that raises leaves the batch
 undone, and the replay hands the markers over again, so a sink must be
 idempotent (the default one only counts).
+
+a track delete passes the same per-DID flood control as a list change
+(`jetstream.flood`, keyed by the track's URI): it gets the time its withdrawal may
+run, paced past the DID's burst, or is shed past its cap (counted
+`skipped:flood_shed`; the withdrawal check round still finds the track once
+plyr.fm drops its row). before, 5,000 deletes from one account were 5,000
+withdrawals due at once, ahead of everyone's recomputes (issue 23).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from jetstream.events import (
     SkipReason,
     TrackDelete,
 )
+from jetstream.flood import FloodControl, task_bytes
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.guard import GuardState, RevGuard, judge
 from jetstream.stats import ConsumerStats
@@ -43,11 +51,20 @@ FrameDecoder = Callable[[bytes | str], Event]
 _PLYR_SKIPS = frozenset({SkipReason.PLYR_ACTIVITY, SkipReason.ALBUM, SkipReason.LIKED})
 
 
+@dataclass(frozen=True, slots=True)
+class DueDelete:
+    """a track delete and when (unix seconds) its withdrawal may run: the flood
+    control's answer, now for a DID within its pace."""
+
+    delete: TrackDelete
+    when: float
+
+
 class MarkerSink(Protocol):
     """where markers go (the withdrawal and reconcile work lives elsewhere). called
     once per batch with that batch's markers, in order; must be idempotent."""
 
-    async def track_deleted(self, deletes: Sequence[TrackDelete]) -> None: ...
+    async def track_deleted(self, deletes: Sequence[DueDelete]) -> None: ...
 
     async def repo_resynced(self, resyncs: Sequence[RepoResync]) -> None: ...
 
@@ -55,7 +72,7 @@ class MarkerSink(Protocol):
 class CountingMarkers:
     """the default sink: the consumer's counters are all it does."""
 
-    async def track_deleted(self, deletes: Sequence[TrackDelete]) -> None:
+    async def track_deleted(self, deletes: Sequence[DueDelete]) -> None:
         return None
 
     async def repo_resynced(self, resyncs: Sequence[RepoResync]) -> None:
@@ -95,8 +112,10 @@ class BatchProcessor:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
         markers: MarkerSink | None = None,
+        flood: FloodControl | None = None,
     ) -> None:
         self._markers = markers or CountingMarkers()
+        self._flood = flood  # the enqueuer's, so a DID's deletes and edits share one pace
         self._limits = limits
         self._guard = guard
         self._enqueuer = enqueuer
@@ -153,7 +172,7 @@ class BatchProcessor:
             counts.changes = len(changes)
             await self._handle_changes(changes, counts)
         if deletes:
-            await self._markers.track_deleted(deletes)
+            await self._markers.track_deleted(self._paced(deletes, counts))
             counts.track_deletes = len(deletes)
         if resyncs:
             await self._markers.repo_resynced(resyncs)
@@ -166,6 +185,26 @@ class BatchProcessor:
             self._cursor.advance_seq(newest_seq)
         self._stats.merge(counts)
         return BatchPositions(newest_time_us, newest_seq, plyr_time_us)
+
+    def _paced(self, deletes: list[TrackDelete], counts: ConsumerStats) -> list[DueDelete]:
+        now = self._clock()
+        if self._flood is None:
+            return [DueDelete(delete, now) for delete in deletes]
+        due: list[DueDelete] = []
+        for delete in deletes:
+            admission = self._flood.admit(
+                delete.did,
+                delete.track_uri,
+                now=now,
+                settle=0.0,
+                size=task_bytes(delete.track_uri, (delete.did,)),
+            )
+            if admission is None:
+                counts.skipped[SkipReason.FLOOD_SHED] += 1
+                continue
+            counts.flood_deferred += admission.deferred
+            due.append(DueDelete(delete, admission.when))
+        return due
 
     async def _handle_changes(self, changes: list[ListChange], counts: ConsumerStats) -> None:
         known = await self._guard.load({change.playlist_uri for change in changes})

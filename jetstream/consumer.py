@@ -36,7 +36,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from docket import Docket
@@ -55,7 +56,7 @@ from jetstream.blind import BlindHostWatch
 from jetstream.config import WEBSOCKET_MAX_SIZE, ConsumerConfig
 from jetstream.contract import TaskFunctions
 from jetstream.cursor import Cursor, CursorStore, rewound
-from jetstream.dictionary import Dictionaries
+from jetstream.dictionary import Dictionaries, DictionaryTimedOut
 from jetstream.enqueue import Enqueuer, TaskSink
 from jetstream.faults import FAULTS
 from jetstream.flood import FloodControl
@@ -86,10 +87,16 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 
 # why a connection is abandoned on purpose; the next one resumes from the blind
 # watch's anchor on another host.
+_T = TypeVar("_T")
+
 BLIND_HOST = "blind_host"
 MISSED_VERSIONS = "missed_versions"
 # the consumer's own Redis (or docket's) failed: no host is to blame, none is left
 STORE_UNAVAILABLE = "store_unavailable"
+# a v2 instance sent a seq below the one we resumed from: its numbering started again
+# (a restart, another instance behind the URL); resume by time, not from the old seq.
+SEQ_BACKWARDS = "seq_backwards"
+DICTIONARY_TIMEOUT = "dictionary_timeout"  # the host's dictionary outran its deadline
 
 
 class _Rotate(Exception):
@@ -136,6 +143,7 @@ class JetstreamConsumer:
         self._backoff = backoff or jittered_backoff(
             config.backoff_base_seconds, config.backoff_cap_seconds
         )
+        flood = FloodControl(config.flood)  # list changes and track deletes alike
         if enqueuer is None:
             if tasks is None:
                 raise ValueError("a consumer needs the worker's task functions, or an enqueuer")
@@ -144,7 +152,7 @@ class JetstreamConsumer:
                 tasks=tasks,
                 debounce_seconds=config.debounce_seconds,
                 clock=clock,
-                flood=FloodControl(config.flood),
+                flood=flood,
             )
         self._processor = BatchProcessor(
             limits=config.limits,
@@ -155,6 +163,7 @@ class JetstreamConsumer:
             observer=observer,
             clock=clock,
             markers=markers,
+            flood=flood,
         )
         self.blind = BlindHostWatch(config.blind_host_seconds)
         self._dictionaries = Dictionaries(
@@ -265,6 +274,10 @@ class JetstreamConsumer:
             await self._session(stop, changed_host)
         except _Rotate as rotation:
             return rotation.reason
+        except DictionaryTimedOut as exc:
+            self.stats.dictionary_unavailable += 1
+            logger.warning("leaving jetstream host %s: %s", self._rotation.current, exc)
+            return DICTIONARY_TIMEOUT
         except InvalidStatus as exc:
             return self._refused(exc)
         except STORE_ERRORS as exc:
@@ -341,9 +354,11 @@ class JetstreamConsumer:
             else self.config.cursor_rewind_seconds
         )
         start = self.cursor.start_for(host if wire is Wire.V2 else None, position, rewind)
-        decode, dictionary_id, problem = await self._dictionaries.decoder(
-            host, wire, self.config.limits
-        )
+        fetching = self._dictionaries.decoder(host, wire, self.config.limits)
+        decoder = await _unless_stopped(stop, fetching)
+        if decoder is None:
+            return  # stopped while the host's dictionary was on its way
+        decode, dictionary_id, problem = decoder
         if problem is not None:
             self.stats.dictionary_unavailable += 1
             logger.warning("no zstd dictionary from %s, reading it uncompressed: %s", host, problem)
@@ -403,6 +418,13 @@ class JetstreamConsumer:
                 if frames:
                     positions = await self._processor.process(frames, decode)
                     self._progressed = True
+                    if self.cursor.take_seq_backwards():  # counted as reconnects:seq_backwards
+                        logger.warning(
+                            "jetstream %s sent a seq below ours: its numbering started "
+                            "again; resuming by time",
+                            self._rotation.current,
+                        )
+                        raise _Rotate(SEQ_BACKWARDS)
                     self._watch(positions.newest_time_us, positions.plyr_time_us)
                 if end is not None:
                     raise end.error
@@ -470,6 +492,21 @@ class JetstreamConsumer:
 
     def _summary(self) -> str:
         return self.stats.summary(cursor_lag_seconds=self.cursor_lag_seconds())
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[_T]) -> _T | None:
+    """`work`'s result, or None as soon as `stop` is set (the work is cancelled)."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not working.done():
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await working
+    return None if working.cancelled() else working.result()
 
 
 def _redis_address(redis: aioredis.Redis) -> str:

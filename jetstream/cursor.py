@@ -17,6 +17,12 @@ across v1 hosts (approximately: hence the rewinds), and v2 hosts accept it too
 (a value >= 1e15 is a timestamp there). a v2 `seq` is exact but means
 something on one instance only, so it is kept with the instance's URL and used
 only to resume on that same instance; moving to another resumes by time.
+
+and an instance's numbering can start again (a restart that lost its store,
+another instance behind one URL): a seq below the one we resumed from means the
+old seq is meaningless there. then nothing of that batch moves the position, the
+seq is forgotten, and the consumer reconnects by time (issue 23: it kept asking
+from the old higher seq, and the next edit was never delivered).
 """
 
 from __future__ import annotations
@@ -107,11 +113,14 @@ class Cursor:
         self.seq_flushed: SeqPosition | None = None
         self.hold: int | None = None
         self._seq_loaded = False
+        self._seq_backwards = False
 
     def advance(self, time_us: int, seq: int | None = None) -> None:
         """mark everything up to `time_us` (and, on v2, `seq`) done; never moves
         backwards (a rewound reconnect replays older events, which must not pull
         the cursor back)."""
+        if self._went_backwards(seq):
+            return
         if self.done is None or time_us > self.done:
             self.done = time_us
             if seq is None:
@@ -119,7 +128,7 @@ class Cursor:
         self.advance_seq(seq)
 
     def advance_seq(self, seq: int | None) -> None:
-        if seq is None or self.instance is None:
+        if seq is None or self.instance is None or self._went_backwards(seq):
             return
         if self.seq is None or self.seq.instance != self.instance or seq > self.seq.seq:
             self.seq = SeqPosition(self.instance, seq)
@@ -133,6 +142,24 @@ class Cursor:
             if seq is not None:
                 return seq
         return None if position is None else rewound(position, rewind)
+
+    def _went_backwards(self, seq: int | None) -> bool:
+        """a seq of this instance below our own: its numbering started again. the
+        batch moves nothing (its events may sit past a gap the host would replay by
+        time), and the seq is dropped; `take_seq_backwards` tells the consumer."""
+        position = self.seq
+        if seq is None or position is None or position.instance != self.instance:
+            return False
+        if seq >= position.seq:  # a resume by seq replays its own seq (inclusive)
+            return False
+        self.seq = None
+        self._seq_backwards = True
+        return True
+
+    def take_seq_backwards(self) -> bool:
+        """whether a seq went backwards since the last call (then: reconnect by time)."""
+        went, self._seq_backwards = self._seq_backwards, False
+        return went
 
     def forget_seq(self) -> None:
         """the stored seq is no use (below the instance's floor, or the position

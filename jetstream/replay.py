@@ -11,9 +11,12 @@ every open connection.
 
 it also serves the v2 wire at `/xrpc/network.bsky.jetstream.subscribeEvents`
 (`jetstream.replay_v2`): the same frames in the v2 framing, `seq` cursors from
-`seq_base` (seqs are per instance) with `CursorTooOld` below `seq_floor`,
-timestamp cursors, and dictionary-zstd frames when built with a dictionary
-(served at `getZstdDictionary`).
+`seq_base` (seqs are per instance) with `CursorTooOld` below `seq_floor`, a seq
+cursor past the newest event served from there on (as a live tail: everything
+appended later, whatever its seq; the way a restarted instance whose numbering
+started again answers a client's old, higher seq), timestamp cursors, and
+dictionary-zstd frames when built with a dictionary (served at
+`getZstdDictionary`).
 
 used by the tests, the embedded mode (`plyr-recs run`) and the benchmark. fault
 hooks (`ReplayFaults`) break things the way the network does: refuse handshakes,
@@ -290,6 +293,7 @@ class ReplayServer:
         first: bytes | None = None
         if request.seq_cursor is not None:
             start = max(self._floor_index(), request.seq_cursor - self.seq_base - 1)
+            start = min(start, len(self._entries))  # past the head: the live tail
         elif request.time_cursor is not None:
             replay_us = round(self.faults.timestamp_cursor_replay_seconds * 1_000_000)
             wanted_us = request.time_cursor - replay_us

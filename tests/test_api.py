@@ -76,14 +76,17 @@ async def test_the_owner_with_a_service_jwt_gets_recommendations(api: Api, world
     assert set(body) == {"tracks", "available"}
     assert body["available"] is True
     assert len(body["tracks"]) == 3
+    # the seed's five fields, and why: a playlist track (the PDS's record holds them)
     assert set(body["tracks"][0]) == {
         "id",
         "title",
         "artist_handle",
         "artist_display_name",
         "image_url",
+        "because",
     }
     assert not {track["id"] for track in body["tracks"]} & set(PDS_TRACKS)
+    assert {track["because"]["id"] for track in body["tracks"]} <= set(PDS_TRACKS)
 
 
 @pytest.mark.parametrize(

@@ -67,16 +67,6 @@ def test_metrics_are_scraped_off_the_public_port_and_every_process_is_checked() 
         assert checked[process]["port"] == metrics["port"]
 
 
-def test_worker_concurrency_keeps_the_turbopuffer_budget() -> None:
-    """the README's rule: worker machines x WORKER_CONCURRENCY <= 12 (16 concurrent
-    queries per namespace, the rest for the API); fly.toml's comment names the count."""
-    env = fly()["env"]
-    assert isinstance(env, dict)
-    text = (ROOT / "fly.toml").read_text()
-    assert "two workers at 6" in text
-    assert 2 * int(env["WORKER_CONCURRENCY"]) <= 12
-
-
 def test_worker_and_consumer_always_restart() -> None:
     restarts = fly()["restart"]
     assert isinstance(restarts, list)

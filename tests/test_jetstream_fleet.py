@@ -14,6 +14,7 @@ from docket import Docket
 from rich.console import Console
 
 from jetstream import ReplayFaults, ReplayServer
+from jetstream.batch import DueDelete
 from jetstream.config import ConsumerConfig
 from jetstream.events import RepoResync, TrackDelete
 from jetstream.keys import JetstreamKeys
@@ -224,11 +225,11 @@ class RecordingMarkers:
         self.track_deletes: list[TrackDelete] = []
         self.resyncs: list[RepoResync] = []
 
-    async def track_deleted(self, deletes: Sequence[TrackDelete]) -> None:
+    async def track_deleted(self, deletes: Sequence[DueDelete]) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("the withdrawal store is down")
-        self.track_deletes.extend(deletes)
+        self.track_deletes.extend(due.delete for due in deletes)
 
     async def repo_resynced(self, resyncs: Sequence[RepoResync]) -> None:
         self.resyncs.extend(resyncs)

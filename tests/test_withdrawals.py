@@ -10,6 +10,7 @@ check round is run by the test, the refills by draining docket.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -223,7 +224,7 @@ async def test_an_inline_miss_leaves_out_database_and_firehose_withdrawals(
     )
     taken_down, deleted = expected.tracks[0].id, expected.tracks[1].id
     await w.sql(TAKEDOWN, taken_down)
-    await withdrawal_handler(w.docket)(URI_OF[deleted], ARTIST_OF[deleted])
+    await withdrawal_handler(w.docket)([(URI_OF[deleted], ARTIST_OF[deleted], time.time())])
     await w.drain()
     miss = await w.answer()
     assert miss.headers[SOURCE_HEADER] == "computed"
@@ -254,8 +255,13 @@ async def test_a_track_delete_counts_from_the_owners_repo_only(w: WithdrawalWorl
     assert (await w.round()).withdrawn == frozenset()
     forged, deleted = first[0], first[1]
     handler = withdrawal_handler(w.docket)
-    await handler(URI_OF[forged], w.world.alice.did)  # alice's repo does not hold it
-    await handler(URI_OF[deleted], ARTIST_OF[deleted])
+    now = time.time()
+    await handler(
+        [
+            (URI_OF[forged], w.world.alice.did, now),  # alice's repo does not hold it
+            (URI_OF[deleted], ARTIST_OF[deleted], now),
+        ]
+    )
     await w.drain()
     assert w.worker.counts["withdraw:foreign_repo"] == 1
     assert w.worker.counts["withdrawn:firehose"] == 1

@@ -8,6 +8,7 @@ secrets are `SecretStr`, so they never appear in a repr or a log line.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -403,6 +404,19 @@ class Settings(BaseSettings):
     did_resolve_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = Field(
         default=3.0, description="time bound on one DID resolution."
     )
+    api_client_ip_header: str | None = Field(
+        default=None,
+        description="the header a trusted proxy names the client's address in "
+        "(`Fly-Client-IP` on Fly), for the per-client identity budget. believed only on "
+        "connections from `api_trusted_proxies`; unset: the peer address is the client "
+        "(issue 23: behind Fly's proxy that made every user one client).",
+    )
+    api_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="addresses or CIDR networks of the proxies whose "
+        "`api_client_ip_header` is believed, comma-separated. empty: none is, "
+        "loopback included (X-Forwarded-For is never read).",
+    )
     api_host: str = Field(default="127.0.0.1", description="address the API binds to.")
     api_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8000, description="API port.")
 
@@ -463,6 +477,16 @@ class Settings(BaseSettings):
         # (or, for a secret, "an empty password that matches an empty header")
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("api_trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part for part in value.replace(",", " ").split() if part)
+        if isinstance(value, tuple | list):
+            for part in value:  # a typo fails at start-up, by name
+                ipaddress.ip_network(str(part).strip(), strict=False)
         return value
 
     @field_validator("jetstream_urls", mode="before")

@@ -204,6 +204,60 @@ async def silent_did_web(target: Target, seconds: float) -> int:
     return await _paced(seconds, 20, lambda: _exchange(target.port, payload()))
 
 
+async def forged_forwarded_for(target: Target, seconds: float) -> int:
+    """100 bogus did:plc tokens a second, each with an `X-Forwarded-For` of its own: a
+    new client per token, if anything believed it (issue 23)."""
+
+    def payload() -> bytes:
+        forged = f"x-forwarded-for: 198.51.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
+        return _head(
+            target.legit_path,
+            f"authorization: Bearer {garbage_jwt(_random_plc())}".encode(),
+            forged.encode(),
+        )
+
+    return await _paced(seconds, 100, lambda: _exchange(target.port, payload()))
+
+
+async def bogus_plc_behind_proxy(target: Target, seconds: float) -> int:
+    """20 bogus did:plc tokens a second from one client behind the proxy (its address in
+    `Fly-Client-IP`): issue 23's attacker, who at 7 a second locked most first-time JWT
+    users out while everyone had the proxy's address."""
+
+    def payload() -> bytes:
+        return _head(
+            target.legit_path,
+            f"authorization: Bearer {garbage_jwt(_random_plc())}".encode(),
+            b"fly-client-ip: 203.0.113.66",
+        )
+
+    return await _paced(seconds, 20, lambda: _exchange(target.port, payload()))
+
+
+async def silent_tls_did_web(target: Target, seconds: float) -> int:
+    """10 tokens a second naming did:web hosts that accept TCP and never finish TLS,
+    under one domain (issue 23: 3 a second held all 8 did:web fetch slots)."""
+    from bench.abuse.server import TLS_SILENT_DOMAIN
+
+    def payload() -> bytes:
+        host = f"h{secrets.token_hex(6)}.{TLS_SILENT_DOMAIN}"
+        return _bearer(f"did:web:{host}", target.legit_path)
+
+    return await _paced(seconds, 10, lambda: _exchange(target.port, payload()))
+
+
+async def silent_tls_many_domains(target: Target, seconds: float) -> int:
+    """the same, each token under a registrable domain of its own (`*.co.uk`): only
+    the deadline and the handshake's bound hold them."""
+    from bench.abuse.server import TLS_SILENT_SUFFIX
+
+    def payload() -> bytes:
+        host = f"d{secrets.token_hex(4)}.{TLS_SILENT_SUFFIX}"
+        return _bearer(f"did:web:{host}", target.legit_path)
+
+    return await _paced(seconds, 10, lambda: _exchange(target.port, payload()))
+
+
 FLOOD_PLAYLISTS: Final = 600
 FLOOD_TRACKS: Final = 500
 
@@ -265,6 +319,10 @@ ATTACKS: Final = (
     Attack("/health flood", "64 clients, back to back", health_flood),
     Attack("bogus did:plc tokens", "100/s, all distinct", bogus_plc),
     Attack("did:web, silent DNS", "20/s, all distinct", silent_did_web),
+    Attack("bogus did:plc, behind proxy", "20/s, one client", bogus_plc_behind_proxy),
+    Attack("bogus did:plc, forged XFF", "100/s, an XFF each", forged_forwarded_for),
+    Attack("did:web, TLS never ends", "10/s, one domain", silent_tls_did_web),
+    Attack("did:web, TLS, many domains", "10/s, a domain each", silent_tls_many_domains),
     Attack("one DID fills Redis", "600 lists x 500 URIs", redis_flood),
 )
 

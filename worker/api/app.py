@@ -43,6 +43,7 @@ from uvicorn.loops.auto import auto_loop_factory
 from engine.ports import CatalogError
 from jetstream.keys import JetstreamKeys
 from worker.api.answers import CACHE_FAULTS, Answer, AnswerLimits, Answers
+from worker.api.client_address import ClientAddresses
 from worker.api.health import HealthChecks
 from worker.api.http_guard import MAX_CONNECTIONS, GuardedHttpProtocol
 from worker.api.metrics import CONTENT_TYPE, ApiMetrics, RequestMetricsMiddleware
@@ -98,6 +99,7 @@ class ApiState:
     metrics: ApiMetrics
     closing: AsyncExitStack  # closed with the app
     health: HealthChecks
+    clients: ClientAddresses  # who the client is, behind a trusted proxy
     store_check: CachedProbe | None  # None: no vector store configured
     public_metrics: bool  # /metrics on the API's own port (off when METRICS_PORT serves it)
 
@@ -174,6 +176,10 @@ def create_app(
         redis_alive=lambda: _redis_alive(services),
         catalog_alive=lambda: _catalog_alive(services),
     )
+    clients = ClientAddresses(
+        header=services.settings.api_client_ip_header,
+        trusted_proxies=services.settings.api_trusted_proxies,
+    )
     store_check = (
         None
         if services.store is None
@@ -183,7 +189,15 @@ def create_app(
         )
     )
     app.state.api = ApiState(
-        services, authenticator, answers, metrics, owned, health_checks, store_check, public_metrics
+        services,
+        authenticator,
+        answers,
+        metrics,
+        owned,
+        health_checks,
+        clients,
+        store_check,
+        public_metrics,
     )
     app.state.reconcile_metrics = ReconcileMetrics(metrics.registry, services.redis)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
@@ -204,8 +218,10 @@ def _state(request: Request) -> ApiState:
 async def viewer(request: Request) -> str:
     """the caller's DID; every way in is checked on every request."""
     try:
-        client = request.client.host if request.client is not None else None
-        return await _state(request).authenticator.authenticate(request.headers, client)
+        state = _state(request)
+        peer = request.client.host if request.client is not None else None
+        client = state.clients.client_of(peer, request.headers)
+        return await state.authenticator.authenticate(request.headers, client)
     except AuthError as error:
         raise HTTPException(401, error.reason, {"WWW-Authenticate": "Bearer"}) from error
 
@@ -430,6 +446,9 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
         # handler, in LOG_FORMAT (worker.processes.logs)
         log_config=None,
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+        # X-Forwarded-For from loopback was believed: a forged one made every request a
+        # new client of the identity budget. the client is `worker.api.client_address`'s.
+        proxy_headers=False,
         http=GuardedHttpProtocol,  # header bounds, a header timeout, idle connections shed
     )
 

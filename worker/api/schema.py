@@ -22,14 +22,25 @@ from worker.identity.auth import GET_PLAYLIST_RECOMMENDATIONS
 OPENAPI_VERSION: Final = "3.1.0"
 
 
+class Because(BaseModel):
+    """the playlist track that explains a recommendation: the one it is nearest to
+    (playlists of 1-5 tracks), or the one that best stands for the mood it fills."""
+
+    id: int
+    title: str
+
+
 class RecommendedTrack(BaseModel):
-    """a recommended track (DESIGN.md, "Output")."""
+    """a recommended track (DESIGN.md, "Output"), and, when known, why."""
 
     id: int
     title: str
     artist_handle: str
     artist_display_name: str
     image_url: str | None
+    because: Because | None = Field(
+        default=None, description="absent when no surfaceable playlist track explains it"
+    )
 
 
 class Recommendations(BaseModel):

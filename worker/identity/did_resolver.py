@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
+import httpcore
 import httpx
 from atproto_core.exceptions import AtProtocolError
 from atproto_crypto.did import parse_did_key
@@ -35,7 +36,9 @@ from atproto_identity.did.resolvers.base_resolver import AsyncBaseResolver
 
 from jetstream.syntax import PLC_DID
 from worker.identity.did_document import document_problem
+from worker.identity.handshake import bounded_transport
 from worker.identity.host_lookup import DnsLookup, HostLookup
+from worker.identity.sources import source_of
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -73,6 +76,13 @@ REFUSAL_CACHE_SECONDS = 60.0
 # and those must not take the connections plc.directory's lookups need.
 MAX_PLC_FETCHES = 32
 MAX_WEB_FETCHES = 8
+# of those 8, one registrable domain (`worker.identity.sources`) gets 2 at once, and a
+# domain whose host timed out (a silent name server, TCP accepted and TLS never
+# finished) gets none for `WEB_SOURCE_FAILURE_SECONDS`: tokens naming hosts under
+# one attacker's domain cost 2 fetches at a time and then one try per interval.
+MAX_WEB_FETCHES_PER_SOURCE = 2
+WEB_SOURCE_FAILURE_SECONDS = 30.0
+MAX_REMEMBERED_SOURCES = 10_000
 # of the PLC fetches, this many are kept for DIDs resolved before (a key that
 # expired, a rotation): a flood of never-seen DIDs can take at most the rest.
 RESERVED_FOR_KNOWN = 8
@@ -115,9 +125,10 @@ class DidResolutionError(Exception):
     error, 5xx) rather than answered something we refuse (404, a bad document).
     """
 
-    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+    def __init__(self, message: str, *, unreachable: bool = False, timed_out: bool = False) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+        self.timed_out = timed_out
 
 
 class SigningKeyResolver(Protocol):
@@ -141,7 +152,8 @@ class CachedDidResolver:
     outage should not log every viewer out. a forced refresh gets no such grace.
 
     concurrent requests for one DID share one fetch, and the fetches in flight
-    are bounded per method (`MAX_PLC_FETCHES`, `MAX_WEB_FETCHES`).
+    are bounded per method (`MAX_PLC_FETCHES`, `MAX_WEB_FETCHES`), and did:web's per
+    registrable domain (`MAX_WEB_FETCHES_PER_SOURCE`).
     """
 
     def __init__(
@@ -160,7 +172,10 @@ class CachedDidResolver:
         host_addresses: HostLookup | None = None,
         clock: Callable[[], float] = time.monotonic,
         http_client: httpx.AsyncClient | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        """`network` is the one under the resolver's own HTTP client (tests route it to
+        loopback servers); `http_client` replaces that client altogether."""
         self.plc_directory_url = plc_directory_url.rstrip("/")
         self.cache_seconds = cache_seconds
         self.timeout_seconds = timeout_seconds
@@ -175,6 +190,8 @@ class CachedDidResolver:
         self._directory_quiet_until = 0.0  # a 429's back-off (clock time)
         self.max_fetches = {"plc": max_plc_fetches, "web": max_web_fetches}
         self._fetching: Counter[str] = Counter()  # method -> fetches in flight
+        self._fetching_source: Counter[str] = Counter()  # did:web source -> fetches in flight
+        self._source_quiet_until: dict[str, float] = {}  # did:web source -> refused until
         self._inflight: dict[str, asyncio.Task[str]] = {}  # did -> its one fetch
         # c-ares, never the loop's thread pool (see worker.identity.host_lookup)
         self._owned_lookup: DnsLookup | None = None
@@ -184,6 +201,11 @@ class CachedDidResolver:
         self._clock = clock
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
+            # the TLS handshake bounded inside the deadline, its socket closed on a
+            # cancellation (`worker.identity.handshake`); httpx's default pool limits
+            transport=bounded_transport(
+                httpx.Limits(max_connections=100, max_keepalive_connections=20), network=network
+            ),
             timeout=httpx.Timeout(timeout_seconds),
             follow_redirects=False,
             headers={"user-agent": "plyr-recs (did resolver)"},
@@ -272,6 +294,19 @@ class CachedDidResolver:
         age = now - cached[1]
         return age >= (self.refresh_floor_seconds if force_refresh else self.cache_seconds)
 
+    def stale_key(self, did: str) -> str | None:
+        """the cached key of `did` past `cache_seconds` but within its grace, else None:
+        what a returning user is verified with when a lookup is not to be made now
+        (the per-client budget refused it), as when the directory is down."""
+        cached = self._cache.get(did)
+        if cached is None:
+            return None
+        key, fetched_at = cached
+        if self._clock() - fetched_at >= self.cache_seconds + self.stale_grace_seconds:
+            return None
+        self.counts["stale_used"] += 1
+        return key
+
     def _remember(self, did: str, key: str, now: float) -> None:
         self._known.pop(did, None)
         self._known[did] = None
@@ -318,21 +353,58 @@ class CachedDidResolver:
                 f"too many did:{method} lookups under way; {did[:64]} not looked up",
                 unreachable=True,
             )
+        if method == "web":
+            return await self._web_fetch(did)
         self._fetching[method] += 1
         try:
             return await self._fetch_key(did)
         finally:
             self._fetching[method] -= 1
 
+    async def _web_fetch(self, did: str) -> str:
+        """a did:web fetch, within its source's share (`MAX_WEB_FETCHES_PER_SOURCE`) and
+        not while the source is remembered failing."""
+        source = source_of(did.removeprefix("did:web:"))
+        if self._clock() < self._source_quiet_until.get(source, 0.0):
+            self.counts["failed:source_failing"] += 1
+            raise DidResolutionError(
+                f"the host of {did[:64]} timed out lately; not looked up", unreachable=True
+            )
+        if self._fetching_source[source] >= MAX_WEB_FETCHES_PER_SOURCE:
+            self.counts["failed:source_busy"] += 1
+            raise DidResolutionError(
+                f"too many lookups under {source[:64]} under way; {did[:64]} not looked up",
+                unreachable=True,
+            )
+        self._fetching["web"] += 1
+        self._fetching_source[source] += 1
+        try:
+            return await self._fetch_key(did)
+        except DidResolutionError as error:
+            if error.timed_out:
+                self._source_quiet_until.pop(source, None)
+                self._source_quiet_until[source] = self._clock() + WEB_SOURCE_FAILURE_SECONDS
+                while len(self._source_quiet_until) > MAX_REMEMBERED_SOURCES:
+                    self._source_quiet_until.pop(next(iter(self._source_quiet_until)))
+            raise
+        finally:
+            self._fetching["web"] -= 1
+            self._fetching_source[source] -= 1
+            if self._fetching_source[source] <= 0:
+                del self._fetching_source[source]
+
     async def _fetch_key(self, did: str) -> str:
         self.counts["fetch"] += 1
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 document = await self._fetch_document(did)
-        except TimeoutError as error:
+        # httpx's own timeouts too: the TLS handshake's bound fires inside the deadline
+        except (TimeoutError, httpx.TimeoutException) as error:
             self.counts["failed:timeout"] += 1
-            logger.warning("resolving %s timed out after %.1fs", did, self.timeout_seconds)
-            raise DidResolutionError(f"resolving {did} timed out", unreachable=True) from error
+            logger.warning("resolving %s timed out", did)
+            raise DidResolutionError(
+                f"resolving {did} timed out", unreachable=True, timed_out=True
+            ) from error
         except httpx.HTTPError as error:
             self.counts["failed:http"] += 1
             logger.warning("resolving %s failed: %s", did, type(error).__name__)

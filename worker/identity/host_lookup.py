@@ -10,9 +10,8 @@ one event thread for all of them, and a timeout that really ends the query.
 
 and still bounded, because a slow name server costs a query its whole timeout:
 - `max_in_flight` lookups at once in all; past it a lookup fails at once;
-- `max_per_source` at once per source, the last two labels of the name (the
-  domain that chose to answer slowly; the public-suffix list would be exact, two
-  labels is close enough to keep one attacker's domain from taking the budget);
+- `max_per_source` at once per source, the name's registrable domain (the domain
+  that chose to answer slowly; `worker.identity.sources`, by the public suffix list);
 - a source that timed out, and a name that failed, are refused for
   `failure_cache_seconds` without asking again, so a flood of random names under
   one silent domain costs one query per source per that interval;
@@ -30,6 +29,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiodns
 import aiodns.error
+
+from worker.identity.sources import source_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ class LookupFailed(OSError):
     def __init__(self, reason: str, host: str) -> None:
         super().__init__(f"looking up {host[:64]!r}: {reason}")
         self.reason = reason
-
-
-def source_of(host: str) -> str:
-    """the domain a name's lookups are budgeted under: its last two labels."""
-    return ".".join(host.lower().rstrip(".").split(".")[-2:])
 
 
 class DnsLookup:

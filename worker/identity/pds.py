@@ -36,6 +36,7 @@ import httpx
 
 from jetstream.records import RecordLimits
 from jetstream.syntax import is_did, is_nsid, is_rkey
+from worker.identity.handshake import bounded_transport
 from worker.identity.host_lookup import DnsLookup, HostLookup
 from worker.identity.pds_backoff import HOST_FAILING, RECORD_FAILING, Backoff, Scope, scope_of
 from worker.identity.pds_decode import (
@@ -107,8 +108,8 @@ class PdsRecords:
         self.max_bytes = max_bytes
         self.max_page_bytes = max_page_bytes
         self.failures = FailureMemory(backoff or Backoff(), clock)
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
+        inner = transport or bounded_transport(  # TLS inside its bound (handshake.py)
+            httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
         )
         self._owned_lookup: DnsLookup | None = None
         if host_addresses is None:

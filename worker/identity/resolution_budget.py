@@ -4,10 +4,13 @@ a token naming a DID we have never resolved costs a fetch from plc.directory
 (or a did:web host) before its signature can even be checked, and anyone can
 mint such tokens for free: 20,000 distinct bogus DIDs were 20,002 directory
 fetches, and real first-time users were refused as "busy" among them (issue 16).
-so each client (the peer address of the connection) gets a token bucket of
+so each client (the peer address of the connection, or the address a trusted proxy
+names: `worker.api.client_address`) gets a token bucket of
 *new* lookups: `per_second`, holding `burst`. a DID already cached, or whose
 refusal is remembered, costs nothing; past the budget the request is a 401
-`unresolvable` without any lookup. the resolver adds the rest: refusals
+`unresolvable` without any lookup, unless the DID's key is cached but expired: then
+the stale key is used within the resolver's outage grace (a returning user is not
+refused for someone else's flood). the resolver adds the rest: refusals
 remembered, a share of its fetches kept for DIDs it has resolved before, the
 directory's 429 honoured (`worker.identity.did_resolver`).
 
@@ -88,6 +91,13 @@ class GatedResolver:
             did, force_refresh=force_refresh
         )
         if fetches and not self._budget.spend(self._client):
+            # a returning user whose key merely expired keeps its grace: the refusal is
+            # about someone's flood of new identities, not about this known one. a forced
+            # refresh (the signature failed with the cached key) gets none.
+            if not force_refresh and isinstance(self._inner, CachedDidResolver):
+                stale = self._inner.stale_key(did)
+                if stale is not None:
+                    return stale
             raise DidResolutionError(
                 "too many new identities from this client at once", unreachable=True
             )

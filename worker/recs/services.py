@@ -91,8 +91,12 @@ async def open_services(
                 closer = getattr(store, "aclose", None)
                 if closer is not None:
                     stack.push_async_callback(closer)
-                # turbopuffer's concurrency limit is the deployment's, not this process's
-                store = BudgetedStore(store, store_budget(settings, redis), foreground=foreground)
+                if redis is not None:
+                    # turbopuffer's concurrency limit is the deployment's, not this
+                    # process's (no Redis, as the reliability report's oracle: no budget)
+                    store = BudgetedStore(
+                        store, store_budget(settings, redis), foreground=foreground
+                    )
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
         )

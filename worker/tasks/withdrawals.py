@@ -24,15 +24,23 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from docket import CurrentDocket, Depends, Docket, ExponentialRetry, Perpetual, Timeout
+from docket import (
+    CurrentDocket,
+    Depends,
+    Disposition,
+    Docket,
+    ExponentialRetry,
+    Perpetual,
+    Timeout,
+)
 
 from engine.eligibility import MAX_CHECKED_TRACK_IDS
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, TransientError
 from engine.withdrawal import RoundRecord, Source, decide
 from jetstream.faults import FAULTS
 from jetstream.syntax import DID, RKEY
@@ -246,17 +254,30 @@ async def refill_playlist(
         counts["refill:done"] += 1
 
 
-TrackDeleteHandler = Callable[[str, str], Awaitable[None]]
+# a batch of (track_uri, repo_did, when: unix seconds)
+TrackDeleteHandler = Callable[[Sequence[tuple[str, str, float]]], Awaitable[None]]
 
 
 def withdrawal_handler(docket: Docket) -> TrackDeleteHandler:
-    """what the consumer calls for a `fm.plyr.track` delete: `(track_uri, repo_did)`
-    enqueues `withdraw_track` (a redelivered delete is one task: keyed by the URI)."""
+    """what the consumer calls for a batch of `fm.plyr.track` deletes: each enqueues
+    `withdraw_track` at its `when` (a redelivered delete is one task: keyed by the
+    URI), the batch in one pipeline; a schedule that failed raises, so the consumer
+    replays the batch."""
 
-    async def on_track_delete(track_uri: str, did: str) -> None:
-        await docket.add(withdraw_track, key=withdraw_key(track_uri))(track_uri, did)
+    async def on_track_deletes(deletes: Sequence[tuple[str, str, float]]) -> None:
+        calls = [
+            docket.call(withdraw_track, datetime.fromtimestamp(when, UTC), withdraw_key(uri))(
+                uri, did
+            )
+            for uri, did, when in deletes
+        ]
+        for execution in await docket.add_many(calls):
+            if execution.disposition is Disposition.FAILED:
+                raise TransientError(
+                    f"docket refused {execution.key}: {execution.schedule_exception!r}"
+                ) from execution.schedule_exception
 
-    return on_track_delete
+    return on_track_deletes
 
 
 WITHDRAWAL_TASKS: Final = (check_withdrawals, withdraw_track, refill_playlist)

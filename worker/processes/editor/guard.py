@@ -8,6 +8,8 @@ be reachable from loopback only, and only as itself:
 - a request must come from a loopback peer (belt and braces for the above);
 - its Host must be the page's own address: a web page elsewhere that points a
   name of its own at 127.0.0.1 (DNS rebinding) sends its own Host and is refused;
+  and exactly one Host: with two, the last won (issue 23), so a request could be
+  judged by one and routed by the other; now it is a 400;
 - an edit (POST) must be same-origin: a foreign `Origin` or `Sec-Fetch-Site` is
   refused, and only `application/json` bodies are read, which no other site can
   send here without a CORS preflight this app never answers.
@@ -78,7 +80,9 @@ class LoopbackOnly:
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }
         client = scope.get("client")
-        refused = refusal(
+        hosts_sent = sum(1 for key, _ in scope["headers"] if key.lower() == b"host")
+        refused = (400, "exactly one Host header") if hosts_sent > 1 else None
+        refused = refused or refusal(
             client_host=client[0] if client else None,
             method=scope["method"],
             headers=headers,

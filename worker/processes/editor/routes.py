@@ -12,11 +12,14 @@
     GET  /editor/pds/xrpc/com.atproto.repo.getRecord   the demo PDS: the records it wrote
 
 every route is behind `guard.LoopbackOnly`. the files are the package's own, read
-once; nothing the page loads comes from anywhere else (its CSP says so).
+once; nothing the page loads comes from anywhere else (its CSP says so). an edit's
+body must arrive within `EDIT_BODY_SECONDS` (408 and close): one that never finished
+held its request open for good (issue 23).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Final
@@ -49,6 +52,8 @@ HEADERS: Final = {
     "cache-control": "no-store",
 }
 MAX_EDIT_BYTES: Final = 256  # {"track_id": n} is a few bytes
+# a browser sends those few bytes with the headers; 10 s covers any link still usable
+EDIT_BODY_SECONDS: Final = 10.0
 MAX_TRACK_ID: Final = 2**53  # what a JSON number keeps exactly
 SSE_RETRY_MS: Final = 3000
 PDS_PATH: Final = "/pds"  # under /editor: the demo's PDS base URL is {page}/editor/pds
@@ -61,7 +66,13 @@ def load_static() -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in STATIC_TYPES}
 
 
-def mount_editor(app: FastAPI, site: EditorSite, *, hosts: frozenset[str]) -> None:
+def mount_editor(
+    app: FastAPI,
+    site: EditorSite,
+    *,
+    hosts: frozenset[str],
+    body_timeout_seconds: float = EDIT_BODY_SECONDS,
+) -> None:
     """serve the page on `app`, for requests whose Host is one of `hosts`."""
     files = load_static()
 
@@ -90,7 +101,7 @@ def mount_editor(app: FastAPI, site: EditorSite, *, hosts: frozenset[str]) -> No
         return _json(await site.recommendations(_playlist_id(request), _offset(request)))
 
     async def add_track(request: Request) -> Response:
-        track_id = await _track_id(request)
+        track_id = await _track_id(request, body_timeout_seconds)
         return _json(site.add_track(_playlist_id(request), track_id))
 
     async def get_record(request: Request) -> Response:
@@ -148,7 +159,10 @@ def _json(value: object, status: int = 200) -> Response:
 
 def _refused(site: EditorSite, refused: EditRefused) -> Response:
     site.refused[refused.reason] = site.refused.get(refused.reason, 0) + 1
-    return _json({"detail": refused.reason}, refused.status)
+    response = _json({"detail": refused.reason}, refused.status)
+    if refused.status == 408:  # the rest of the body may still come: not on this connection
+        response.headers["connection"] = "close"
+    return response
 
 
 def _refusing(site: EditorSite, handler: Handler) -> Handler:
@@ -177,13 +191,17 @@ def _offset(request: Request) -> int:
     return int(raw)
 
 
-async def _track_id(request: Request) -> int:
-    """the edit's `track_id`, read from a small JSON body."""
+async def _track_id(request: Request, timeout_seconds: float) -> int:
+    """the edit's `track_id`, read from a small JSON body within `timeout_seconds`."""
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_EDIT_BYTES:
-            raise EditRefused(413, "an edit is a small JSON object")
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_EDIT_BYTES:
+                    raise EditRefused(413, "an edit is a small JSON object")
+    except TimeoutError:
+        raise EditRefused(408, "the edit's body did not arrive in time") from None
     try:
         edit = orjson.loads(body)
     except orjson.JSONDecodeError:
