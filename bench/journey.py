@@ -221,8 +221,15 @@ class Editor:
 
 
 async def edit_flow(
-    stack: JourneyStack, editor: Editor, playlists: Sequence[KnownPlaylist], *, firehose: bool
+    stack: JourneyStack,
+    editor: Editor,
+    playlists: Sequence[KnownPlaylist],
+    *,
+    firehose: bool,
+    pds_reads: Opens | None = None,
 ) -> Opens:
+    """`pds_reads` (if given) gets one timed read of each new record from its owner's
+    PDS right after the refetch: the floor of a refetch that reads the record."""
     opens = Opens()
     for playlist in playlists:
         await editor.plus(
@@ -231,6 +238,9 @@ async def edit_flow(
         await asyncio.sleep(REFETCH_DELAY_SECONDS)
         latency, source, _ = await open_once(stack.api_port, playlist)
         opens.add(latency, source)
+        if pds_reads is not None:
+            read = await stack.time_pds_read(playlist.record_uri, playlist.owner_did)
+            pds_reads.add(read, "pds")
     return opens
 
 
@@ -332,7 +342,8 @@ async def deploy_run(console: Console, options: JourneyOptions, opens: int, edit
         )
         editor = Editor(stack, world)
         seed_path = await edit_flow(stack, editor, inline, firehose=False)
-        plus_path = await edit_flow(stack, editor, flow, firehose=True)
+        pds_reads = Opens()
+        plus_path = await edit_flow(stack, editor, flow, firehose=True, pds_reads=pds_reads)
         console.print(
             table(
                 "3a. the seed's path: refetch computes inline",
@@ -351,6 +362,13 @@ async def deploy_run(console: Console, options: JourneyOptions, opens: int, edit
         )
         ratio = plus_path.percentile(0.5) / max(seed_path.percentile(0.5), 1e-9)
         console.print(f"edit flow / seed path, p50: {ratio:.2f}")
+        console.print(
+            "the owner's PDS read alone (getRecord from this driver, right after each "
+            f"refetch): p50 {pds_reads.percentile(0.5):.1f} ms, p99 "
+            f"{pds_reads.percentile(0.99):.1f} ms; the refetch's p50 is "
+            f"{plus_path.percentile(0.5) - pds_reads.percentile(0.5):+.1f} ms over it, its "
+            f"p99 {plus_path.percentile(0.99) - pds_reads.percentile(0.99):+.1f} ms"
+        )
         seconds, missed = await healing(stack, editor, healed)
         console.print(
             table(

@@ -249,5 +249,25 @@ class JourneyStack:
         finally:
             await connection.close()
 
+    async def time_pds_read(self, record_uri: str, owner_did: str) -> float:
+        """milliseconds one getRecord of the record takes at its owner's PDS stand-in,
+        from this driver: the floor of any refetch that must read the record."""
+        connection = await asyncpg.connect(self.database_dsn)
+        try:
+            pds_url = await connection.fetchval(
+                "SELECT pds_url FROM artists WHERE did = $1", owner_did
+            )
+        finally:
+            await connection.close()
+        _, _, rest = record_uri.removeprefix("at://").partition("/")
+        collection, _, rkey = rest.partition("/")
+        params = {"repo": owner_did, "collection": collection, "rkey": rkey}
+        async with httpx.AsyncClient() as client:
+            started = time.perf_counter()
+            answer = await client.get(f"{pds_url}/xrpc/com.atproto.repo.getRecord", params=params)
+            elapsed = (time.perf_counter() - started) * 1e3
+        answer.raise_for_status()
+        return elapsed
+
     def log_tail(self, name: str) -> str:
         return self.processes[name].log()[-3000:].decode(errors="replace")

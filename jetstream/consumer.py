@@ -91,6 +91,8 @@ _T = TypeVar("_T")
 
 BLIND_HOST = "blind_host"
 MISSED_VERSIONS = "missed_versions"
+# the consumer's own Redis (or docket's) failed: no host is to blame, none is left
+STORE_UNAVAILABLE = "store_unavailable"
 # a v2 instance sent a seq below the one we resumed from: its numbering started again
 # (a restart, another instance behind the URL); resume by time, not from the old seq.
 SEQ_BACKWARDS = "seq_backwards"
@@ -228,13 +230,23 @@ class JetstreamConsumer:
             if self._progressed:
                 delays = self._backoff()  # the connection did work: a new failure streak
             delay = next(delays)
-            changed_host = self._rotation.advance()
-            logger.warning(
-                "jetstream connection ended (%s); reconnecting to %s in %.2fs",
-                reason,
-                self._rotation.current,
-                delay,
-            )
+            if reason == STORE_UNAVAILABLE:
+                # Redis's fault, not the host's: rotating would blame a healthy host
+                # and rewind for a host change. the same host again once Redis answers.
+                changed_host = False
+                logger.warning(
+                    "Redis (%s) unavailable: not reading Jetstream; trying again in %.2fs",
+                    _redis_address(self._redis),
+                    delay,
+                )
+            else:
+                changed_host = self._rotation.advance()
+                logger.warning(
+                    "jetstream connection ended (%s); reconnecting to %s in %.2fs",
+                    reason,
+                    self._rotation.current,
+                    delay,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
@@ -272,8 +284,8 @@ class JetstreamConsumer:
             self.stats.store_errors += 1
             # Redis may have come back empty: make the next flush rewrite the cursor.
             self.cursor.mark_unflushed()
-            logger.warning("state store unavailable, not reading: %r", exc)
-            return "store_unavailable"
+            logger.info("state store unavailable: %r", exc)
+            return STORE_UNAVAILABLE
         except ConnectionClosedOK:
             return "closed"
         except ConnectionClosed as exc:
@@ -495,3 +507,13 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[_T]) -> _T | None
             with contextlib.suppress(asyncio.CancelledError):
                 await working
     return None if working.cancelled() else working.result()
+
+
+def _redis_address(redis: aioredis.Redis) -> str:
+    """host:port/db of the client's server, for a log line (never its password)."""
+    kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    if "host" not in kwargs:
+        return "in-process"
+    return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from docket import Disposition, Docket, TaskCall
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from engine.errors import TransientError
 from jetstream.contract import (
@@ -42,6 +44,9 @@ from jetstream.contract import (
 )
 from jetstream.events import ListChange, ListCommit
 from jetstream.flood import Admission, FloodControl, task_bytes
+
+# a no-op tracer unless the process installed a provider (worker.ops.tracing)
+_TRACER = trace.get_tracer("plyr-recs.jetstream")
 
 RECOMPUTE = RECOMPUTE_TASK
 FORGET = FORGET_TASK
@@ -113,7 +118,14 @@ class Enqueuer:
             nonlocal struck
             if not calls:
                 return
-            executions = await self._docket.replace_many(calls)
+            # the span docket's tasks link to (through the trace context each one
+            # carries): one recompute's trace goes from here into the worker
+            with _TRACER.start_as_current_span(
+                "jetstream.enqueue",
+                kind=SpanKind.PRODUCER,
+                attributes={"plyr.tasks": len(calls), "plyr.playlist_uri": pending[0].playlist_uri},
+            ):
+                executions = await self._docket.replace_many(calls)
             for execution, record in zip(executions, pending, strict=True):
                 if execution.disposition is Disposition.FAILED:
                     raise EnqueueFailed(

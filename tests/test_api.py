@@ -10,6 +10,7 @@ directory with keys made in the test, a local PDS serving the list records
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 
 from engine.cache import CachedRecommendations, PlaylistState, cache_key, fingerprint, state_key
 from engine.exact_store import ExactStore
+from engine.ports import TransientStoreError
 from tests.support.api_world import (
     BOBS_ID,
     CID_1,
@@ -348,11 +350,52 @@ async def test_health_reports_each_dependency(
         "redis": "ok",
         "catalog": "ok",
         "store": "ExactStore",
+        "turbopuffer": "ok",
         "computes_in_flight": 0,
     }
     async with running_api(world, redis_client, store=None) as bare:
         report = (await bare.client.get("/health")).json()
         assert (report["status"], report["store"]) == ("degraded", "disabled")
+        assert report["turbopuffer"] == "disabled"
+
+
+class DeadStore:
+    """a vector store whose every call fails, as turbopuffer unreachable does."""
+
+    async def get_vectors(self, track_ids: Any) -> Any:
+        raise TransientStoreError("turbopuffer unreachable")
+
+    async def query_many(self, vectors: Any, *, top_k: int, exclude_ids: Any) -> Any:
+        raise TransientStoreError("turbopuffer unreachable")
+
+
+async def test_a_dead_vector_store_shows_in_health_and_metrics(
+    world: World, redis_client: aioredis.Redis
+) -> None:
+    """issue 22: every answer was `available: false` while /health said ok."""
+    async with running_api(world, redis_client, store=DeadStore()) as api:
+        report = (await api.client.get("/health")).json()
+        ready = await api.client.get("/health/ready")
+        metrics = (await api.client.get("/metrics")).text
+    assert (report["turbopuffer"], report["status"], report["degraded"]) == (
+        "down",
+        "degraded",
+        True,
+    )
+    # still ready: the cache serves every precomputed answer without turbopuffer
+    assert ready.status_code == 200
+    assert ready.json()["turbopuffer"] == "down"
+    assert 'plyr_recs_dependency_up{dependency="turbopuffer"} 0.0' in metrics
+    assert 'plyr_recs_dependency_up{dependency="redis"} 1.0' in metrics
+
+
+async def test_with_a_metrics_port_the_public_port_serves_no_metrics(
+    world: World, redis_client: aioredis.Redis
+) -> None:
+    async with running_api(world, redis_client, store=sample_store()) as api:
+        api.app.state.api = dataclasses.replace(api.app.state.api, public_metrics=False)
+        hidden = await api.client.get("/metrics")
+    assert hidden.status_code == 404
 
 
 async def test_metrics_count_requests_cache_results_and_computes(api: Api, world: World) -> None:

@@ -45,7 +45,26 @@ def test_only_the_api_serves_http_and_is_health_checked() -> None:
     assert service["processes"] == ["api"]
     checks = service["checks"]
     assert isinstance(checks, list)
-    assert checks[0]["path"] == "/health"
+    assert checks[0]["path"] == "/health/ready"
+
+
+def test_metrics_are_scraped_off_the_public_port_and_every_process_is_checked() -> None:
+    """issue 22: no [metrics], /metrics public, no check of the worker or the consumer."""
+    config = fly()
+    env = config["env"]
+    assert isinstance(env, dict)
+    metrics = config["metrics"]
+    assert isinstance(metrics, dict)
+    assert (metrics["port"], metrics["path"]) == (int(env["METRICS_PORT"]), "/metrics")
+    service = config["http_service"]
+    assert isinstance(service, dict)
+    assert service["internal_port"] != metrics["port"]
+    checks = config["checks"]
+    assert isinstance(checks, dict)
+    checked = {process: check for check in checks.values() for process in check["processes"]}
+    for process in ("worker", "jetstream"):
+        assert checked[process]["path"] == "/health/ready"
+        assert checked[process]["port"] == metrics["port"]
 
 
 def test_worker_and_consumer_always_restart() -> None:

@@ -20,7 +20,12 @@ from tests.support.samples import load_catalog, track_vector
 from tests.support.world import sample_store
 from worker.recs.services import open_services
 from worker.settings import Settings
-from worker.store.store_budget import BudgetedStore, SharedStoreBudget, StoreBudgetExhausted
+from worker.store.store_budget import (
+    BudgetedStore,
+    SharedStoreBudget,
+    StoreBudgetExhausted,
+    background_work,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +106,23 @@ async def test_the_budget_holds_across_processes_and_keeps_slots_for_the_api(
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_an_api_process_s_background_work_takes_the_workers_share(
+    redis_client: aioredis.Redis,
+) -> None:
+    """speculative answers are computed in the API process, but nobody waits for them:
+    they never take the slots kept for misses."""
+    inner = GatedStore()
+    api = BudgetedStore(inner, budget(redis_client), foreground=True)
+    held = [asyncio.create_task(api.get_vectors([n])) for n in (1, 2)]
+    await inner.reached(2)  # the workers' share (2 of 3) is in use
+    with background_work(), pytest.raises(StoreBudgetExhausted):
+        await api.get_vectors([3])
+    miss = asyncio.create_task(api.get_vectors([4]))  # a miss still has its reserved slot
+    await inner.reached(3)
+    inner.gate.set()
+    await asyncio.gather(*held, miss)
 
 
 async def test_a_dead_holders_slot_ends_with_its_lease(redis_client: aioredis.Redis) -> None:

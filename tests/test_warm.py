@@ -55,8 +55,10 @@ async def test_warm_enqueues_what_is_cold_and_then_finds_it_warm(
         for line in out.getvalue().splitlines()
         if line.count("│") == 3
     }
-    # a dry run reads no record, so the deleted one would be enqueued again
-    assert rows == {"listed": "4", "already warm": "3", "enqueued: not cached": "1"}
+    # a dry run reads no record, so the deleted one would be enqueued again; it says
+    # "to enqueue", not "enqueued" (it enqueued nothing)
+    assert rows == {"listed": "4", "already warm": "3", "to enqueue: not cached": "1"}
+    assert "enqueued" not in out.getvalue()
 
 
 async def test_status_shows_the_loops_last_pass_and_the_missed_total(

@@ -4,10 +4,15 @@ found by the soak (`bench.load.soak`): every wait logged a traceback at ERROR.""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from docket import Docket, Retry, Worker
@@ -64,3 +69,33 @@ def test_http_clients_do_not_log_every_request() -> None:
     assert not logging.getLogger("httpx2").isEnabledFor(logging.INFO)
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
     assert logging.getLogger("httpx2").isEnabledFor(logging.WARNING)
+
+
+def test_log_format_json_writes_one_object_a_line_from_the_real_command(tmp_path: Path) -> None:
+    """LOG_FORMAT=json: every log line of the process is a JSON object (here the start-up
+    wait's warning), the refusal that ends it stays the one plain line on stderr."""
+    environment = {
+        **os.environ,
+        "LOG_FORMAT": "json",
+        "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
+        "DOCKET_URL": "redis://127.0.0.1:1/0",
+        "STARTUP_WAIT_SECONDS": "1.5",
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("plyr-recs")), "jetstream"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    *logged, refusal = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert refusal.startswith("plyr-recs jetstream: REDIS_URL")
+    entries = [json.loads(line) for line in logged]
+    assert entries
+    assert entries[0]["level"] == "WARNING"
+    assert entries[0]["logger"] == "worker.processes.waiting"
+    assert "redis://:***@127.0.0.1:1/0" in entries[0]["message"]
+    assert "hunter2" not in result.stderr

@@ -18,6 +18,10 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import typer  # noqa: E402
 
+# the demo's bounds (worker.demo): kept here as numbers so `--help` loads no NumPy
+MIN_DEMO_TRACKS = 240  # 24 sound regions of at least 10 tracks
+MIN_DEMO_PLAYLISTS = 6  # worker.demo.session.MIN_PLAYLISTS
+
 app = typer.Typer(
     name="plyr-recs",
     help="Playlist recommendations for plyr.fm, precomputed from the AT Protocol firehose.",
@@ -35,26 +39,22 @@ app = typer.Typer(
 
 @app.command(
     "worker",
-    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_* , "
-    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS. Stops on SIGTERM/SIGINT; "
-    "docket redelivers what was in flight.",
+    epilog="Reads DOCKET_URL, DOCKET_NAME, REDIS_URL, DATABASE_URL, TURBOPUFFER_*, "
+    "FUSION_MODE, WORKER_CONCURRENCY, PLAYLIST_WAIT_SECONDS, METRICS_PORT (/metrics, "
+    "/health) and STARTUP_WAIT_SECONDS. Stops on SIGTERM/SIGINT; docket redelivers what "
+    "was in flight.",
 )
 def worker_command() -> None:
     """run docket workers for the recompute and forget tasks the consumer enqueues
     (any number, on any machines sharing DOCKET_URL)."""
     import asyncio
 
-    from worker.processes.logs import configure_logging
+    from worker.processes.startup import load_process_settings, refusals
     from worker.processes.worker import serve
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
 
-    configure_logging()
-    try:
-        asyncio.run(serve(get_settings()))
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs worker: {error}", err=True)
-        raise typer.Exit(2) from None
+    with refusals("worker"):
+        settings = load_process_settings("worker")
+        asyncio.run(serve(settings))
 
 
 @app.command(
@@ -67,26 +67,22 @@ def worker_command() -> None:
 def api_command() -> None:
     """serve GET /playlists/{playlist_id}/recommendations, /health and /metrics with
     uvicorn on API_HOST:API_PORT (any number of these, behind a load balancer)."""
-    from engine.ports import CatalogError
-    from worker.api.app import run as run_api
-    from worker.processes.logs import configure_logging
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
+    import asyncio
 
-    configure_logging()
-    try:
-        run_api(get_settings())
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs api: {error}", err=True)
-        raise typer.Exit(2) from None
-    except CatalogError as error:  # at start-up: a wrong DATABASE_URL or a database down
-        typer.echo(f"plyr-recs api: cannot open plyr.fm's database: {error}", err=True)
-        raise typer.Exit(1) from None
+    from worker.api.app import run as run_api
+    from worker.processes.ops import wait_for_dependencies
+    from worker.processes.startup import load_process_settings, refusals
+
+    with refusals("api"):
+        settings = load_process_settings("api")
+        asyncio.run(wait_for_dependencies(settings, database=True))
+        run_api(settings)
 
 
 @app.command(
     "jetstream",
-    epilog="Reads JETSTREAM_URL (unset: the four public hosts, rotated), LIST_COLLECTION, "
+    epilog="Reads JETSTREAM_URLS or JETSTREAM_URL (unset: the six public hosts, rotated), "
+    "LIST_COLLECTION, "
     "TRACK_COLLECTION, DEBOUNCE_SECONDS, JETSTREAM_* limits, REDIS_URL (cursor, rev guard, "
     "counters) and DOCKET_URL. SIGTERM finishes the frames in hand and flushes the cursor.",
 )
@@ -96,21 +92,16 @@ def jetstream_command() -> None:
     import asyncio
 
     from worker.processes.jetstream import run_standalone
-    from worker.processes.logs import configure_logging
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
+    from worker.processes.startup import load_process_settings, refusals
 
-    configure_logging()
-    try:
-        asyncio.run(run_standalone(get_settings()))
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs jetstream: {error}", err=True)
-        raise typer.Exit(2) from None
+    with refusals("jetstream"):
+        settings = load_process_settings("jetstream")
+        asyncio.run(run_standalone(settings))
 
 
 @app.command(
     "status",
-    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when Redis cannot be reached.",
+    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 2 when Redis cannot be reached.",
 )
 def status_command() -> None:
     """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL, and
@@ -122,26 +113,22 @@ def status_command() -> None:
     from jetstream.faults import REDIS_UNAVAILABLE
     from jetstream.status import render_status
     from worker.processes.jetstream import current_status
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
-
-    try:
-        status = asyncio.run(current_status(get_settings()))
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs status: {error}", err=True)
-        raise typer.Exit(2) from None
-    except REDIS_UNAVAILABLE as error:
-        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
-        raise typer.Exit(1) from None
-    console = Console()
-    console.print(render_status(status))
+    from worker.processes.startup import load_settings, refusals
+    from worker.processes.waiting import wait_for_redis
     from worker.processes.warm import reconcile_status, render_reconcile_status
 
-    try:
-        last, totals = asyncio.run(reconcile_status(get_settings()))
-    except REDIS_UNAVAILABLE as error:
-        typer.echo(f"plyr-recs status: cannot reach REDIS_URL: {error}", err=True)
-        raise typer.Exit(1) from None
+    with refusals("status"):
+        settings = load_settings()
+        if settings.redis_url is not None:  # a query answers now: no wait
+            asyncio.run(wait_for_redis("REDIS_URL", settings.redis_url, seconds=0))
+        try:
+            status = asyncio.run(current_status(settings))
+            last, totals = asyncio.run(reconcile_status(settings))
+        except REDIS_UNAVAILABLE as error:  # it answered the ping, then stopped
+            typer.echo(f"plyr-recs status: REDIS_URL stopped answering: {error}", err=True)
+            raise typer.Exit(1) from None
+    console = Console()
+    console.print(render_status(status))
     console.print(render_reconcile_status(last, totals))
 
 
@@ -152,7 +139,10 @@ def status_command() -> None:
 )
 def warm_command(
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="read plyr.fm and the cache only: no PDS read, no enqueue."
+        False,
+        "--dry-run",
+        metavar="",
+        help="read plyr.fm and the cache only: no PDS read, no enqueue.",
     ),
 ) -> None:
     """one reconcile pass now, in the foreground: every live playlist whose current
@@ -165,43 +155,62 @@ def warm_command(
 
     from engine.ports import CatalogError
     from jetstream.faults import REDIS_UNAVAILABLE
-    from worker.processes.logs import configure_logging
+    from worker.processes.ops import wait_for_dependencies
+    from worker.processes.startup import load_process_settings, refusals
     from worker.processes.warm import warm
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
 
-    configure_logging("WARNING")
-    try:
-        code = asyncio.run(warm(get_settings(), Console(), dry_run=dry_run))
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs warm: {error}", err=True)
-        raise typer.Exit(2) from None
-    except (CatalogError, *REDIS_UNAVAILABLE) as error:
-        typer.echo(f"plyr-recs warm: the pass stopped: {error}", err=True)
-        raise typer.Exit(1) from None
+    with refusals("warm"):
+        settings = load_process_settings("warm", at_least="WARNING")
+        asyncio.run(wait_for_dependencies(settings, database=True))
+        try:
+            code = asyncio.run(warm(settings, Console(), dry_run=dry_run))
+        except (CatalogError, *REDIS_UNAVAILABLE) as error:
+            typer.echo(f"plyr-recs warm: the pass stopped: {error}", err=True)
+            raise typer.Exit(1) from None
     raise typer.Exit(code)
 
 
 @app.command("run")
 def run_command(
     for_seconds: float | None = typer.Option(
-        None, "--for", min=0.1, help="stop after this many seconds."
+        None, "--for", min=0.1, metavar="SECONDS", help="stop after this many seconds."
     ),
     until_idle: bool = typer.Option(
-        False, "--until-idle", help="stop once the session is replayed and every task is done."
+        False,
+        "--until-idle",
+        metavar="",
+        help="stop once the session is replayed and every task is done.",
     ),
-    tracks: int = typer.Option(20_000, min=100, max=1_000_000, help="demo catalogue size."),
-    artists: int = typer.Option(300, min=10, max=100_000, help="demo artists."),
-    playlists: int = typer.Option(12, min=4, max=200, help="playlists in the demo session."),
+    tracks: int = typer.Option(
+        20_000,
+        min=MIN_DEMO_TRACKS,
+        max=1_000_000,
+        metavar="N",
+        help="demo catalogue size (its 24 sound regions need 10 tracks each).",
+    ),
+    artists: int = typer.Option(
+        300, min=10, max=100_000, metavar="N", help="demo artists (at most --tracks)."
+    ),
+    playlists: int = typer.Option(
+        12,
+        min=MIN_DEMO_PLAYLISTS,
+        max=200,
+        metavar="N",
+        help="playlists in the demo session (the first six tell the whole story).",
+    ),
     spacing_ms: float = typer.Option(
-        250.0, min=1, max=60_000, help="usual gap between the session's frames."
+        250.0, min=1, max=60_000, metavar="MS", help="usual gap between the session's frames."
     ),
-    seed: int = typer.Option(0, min=0, help="seed of the demo catalogue and session."),
+    seed: int = typer.Option(0, min=0, metavar="N", help="seed of the demo catalogue and session."),
     cache_dir: Path | None = typer.Option(
-        None, help="where the demo catalogue is cached (default: ~/.cache/plyr-recs)."
+        None,
+        metavar="DIR",
+        help="where the demo catalogue is cached (default: ~/.cache/plyr-recs).",
     ),
     summary: Path | None = typer.Option(
-        None, help="also write the run's summary as JSON to this file (for scripts)."
+        None,
+        metavar="FILE",
+        help="also write the run's summary as JSON to this file (for scripts).",
     ),
 ) -> None:
     """the whole service in one process on embedded defaults: a generated catalogue,
@@ -212,12 +221,14 @@ def run_command(
 
     from rich.console import Console
 
-    from worker.processes.logs import configure_logging
+    from worker.processes.ops import wait_for_dependencies
     from worker.processes.run import RunOptions, run_embedded
-    from worker.settings import get_settings
-    from worker.wiring import ConfigurationError
+    from worker.processes.startup import load_process_settings, refusals
 
-    configure_logging("WARNING")
+    if artists > tracks:
+        raise typer.BadParameter(
+            f"at most --tracks ({tracks}) artists: each artist has a track", param_hint="--artists"
+        )
     options = RunOptions(
         for_seconds=for_seconds,
         until_idle=until_idle,
@@ -229,11 +240,10 @@ def run_command(
         cache_dir=cache_dir,
         summary_path=summary,
     )
-    try:
-        code = asyncio.run(run_embedded(get_settings(), options, Console()))
-    except ConfigurationError as error:
-        typer.echo(f"plyr-recs run: {error}", err=True)
-        raise typer.Exit(2) from None
+    with refusals("run"):
+        settings = load_process_settings("run", at_least="WARNING")
+        asyncio.run(wait_for_dependencies(settings, database=True))
+        code = asyncio.run(run_embedded(settings, options, Console()))
     raise typer.Exit(code)
 
 

@@ -9,7 +9,7 @@ they hold no state but their connection pools.
     GET /health     the process serves, and how each dependency is doing (checked <= 1/s)
     GET /health/live    liveness, touching nothing
     GET /health/ready   readiness: 503 when neither the cache nor the database answers
-    GET /metrics    Prometheus text
+    GET /metrics    Prometheus text (on METRICS_PORT instead when that is set)
     GET /openapi.json   the OpenAPI document (worker.api.schema)
 
 statuses: 401 no or bad credentials, 403 someone else's playlist, 404 unknown
@@ -60,6 +60,9 @@ from worker.api.schema import (
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
+from worker.ops.probes import CachedProbe, Readiness, catalog_probe, redis_probe, store_probe
+from worker.ops.server import OpsServer
+from worker.ops.tracing import tracing_enabled
 from worker.recs.services import Services
 from worker.settings import Settings
 from worker.store.activity import ActivityLog, active_days_seconds
@@ -97,6 +100,8 @@ class ApiState:
     closing: AsyncExitStack  # closed with the app
     health: HealthChecks
     clients: ClientAddresses  # who the client is, behind a trusted proxy
+    store_check: CachedProbe | None  # None: no vector store configured
+    public_metrics: bool  # /metrics on the API's own port (off when METRICS_PORT serves it)
 
 
 def create_app(
@@ -107,6 +112,7 @@ def create_app(
     limits: AnswerLimits | None = None,
     closing: AsyncExitStack | None = None,
     screen_withdrawals: bool = True,
+    public_metrics: bool = True,
 ) -> FastAPI:
     """the API over `services` and `authenticator`.
 
@@ -145,6 +151,8 @@ def create_app(
         yield
         await answers.aclose()
         await health_checks.aclose()
+        if store_check is not None:
+            await store_check.aclose()
         await owned.aclose()
         logger.info("API shut down: computes stopped, connections closed")
 
@@ -155,9 +163,10 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         # FastAPI's built-in OpenTelemetry hooks look up the global providers on
-        # every request (~8% of a cache hit's CPU); this service exports
-        # Prometheus metrics and configures no OpenTelemetry.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # every request (~8% of a cache hit's CPU): on only when this process
+        # exports traces (OTEL_EXPORTER_OTLP_ENDPOINT, worker.ops.tracing); the
+        # metrics are Prometheus's.
+        telemetry={"tracing": tracing_enabled(), "metrics": False, "logs": False},
         # no redirect for a trailing slash: Starlette builds its Location from the
         # request's Host header (`Host: evil.example` -> `http://evil.example/...`).
         # `/health/` is a 404 like any other unknown path.
@@ -171,8 +180,24 @@ def create_app(
         header=services.settings.api_client_ip_header,
         trusted_proxies=services.settings.api_trusted_proxies,
     )
+    store_check = (
+        None
+        if services.store is None
+        else CachedProbe(
+            store_probe(services.store),
+            max_age_seconds=services.settings.health_store_check_seconds,
+        )
+    )
     app.state.api = ApiState(
-        services, authenticator, answers, metrics, owned, health_checks, clients
+        services,
+        authenticator,
+        answers,
+        metrics,
+        owned,
+        health_checks,
+        clients,
+        store_check,
+        public_metrics,
     )
     app.state.reconcile_metrics = ReconcileMetrics(metrics.registry, services.redis)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
@@ -313,7 +338,11 @@ async def live() -> dict[str, str]:
 
 @router.get("/health/ready", response_model=None, responses=READY_RESPONSES)
 async def ready(request: Request) -> JSONResponse:
-    """the /health report; 503 when neither the cache nor plyr.fm's database answers."""
+    """the /health report; 503 when neither the cache nor plyr.fm's database answers.
+
+    a dead vector store shows in the report (`turbopuffer: down`, `degraded`) and in
+    `plyr_recs_dependency_up`, but is no 503: the cache still serves every precomputed
+    answer, and taking every API out of the load balancer would lose those too."""
     report = await _health_report(_state(request))
     serving = report["redis"] == "ok" or report["catalog"] == "ok"
     return JSONResponse(report, status_code=200 if serving else 503)
@@ -327,23 +356,46 @@ for _path, _endpoint in (("/health", health), ("/health/live", live), ("/health/
 
 async def _health_report(state: ApiState) -> dict[str, object]:
     services = state.services
-    checked = await state.health.current()
+    checked, store_ok = await asyncio.gather(state.health.current(), _store_alive(state))
     redis_ok, catalog_ok = checked.redis_ok, checked.catalog_ok
-    degraded = not (redis_ok and catalog_ok and services.store is not None)
+    degraded = not (redis_ok and catalog_ok and store_ok)
     return {
         "status": "degraded" if degraded else "ok",
         "degraded": degraded,
         "redis": "ok" if redis_ok else "down",
         "catalog": "ok" if catalog_ok else "down",
         "store": "disabled" if services.store is None else type(services.store).__name__,
+        "turbopuffer": "disabled" if state.store_check is None else "ok" if store_ok else "down",
         "computes_in_flight": state.answers.computes_in_flight,
     }
 
 
+async def _store_alive(state: ApiState) -> bool:
+    """the vector store's cached probe (HEALTH_STORE_CHECK_SECONDS); False when none."""
+    return False if state.store_check is None else await state.store_check.alive()
+
+
+async def refresh_dependency_gauge(state: ApiState) -> None:
+    """`plyr_recs_dependency_up` from the same shared checks as /health."""
+    report = await _health_report(state)
+    for name in ("redis", "catalog", "turbopuffer"):
+        state.metrics.dependency_up.labels(name).set(1.0 if report[name] == "ok" else 0.0)
+
+
 @router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
 async def prometheus_metrics(request: Request) -> Response:
-    await request.app.state.reconcile_metrics.refresh()
-    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
+    state = _state(request)
+    if not state.public_metrics:  # served on METRICS_PORT, off the public port
+        raise HTTPException(404, "Not Found")
+    return Response(await render_metrics(request.app), media_type=CONTENT_TYPE)
+
+
+async def render_metrics(app: FastAPI) -> bytes:
+    """the API's metrics, their scrape-time parts read first."""
+    state: ApiState = app.state.api
+    await app.state.reconcile_metrics.refresh()
+    await refresh_dependency_gauge(state)
+    return state.metrics.render()
 
 
 async def _openapi(request: Request) -> JSONResponse:
@@ -390,6 +442,9 @@ def server_config(app: FastAPI, *, host: str, port: int) -> uvicorn.Config:
         port=port,
         lifespan="on",
         access_log=False,  # /metrics counts requests; a line each is noise at this rate
+        # no logging setup of uvicorn's own: its records go to the process's one
+        # handler, in LOG_FORMAT (worker.processes.logs)
+        log_config=None,
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
         # X-Forwarded-For from loopback was believed: a forged one made every request a
         # new client of the identity budget. the client is `worker.api.client_address`'s.
@@ -435,8 +490,38 @@ async def serve(settings: Settings) -> None:
         # closed by the app's shutdown: after SIGTERM uvicorn re-raises the signal
         # once the app has shut down, and the process ends before any code here
         # would run. the stack stays here too, for a server that never started.
-        app = create_app(services, authenticator, closing=stack.pop_all())
+        app = create_app(
+            services,
+            authenticator,
+            closing=stack.pop_all(),
+            public_metrics=not settings.metrics_port,
+        )
         stack.push_async_callback(app.state.api.closing.aclose)
+        if settings.metrics_port:
+            await app.state.api.closing.enter_async_context(metrics_server(app, settings))
         config = server_config(app, host=settings.api_host, port=settings.api_port)
         freeze_startup_heap()
         await uvicorn.Server(config).serve()
+
+
+def metrics_server(app: FastAPI, settings: Settings) -> OpsServer:
+    """the API's /metrics on METRICS_PORT, off the public port; its /health/ready there
+    asks every dependency (the public one asks only whether anything can be served)."""
+    state: ApiState = app.state.api
+    probes = {
+        "redis": CachedProbe(redis_probe(state.services.redis)),
+        "catalog": CachedProbe(catalog_probe(state.services.catalog)),
+    }
+    if state.store_check is not None:
+        probes["turbopuffer"] = state.store_check
+
+    async def render() -> bytes:
+        return await render_metrics(app)
+
+    return OpsServer(
+        process="api",
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+        render=render,
+        readiness=Readiness(probes),
+    )

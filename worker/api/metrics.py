@@ -13,7 +13,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +82,12 @@ class ApiMetrics:
                     ),
                 }
             )
+        )
+        self.dependency_up = Gauge(
+            "plyr_recs_dependency_up",
+            "1 while the dependency answers its probe (redis, catalog, turbopuffer), else 0.",
+            ["dependency"],
+            registry=self.registry,
         )
         self.hit = self.cache.labels("hit")  # the hot path: resolve the child once
         self.hit_answer = self.answers.labels("hit")

@@ -21,6 +21,7 @@ from engine.ports import CatalogError, VectorStoreError
 from jetstream.faults import REDIS_UNAVAILABLE
 from worker.recs.recommender import Recommender
 from worker.store.cache import RecommendationCache
+from worker.store.store_budget import background_work
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class Speculation:
         if state is None or state.token != token:
             self.counts["no_state"] += 1  # the tracks of this version are not known here
             return 0
-        return await self.recommender.speculate(
-            playlist_id, state.track_uris, state.track_ids, shown
-        )
+        # nobody waits for these: the workers' share of turbopuffer, not the misses'
+        with background_work():
+            return await self.recommender.speculate(
+                playlist_id, state.track_uris, state.track_ids, shown
+            )

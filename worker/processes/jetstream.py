@@ -19,6 +19,7 @@ import signal
 
 from jetstream.consumer import JetstreamConsumer
 from jetstream.status import ConsumerStatus, read_status
+from worker.processes.ops import consumer_ops, wait_for_dependencies
 from worker.settings import Settings
 from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
@@ -51,6 +52,7 @@ async def run_standalone(settings: Settings) -> None:
     """consume until SIGTERM or SIGINT; a second signal stops without waiting."""
     redis_url = check_standalone(settings)
     config = consumer_config(settings)
+    await wait_for_dependencies(settings, database=False)
     redis = connect_redis(redis_url)
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -69,12 +71,13 @@ async def run_standalone(settings: Settings) -> None:
                 len(config.hosts),
                 settings.docket_name,
             )
-            try:
-                await consumer.run(stop)
-            except asyncio.CancelledError:
-                # the second signal: `run` has still tried its final flush, and the
-                # cursor only ever covers finished work, so this loses nothing.
-                logger.warning("stopped without finishing the batch in hand")
+            async with consumer_ops(settings, consumer, redis):
+                try:
+                    await consumer.run(stop)
+                except asyncio.CancelledError:
+                    # the second signal: `run` has still tried its final flush, and the
+                    # cursor only ever covers finished work, so this loses nothing.
+                    logger.warning("stopped without finishing the batch in hand")
     finally:
         await redis.aclose()
 

@@ -1,9 +1,15 @@
-"""one logging setup for every process: timestamped lines on stderr, level from LOG_LEVEL."""
+"""one logging setup for every process: one format on stderr (LOG_FORMAT), level LOG_LEVEL.
+
+one handler on the root logger and nothing else: docket's, uvicorn's and our
+records all come out in the same format, so a log pipeline reading JSON never
+meets a plain line (the API's uvicorn is given no logging config of its own)."""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
+from datetime import UTC, datetime
+from typing import Any
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -29,9 +35,28 @@ class DeliberateRetries(logging.Filter):
 _DELIBERATE_RETRIES = DeliberateRetries()
 
 
-def configure_logging(level: str | None = None) -> None:
-    chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
-    logging.basicConfig(level=getattr(logging, chosen, logging.INFO), format=FORMAT)
+class JsonLines(logging.Formatter):
+    """one JSON object per record: time (ISO 8601, UTC), level, logger, message, and
+    the exception's traceback as one string when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", *, log_format: str = "text") -> None:
+    """the root logger at `level` (LOG_LEVEL, already checked by the settings) in
+    `log_format` ('text' or 'json')."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
     # docket logs every task start and end at INFO; ours say what matters
     logging.getLogger("docket").setLevel(logging.WARNING)
     logging.getLogger("docket.dependencies").addFilter(_DELIBERATE_RETRIES)

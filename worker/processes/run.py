@@ -68,6 +68,9 @@ IDLE_CONFIRMATIONS = 4  # idle this many checks in a row (a second) before stopp
 API_READY_TIMEOUT = 10.0
 
 
+DEMO_REGIONS = 24  # sound regions of the demo catalogue (`--tracks` needs 10 each)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """how long to run and how big a demo to make (`plyr-recs run --help`)."""
@@ -98,7 +101,15 @@ def _api_port(settings: Settings) -> int:
     with socket.socket() as sock:
         sock.bind((settings.api_host, 0))
         port: int = sock.getsockname()[1]
-        return port
+    if settings.api_port:  # said, not silent: a script may expect the asked-for port
+        logger.warning(
+            "API_PORT=%d is in use on %s: the API takes port %d instead (set API_PORT to "
+            "choose another, or 0 for any free port)",
+            settings.api_port,
+            settings.api_host,
+            port,
+        )
+    return port
 
 
 def _load_demo(options: RunOptions, console: Console) -> DemoCatalogue:
@@ -118,7 +129,7 @@ def _load_demo(options: RunOptions, console: Console) -> DemoCatalogue:
             options.cache_dir,
             tracks=options.tracks,
             artists=options.artists,
-            regions=24,
+            regions=DEMO_REGIONS,
             dim=512,
             seed=options.seed,
             progress=report,

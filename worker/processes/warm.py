@@ -68,18 +68,20 @@ async def warm(settings: Settings, console: Console, *, dry_run: bool) -> int:
                     task,
                     completed=summary.listed,
                     total=max(summary.total_estimate, summary.listed),
-                    description=f"{summary.enqueued} enqueued",
+                    description=f"{summary.enqueued} {'to enqueue' if dry_run else 'enqueued'}",
                 )
 
             summary = await reconcile_once(
                 services, docket, run="warm", dry_run=dry_run, progress=progress, resume=False
             )
-    console.print(render_pass(summary, title="warm pass" + (" (dry run)" if dry_run else "")))
+    title = "warm pass" + (" (dry run)" if dry_run else "")
+    console.print(render_pass(summary, title=title, dry_run=dry_run))
     return 0 if summary.finished_at is not None else 1
 
 
-def render_pass(summary: PassSummary, *, title: str) -> Table:
-    """a pass's counts as a table (`warm`, and `status` for the loop's last pass)."""
+def render_pass(summary: PassSummary, *, title: str, dry_run: bool = False) -> Table:
+    """a pass's counts as a table (`warm`, and `status` for the loop's last pass); a dry
+    run enqueued nothing, and says "to enqueue" for what a pass would have."""
     when = datetime.fromtimestamp(summary.started_at, UTC).isoformat(timespec="seconds")
     seconds = summary.seconds
     caption = f"started {when}" + (
@@ -93,7 +95,8 @@ def render_pass(summary: PassSummary, *, title: str) -> Table:
     for kind, label in LABELS:
         shown.add(kind)
         if summary.counts.get(kind):
-            table.add_row(label, str(summary.counts[kind]))
+            shown_label = label.replace("enqueued:", "to enqueue:") if dry_run else label
+            table.add_row(shown_label, str(summary.counts[kind]))
     for kind, count in sorted(summary.counts.items()):
         if kind not in shown and count:
             table.add_row(kind.replace("failed:", "failed: "), str(count))

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from docket import Docket, Worker
 
+from worker.processes.ops import wait_for_dependencies, worker_ops
 from worker.recs.services import installed, open_services
 from worker.settings import Settings
 from worker.tasks.playlist import TASKS
@@ -97,10 +98,14 @@ def stop_on_signals(task: asyncio.Task[None]) -> Iterator[None]:
 async def serve(settings: Settings) -> None:
     """run a worker until SIGTERM/SIGINT."""
     require_shared_docket(settings, why="a worker of its own would never see the consumer's tasks")
+    await wait_for_dependencies(settings, database=True)
     async with (
         open_services(settings) as services,
         open_docket(settings) as docket,
+        worker_ops(settings, services, docket) as metrics,
     ):
+        if services.observer is None:  # the embedded mode's live view keeps its own
+            services.observer = metrics
         worker = build_worker(
             docket,
             concurrency=settings.worker_concurrency,

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 from redis.exceptions import WatchError
@@ -36,6 +37,20 @@ from engine.types import Candidate, Vector
 
 WAIT_STEP_SECONDS: Final = 0.01
 CONTENDED_ATTEMPTS: Final = 20  # compare-and-set rounds lost to other takers before giving up
+
+# work an API process does that nobody waits for (speculative answers): it takes the
+# workers' share of the budget, never the slots kept for misses
+_background: ContextVar[bool] = ContextVar("store_budget_background", default=False)
+
+
+@contextmanager
+def background_work() -> Iterator[None]:
+    """store requests made in the block count as background work, whatever the store."""
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
 
 
 class StoreBudgetExhausted(TransientStoreError):
@@ -73,6 +88,7 @@ class SharedStoreBudget:
         """hold one slot for the block (`foreground`: an API miss, which may use the
         reserved slots; else a worker's, which waits less and then fails, transient)."""
         holder = uuid.uuid4().hex
+        foreground = foreground and not _background.get()
         ceiling = self.limit if foreground else self.limit - self.reserved
         wait = self.wait_seconds if foreground else self.background_wait_seconds
         deadline = time.monotonic() + wait
