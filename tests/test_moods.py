@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.moods import MERGE_RATIO, find_moods, merge_alike
+from engine.moods import MERGE_GROWTH, find_moods, merge_alike
 
 DIM = 32
 
@@ -50,13 +50,40 @@ def test_a_cluster_of_one_track_is_never_merged() -> None:
     assert sizes.tolist() == [5, 1]
 
 
-def test_the_threshold_is_a_ratio_of_cross_to_inner_similarity() -> None:
-    # two clusters of unit vectors: inner similarity 1 each, cross = cos(angle)
-    for cosine, merged in ((MERGE_RATIO + 0.02, True), (MERGE_RATIO - 0.02, False)):
-        a = np.array([1.0, 0.0], dtype=np.float32)
-        b = np.array([cosine, np.sqrt(1 - cosine**2)], dtype=np.float32)
-        _, sizes = merge_alike(np.stack([a, b]), np.array([3, 3]))
-        assert (sizes.tolist() == [6]) is merged
+def two_clusters(gap: float, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """the centroids (means of unit members) of two clusters of 4 members each, whose
+    means are `gap` apart (squared) and each `spread` wide (1 - |mean|^2)."""
+    length = np.sqrt(1 - spread)
+    half = np.sqrt(gap) / 2 / length  # the angle's sine between the means' directions
+    a = length * np.array([np.sqrt(1 - half**2), half, 0.0])
+    b = length * np.array([np.sqrt(1 - half**2), -half, 0.0])
+    return np.stack([a, b]).astype(np.float32), np.array([4, 4])
+
+
+def test_the_threshold_is_the_spread_merging_adds() -> None:
+    spread = 0.2
+    # equal sizes: growth = gap / 4 / spread
+    for growth, merged in ((MERGE_GROWTH - 0.02, True), (MERGE_GROWTH + 0.02, False)):
+        centroids, sizes = two_clusters(growth * 4 * spread, spread)
+        _, kept = merge_alike(centroids, sizes)
+        assert (kept.tolist() == [8]) is merged
+
+
+def test_a_common_direction_does_not_change_what_merges() -> None:
+    """CLAP's geometry: every vector leans towards one direction, every similarity is
+    high. the old rule (cross / inner similarity) merged distinct moods there."""
+    rng = np.random.default_rng(3)
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]  # two distinct moods
+    common = 3.0 * np.eye(DIM)[2]
+    # more tracks than dimensions, as a playlist of CLAP's 512 has past a few hundred
+    leaning = [blob(common + centre, 40, rng, noise=0.2) for centre in (a, b)]
+    points = np.concatenate(leaning)
+    # every similarity above 0.6: the old rule (cross / inner similarity) saw one mood
+    assert float((points @ points.T).min()) > 0.6
+    moods = find_moods(points, 3, seed=4)
+    assert sorted(moods.sizes.tolist()) == [40, 40]
+    one = blob(common + a, 80, rng, noise=0.2)  # one mood leaning the same way
+    assert find_moods(one, 3, seed=4).sizes.tolist() == [80]
 
 
 def test_nothing_alike_comes_back_as_given() -> None:
