@@ -66,6 +66,8 @@ async def test_a_run_whose_lease_lapsed_cannot_cache_a_playlist_deleted_meanwhil
         await enqueue(docket, P1_EIGHT)
         running = asyncio.create_task(drain(docket, services))
         await asyncio.wait_for(store.entered.wait(), 10)
+        # the lease is the task's declared dependency (WORKER_REDELIVERY_SECONDS here: 1 s)
+        assert 0 < await services.redis.pttl(lock_key(P1_ID)) <= 1000
         # the run is paused mid-way (a long GC, a stalled event loop) and its lease
         # runs out: the lock is gone, and the delete's forget takes it and finishes
         await services.redis.delete(lock_key(P1_ID))

@@ -9,8 +9,9 @@ its kind (`engine.errors`, Redis' included: `jetstream.faults`), never by the ta
   ingest of a playlist it does not know yet): passed on, not a fault;
 - anything else is a bug: counted apart and raised, for docket to log and retry.
 
-the tasks' retry, timeout and lease are parameters of their signatures
-(`worker.tasks.playlist`), as docket declares policy.
+the tasks' retry, timeout, lease and ingest wait are parameters of their
+signatures (`worker.tasks.playlist`), as docket declares policy: `BACKOFF`,
+`TASK_TIMEOUT`, and the two dependencies below, read from the settings.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Final
 
-from docket import ExponentialRetry
+from docket import Depends, ExponentialRetry
 from docket.dependencies import ForcedRetry
 
 from jetstream.faults import FAULTS
+from worker.recs.services import Services, current_services
 from worker.store.lock import LeaseLost, PlaylistBusy
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,19 @@ TASK_TIMEOUT: Final = timedelta(seconds=120)
 BACKOFF: Final = ExponentialRetry(
     attempts=ATTEMPTS, minimum_delay=RETRY_MIN_DELAY, maximum_delay=RETRY_MAX_DELAY
 )
+
+
+def lease_seconds(services: Services = Depends(current_services)) -> float:
+    """the playlist lock's lease: as long as docket waits for a silent worker
+    (`WORKER_REDELIVERY_SECONDS`), so a worker killed while holding it delays that
+    playlist no longer than its task's redelivery."""
+    return services.settings.worker_redelivery_seconds
+
+
+def ingest_wait_seconds(services: Services = Depends(current_services)) -> float:
+    """how long a task waits for plyr.fm to ingest a playlist it does not know yet
+    (`PLAYLIST_WAIT_SECONDS`) before it is dropped."""
+    return services.settings.playlist_wait_seconds
 
 
 @asynccontextmanager

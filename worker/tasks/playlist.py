@@ -36,7 +36,13 @@ from jetstream.contract import (
     TaskFunctions,
 )
 from jetstream.syntax import is_tid
-from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy
+from worker.recs.policy import (
+    BACKOFF,
+    TASK_TIMEOUT,
+    failure_policy,
+    ingest_wait_seconds,
+    lease_seconds,
+)
 from worker.recs.services import Services, current_services
 from worker.recs.version import PlaylistVersion, is_newer
 from worker.store.lock import playlist_lock
@@ -94,6 +100,8 @@ async def recompute_playlist(
     refresh: bool = False,
     retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
+    lease: float = Depends(lease_seconds),
+    ingest_wait: float = Depends(ingest_wait_seconds),
     services: Services = Depends(current_services),
 ) -> None:
     """compute (or reuse) a playlist's recommendations for its record version `cid`
@@ -105,7 +113,7 @@ async def recompute_playlist(
         check_arguments(playlist_uri, cid, rev, track_uris)
         playlist = await services.catalog.resolve_playlist(playlist_uri)
         if playlist is None:
-            delay = ingest_retry_delay(retry.attempt, services.settings.playlist_wait_seconds)
+            delay = ingest_retry_delay(retry.attempt, ingest_wait)
             if delay is None:
                 counts["dropped:unknown_playlist"] += 1
                 logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
@@ -114,10 +122,7 @@ async def recompute_playlist(
             # an expected wait (plyr.fm's ingest lags the firehose), not a fault
             counts["waiting:unknown_playlist"] += 1
             retry.after(timedelta(seconds=delay))
-        lease_seconds = services.settings.worker_redelivery_seconds
-        async with playlist_lock(
-            services.redis, playlist.playlist_id, lease_seconds=lease_seconds
-        ) as lease:
+        async with playlist_lock(services.redis, playlist.playlist_id, lease_seconds=lease) as held:
             # what is true now, not when the task was enqueued: a delete since (the
             # forget holds this lock too), or a newer version the consumer accepted
             deleted_at = await services.cache.deleted_rev(playlist_uri)
@@ -137,7 +142,7 @@ async def recompute_playlist(
             version = PlaylistVersion(
                 playlist.playlist_id, cid, rev, playlist.owner_did, tuple(track_uris)
             )
-            ensured = await services.recommender.ensure(version, lease=lease, force=refresh is True)
+            ensured = await services.recommender.ensure(version, lease=held, force=refresh is True)
         counts[f"recompute:{ensured.outcome.value}"] += 1
         if services.observer is not None:
             services.observer.recomputed(playlist_uri, cid, ensured)
@@ -154,6 +159,7 @@ async def forget_playlist(
     playlist_uri: str,
     rev: str = "",
     retry: ExponentialRetry = BACKOFF,
+    lease: float = Depends(lease_seconds),
     services: Services = Depends(current_services),
 ) -> None:
     """drop a deleted playlist's cached recommendations and state (the delete's `rev`
@@ -171,9 +177,8 @@ async def forget_playlist(
         if playlist_id is None:
             counts["forget:unknown"] += 1
             return
-        lease_seconds = services.settings.worker_redelivery_seconds
         # the recompute's lock: taking it ends the lease of any run still writing
-        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease_seconds):
+        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease):
             state = await services.cache.get_state(playlist_id)
             if rev and state is not None and is_newer(state.rev, rev):
                 counts["forget:superseded"] += 1

@@ -32,7 +32,7 @@ from engine.errors import InvalidInputError
 from jetstream.faults import FAULTS
 from worker.identity.pds import PdsRecords
 from worker.identity.pds_lists import PassRecords
-from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy
+from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy, lease_seconds
 from worker.recs.services import Services, current_services
 from worker.recs.version import PlaylistVersion, rev_at, version_token
 from worker.settings import Settings
@@ -163,6 +163,7 @@ async def recompute_private_playlist(
     refresh: bool = False,
     retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
+    lease: float = Depends(lease_seconds),
     services: Services = Depends(current_services),
 ) -> None:
     """compute a private playlist's recommendations from its `items_json`, for its
@@ -171,8 +172,7 @@ async def recompute_private_playlist(
     async with failure_policy(counts, "private recompute", playlist_id):
         if not isinstance(playlist_id, str) or not 0 < len(playlist_id) <= MAX_PLAYLIST_ID_LENGTH:
             raise InvalidInputError("bad playlist id")
-        lease_seconds = services.settings.worker_redelivery_seconds
-        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease_seconds) as lease:
+        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease) as held:
             playlist = await services.catalog.get_playlist(playlist_id)
             if playlist is None or not playlist.is_private:
                 counts["dropped:not_private"] += 1  # deleted, or published since: not ours here
@@ -189,7 +189,7 @@ async def recompute_private_playlist(
                 tuple(playlist.items or ()),
             )
             ensured = await services.recommender.ensure(
-                version, lease=lease, force=refresh is True and current == token
+                version, lease=held, force=refresh is True and current == token
             )
         counts[f"recompute:{ensured.outcome.value}"] += 1
 

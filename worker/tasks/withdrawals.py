@@ -44,7 +44,7 @@ from engine.errors import InvalidInputError, TransientError
 from engine.withdrawal import RoundRecord, Source, decide
 from jetstream.faults import FAULTS
 from jetstream.syntax import DID, RKEY
-from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy
+from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy, lease_seconds
 from worker.recs.services import Services, current_services
 from worker.recs.version import PlaylistVersion, rev_at
 from worker.store.lock import playlist_lock
@@ -217,6 +217,7 @@ async def refill_playlist(
     playlist_id: str,
     retry: ExponentialRetry = BACKOFF,
     deadline: Timeout = Timeout(TASK_TIMEOUT),
+    lease: float = Depends(lease_seconds),
     services: Services = Depends(current_services),
 ) -> None:
     """recompute the current version of a playlist whose answer carried a withdrawn track.
@@ -231,8 +232,7 @@ async def refill_playlist(
     async with failure_policy(counts, "refill", playlist_id):
         if not isinstance(playlist_id, str) or not 0 < len(playlist_id) <= 64:
             raise InvalidInputError("not a playlist id")
-        lease_seconds = services.settings.worker_redelivery_seconds
-        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease_seconds) as lease:
+        async with playlist_lock(services.redis, playlist_id, lease_seconds=lease) as held:
             state = await cache.get_state(playlist_id)
             entry = None if state is None else await cache.get(playlist_id, state.token)
             if state is None or entry is None or services.recommender.store is None:
@@ -250,7 +250,7 @@ async def refill_playlist(
                 state.owner_did,
                 tuple(state.track_uris),
             )
-            await services.recommender.ensure(version, lease=lease, force=True)
+            await services.recommender.ensure(version, lease=held, force=True)
         counts["refill:done"] += 1
 
 
