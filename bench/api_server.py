@@ -15,9 +15,10 @@ import asyncio
 import hashlib
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from fastapi.responses import Response
@@ -27,6 +28,9 @@ from engine.eligibility import ArtistRecord, TrackRecord
 from engine.exact_store import ExactStore
 from engine.memory_catalog import InMemoryCatalog
 from engine.types import PlaylistRow
+
+if TYPE_CHECKING:
+    from worker.recs.services import Services
 
 INTERNAL_TOKEN: Final = "bench-internal-token"
 FLOOR_ROUTE: Final = "/bench/floor"
@@ -115,6 +119,17 @@ def bench_world(playlists: list[BenchPlaylist]) -> tuple[InMemoryCatalog, ExactS
     return InMemoryCatalog(artists=artists, tracks=tracks, playlists=rows), store
 
 
+async def warm_cache(services: Services, playlists: Sequence[BenchPlaylist]) -> None:
+    """every playlist's answer in the cache, as the worker would leave it."""
+    from worker.recs.version import PlaylistVersion, rev_at
+
+    rev = rev_at(datetime.now(UTC))
+    for playlist in playlists:
+        uris = tuple(track_uri(t) for t in playlist.track_ids)
+        version = PlaylistVersion(playlist.playlist_id, playlist.cid, rev, "", uris)
+        await services.recommender.ensure(version, lease=None)
+
+
 async def serve_bench(
     port: int, redis_url: str, playlist_count: int, *, screen_withdrawals: bool = True
 ) -> None:
@@ -123,10 +138,7 @@ async def serve_bench(
     from worker.api.app import create_app, freeze_startup_heap, server_config
     from worker.identity.auth import Authenticator
     from worker.recs.services import open_services
-    from worker.recs.version import PlaylistVersion, rev_at
     from worker.settings import Settings
-
-    BENCH_REV = rev_at(datetime.now(UTC))
 
     playlists = bench_playlists(playlist_count)
     catalog, store = bench_world(playlists)
@@ -134,12 +146,7 @@ async def serve_bench(
         _env_file=None, redis_url=redis_url, internal_api_token=SecretStr(INTERNAL_TOKEN)
     )
     async with open_services(settings, catalog=catalog, store=store) as services:
-        for playlist in playlists:  # the warm cache: what the worker leaves behind
-            uris = [track_uri(t) for t in playlist.track_ids]
-            await services.recommender.ensure(
-                PlaylistVersion(playlist.playlist_id, playlist.cid, BENCH_REV, "", tuple(uris)),
-                lease=None,
-            )
+        await warm_cache(services, playlists)
         authenticator = Authenticator.from_settings(settings)
         app = create_app(services, authenticator, screen_withdrawals=screen_withdrawals)
         app.add_api_route(FLOOR_ROUTE, _floor, methods=["GET"])

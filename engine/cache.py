@@ -117,6 +117,11 @@ class CachedRecommendations:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise CacheFormatError(f"cached payload is not JSON: {error}") from error
+        return cls.from_value(data)
+
+    @classmethod
+    def from_value(cls, data: object) -> CachedRecommendations:
+        """the value from its decoded JSON (when it came inside another document)."""
         if not isinstance(data, dict):
             raise CacheFormatError("cached payload is not an object")
         available = data.get("available")

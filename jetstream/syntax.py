@@ -8,6 +8,7 @@ log lines, so a value that is not a well-formed identifier never gets that far.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # atproto accepts two DID methods only: did:plc (24 base32 characters) and did:web
 # (a hostname; `%3A<port>` is tolerated for local development). nothing else can
@@ -23,6 +24,13 @@ RKEY = r"(?!\.{1,2}$)[A-Za-z0-9._~:-]{1,512}"
 # equal-length sortable base32 compares correctly as plain strings, which is what
 # the rev guard relies on.
 TID = r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}"
+
+# base32-sortable: the TID alphabet. equal-length strings sort like the integers.
+SORTABLE_BASE32: Final = "234567abcdefghijklmnopqrstuvwxyz"
+TID_LENGTH: Final = 13
+# a TID is 64 bits, top bit 0: 53 bits of unix microseconds, 10 bits of clock id.
+MAX_TID_MICROS: Final = 2**53 - 1
+MAX_CLOCK_ID: Final = 2**10 - 1
 
 # a CIDv1 in its JSON form: multibase "b" (base32 lower case). the bound is far
 # above any real CID (sha-256 CIDs are 59 characters).
@@ -69,3 +77,11 @@ def record_uri_pattern(collection: str) -> re.Pattern[str]:
 def record_uri(did: str, collection: str, rkey: str) -> str:
     """the at:// URI of a record, built from parts that were validated separately."""
     return f"at://{did}/{collection}/{rkey}"
+
+
+def tid(time_us: int, clock_id: int = 0) -> str:
+    """the TID of a moment (unix microseconds) from one clock: a rev or a record key."""
+    if not 0 <= time_us <= MAX_TID_MICROS or not 0 <= clock_id <= MAX_CLOCK_ID:
+        raise ValueError(f"no TID for time_us={time_us}, clock_id={clock_id}")
+    value = (time_us << 10) | clock_id
+    return "".join(SORTABLE_BASE32[(value >> (5 * i)) & 31] for i in range(TID_LENGTH - 1, -1, -1))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.eligibility import TrackRecord, is_surfaceable
-from jetstream.syntax import is_cid, is_did, is_tid, record_uri_pattern
+from jetstream.syntax import is_cid, is_did, is_tid, record_uri_pattern, tid
 from worker.demo import (
     DemoCatalogue,
     TrackCase,
@@ -28,7 +28,7 @@ from worker.demo import (
 )
 from worker.demo.catalogue import generate_columns
 from worker.demo.columns import CatalogueColumns, CatalogueParams
-from worker.demo.identifiers import cid_for_bytes, cids_for_digests, tid, tids
+from worker.demo.identifiers import cid_for_bytes, cids_for_digests, tids
 
 SMALL = {"tracks": 2_000, "artists": 60, "regions": 8, "dim": 512}
 TRACK_URI = record_uri_pattern("fm.plyr.track")

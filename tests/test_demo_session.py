@@ -19,7 +19,7 @@ import pytest
 from engine.types import Strategy
 from jetstream.events import ListCommit, ListDelete, Rejected, Skipped, SkipReason
 from jetstream.frames import FrameLimits, decode_frame
-from jetstream.syntax import is_cid, record_uri_pattern
+from jetstream.syntax import is_cid, record_uri_pattern, tid
 from worker.demo import (
     DemoCatalogue,
     DemoSession,
@@ -27,7 +27,7 @@ from worker.demo import (
     generate_catalogue,
     generate_session,
 )
-from worker.demo.identifiers import record_cid, tid
+from worker.demo.identifiers import record_cid
 
 SMALL = {"tracks": 2_000, "artists": 60, "regions": 8, "dim": 512}
 TRACK_URI = record_uri_pattern("fm.plyr.track")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import Final
 
 from pydantic import SecretStr
@@ -29,17 +28,14 @@ async def serve(
 ) -> None:
     import uvicorn
 
-    from bench.api_server import INTERNAL_TOKEN, bench_playlists, bench_world, track_uri
+    from bench.api_server import INTERNAL_TOKEN, bench_playlists, bench_world, warm_cache
     from bench.loopback.silent_tls import Rerouted
     from worker.api.app import create_app, freeze_startup_heap, server_config
     from worker.identity.auth import Authenticator
     from worker.identity.did_resolver import CachedDidResolver
     from worker.identity.host_lookup import DnsLookup
     from worker.recs.services import open_services
-    from worker.recs.version import PlaylistVersion, rev_at
     from worker.settings import Settings
-
-    BENCH_REV = rev_at(datetime.now(UTC))
 
     playlists = bench_playlists(count)
     catalog, store = bench_world(playlists)
@@ -65,12 +61,7 @@ async def serve(
         network=Rerouted(tls_port, address=PUBLIC_STANDIN),
     )
     async with open_services(settings, catalog=catalog, store=store) as services:
-        for playlist in playlists:
-            uris = [track_uri(t) for t in playlist.track_ids]
-            await services.recommender.ensure(
-                PlaylistVersion(playlist.playlist_id, playlist.cid, BENCH_REV, "", tuple(uris)),
-                lease=None,
-            )
+        await warm_cache(services, playlists)
         authenticator = Authenticator.from_settings(settings, resolver=resolver)
         app = create_app(services, authenticator)
         config = server_config(app, host="127.0.0.1", port=port)

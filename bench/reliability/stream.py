@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from jetstream.syntax import tid
 from worker.demo import DemoCatalogue
-from worker.demo.identifiers import playlist_id, tid
+from worker.demo.identifiers import playlist_id
 from worker.demo.wire import LIST_COLLECTION, commit_frame, identity_frame, iso_time, list_record
 
 # shares of the edits after a create (the rest are additions)

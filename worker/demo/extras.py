@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from jetstream.syntax import tid
 from worker.demo import wire
-from worker.demo.identifiers import tid
 from worker.demo.steps import StepKind
 
 if TYPE_CHECKING:

@@ -18,12 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-# base32-sortable: the TID alphabet. equal-length strings sort like the integers.
-SORTABLE_BASE32: Final = "234567abcdefghijklmnopqrstuvwxyz"
-TID_LENGTH: Final = 13
-# a TID is 64 bits, top bit 0: 53 bits of unix microseconds, 10 bits of clock id.
-MAX_TID_MICROS: Final = 2**53 - 1
-MAX_CLOCK_ID: Final = 2**10 - 1
+from jetstream.syntax import MAX_CLOCK_ID, MAX_TID_MICROS, SORTABLE_BASE32, TID_LENGTH
+
 # CIDv1, dag-cbor codec (0x71), sha2-256 multihash (0x12, 32 bytes): the prefix
 # every record CID on the network has; base32 of it is what makes "bafyrei...".
 _CID_PREFIX: Final = bytes([0x01, 0x71, 0x12, 0x20])
@@ -33,14 +29,6 @@ _ALPHABET_BYTES = np.frombuffer(SORTABLE_BASE32.encode(), dtype=np.uint8)
 _BASE32_BYTES = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
 _FIVE_BITS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 _TID_SHIFTS = np.arange(TID_LENGTH - 1, -1, -1, dtype=np.uint64) * np.uint64(5)
-
-
-def tid(time_us: int, clock_id: int = 0) -> str:
-    """the TID of a moment (unix microseconds) from one clock: a rev or a record key."""
-    if not 0 <= time_us <= MAX_TID_MICROS or not 0 <= clock_id <= MAX_CLOCK_ID:
-        raise ValueError(f"no TID for time_us={time_us}, clock_id={clock_id}")
-    value = (time_us << 10) | clock_id
-    return "".join(SORTABLE_BASE32[(value >> (5 * i)) & 31] for i in range(TID_LENGTH - 1, -1, -1))
 
 
 def tids(times_us: npt.NDArray[np.int64], clock_id: int = 0) -> npt.NDArray[np.str_]:

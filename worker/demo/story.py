@@ -17,9 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.types import PlaylistRow
+from jetstream.syntax import tid
 from worker.demo import names, wire
 from worker.demo.catalogue import DemoCatalogue
-from worker.demo.identifiers import playlist_id, tid
+from worker.demo.identifiers import playlist_id
 from worker.demo.steps import (
     CatalogueEdit,
     DemoSession,

@@ -15,9 +15,10 @@ from typing import Final
 import numpy as np
 
 from engine.eligibility import TrackRecord
+from jetstream.syntax import tid
 from worker.demo import names
 from worker.demo.catalogue import IMAGE_HOST, TRACK_COLLECTION, DemoCatalogue
-from worker.demo.identifiers import cid_for_bytes, tid
+from worker.demo.identifiers import cid_for_bytes
 
 FRESH_UPLOADS: Final = 4
 UPLOAD_GAP_US: Final = 90_000_000  # the uploads came a minute and a half apart

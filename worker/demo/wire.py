@@ -16,8 +16,9 @@ from typing import Final
 import orjson
 
 from engine.types import MAX_LIST_ITEMS
-from worker.demo.identifiers import SORTABLE_BASE32, cid_for_bytes, record_cid
-from worker.demo.identifiers import tid as tid_at
+from jetstream.syntax import SORTABLE_BASE32
+from jetstream.syntax import tid as tid_at
+from worker.demo.identifiers import cid_for_bytes, record_cid
 
 LIST_COLLECTION: Final = "fm.plyr.list"
 LIST_TYPE: Final = "fm.plyr.list"

@@ -25,14 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
 from engine.cache import MAX_TOKEN_LENGTH, private_token
 from engine.types import PlaylistRow
-
-# the TID alphabet: equal-length strings sort like the integers they encode
-SORTABLE_BASE32: Final = "234567abcdefghijklmnopqrstuvwxyz"
-TID_LENGTH: Final = 13
+from jetstream.syntax import tid
 
 
 def version_token(playlist: PlaylistRow) -> str | None:
@@ -49,9 +45,7 @@ def rev_at(moment: datetime) -> str:
     """the TID of a moment (clock id 0): the rev of a version known by its time."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    micros = max(0, int(moment.timestamp() * 1_000_000))
-    value = micros << 10  # 53 bits of microseconds, then 10 bits of clock id
-    return "".join(SORTABLE_BASE32[(value >> (5 * i)) & 31] for i in range(TID_LENGTH - 1, -1, -1))
+    return tid(max(0, int(moment.timestamp() * 1_000_000)))
 
 
 def database_rev(playlist: PlaylistRow, accepted: tuple[str, str | None] | None) -> str:

@@ -25,7 +25,7 @@ from engine.cache import (
     versions_key,
 )
 from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX, WITHDRAWN_GENERATION_KEY
-from jetstream.guard import GuardState
+from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
 from worker.store import withdrawn
 from worker.store.lock import Lease, LeaseLost
@@ -66,7 +66,9 @@ class RecommendationCache:
             raise ValueError("the cache TTL must be positive")
         self.ttl_seconds = ttl_seconds
         self.counts: Counter[str] = Counter()
-        self._jetstream_keys = JetstreamKeys(list_collection)
+        # read only (what the consumer accepted), never recorded from here: the TTL
+        # it would record with is not this cache's to choose
+        self._guard = RevGuard(redis, JetstreamKeys(list_collection), ttl_seconds=ttl_seconds)
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
         return self.decode_entry(playlist_id, await self.redis.get(cache_key(playlist_id, token)))
@@ -169,8 +171,7 @@ class RecommendationCache:
     async def accepted(self, playlist_uri: str) -> GuardState | None:
         """the version of the record the Jetstream consumer accepted last (its rev and
         CID; no CID after a delete), None if it accepted none within its guard's TTL."""
-        raw = await self.redis.get(self._jetstream_keys.rev(playlist_uri))
-        return None if raw is None else GuardState.decode(raw)
+        return (await self._guard.load([playlist_uri])).get(playlist_uri)
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even

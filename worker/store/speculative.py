@@ -25,12 +25,14 @@ from typing import Any, Final
 import orjson
 from redis.exceptions import WatchError
 
-from engine.cache import CachedRecommendations, CacheFormatError
+from engine.cache import MAX_PAYLOAD_BYTES, CachedRecommendations, CacheFormatError
 from engine.keys import SPECULATIVE_PREFIX, WITHDRAWN_GENERATION_KEY
 from engine.types import MAX_LIST_ITEMS
 from worker.store import withdrawn
 
 SPECULATIVE_TTL_SECONDS: Final = 600
+# a cached answer's bound, and room for the ids of a full playlist (501 of at most 20 digits)
+MAX_SPECULATED_BYTES: Final = MAX_PAYLOAD_BYTES + (MAX_LIST_ITEMS + 1) * 21
 
 
 def uri_set_digest(track_uris: Sequence[str]) -> str:
@@ -51,16 +53,18 @@ class Speculated:
     value: CachedRecommendations
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {"track_ids": list(self.track_ids), "answer": orjson.loads(self.value.to_json())}
-        )
+        # the answer's own JSON goes in as it is, not parsed and written again
+        answer = orjson.Fragment(self.value.to_json())
+        return orjson.dumps({"track_ids": list(self.track_ids), "answer": answer})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Speculated:
+        if len(raw) > MAX_SPECULATED_BYTES:
+            raise CacheFormatError("speculative answer too large")
         try:
             data = orjson.loads(raw)
             track_ids = tuple(int(track_id) for track_id in data["track_ids"])
-            value = CachedRecommendations.from_json(orjson.dumps(data["answer"]))
+            value = CachedRecommendations.from_value(data["answer"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise CacheFormatError(f"unreadable speculative answer: {error}") from error
         return cls(track_ids, value)

@@ -20,9 +20,9 @@ from typing import Final
 from engine.memory_catalog import InMemoryCatalog
 from engine.types import MAX_LIST_ITEMS, PlaylistRow
 from jetstream.replay import ReplayServer
+from jetstream.syntax import tid
 from worker.demo import wire
 from worker.demo.identifiers import playlist_id as make_playlist_id
-from worker.demo.identifiers import tid
 from worker.demo.steps import CatalogueEdit, SessionStep, StepKind
 from worker.processes.editor.book import ListRecord, PlaylistBook, TrackCard, TrackIndex
 
