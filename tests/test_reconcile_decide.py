@@ -9,11 +9,11 @@ import pytest
 from engine.cache import private_token
 from engine.types import PlaylistRow
 from worker.recs.version import version_token
+from worker.store.reconcile_probe import Probe
 from worker.tasks.reconcile_decide import (
     MISSING,
     Action,
     Policy,
-    Probe,
     Reason,
     decide,
     firehose_horizon,

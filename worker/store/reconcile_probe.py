@@ -32,14 +32,17 @@ class Wanted:
 
 
 @dataclass(frozen=True, slots=True)
-class Read:
+class Probe:
+    """what Redis says of one playlist's current version."""
+
     entry_ttl_ms: int  # PTTL of the entry: MISSING, or milliseconds left (-1: no TTL)
-    viewed: bool
-    lapsed_token: str | None
-    accepted: GuardState | None  # the consumer's last accepted (rev, CID) of the record
+    viewed: bool  # an activity key exists (the API served it recently)
+    lapsed_token: str | None  # the version last let lapse, if any
+    firehose_cid: str | None  # the CID the consumer last accepted for the record
+    firehose_rev: str | None = None  # and its rev
 
 
-async def probe(redis: Any, keys: JetstreamKeys, wanted: Sequence[Wanted]) -> list[Read]:
+async def probe(redis: Any, keys: JetstreamKeys, wanted: Sequence[Wanted]) -> list[Probe]:
     """every playlist's read in one pipelined round trip (four reads each)."""
     async with redis.pipeline(transaction=False) as pipe:
         for one in wanted:
@@ -48,18 +51,20 @@ async def probe(redis: Any, keys: JetstreamKeys, wanted: Sequence[Wanted]) -> li
             pipe.get(f"{LAPSED_PREFIX}:{one.playlist_id}")
             pipe.get(keys.rev(one.record_uri or "-"))
         answers = await pipe.execute()
-    reads = []
+    probes = []
     for index in range(len(wanted)):
         ttl, viewed, lapsed, guard = answers[index * 4 : index * 4 + 4]
-        reads.append(
-            Read(
+        accepted = GuardState.decode(guard) if guard is not None else None
+        probes.append(
+            Probe(
                 entry_ttl_ms=int(ttl) if isinstance(ttl, int) else MISSING,
                 viewed=bool(viewed),
                 lapsed_token=_text(lapsed),
-                accepted=GuardState.decode(guard) if guard is not None else None,
+                firehose_cid=accepted.cid if accepted is not None else None,
+                firehose_rev=accepted.rev if accepted is not None else None,
             )
         )
-    return reads
+    return probes
 
 
 async def mark_lapsing(

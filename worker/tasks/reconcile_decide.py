@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from engine.types import PlaylistRow
 from worker.recs.version import version_token
-from worker.store.reconcile_probe import MISSING  # PTTL of a key that does not exist
+from worker.store.reconcile_probe import MISSING, Probe  # the read behind each verdict
 
 
 class Action(StrEnum):
@@ -50,17 +50,6 @@ class Reason(StrEnum):
     LAPSED = "lapsed"  # inactive and expired: computed on its next view
     NO_VERSION = "no_version"  # nothing to key a cache entry on
     RECENT = "recent"  # changed moments ago: left to the firehose until the next pass
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """what Redis says of one playlist's current version."""
-
-    entry_ttl_ms: int  # PTTL of the entry: MISSING, or milliseconds left (-1: no TTL)
-    viewed: bool  # an activity key exists (the API served it recently)
-    lapsed_token: str | None  # the version last let lapse, if any
-    firehose_cid: str | None  # the CID the consumer last accepted for the record
-    firehose_rev: str | None = None  # and its rev
 
 
 @dataclass(frozen=True, slots=True)

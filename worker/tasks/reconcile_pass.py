@@ -41,12 +41,11 @@ from worker.identity.pds_lists import (
     WantedRecord,
 )
 from worker.recs.version import database_rev, version_token
-from worker.store.reconcile_probe import Wanted, mark_active, mark_lapsing, probe
+from worker.store.reconcile_probe import Probe, Wanted, mark_active, mark_lapsing, probe
 from worker.store.reconcile_state import PassSummary, ReconcileState
 from worker.tasks.reconcile_decide import (
     Action,
     Policy,
-    Probe,
     Reason,
     Verdict,
     decide,
@@ -302,16 +301,7 @@ async def _probe(
 ) -> list[Probe]:
     """every row's probe in one pipelined round trip (`worker.store.reconcile_probe`)."""
     wanted = [Wanted(row.playlist_id, version_token(row), row.record_uri) for row in rows]
-    return [
-        Probe(
-            entry_ttl_ms=read.entry_ttl_ms,
-            viewed=read.viewed,
-            lapsed_token=read.lapsed_token,
-            firehose_cid=read.accepted.cid if read.accepted is not None else None,
-            firehose_rev=read.accepted.rev if read.accepted is not None else None,
-        )
-        for read in await probe(redis, keys, wanted)
-    ]
+    return await probe(redis, keys, wanted)
 
 
 async def _previous_pass_started(redis: Any, config: PassConfig) -> datetime | None:
