@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from engine.cache import CachedRecommendations, PlaylistState, fingerprint
+from engine.cache import CachedRecommendations, fingerprint
 from engine.ports import Catalog, VectorStore
 from engine.recommend import (
     DEFAULT_FUSION,
@@ -127,25 +127,15 @@ class Recommender:
             # already, from exactly this set of tracks (no turbopuffer, no PostgreSQL)
             speculated = await self.speculative.get(playlist_id, version.track_uris)
             if speculated is not None and speculated.value.strategy != DISABLED:
-                state = PlaylistState(
-                    token,
-                    fingerprint(speculated.track_ids),
-                    list(speculated.track_ids),
-                    list(version.track_uris),
-                    version.rev,
-                    version.owner_did,
-                )
+                state = version.state(speculated.track_ids)
                 written = await cache.put(playlist_id, token, speculated.value, state, lease=lease)
                 return Ensured(Outcome.SPECULATIVE, written.value, 0.0)
 
         track_ids = await self.track_ids(version.track_uris)
-        track_set = fingerprint(track_ids)
-        state = PlaylistState(
-            token, track_set, track_ids, list(version.track_uris), version.rev, version.owner_did
-        )
+        state = version.state(track_ids)
         if cache is not None and not force:
             previous = await cache.get_state(playlist_id)
-            if previous is not None and previous.fingerprint == track_set:
+            if previous is not None and previous.fingerprint == state.fingerprint:
                 earlier = await cache.get(playlist_id, previous.token)
                 # never carry a "disabled" answer forward: the store may be enabled now
                 if earlier is not None and earlier.strategy != DISABLED:

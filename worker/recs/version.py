@@ -23,10 +23,11 @@ re-created playlist from healing for a day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.cache import MAX_TOKEN_LENGTH, private_token
+from engine.cache import MAX_TOKEN_LENGTH, PlaylistState, fingerprint, private_token
 from engine.types import PlaylistRow
 from jetstream.syntax import tid
 
@@ -74,3 +75,14 @@ class PlaylistVersion:
     def __post_init__(self) -> None:
         if not self.rev:
             raise ValueError("a version needs a rev (see worker.recs.version)")
+
+    def state(self, track_ids: Sequence[int]) -> PlaylistState:
+        """the playlist's state once this version is cached, its tracks resolved to ids."""
+        return PlaylistState(
+            self.token,
+            fingerprint(track_ids),
+            list(track_ids),
+            list(self.track_uris),
+            self.rev,
+            self.owner_did,
+        )
