@@ -200,3 +200,15 @@ async def test_a_slot_kept_past_half_its_lease_is_taken_afresh(counted: aioredis
     assert len(first) == len(second) == 1
     assert first != second
     assert await slots.in_use() == 0
+
+
+async def test_a_lease_is_renewed_by_its_holder_and_nobody_else(counted: aioredis.Redis) -> None:
+    async with playlist_lock(counted, P1_ID, lease_seconds=0.3) as lease:
+        await asyncio.sleep(0.5)  # longer than the lease: renewed while held
+        assert await counted.get(lease.key) == lease.token.encode()
+        # taken over (the lease lapsed in a long pause): its renewals leave it alone
+        await counted.set(lease.key, "another-run", px=300)
+        await asyncio.sleep(0.45)
+        assert not await counted.exists(lease.key)  # expired: nobody extended it
+        await counted.set(lease.key, "another-run", px=30_000)
+    assert await counted.get(lease.key) == b"another-run"  # the release left it alone

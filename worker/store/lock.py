@@ -40,7 +40,6 @@ the acquire's own round trip (a recompute's first reads: `worker.tasks.playlist`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -127,15 +126,13 @@ async def playlist_lock(
         results = tuple(rest)
     if not taken:
         raise PlaylistBusy(playlist_id)
-    done = asyncio.Event()
-    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds, done))
+    renewer = _Renewer(redis, key, token, lease_seconds)
     try:
         yield Lease(key, token, results)
     finally:
-        # the renewer stops at its next look at `done`; it is not waited for, so
-        # nothing it is in the middle of can hold the task (and the lock) up
-        done.set()
-        renewing.cancel()
+        # the renewer stops at once; a renewal in flight is cancelled, not waited
+        # for, so nothing it is in the middle of can hold the task (and the lock) up
+        renewer.stop()
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
                 await RELEASE(redis, [key], [token])
@@ -144,20 +141,41 @@ async def playlist_lock(
             logger.warning("could not release the lock of %s: %r", playlist_id, error)
 
 
-async def _renew(
-    redis: Any, key: str, token: str, lease_seconds: float, done: asyncio.Event
-) -> None:
-    lease_ms = max(1, round(lease_seconds * 1000))
-    while not done.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), lease_seconds / RENEWALS_PER_LEASE)
-        if done.is_set():
-            return
+class _Renewer:
+    """extends the lease every `lease / RENEWALS_PER_LEASE` while the lock is held.
+
+    a timer, not a task looping on a sleep: most runs end before the first renewal
+    is due, and then they cost one timer, never a task of their own."""
+
+    def __init__(self, redis: Any, key: str, token: str, lease_seconds: float) -> None:
+        self.redis = redis
+        self.key = key
+        self.token = token
+        self.lease_ms = max(1, round(lease_seconds * 1000))
+        self.interval = lease_seconds / RENEWALS_PER_LEASE
+        self.loop = asyncio.get_running_loop()
+        self.renewing: asyncio.Task[None] | None = None
+        self.stopped = False
+        self.timer = self.loop.call_later(self.interval, self._due)
+
+    def _due(self) -> None:
+        if not self.stopped:
+            self.renewing = self.loop.create_task(self._renew())
+
+    async def _renew(self) -> None:
         try:
-            held = bool(await RENEW(redis, [key], [token, lease_ms]))
+            held = bool(await RENEW(self.redis, [self.key], [self.token, self.lease_ms]))
         except REDIS_UNAVAILABLE as error:
-            logger.warning("could not renew %s: %r", key, error)
-            continue
+            logger.warning("could not renew %s: %r", self.key, error)
+            held = True  # unknown: tried again at the next interval
         if not held:
-            logger.warning("lost %s (its lease ran out); another run may start", key)
+            logger.warning("lost %s (its lease ran out); another run may start", self.key)
             return
+        if not self.stopped:
+            self.timer = self.loop.call_later(self.interval, self._due)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.timer.cancel()
+        if self.renewing is not None:
+            self.renewing.cancel()
