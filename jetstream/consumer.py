@@ -73,6 +73,7 @@ from jetstream.subscription import (
     subscribe_url,
     wire_of,
 )
+from jetstream.task_records import TaskRecords
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class JetstreamConsumer:
             clock=clock,
             markers=markers,
             flood=flood,
+            records=TaskRecords(docket, flood, clock=clock),
         )
         self.blind = BlindHostWatch(config.blind_host_seconds)
         self._dictionaries = Dictionaries(

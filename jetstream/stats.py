@@ -49,6 +49,10 @@ class ConsumerStats:
     store_errors: int = 0  # Redis or docket unavailable (each one stops reading)
     connected_host: str | None = None
     last_event_time_us: int | None = None
+    # gauges, not counts: what the flood control holds now (jetstream.flood), the
+    # task arguments of every admitted task docket still keeps, and how many tasks
+    task_bytes_held: int = 0
+    tasks_held: int = 0
 
     def merge(self, other: ConsumerStats) -> None:
         """add a batch's counts once the batch is done (a failed batch is replayed,
@@ -84,6 +88,8 @@ class ConsumerStats:
             "resyncs": str(self.resyncs),
             "cursor_too_old": str(self.cursor_too_old),
             "dictionary_unavailable": str(self.dictionary_unavailable),
+            "task_bytes_held": str(self.task_bytes_held),
+            "tasks_held": str(self.tasks_held),
         }
         if self.connected_host is not None:
             fields["host"] = self.connected_host
