@@ -380,14 +380,17 @@ class Settings(BaseSettings):
     )
     jetstream_did_max_pending_bytes: Annotated[int, Field(ge=64 * 1024, le=1 << 34)] = Field(
         default=2 * 1024 * 1024,
-        description="most bytes of task arguments one DID's pending tasks may hold in Redis "
-        "(counted as jetstream.flood.task_bytes); past it that DID's new work is shed "
-        "(skipped:flood_shed).",
+        description="most bytes of task arguments one DID's tasks may hold in Redis "
+        "(counted as jetstream.flood.task_bytes) until they finish: pending, running, "
+        "retrying (a playlist plyr.fm has not ingested yet waits up to "
+        "PLAYLIST_WAIT_SECONDS), or kept as docket's run record; past it that DID's new "
+        "work is shed (skipped:flood_shed).",
     )
     jetstream_max_pending_bytes: Annotated[int, Field(ge=64 * 1024, le=1 << 36)] = Field(
         default=64 * 1024 * 1024,
-        description="most bytes of task arguments all DIDs' pending tasks together may hold "
-        "in Redis; past it new work is shed. at least JETSTREAM_DID_MAX_PENDING_BYTES.",
+        description="most bytes of task arguments all DIDs' tasks together may hold in "
+        "Redis until they finish (as JETSTREAM_DID_MAX_PENDING_BYTES); past it new work is "
+        "shed. at least JETSTREAM_DID_MAX_PENDING_BYTES.",
     )
     jetstream_stats_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=default_of(ConsumerConfig, "stats_seconds"),
