@@ -29,7 +29,7 @@ app = typer.Typer(
         "Settings come from environment variables (or a .env file); with none set, "
         "`plyr-recs run` works on a machine with no servers. Production sets REDIS_URL, "
         "DOCKET_URL, DATABASE_URL, TURBOPUFFER_API_KEY and INTERNAL_API_TOKEN. Every "
-        "setting and its default: README.md, or worker/settings.py."
+        "setting and its default: README.md, or worker/settings/."
     ),
     no_args_is_help=True,
     add_completion=False,
