@@ -127,6 +127,11 @@ class ConsumerStats:
         )
 
 
+# fields of the stats hash beside the counters (`StatsStore.publish`)
+PUBLISHED_EVERY = "published_every_seconds"
+STOPPED_AT = "stopped_at"
+
+
 class StatsStore:
     """the stats hash in Redis: replaced as a whole, so stale reasons never linger."""
 
@@ -134,11 +139,25 @@ class StatsStore:
         self._redis = redis
         self._key = keys.stats
 
-    async def publish(self, stats: ConsumerStats, *, cursor_time_us: int | None) -> None:
+    async def publish(
+        self,
+        stats: ConsumerStats,
+        *,
+        cursor_time_us: int | None,
+        every_seconds: float | None = None,
+        stopped: bool = False,
+    ) -> None:
+        """replace the hash; `every_seconds` is how often the consumer publishes (so
+        a reader can tell counters that are merely old from a consumer that is gone),
+        `stopped` marks the last publication of a consumer that stopped cleanly."""
         async with self._redis.pipeline(transaction=True) as pipeline:
             pipeline.delete(self._key)
             fields: dict[FieldT, EncodableT] = {}
             fields.update(stats.as_fields(cursor_time_us=cursor_time_us))
+            if every_seconds is not None:
+                fields[PUBLISHED_EVERY] = f"{every_seconds:g}"
+            if stopped:
+                fields[STOPPED_AT] = fields["updated_at"]
             pipeline.hset(self._key, mapping=fields)
             pipeline.expire(self._key, STATS_TTL_SECONDS)
             await pipeline.execute()
