@@ -182,10 +182,11 @@ class Legit:
 async def _paced(
     seconds: float, rate: float, ask: Callable[[int, float], Coroutine[Any, Any, None]]
 ) -> None:
-    """`ask(n, due)` at a fixed pace, each in a task of its own, all awaited."""
+    """`ask(n, due)` at a fixed pace, each in a task of its own, all awaited; at least
+    once, so that a short window still judges every kind of legitimate user."""
     start = time.monotonic()
     tasks = []
-    for n in range(int(seconds * rate)):
+    for n in range(max(1, int(seconds * rate))):
         due = start + n / rate
         if (delay := due - time.monotonic()) > 0:
             await asyncio.sleep(delay)

@@ -54,7 +54,7 @@ def _cid(label: str) -> str:
 
 def _playlist(kind: str, index: int, owner: str, tracks: tuple[str, ...]) -> PdsPlaylist:
     label = f"{kind} {index}"
-    rkey = f"3{kind[:4]}{index:08d}"
+    rkey = f"3{kind.replace('_', '')[:9]}{index:06d}"
     return PdsPlaylist(
         _uuid(label), owner, f"at://{owner}/fm.plyr.list/{rkey}", _cid(label), tracks
     )

@@ -67,9 +67,11 @@ async def _redis_bytes(redis: aioredis.Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
 
 
-async def _wait_for_api(client: httpx.AsyncClient) -> None:
+async def _wait_for_api(client: httpx.AsyncClient, server: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
+        if server.returncode is not None:
+            raise RuntimeError(f"the bench API exited ({server.returncode}) before it served")
         try:
             if (await client.get("/health/live")).status_code == 200:
                 return
@@ -86,14 +88,14 @@ class _Run:
     def __init__(
         self,
         port: int,
-        pid: int,
+        server: asyncio.subprocess.Process,
         redis_url: str,
         plc: SlowDirectory,
         dns: LoopbackDns,
         web: WebDidHost,
         bad_pds: Sequence[LoopbackPds],
     ) -> None:
-        self.port, self.pid, self.redis_url = port, pid, redis_url
+        self.port, self.server, self.pid, self.redis_url = port, server, server.pid, redis_url
         self.plc, self.dns, self.web, self.bad_pds = plc, dns, web, bad_pds
 
     def _pds_requests(self) -> int:
@@ -103,7 +105,7 @@ class _Run:
         base = f"http://127.0.0.1:{self.port}"
         limits = httpx.Limits(max_connections=16)
         async with httpx.AsyncClient(base_url=base, limits=limits) as client:
-            await _wait_for_api(client)
+            await _wait_for_api(client, self.server)
             legit = Legit(client, bench_playlists(PLAYLISTS), self.plc, self.web)
             # the answers to hold to, and the returning users' first sign-in
             await legit.traffic(Phase(ATTACKS[0]), 4.0, rate)
@@ -204,11 +206,12 @@ async def _api_table(
         # does it matter: every other fetch of that process is plain http on loopback)
         environment = {**os.environ, "SSL_CERT_FILE": str(web.ca_path)}
         server = await asyncio.create_subprocess_exec(*command, *args, *urls, env=environment)
-        run = _Run(port, server.pid, redis_url, plc, dns, web, (hostile, hanging))
+        run = _Run(port, server, redis_url, plc, dns, web, (hostile, hanging))
         try:
             return await run.phases(attacks, seconds, rate), port
         finally:
-            server.terminate()
+            if server.returncode is None:
+                server.terminate()
             try:
                 await asyncio.wait_for(server.wait(), 10)
             except TimeoutError:
