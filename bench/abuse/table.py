@@ -49,7 +49,8 @@ def api_table(
 ) -> None:
     table = Table(
         title=f"abuse: legitimate owners at {rate:.0f}/s for {seconds:.0f} s per attack "
-        f"(API on 127.0.0.1:{port}, one process, warm cache)"
+        f"(API on 127.0.0.1:{port}, one process, warm cache)",
+        show_lines=True,
     )
     for column in API_COLUMNS:
         left = column in ("attack", "rate", "notes", "verdict")
@@ -106,7 +107,9 @@ def api_table(
 
 
 def components_table(console: Console, rows: Sequence[ComponentRow]) -> None:
-    table = Table(title="components: each run for real (loopback), beside a quiet run")
+    table = Table(
+        title="components: each run for real (loopback), beside a quiet run", show_lines=True
+    )
     for column in COMPONENT_COLUMNS:
         table.add_column(column, justify="left")
     for row in rows:
