@@ -391,7 +391,7 @@ async def many_dids_flood(target: Target, seconds: float) -> int:
                 sent += len(changes[begin : begin + 100])
             second += 1
             await asyncio.sleep(max(0.0, start + second - time.monotonic()))
-    print(f"note shed={shed} deferred={deferred}", flush=True)
+    print(f"note admitted={sent - shed} shed={shed} deferred={deferred}", flush=True)
     return sent
 
 
