@@ -11,6 +11,7 @@ python -m bench abuse       each attack on the API from the network, beside a qu
 python -m bench withdrawn   takedown -> gone from every answer; the check round; screened hits
 python -m bench pds         CPU per PDS answer decoded: the SDK's models beside orjson + validator
 python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
+python -m bench task-bytes  Redis growth while accounts at their pace wait for plyr.fm's ingest
 """
 
 from __future__ import annotations
@@ -172,6 +173,21 @@ def bench_abuse(
             param_hint="--only",
         )
     raise typer.Exit(run_abuse_bench(seconds=seconds, rate=rate, only=chosen or None))
+
+
+@app.command("task-bytes")
+def bench_task_bytes(
+    accounts: int = typer.Option(10, min=1, max=1000, help="accounts, one playlist a second each."),
+    seconds: float = typer.Option(60.0, min=5.0, max=600.0, help="how long they keep at it."),
+    tracks: int = typer.Option(500, min=1, max=500, help="tracks per playlist."),
+    sample: float = typer.Option(10.0, min=1.0, help="seconds between two rows."),
+) -> None:
+    """Redis growth while accounts, each at the allowed pace, create playlists plyr.fm
+    never ingests (their tasks retry for 120 s): the real consumer, docket and worker
+    on a loopback redis-server, beside the bound the flood control promises."""
+    from bench.task_bytes import main as run_task_bytes_bench
+
+    run_task_bytes_bench(accounts=accounts, seconds=seconds, tracks=tracks, sample=sample)
 
 
 @app.command("pds")
