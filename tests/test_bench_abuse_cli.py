@@ -76,14 +76,16 @@ def test_the_hostile_pds_row_judges_every_legitimate_user_and_the_pds_requests()
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     rows = table_rows(result.stdout, "abuse: legitimate owners")
     header = next(line for line in result.stdout.splitlines() if "attack" in line and "┃" in line)
-    assert "web new" in result.stdout and "PDS reqs" in header
+    assert "web new" in result.stdout
+    assert "PDS reqs" in header
     assert [row[0] for row in rows] == ["quiet (baseline)", "hostile PDS answers (own lists)"]
     hostile = rows[1]
     assert hostile[-1] == "ok"
     # owners, did:plc and did:web users (first-time, returning), misses: all right
     for cell in hostile[3:9]:
         done, asked = cell.split("/")
-        assert done == asked and int(asked) > 0, hostile
+        assert done == asked, hostile
+        assert int(asked) > 0, hostile
     # each hostile record read once: its refusal remembered for the rest of the phase
     assert hostile[18] == "3/3"
 
