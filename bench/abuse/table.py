@@ -54,7 +54,7 @@ def api_table(
     )
     for column in API_COLUMNS:
         left = column in ("attack", "rate", "notes", "verdict")
-        table.add_column(column, justify="left" if left else "right")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
     for phase in phases:
         name = phase.attack.run.__name__
         problems = phase.problems()
