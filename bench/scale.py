@@ -107,10 +107,12 @@ async def outcomes(stack: JourneyStack) -> Counter[str]:
 
 
 async def pds_reads(backends: JourneyBackends) -> int:
+    """requests the PDS stand-in answered so far: getRecord and listRecords (the pass
+    lists an owner's records when it wants several of them, `worker.identity.pds_lists`)."""
     async with httpx.AsyncClient(timeout=10) as client:
         answer = await client.get(f"{backends.pds_url()}/_bench/requests")
         answer.raise_for_status()
-        return int(answer.json().get("getRecord", 0))
+        return sum(int(n) for n in answer.json().values())
 
 
 async def playlist_rows_read(dsn: str) -> int:
@@ -220,6 +222,7 @@ async def warm_pass(stack: JourneyStack, progress: Progress, limit_seconds: floa
         redis_commands=round(spent.commands - idle.commands / idle_seconds * window),
         redis_reads=round(spent.reads - idle.reads / idle_seconds * window),
         redis_idle_reads_per_second=idle.reads / idle_seconds,
+        worker_idle_cpu_per_second=(before.workers_cpu - idle_start.workers_cpu) / idle_seconds,
         pds_reads=after.pds - before.pds,
         worker_cpu_seconds=after.workers_cpu - before.workers_cpu,
     )

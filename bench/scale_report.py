@@ -58,6 +58,9 @@ class PassFigures:
     redis_idle_reads_per_second: float
     pds_reads: int
     worker_cpu_seconds: float
+    # every worker together, warm and idle (docket's polling, the loops): measured in
+    # the idle window before the pass, and netted out of the warm-up's CPU below
+    worker_idle_cpu_per_second: float = 0.0
 
     @property
     def enqueued(self) -> int:
@@ -79,7 +82,7 @@ class RunFigures:
     stand_in_cpu_seconds: float  # the PDS and turbopuffer stand-ins: not the service
     redis_cpu_seconds: float
     outcomes: dict[str, int]  # the workers' recompute:<outcome> counters, summed
-    pds_reads: int  # getRecord answered by the PDS stand-in during the warm-up
+    pds_reads: int  # requests the PDS stand-in answered during the warm-up
     memory: dict[str, FamilyBytes]
     used_memory_delta: int  # INFO used_memory at 100 % warm minus at start
     warm_pass: PassFigures | None = None
@@ -96,6 +99,18 @@ class RunFigures:
     @property
     def per_cpu_second(self) -> float:
         return self.recomputes / self.worker_cpu_seconds if self.worker_cpu_seconds else 0.0
+
+    @property
+    def idle_worker_cpu_seconds(self) -> float:
+        """what the workers would have spent idle over the warm-up's length."""
+        rate = self.warm_pass.worker_idle_cpu_per_second if self.warm_pass else 0.0
+        return rate * max(self.full_seconds - self.ready_seconds, 0.0)
+
+    @property
+    def per_net_cpu_second(self) -> float:
+        """recomputes per worker-CPU-second with the workers' idle cost netted out."""
+        net = self.worker_cpu_seconds - self.idle_worker_cpu_seconds
+        return self.recomputes / net if net > 0 else 0.0
 
     def bytes_per_playlist(self, families: Sequence[str]) -> float:
         total = sum(self.memory[f].bytes for f in families if f in self.memory)
@@ -119,6 +134,7 @@ class RunFigures:
         out = asdict(self)
         out["recomputes"] = self.recomputes
         out["per_cpu_second"] = self.per_cpu_second
+        out["per_net_cpu_second"] = self.per_net_cpu_second
         out["used_memory_per_playlist"] = self.used_memory_per_playlist
         out["keys_bytes_per_playlist"] = self.keys_bytes_per_playlist
         out["service_bytes_per_playlist"] = self.service_bytes_per_playlist
@@ -161,6 +177,23 @@ def runs_table(runs: Sequence[RunFigures]) -> Table:
         ],
     )
     row(
+        "workers' idle CPU s per s (all, measured warm)",
+        [f"{r.warm_pass.worker_idle_cpu_per_second:.3f}" if r.warm_pass else "-" for r in runs],
+    )
+    row(
+        "recomputes per worker-CPU-s, idle netted out",
+        [f"{r.per_net_cpu_second:.1f}" for r in runs],
+    )
+    row(
+        "  ratio to the first run",
+        [
+            f"{r.per_net_cpu_second / base.per_net_cpu_second:.2f}"
+            if base.per_net_cpu_second
+            else "-"
+            for r in runs
+        ],
+    )
+    row(
         "worker CPU ms per recompute",
         [f"{1e3 / r.per_cpu_second:.1f}" if r.per_cpu_second else "-" for r in runs],
     )
@@ -170,7 +203,7 @@ def runs_table(runs: Sequence[RunFigures]) -> Table:
         [f"{r.stand_in_cpu_seconds:.1f}" for r in runs],
     )
     row("redis-server CPU s", [f"{r.redis_cpu_seconds:.1f}" for r in runs])
-    row("PDS reads during the warm-up", [f"{r.pds_reads:,}" for r in runs])
+    row("PDS requests during the warm-up", [f"{r.pds_reads:,}" for r in runs])
     for label, families in GROUPS:
         row(f"Redis B/playlist: {label}", [f"{r.bytes_per_playlist(families):.0f}" for r in runs])
     grouped = {f for _, families in GROUPS for f in families}
@@ -196,7 +229,7 @@ def runs_table(runs: Sequence[RunFigures]) -> Table:
         [f"{p.redis_reads:,}" if p else "-" for p in passes],
     )
     row("warm pass: Redis commands", [f"{p.redis_commands:,}" if p else "-" for p in passes])
-    row("warm pass: PDS reads", [f"{p.pds_reads:,}" if p else "-" for p in passes])
+    row("warm pass: PDS requests", [f"{p.pds_reads:,}" if p else "-" for p in passes])
     row("warm pass: recomputes enqueued", [f"{p.enqueued:,}" if p else "-" for p in passes])
     row("warm pass: worker CPU s", [f"{p.worker_cpu_seconds:.2f}" if p else "-" for p in passes])
     return table
@@ -275,6 +308,9 @@ def goal_lines(runs: Sequence[RunFigures], pass_goal_playlists: int = 20_000) ->
             f"recomputes per worker-CPU-second across {', '.join(str(r.workers) for r in runs)} "
             f"workers: at most {worst:.0%} from the {base.workers}-worker run (goal <= 20 %)"
         )
+    if base.per_net_cpu_second:
+        worst = max(abs(r.per_net_cpu_second / base.per_net_cpu_second - 1) for r in runs)
+        lines.append(f"  the same with the workers' idle CPU netted out: at most {worst:.0%}")
     worst_bytes = max(r.service_bytes_per_playlist for r in runs)
     lines.append(
         f"Redis per cached playlist: at most {worst_bytes:.0f} B of the service's keys "
