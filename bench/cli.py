@@ -250,6 +250,9 @@ def bench_scale(
     ),
     pds_hosts: int = typer.Option(8, min=1, max=64, help="PDS hosts the owners are spread over."),
     timeout: float = typer.Option(1_800.0, min=10, help="seconds each cold deploy may take."),
+    env: list[str] = typer.Option(
+        [], "--env", help="KEY=VALUE: a setting of the service's processes (repeatable)."
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
 ) -> None:
     """a cold deploy on a fresh Redis for each worker count (the same PostgreSQL world):
@@ -266,7 +269,11 @@ def bench_scale(
         raise typer.BadParameter("worker counts are integers", param_hint="--workers") from None
     if not counts or any(not 1 <= count <= 16 for count in counts):
         raise typer.BadParameter("worker counts must be within 1..16", param_hint="--workers")
+    pairs = [item.partition("=") for item in env]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise typer.BadParameter("settings are KEY=VALUE", param_hint="--env")
     options = ScaleOptions(
+        extra_env=tuple((key, value) for key, _, value in pairs),
         playlists=playlists,
         workers=counts,
         concurrency=concurrency,

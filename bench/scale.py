@@ -57,9 +57,7 @@ from bench.scale_report import (
 from worker.store.reconcile_state import ReconcileState
 from worker.tasks.reconcile import request_pass
 
-OUTCOME: Final = re.compile(
-    r'^plyr_recs_worker_outcomes_total\{kind="(recompute:[a-z_]+)"\} (\S+)$'
-)
+OUTCOME: Final = re.compile(r'^plyr_recs_worker_outcomes_total\{kind="([a-z_]+:[a-z_:]+)"\} (\S+)$')
 POLL_SECONDS: Final = 0.5
 # PostgreSQL 15+ flushes a backend's statistics when it goes idle, at most every
 # second and at the latest 10 s after: waited before each read of pg_stat_user_tables
@@ -76,6 +74,7 @@ class ScaleOptions:
     pds_hosts: int = 8
     timeout_seconds: float = 1_800.0
     pass_timeout_seconds: float = 300.0
+    extra_env: tuple[tuple[str, str], ...] = ()  # more settings for the service
 
 
 def worker_names(stack: JourneyStack) -> list[str]:
@@ -87,7 +86,7 @@ def cpu_since_ready(stack: JourneyStack, names: Sequence[str]) -> float:
 
 
 def parse_outcomes(text: str) -> Counter[str]:
-    """the recompute:<outcome> counters of one worker's /metrics."""
+    """the outcome counters of one worker's /metrics (recompute:<outcome>, retried:...)."""
     found: Counter[str] = Counter()
     for line in text.splitlines():
         match = OUTCOME.match(line)
@@ -240,6 +239,7 @@ async def one_run(
         "WORKER_CONCURRENCY": str(options.concurrency),
         "RECONCILE_MAX_PER_SECOND": f"{options.pace:g}",
         "RECONCILE_INTERVAL_SECONDS": "3600",  # one pass warms; the next is requested
+        **dict(options.extra_env),
     }
     stack_options = JourneyOptions(
         world=world,

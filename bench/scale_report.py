@@ -81,7 +81,7 @@ class RunFigures:
     service_cpu_seconds: float  # the workers, the API and the consumer
     stand_in_cpu_seconds: float  # the PDS and turbopuffer stand-ins: not the service
     redis_cpu_seconds: float
-    outcomes: dict[str, int]  # the workers' recompute:<outcome> counters, summed
+    outcomes: dict[str, int]  # the workers' outcome counters (/metrics), summed
     pds_reads: int  # requests the PDS stand-in answered during the warm-up
     memory: dict[str, FamilyBytes]
     used_memory_delta: int  # INFO used_memory at 100 % warm minus at start
@@ -90,7 +90,7 @@ class RunFigures:
 
     @property
     def recomputes(self) -> int:
-        return sum(self.outcomes.values())
+        return sum(n for kind, n in self.outcomes.items() if kind.startswith("recompute:"))
 
     @property
     def computed(self) -> int:

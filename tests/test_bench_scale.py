@@ -81,7 +81,11 @@ def test_the_recompute_counters_are_read_from_the_workers_metrics() -> None:
             'plyr_recs_worker_recompute_seconds_count{outcome="computed"} 12.0',
         ]
     )
-    assert parse_outcomes(text) == {"recompute:computed": 12, "recompute:reused": 3}
+    assert parse_outcomes(text) == {
+        "recompute:computed": 12,
+        "recompute:reused": 3,
+        "dropped:deleted": 5,
+    }
 
 
 def test_keys_are_sorted_into_their_families() -> None:
@@ -104,7 +108,7 @@ def run_figures(*, workers: int, cpu: float, recomputes: int) -> RunFigures:
         service_cpu_seconds=cpu + 1,
         stand_in_cpu_seconds=2.0,
         redis_cpu_seconds=1.0,
-        outcomes={"recompute:computed": recomputes},
+        outcomes={"recompute:computed": recomputes, "retried:busy": 7},
         pds_reads=recomputes,
         memory={
             "recommendations": FamilyBytes(1_000, 3_000_000),
