@@ -271,10 +271,6 @@ async def one_run(
         memory = await memory_by_family(stack.redis, stack.docket_name)
         memory_delta = await used_memory(stack.redis) - memory_at_start
         cached = await cached_count(stack, versions)
-        console.print(
-            f"{workers} worker(s): {cached:,}/{len(live):,} warm in {full:.1f} s, "
-            f"{sum(counted.values()):,} recomputes, {worker_cpu:.1f} worker CPU s"
-        )
         figures = RunFigures(
             workers=workers,
             live=len(live),
@@ -291,6 +287,10 @@ async def one_run(
             memory=memory,
             used_memory_delta=memory_delta,
             settings=settings,
+        )
+        console.print(
+            f"{workers} worker(s): {cached:,}/{len(live):,} warm in {full:.1f} s, "
+            f"{figures.recomputes:,} recomputes, {worker_cpu:.1f} worker CPU s"
         )
         figures.warm_pass = await warm_pass(stack, progress, options.pass_timeout_seconds)
         console.print(
