@@ -12,6 +12,7 @@ python -m bench withdrawn   takedown -> gone from every answer; the check round;
 python -m bench pds         CPU per PDS answer decoded: the SDK's models beside orjson + validator
 python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 python -m bench task-bytes  Redis growth while accounts at their pace wait for plyr.fm's ingest
+python -m bench scale       a cold deploy at 1, 2, 4 workers: CPU per recompute, Redis bytes, a pass
 """
 
 from __future__ import annotations
@@ -271,6 +272,50 @@ def bench_journey(
         skip_deploy=skip_deploy,
         pds_hosts=pds_hosts,
     )
+
+
+@app.command("scale")
+def bench_scale(
+    playlists: int = typer.Option(20_000, min=10, max=1_000_000, help="playlists plyr.fm has."),
+    workers: str = typer.Option("1,2,4", help="comma-separated worker process counts."),
+    concurrency: int = typer.Option(6, min=1, max=64, help="WORKER_CONCURRENCY of each."),
+    pace: float = typer.Option(
+        1_000.0, min=1, max=10_000, help="RECONCILE_MAX_PER_SECOND of the cold deploy."
+    ),
+    pds_hosts: int = typer.Option(8, min=1, max=64, help="PDS hosts the owners are spread over."),
+    timeout: float = typer.Option(1_800.0, min=10, help="seconds each cold deploy may take."),
+    env: list[str] = typer.Option(
+        [], "--env", help="KEY=VALUE: a setting of the service's processes (repeatable)."
+    ),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
+) -> None:
+    """a cold deploy on a fresh Redis for each worker count (the same PostgreSQL world):
+    time to 50 %/100 % warm, recomputes per worker-CPU-second beside the first count's,
+    Redis bytes per cached playlist by key family, then one reconcile pass with
+    everything warm (seconds, rows, Redis round trips, PDS reads); the extrapolation
+    to 1 M playlists. needs redis-server and PostgreSQL installed."""
+    from bench.scale import ScaleOptions
+    from bench.scale import main as run_scale_bench
+
+    try:
+        counts = tuple(int(part) for part in workers.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter("worker counts are integers", param_hint="--workers") from None
+    if not counts or any(not 1 <= count <= 16 for count in counts):
+        raise typer.BadParameter("worker counts must be within 1..16", param_hint="--workers")
+    pairs = [item.partition("=") for item in env]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise typer.BadParameter("settings are KEY=VALUE", param_hint="--env")
+    options = ScaleOptions(
+        extra_env=tuple((key, value) for key, _, value in pairs),
+        playlists=playlists,
+        workers=counts,
+        concurrency=concurrency,
+        pace=pace,
+        pds_hosts=pds_hosts,
+        timeout_seconds=timeout,
+    )
+    run_scale_bench(options, json_path=json_path)
 
 
 def main() -> None:

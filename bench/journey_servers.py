@@ -42,11 +42,16 @@ class JourneyPds(LoopbackPds):
     def add_routes(self, app: web.Application) -> None:
         super().add_routes(app)
         app.router.add_post("/_bench/put", self._bench_put)
+        app.router.add_get("/_bench/requests", self._bench_requests)
 
     async def _bench_put(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         self.put(body["uri"], body["cid"], body["value"])
         return web.json_response({})
+
+    async def _bench_requests(self, request: web.Request) -> web.StreamResponse:
+        """the requests answered so far, by method (the scale benchmark's PDS reads)."""
+        return web.json_response(dict(self.requests))
 
 
 class SlowTurbopuffer(IndexedTurbopufferServer):

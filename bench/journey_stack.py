@@ -7,6 +7,10 @@ Jetstream replay server in the driver (silent until the driver appends a commit)
 and the production commands: `plyr-recs jetstream`, `plyr-recs worker` x2 and
 `plyr-recs api`, configured by environment variables only, as fly.toml does.
 reuses the load benchmarks' process handling (`bench.load.stack`).
+
+`JourneyBackends` (PostgreSQL with the world, the stand-ins, the replay server) may be
+built once and handed to several stacks in turn, each with its own Redis and service
+(the scale benchmark's runs at 1, 2 and 4 workers).
 """
 
 from __future__ import annotations
@@ -53,23 +57,23 @@ class JourneyOptions:
     pds_hosts: int = 8  # owners spread over this many PDS hosts (bsky has ~100)
     turbopuffer_latency_ms: tuple[float, float] = (10.0, 30.0)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    worker_metrics: bool = False  # each worker serves /metrics on a port of its own
 
 
-class JourneyStack:
-    """start everything on enter (the service last), stop it all on exit."""
+class JourneyBackends:
+    """what the service talks to besides its Redis: PostgreSQL with the world's rows
+    (every owner's `pds_url` at a PDS stand-in), the PDS and turbopuffer stand-ins
+    (processes of their own) and the Jetstream replay server. started on enter,
+    stopped on exit; one may serve several `JourneyStack`s, one after the other."""
 
     def __init__(self, options: JourneyOptions) -> None:
         self.options = options
         self.directory = Path(tempfile.mkdtemp(prefix="plyr-journey-"))
-        self.api_port = free_port()
         self.pds_ports = [free_port() for _ in range(options.pds_hosts)]
-        self.docket_name = f"journey-{uuid.uuid4().hex[:8]}"
+        self.turbopuffer_port = free_port()
         self.processes: dict[str, ServiceProcess] = {}
-        self.redis: aioredis.Redis | None = None
         self.database_dsn = ""
         self.replay = ReplayServer()
-        self.service_started_at = 0.0  # monotonic time the service's processes were spawned
-        self.cpu_at_ready: dict[str, float] = {}  # CPU seconds of each once all answered
         self._stack = AsyncExitStack()
 
     def pds_url(self, host: int = 0) -> str:
@@ -89,19 +93,14 @@ class JourneyStack:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for name in sorted(self.processes, key=lambda n: n.startswith(("pds", "turbopuffer"))):
-            await asyncio.to_thread(self.processes[name].stop)
+        for process in self.processes.values():
+            await asyncio.to_thread(process.stop)
         await self._stack.aclose()
         if exc_type is None:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     async def _start(self) -> None:
         options = self.options
-        redis_server = RedisServer(self.directory / "redis")
-        redis_server.start()
-        self._stack.callback(redis_server.stop)
-        self.redis = aioredis.Redis.from_url(redis_server.url)
-        self._stack.push_async_callback(self.redis.aclose)
         self.database_dsn = await self._own_database()
         rows = options.world.catalog_rows()
         for index, artist in enumerate(rows["artists"]):
@@ -111,27 +110,18 @@ class JourneyStack:
         await self._stack.enter_async_context(self.replay)
         world_json = orjson.dumps(asdict(options.world)).decode()
         servers = [sys.executable, "-m", "bench.journey_servers"]
-        turbopuffer_port = free_port()
         for name, ports, latency in (
             ("pds", ",".join(map(str, self.pds_ports)), options.pds_latency_ms),
-            ("turbopuffer", str(turbopuffer_port), options.turbopuffer_latency_ms),
+            ("turbopuffer", str(self.turbopuffer_port), options.turbopuffer_latency_ms),
         ):
             low, high = (str(x) for x in latency)
-            self._spawn(name, [*servers, name, ports, world_json, low, high], os.environ)
+            command = [*servers, name, ports, world_json, low, high]
+            self.processes[name] = ServiceProcess(
+                name, command, env=os.environ, cwd=self.directory, stdin=False
+            )
         for port in self.pds_ports:
-            await self._wait_for_port("pds", port)
-        await self._wait_for_port("turbopuffer", turbopuffer_port)
-
-        env = self._service_env(redis_server.url, turbopuffer_port)
-        command = plyr_recs_command()
-        self.service_started_at = time.monotonic()
-        self._spawn("api", [*command, "api"], env)
-        self._spawn("jetstream", [*command, "jetstream"], env)
-        for index in range(options.workers):
-            self._spawn(f"worker{index}", [*command, "worker"], env)
-        await self._wait_for_health()
-        # start-up (imports, connections) is not per-recompute work: counted apart
-        self.cpu_at_ready = {name: p.cpu_seconds() for name, p in self.processes.items()}
+            await wait_for_port(self.processes["pds"], port)
+        await wait_for_port(self.processes["turbopuffer"], self.turbopuffer_port)
 
     async def _own_database(self) -> str:
         server = PostgresServer()
@@ -148,6 +138,115 @@ class JourneyStack:
         finally:
             await connection.close()
         return server.dsn("plyr")
+
+
+async def wait_for_port(process: ServiceProcess, port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            check_process(process, deadline, f"{process.name} to listen")
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
+def check_process(process: ServiceProcess, deadline: float, what: str) -> None:
+    if not process.alive():
+        raise RuntimeError(
+            f"{process.name} exited: {process.log()[-2000:].decode(errors='replace')}"
+        )
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"timed out waiting for {what}")
+
+
+class JourneyStack:
+    """start everything on enter (the service last), stop it all on exit. with
+    `backends` handed in, only this stack's Redis and service are started and stopped
+    (the backends' options win for the world, the stand-ins and the PDS hosts)."""
+
+    def __init__(self, options: JourneyOptions, backends: JourneyBackends | None = None) -> None:
+        self.options = options
+        self._own_backends = backends is None
+        self.backends = JourneyBackends(options) if backends is None else backends
+        self.directory = Path(tempfile.mkdtemp(prefix="plyr-journey-"))
+        self.api_port = free_port()
+        self.docket_name = f"journey-{uuid.uuid4().hex[:8]}"
+        # the stand-ins' processes too (their CPU is read beside the service's)
+        self.processes: dict[str, ServiceProcess] = {}
+        self.redis: aioredis.Redis | None = None
+        self.redis_server: RedisServer | None = None
+        self.metrics_ports: dict[str, int] = {}  # worker name -> its METRICS_PORT
+        self.service_started_at = 0.0  # monotonic time the service's processes were spawned
+        self.cpu_at_ready: dict[str, float] = {}  # CPU seconds of each once all answered
+        self._stack = AsyncExitStack()
+
+    @property
+    def database_dsn(self) -> str:
+        return self.backends.database_dsn
+
+    @property
+    def replay(self) -> ReplayServer:
+        return self.backends.replay
+
+    @property
+    def pds_ports(self) -> list[int]:
+        return self.backends.pds_ports
+
+    def pds_url(self, host: int = 0) -> str:
+        return self.backends.pds_url(host)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        service = [name for name in self.processes if name not in self.backends.processes]
+        for name in service:
+            await asyncio.to_thread(self.processes[name].stop)
+        await self._stack.aclose()
+        if exc_type is None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    async def _start(self) -> None:
+        options = self.options
+        if self._own_backends:
+            await self._stack.enter_async_context(self.backends)
+        self.processes.update(self.backends.processes)
+        redis_server = RedisServer(self.directory / "redis")
+        redis_server.start()
+        self._stack.callback(redis_server.stop)
+        self.redis_server = redis_server
+        self.redis = aioredis.Redis.from_url(redis_server.url)
+        self._stack.push_async_callback(self.redis.aclose)
+
+        env = self._service_env(redis_server.url, self.backends.turbopuffer_port)
+        command = plyr_recs_command()
+        self.service_started_at = time.monotonic()
+        self._spawn("api", [*command, "api"], env)
+        self._spawn("jetstream", [*command, "jetstream"], env)
+        for index in range(options.workers):
+            name = f"worker{index}"
+            worker_env = env
+            if options.worker_metrics:
+                self.metrics_ports[name] = free_port()
+                worker_env = {**env, "METRICS_PORT": str(self.metrics_ports[name])}
+            self._spawn(name, [*command, "worker"], worker_env)
+        await self._wait_for_health()
+        # start-up (imports, connections) is not per-recompute work: counted apart
+        self.cpu_at_ready = {name: p.cpu_seconds() for name, p in self.processes.items()}
 
     def _service_env(self, redis_url: str, turbopuffer_port: int) -> dict[str, str]:
         env = {
@@ -183,19 +282,6 @@ class JourneyStack:
             name, command, env=env, cwd=self.directory, stdin=False
         )
 
-    async def _wait_for_port(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(HOST, port)
-            except OSError:
-                self._check(name, deadline, f"{name} to listen")
-                await asyncio.sleep(0.1)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
-
     async def _wait_for_health(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
@@ -213,11 +299,7 @@ class JourneyStack:
             await asyncio.sleep(0.1)
 
     def _check(self, name: str, deadline: float, what: str) -> None:
-        process = self.processes[name]
-        if not process.alive():
-            raise RuntimeError(f"{name} exited: {process.log()[-2000:].decode(errors='replace')}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+        check_process(self.processes[name], deadline, what)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

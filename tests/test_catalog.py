@@ -39,6 +39,8 @@ from engine.memory_catalog import InMemoryCatalog
 from engine.ports import Catalog, CatalogError, CatalogUnavailableError
 from engine.postgres_catalog import (
     HYDRATE_SQL,
+    LIST_FIRST_PLAYLISTS_SQL,
+    LIST_PLAYLISTS_AFTER_SQL,
     RESOLVE_TRACKS_SQL,
     PostgresCatalog,
     is_unavailable,
@@ -400,6 +402,41 @@ async def test_each_call_is_one_statement(postgres_dsn: str) -> None:
         assert await catalog.hydrate([]) == []
         assert await catalog.resolve_tracks([]) == {}
         assert await log.drained() == []
+
+
+@pytest.mark.integration
+async def test_a_page_after_the_first_is_an_index_range_scan_in_the_generic_plan(
+    postgres_dsn: str,
+) -> None:
+    # asyncpg prepares every query and PostgreSQL soon keeps the generic plan: the
+    # page's bound must be an index condition there, or each page of a reconcile
+    # pass reads the table from its start (a pass quadratic in the playlists)
+    await load_into_postgres(postgres_dsn, world(for_postgres=True))
+    log = QueryLog()
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=0, max_size=1, init=log.init)
+    async with PostgresCatalog(pool) as catalog:
+        first = await catalog.list_playlists(after=None, limit=2)
+        rest = await catalog.list_playlists(after=first[-1].playlist_id, limit=1000)
+        assert await log.drained() == [LIST_FIRST_PLAYLISTS_SQL, LIST_PLAYLISTS_AFTER_SQL]
+        ids = [row.playlist_id for row in [*first, *rest]]
+        assert ids == sorted(set(ids))
+        assert len(ids) == len(world(for_postgres=True)["playlists"])
+    connection = await asyncpg.connect(
+        postgres_dsn,
+        server_settings={"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"},
+    )
+    try:
+        await connection.execute(f"PREPARE page(text, int) AS {LIST_PLAYLISTS_AFTER_SQL}")
+        plan = "\n".join(
+            row[0]
+            for row in await connection.fetch(
+                f"EXPLAIN (COSTS OFF) EXECUTE page('{first[-1].playlist_id}', 200)"
+            )
+        )
+    finally:
+        await connection.close()
+    assert "Index Cond: (id > $1)" in plan, plan
+    assert "Filter" not in plan.split("playlists_pkey", 1)[1].split("->", 1)[0], plan
 
 
 @pytest.mark.integration
