@@ -65,8 +65,11 @@ WITHDRAWAL_CARRIERS_PREFIX: Final = "plyr:withdrawal-carriers"
 WITHDRAWAL_ROUND_KEY: Final = "plyr:withdrawal-round"
 WITHDRAWAL_STATS_KEY: Final = "plyr:withdrawal-stats"
 ACTIVITY_PREFIX: Final = "plyr:recommendations-activity"
-# turbopuffer's concurrency budget across processes (worker.store.store_budget)
-STORE_SLOTS_KEY: Final = "plyr:turbopuffer-slots"
+# turbopuffer's concurrency budget across processes (worker.store.store_budget): the
+# slots, and the mark a worker that found none leaves for a second (speculative work
+# stays off the budget meanwhile); one hash tag, so one script may touch both
+STORE_SLOTS_KEY: Final = "plyr:{turbopuffer}:slots"
+STORE_WANTED_KEY: Final = "plyr:{turbopuffer}:wanted"
 # a playlist's likely next versions (it plus one track an answer showed), keyed by the
 # set of track URIs, kept briefly (worker.store.speculative)
 SPECULATIVE_PREFIX: Final = "plyr:recommendations-speculative"
@@ -106,6 +109,12 @@ FAMILIES: Final = (
     KeyFamily("activity", re.compile(rf"{ACTIVITY_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
     KeyFamily(
         "speculative", re.compile(rf"{SPECULATIVE_PREFIX}:{_ANY}"), "SPECULATIVE_TTL_SECONDS"
+    ),
+    # turbopuffer's budget: the slots (a lease) and the workers' "wanted" (a second)
+    KeyFamily(
+        "store_budget",
+        re.compile(f"{re.escape(STORE_SLOTS_KEY)}|{re.escape(STORE_WANTED_KEY)}"),
+        "a slot's lease, or a second",
     ),
     # the version of an inactive playlist the reconcile let expire: not re-warmed
     KeyFamily("lapsed", re.compile(rf"{LAPSED_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),

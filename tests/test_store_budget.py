@@ -23,8 +23,9 @@ from worker.settings import Settings
 from worker.store.store_budget import (
     BudgetedStore,
     SharedStoreBudget,
+    SpeculationDeferred,
     StoreBudgetExhausted,
-    background_work,
+    speculative_work,
 )
 
 pytestmark = pytest.mark.integration
@@ -108,21 +109,66 @@ async def test_the_budget_holds_across_processes_and_keeps_slots_for_the_api(
             await client.aclose()
 
 
-async def test_an_api_process_s_background_work_takes_the_workers_share(
-    redis_client: aioredis.Redis,
+async def test_guesses_take_only_slots_no_recompute_asks_for(
+    redis_client: aioredis.Redis, redis_server: RedisServer
 ) -> None:
     """speculative answers are computed in the API process, but nobody waits for them:
-    they never take the slots kept for misses."""
-    inner = GatedStore()
-    api = BudgetedStore(inner, budget(redis_client), foreground=True)
-    held = [asyncio.create_task(api.get_vectors([n])) for n in (1, 2)]
-    await inner.reached(2)  # the workers' share (2 of 3) is in use
-    with background_work(), pytest.raises(StoreBudgetExhausted):
-        await api.get_vectors([3])
-    miss = asyncio.create_task(api.get_vectors([4]))  # a miss still has its reserved slot
-    await inner.reached(3)
-    inner.gate.set()
-    await asyncio.gather(*held, miss)
+    they never take the slots kept for misses, at most half the workers' share, none
+    while a worker went without one lately, and they never wait in line."""
+    wide = SharedStoreBudget(
+        redis_client,
+        limit=6,
+        reserved=2,
+        lease_seconds=30,
+        wait_seconds=5,
+        background_wait_seconds=0.2,
+    )
+    other = aioredis.Redis.from_url(redis_server.url)  # a worker process
+    try:
+        inner = GatedStore()
+        api = BudgetedStore(inner, wide, foreground=True)
+        worker = BudgetedStore(
+            inner,
+            SharedStoreBudget(
+                other,
+                limit=6,
+                reserved=2,
+                lease_seconds=30,
+                wait_seconds=5,
+                background_wait_seconds=0.2,
+            ),
+            foreground=False,
+        )
+        # guesses alone: half the workers' share (4 // 2), then refused at once
+        with speculative_work():
+            guesses = [asyncio.create_task(api.get_vectors([n])) for n in (1, 2)]
+            await inner.reached(2)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(SpeculationDeferred):
+                await api.get_vectors([3])
+            assert asyncio.get_running_loop().time() - started < 0.1  # no waiting in line
+        # the workers still have the rest of their share, and the misses theirs
+        held = [asyncio.create_task(worker.get_vectors([n])) for n in (4, 5)]
+        await inner.reached(4)
+        miss = asyncio.create_task(api.get_vectors([6]))
+        await inner.reached(5)
+        # a worker that finds no slot marks the budget wanted...
+        with pytest.raises(StoreBudgetExhausted):
+            await worker.get_vectors([7])
+        inner.gate.set()
+        await asyncio.gather(*guesses, *held, miss)
+        assert await wide.in_use() == 0
+        # ...and for a while after, even with every slot free, no guess takes one
+        inner.gate.clear()
+        with speculative_work(), pytest.raises(SpeculationDeferred):
+            await api.get_vectors([8])
+        assert wide.deferred == 2
+        await asyncio.sleep(1.1)  # the mark lapses: a guess may take a free slot again
+        inner.gate.set()
+        with speculative_work():
+            await api.get_vectors([9])
+    finally:
+        await other.aclose()
 
 
 async def test_a_dead_holders_slot_ends_with_its_lease(redis_client: aioredis.Redis) -> None:

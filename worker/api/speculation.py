@@ -21,7 +21,7 @@ from engine.ports import CatalogError, VectorStoreError
 from jetstream.faults import REDIS_UNAVAILABLE
 from worker.recs.recommender import Recommender
 from worker.store.cache import RecommendationCache
-from worker.store.store_budget import background_work
+from worker.store.store_budget import SpeculationDeferred, speculative_work
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ class Speculation:
                 continue
             try:
                 computed = await self._one(playlist_id, token, shown)
+            except SpeculationDeferred:
+                self.counts["deferred:budget"] += 1  # recomputes first: not guessed now
+                continue
             except (*REDIS_UNAVAILABLE, VectorStoreError, CatalogError, TimeoutError) as error:
                 self.counts["failed"] += 1
                 logger.info("speculative answers of %s skipped: %s", playlist_id, error)
@@ -112,8 +115,8 @@ class Speculation:
         if state is None or state.token != token:
             self.counts["no_state"] += 1  # the tracks of this version are not known here
             return 0
-        # nobody waits for these: the workers' share of turbopuffer, not the misses'
-        with background_work():
+        # nobody waits for these: only turbopuffer slots no recompute is asking for
+        with speculative_work():
             return await self.recommender.speculate(
                 playlist_id, state.track_uris, state.track_ids, shown
             )

@@ -5,8 +5,10 @@ default); every process of this service queries the same namespace, and adding
 workers is how a deployment scales, so a per-process limit cannot hold it. each
 request to the store takes a slot here first:
 
-    plyr:turbopuffer-slots   a sorted set: one member per request in flight,
-                             scored by when its lease ends
+    plyr:{turbopuffer}:slots   a sorted set: one member per request in flight,
+                               scored by when its lease ends
+    plyr:{turbopuffer}:wanted  set for a second by a worker's request that found
+                               no slot (speculative work stays off meanwhile)
 
 a slot is taken by one server-side script (count the live members, add one: one
 round trip, atomic), so two processes never both take the last; a process that
@@ -27,6 +29,18 @@ slot is then held a little longer than the requests (the k-means between them,
 the database's eligibility read after), never by two requests at once: the budget
 only grows more conservative. a slot held past half its lease is given back and
 taken afresh, so a long run never outlives its lease.
+
+three kinds of work, by who waits for them:
+
+- an API miss (a person waits): every slot, waiting up to `wait_seconds`;
+- a worker's recompute (an edit waits to be precomputed): `limit - reserved`,
+  waiting up to `background_wait_seconds`; a request that finds none marks the
+  budget wanted for a second;
+- speculative work (the API's guesses at the next version after "+": nobody waits):
+  at most half the workers' share, never while a worker wanted a slot in the last
+  second, and never waiting: refused at once (`SpeculationDeferred`), it is
+  skipped. so a guess only ever takes a slot that no recompute was asking for, and
+  leaves at least half the workers' share free as it does.
 """
 
 from __future__ import annotations
@@ -40,18 +54,27 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
-from engine.keys import STORE_SLOTS_KEY
+from engine.keys import STORE_SLOTS_KEY, STORE_WANTED_KEY
 from engine.ports import TransientStoreError, VectorStore
 from engine.types import Candidate, Vector
 from worker.store.scripts import Script
 
 WAIT_STEP_SECONDS: Final = 0.01
 
-# KEYS[1] the slots; ARGV now, the ceiling, the holder, its lease's end, the key's TTL.
-# counted before the dead leases are trimmed, as they are only trimmed by a taker
+WANTED_MILLISECONDS: Final = 1000  # how long a worker's unmet request keeps guesses off
+
+# KEYS[1] the slots, KEYS[2] the wanted mark; ARGV now, the ceiling, the holder, its
+# lease's end, the key's TTL, the kind ("miss", "worker" or "guess"). counted before
+# the dead leases are trimmed, as they are only trimmed by a taker
 TAKE: Final = Script(
-    """
+    f"""
+    if ARGV[6] == 'guess' and redis.call('EXISTS', KEYS[2]) == 1 then
+        return 0
+    end
     if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') >= tonumber(ARGV[2]) then
+        if ARGV[6] == 'worker' then
+            redis.call('SET', KEYS[2], '1', 'PX', {WANTED_MILLISECONDS})
+        end
         return 0
     end
     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -61,23 +84,27 @@ TAKE: Final = Script(
     """
 )
 
-# work an API process does that nobody waits for (speculative answers): it takes the
-# workers' share of the budget, never the slots kept for misses
-_background: ContextVar[bool] = ContextVar("store_budget_background", default=False)
+# work an API process does that nobody waits for (speculative answers): it takes
+# only slots no recompute is asking for (the module's doc)
+_speculative: ContextVar[bool] = ContextVar("store_budget_speculative", default=False)
 
 
 @contextmanager
-def background_work() -> Iterator[None]:
-    """store requests made in the block count as background work, whatever the store."""
-    token = _background.set(True)
+def speculative_work() -> Iterator[None]:
+    """store requests made in the block are guesses, whatever the store."""
+    token = _speculative.set(True)
     try:
         yield
     finally:
-        _background.reset(token)
+        _speculative.reset(token)
 
 
 class StoreBudgetExhausted(TransientStoreError):
     """every turbopuffer slot this work may use is taken: retried later."""
+
+
+class SpeculationDeferred(StoreBudgetExhausted):
+    """no slot a guess may take now (recomputes come first): the guess is skipped."""
 
 
 @dataclass(slots=True)
@@ -134,6 +161,7 @@ class SharedStoreBudget:
         self._clock = clock
         self.waits = 0  # requests that found no slot at once (for tests and /metrics)
         self.refused = 0
+        self.deferred = 0  # guesses refused (speculative work, `SpeculationDeferred`)
 
     @asynccontextmanager
     async def slot(self, *, foreground: bool) -> AsyncIterator[None]:
@@ -172,11 +200,16 @@ class SharedStoreBudget:
 
     async def _acquire(self, foreground: bool) -> str:
         holder = uuid.uuid4().hex
-        foreground = foreground and not _background.get()
+        if _speculative.get():
+            if not await self._take(holder, max(1, (self.limit - self.reserved) // 2), "guess"):
+                self.deferred += 1
+                raise SpeculationDeferred("turbopuffer's slots are wanted by recomputes")
+            return holder
+        kind = "miss" if foreground else "worker"
         ceiling = self.limit if foreground else self.limit - self.reserved
         wait = self.wait_seconds if foreground else self.background_wait_seconds
         deadline = time.monotonic() + wait
-        while not await self._take(holder, ceiling):
+        while not await self._take(holder, ceiling, kind):
             if time.monotonic() >= deadline:
                 self.refused += 1
                 raise StoreBudgetExhausted(
@@ -189,13 +222,16 @@ class SharedStoreBudget:
     async def give_back(self, holder: str) -> None:
         await self.redis.zrem(STORE_SLOTS_KEY, holder)
 
-    async def _take(self, holder: str, ceiling: int) -> bool:
-        """take a slot if fewer than `ceiling` are held; whether it was taken."""
+    async def _take(self, holder: str, ceiling: int, kind: str = "worker") -> bool:
+        """take a slot if fewer than `ceiling` are held (and, for a guess, no worker
+        wanted one lately); whether it was taken."""
         now = self._clock()
         ttl = max(1, round(self.lease_seconds))
         return bool(
             await TAKE(
-                self.redis, [STORE_SLOTS_KEY], [now, ceiling, holder, now + self.lease_seconds, ttl]
+                self.redis,
+                [STORE_SLOTS_KEY, STORE_WANTED_KEY],
+                [now, ceiling, holder, now + self.lease_seconds, ttl, kind],
             )
         )
 
