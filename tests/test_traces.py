@@ -157,7 +157,7 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
     inside = {s.name for s in under(spans, recompute)}
     assert {"postgresql resolve_tracks", "postgresql hydrate"} <= inside, inside
     assert {"turbopuffer get_vectors", "turbopuffer query_many"} <= inside, inside
-    assert {"redis cache.get", "redis cache.put"} <= inside, inside
+    assert {"redis lock.acquire", "redis cache.put", "redis lock.release"} <= inside, inside
     print("\n" + tree(spans, enqueue))  # the span tree, for the note (pytest -s)
 
 

@@ -8,12 +8,14 @@ current, so inside a docket task (whose span docket makes, linked to the consume
 enqueue) or an API request (FastAPI's server span) the tree reads, for one recompute:
 
     recompute_playlist
-      redis cache.get
-      postgres resolve_tracks
+      postgresql resolve_playlist
+      redis lock.acquire        (worker.store.lock, with the first reads)
+      postgresql resolve_tracks
       turbopuffer get_vectors
       turbopuffer query_many
-      postgres hydrate
+      postgresql hydrate
       redis cache.put
+      redis lock.release
 
 one span per call, not per Redis command or SQL statement: the client libraries'
 own instrumentation would also trace docket's polling of Redis, a stream of root

@@ -47,12 +47,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from engine.errors import TransientError
 from engine.keys import LOCK_PREFIX
 from jetstream.faults import REDIS_UNAVAILABLE
 from worker.store.scripts import Script
 
 logger = logging.getLogger(__name__)
+_tracer = trace.get_tracer("plyr-recs")
 
 RENEWALS_PER_LEASE: Final = 3
 RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
@@ -116,14 +120,17 @@ async def playlist_lock(
     token = uuid.uuid4().hex
     lease_ms = max(1, round(lease_seconds * 1000))
     results: tuple[Any, ...] = ()
-    if along is None:
-        taken = await redis.set(key, token, nx=True, px=lease_ms)
-    else:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.set(key, token, nx=True, px=lease_ms)
-            along(pipe)
-            taken, *rest = await pipe.execute()
-        results = tuple(rest)
+    # a client span for the round trip (OpenTelemetry's API: a no-op unless this
+    # process exports traces, `worker.ops.tracing`)
+    with _tracer.start_as_current_span("redis lock.acquire", kind=SpanKind.CLIENT):
+        if along is None:
+            taken = await redis.set(key, token, nx=True, px=lease_ms)
+        else:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, token, nx=True, px=lease_ms)
+                along(pipe)
+                taken, *rest = await pipe.execute()
+            results = tuple(rest)
     if not taken:
         raise PlaylistBusy(playlist_id)
     renewer = _Renewer(redis, key, token, lease_seconds)
@@ -134,8 +141,9 @@ async def playlist_lock(
         # for, so nothing it is in the middle of can hold the task (and the lock) up
         renewer.stop()
         try:
-            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
-                await RELEASE(redis, [key], [token])
+            with _tracer.start_as_current_span("redis lock.release", kind=SpanKind.CLIENT):
+                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                    await RELEASE(redis, [key], [token])
         except (*REDIS_UNAVAILABLE, TimeoutError) as error:
             # it expires one lease from its last renewal
             logger.warning("could not release the lock of %s: %r", playlist_id, error)
