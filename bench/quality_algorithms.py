@@ -186,6 +186,11 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("engine", "engine.recommend's defaults", engine()),
     Algorithm("engine-nocap", "the defaults, no artist cap", engine(max_per_artist=None)),
     Algorithm(
+        "engine-interleave",
+        "the defaults, 2-5 tracks' lists one pick each in turn (before engine.consensus)",
+        engine(consensus=False),
+    ),
+    Algorithm(
         "rrf",
         "engine, fusion=rrf, no strays, no artist cap (the old defaults)",
         engine(fusion=FusionMode.RRF, strays=False, max_per_artist=None),
