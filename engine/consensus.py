@@ -49,6 +49,10 @@ def track_moods(
     """the lists' indices grouped into moods (see the module docstring): each mood's
     indices ascending, moods in the order of their first index."""
     prefixes = [{c.track_id for c in candidates[:depth]} for candidates in ranked_lists]
+    return _moods(prefixes, threshold)
+
+
+def _moods(prefixes: list[set[int]], threshold: float) -> list[list[int]]:
     parent = list(range(len(prefixes)))
 
     def root(i: int) -> int:
@@ -78,28 +82,67 @@ def consensus_fuse(
     """up to `slots` candidates of the per-track lists: slots per mood, the consensus
     first within each (see the module docstring). `exclude` and `accept` as in
     engine.fusion.proportional_fuse; a candidate keeps its distance to the query of
-    the list that ranks it best."""
-    moods = track_moods(ranked_lists)
-    mood_of = {i: m for m, members in enumerate(moods) for i in members}
+    the list that ranks it best.
+
+    every candidate is scored (RRF needs them all, where the interleave looked at
+    no more than it placed): one pass over each list's ids and one sort of plain
+    tuples, ~10x the interleave's CPU on 5 x 115 candidates (`python -m bench engine`,
+    N = 5), still a fraction of a millisecond."""
+    kept = [_ranked(candidates, exclude) for candidates in ranked_lists]
+    id_lists = [[c.track_id for c in candidates] for candidates in kept]
+    moods = _moods([set(ids[:SHARED_DEPTH]) for ids in id_lists], SHARED_NEIGHBOURS)
+    mood_of_list = [0] * len(kept)
+    for mood, members in enumerate(moods):
+        for index in members:
+            mood_of_list[index] = mood
+    longest = max(map(len, id_lists), default=0)
+    weight = _RRF_WEIGHTS if longest <= len(_RRF_WEIGHTS) else _rrf_weights(longest)
     scores: dict[int, float] = {}
-    owner: dict[int, tuple[int, float, int, Candidate]] = {}  # rank, distance, list, candidate
-    for index, candidates in enumerate(ranked_lists):
-        seen_here: set[int] = set()
-        rank = 0
-        for candidate in candidates:
-            track_id = candidate.track_id
-            if track_id in exclude or track_id in seen_here:
+    owner: dict[int, tuple[int, int]] = {}  # track -> (rank, list) of the list ranking it best
+    for index, ids in enumerate(id_lists):
+        for rank, track_id in enumerate(ids):
+            score = scores.get(track_id)
+            if score is None:
+                scores[track_id] = weight[rank]
+                owner[track_id] = (rank, index)
                 continue
-            seen_here.add(track_id)
-            rank += 1
-            scores[track_id] = scores.get(track_id, 0.0) + 1.0 / (RRF_K + rank)
-            held = owner.get(track_id)
-            if held is None or (rank, candidate.distance) < held[:2]:
-                owner[track_id] = (rank, candidate.distance, index, candidate)
+            scores[track_id] = score + weight[rank]
+            best_rank, best_list = owner[track_id]
+            if rank < best_rank or (
+                rank == best_rank and kept[index][rank].distance < kept[best_list][rank].distance
+            ):
+                owner[track_id] = (rank, index)
+    entries = [
+        (-scores[track_id], kept[index][rank].distance, track_id, index, rank)
+        for track_id, (rank, index) in owner.items()
+    ]
+    entries.sort()  # best score, then the closer, then the smaller id (ids are unique)
     queues: list[list[Candidate]] = [[] for _ in moods]
-    for _, _, index, candidate in owner.values():
-        queues[mood_of[index]].append(candidate)
-    for queue in queues:
-        queue.sort(key=lambda c: (-scores[c.track_id], c.distance, c.track_id))
-    weights = [len(members) for members in moods]
-    return proportional_fuse(queues, weights, slots=slots, accept=accept)
+    for _, _, _, index, rank in entries:
+        queues[mood_of_list[index]].append(kept[index][rank])
+    sizes = [len(members) for members in moods]
+    return proportional_fuse(queues, sizes, slots=slots, accept=accept)
+
+
+def _rrf_weights(count: int) -> list[float]:
+    """1 / (60 + rank) for ranks 1..count."""
+    return [1.0 / (RRF_K + rank) for rank in range(1, count + 1)]
+
+
+_RRF_WEIGHTS = _rrf_weights(1000)  # engine.recommend asks at most MAX_TOP_K per query
+
+
+def _ranked(candidates: Sequence[Candidate], exclude: Collection[int]) -> Sequence[Candidate]:
+    """the candidates less the excluded ones and repeats (the store gives neither, so
+    the list comes back as it is, after one pass)."""
+    ids = [c.track_id for c in candidates]
+    unique = set(ids)
+    if len(unique) == len(ids) and unique.isdisjoint(exclude):
+        return candidates
+    seen: set[int] = set()
+    kept = []
+    for candidate in candidates:
+        if candidate.track_id not in exclude and candidate.track_id not in seen:
+            seen.add(candidate.track_id)
+            kept.append(candidate)
+    return kept

@@ -104,3 +104,10 @@ def test_ties_break_by_distance_then_id() -> None:
     c = [Candidate(6, 0.2), *ranked(*range(10, 16))]
     d = [Candidate(5, 0.2), *ranked(*range(10, 16))]
     assert ids(consensus_fuse([c, d], slots=8))[-2:] == [5, 6]
+
+
+def test_a_track_twice_in_one_list_counts_once_at_its_first_rank() -> None:
+    a = ranked(5, 5, 6, 7)  # 5 twice: 6 is rank 2, 7 rank 3
+    b = ranked(7, 6, 8)
+    # 5 counts once (twice, 1/61 + 1/62 would lead); 7: 1/61 + 1/63 > 6: 2/62 > 5: 1/61
+    assert ids(consensus_fuse([a, b], slots=5)) == [7, 6, 5, 8]
