@@ -186,9 +186,9 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("engine", "engine.recommend's defaults", engine()),
     Algorithm("engine-nocap", "the defaults, no artist cap", engine(max_per_artist=None)),
     Algorithm(
-        "engine-interleave",
-        "the defaults, 2-5 tracks' lists one pick each in turn (before engine.consensus)",
-        engine(consensus=False),
+        "consensus",
+        "the defaults, 2-5 tracks' lists fused by mood and consensus (engine.consensus)",
+        engine(consensus=True),
     ),
     Algorithm(
         "rrf",

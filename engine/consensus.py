@@ -4,28 +4,35 @@ the playlist's consensus first within each.
 below 6 tracks every track is a query (engine.strategy). interleaving their
 lists one pick each (proportional fusion, all weights 1) opened the answer with
 each track's own nearest neighbour: a track at the edge of its sound has
-neighbours across the border, and on the CLAP-like world
-(`python -m bench quality --clap`) 2-5-track playlists got 3 % of their top 3
-from no sound of theirs, where plyr.fm's original (RRF over the same lists,
-which puts first what several tracks agree on) got none; most of those picks
-were nearest a track that had another track of its sound in the playlist,
-whose agreement RRF had used. RRF alone gives up the other half: a lone
-track's sound comes after everything the majority agrees on (coverage at top 3
-0.78 against 0.93). so, pure functions over the lists the store returned:
+neighbours across the border. on the CLAP-like world (`python -m bench quality
+--clap`) 2-5-track playlists got 3 % of their top 3 from no sound of theirs,
+where plyr.fm's original (RRF over the same lists, which puts first what several
+tracks agree on) got none; most of those picks were nearest a track that had
+another track of its sound in the playlist. RRF alone gives up the other half:
+a lone track's sound comes after everything the majority agrees on (coverage
+at top 3 0.77 against 0.93). so, pure functions over the lists the store returned:
 
-- moods: two tracks are one mood when their lists share at least
-  `SHARED_NEIGHBOURS` of their first `SHARED_DEPTH` candidates (and moods are
-  joined through a track of both). neighbours shared is a relative measure:
-  the common direction of CLAP embeddings, which squeezes every cosine into a
-  narrow band, does not move it. in the benchmark's worlds tracks of one sound
-  share a median 24-28 % of their first 100 neighbours, tracks of sibling
-  sounds almost never more than 3 %, of unrelated sounds none;
-- slots: a mood's share of the answer is its share of the tracks, its best pick
-  first (engine.fusion.proportional_fuse, as for the clusters of 6+ tracks);
+- slots: per mood, in proportion to its tracks, its best pick first
+  (engine.fusion.proportional_fuse, as for the clusters of 6+ tracks). a mood
+  is usually one track; two tracks are one mood when their lists share at least
+  `SHARED_NEIGHBOURS` of their first `SHARED_DEPTH` candidates (joined through a
+  track of both): a relative measure, which the common direction of CLAP
+  embeddings (every cosine in a narrow band) does not move. in the benchmark's
+  full worlds about 1 in 10 pairs of tracks of one sound reach 3 of 20, pairs of
+  sibling sounds never. comparing deeper (5 of the first 100) joined half the
+  pairs of one sound and closed the precision gap on the full worlds, but
+  on a catalogue whose sounds hold ~125 tracks (`--quick`) it joined siblings
+  and lost 5 points of coverage at top 10: how deep "near" reaches depends on
+  how many tracks a sound has, so the rule stays shallow;
 - which mood a candidate serves: the one whose track ranks it best (lowest
-  rank, then distance, then the earlier list); within a mood its candidates go
-  by their RRF score over all the lists (plyr.fm's own rule), so what several
-  tracks agree on comes before one track's nearest neighbour.
+  rank, then the closer, then the earlier list);
+- within a mood its candidates go by their RRF score over all the lists
+  (plyr.fm's own rule), so what several tracks agree on comes before one
+  track's nearest neighbour: each track keeps its share of the answer, and
+  fills it with what the rest of the playlist also points at.
+
+off by default (engine.recommend.DEFAULT_CONSENSUS): it is a trade, not better
+everywhere (README, "Quality").
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from engine.fusion import RRF_K, proportional_fuse
 from engine.types import Candidate
 
 # chosen with `python -m bench quality` on the plain and CLAP-like worlds (README, "Quality")
-SHARED_DEPTH = 100  # the first candidates of each list compared (top_k is 100 at the default limit)
-SHARED_NEIGHBOURS = 0.05  # share of the shorter of the two prefixes
+SHARED_DEPTH = 20  # the first candidates of each list compared
+SHARED_NEIGHBOURS = 0.15  # share of the shorter of the two prefixes: 3 of 20
 
 
 def track_moods(

@@ -40,9 +40,11 @@ HYDRATE_BATCH = 1000
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
 DEFAULT_FUSION = FusionMode.PROPORTIONAL
 DEFAULT_STRAYS = True
-# 2-5 tracks: slots per mood (tracks sharing neighbours), what the tracks agree on
-# first (engine.consensus); False interleaves the tracks' lists one pick each
-DEFAULT_CONSENSUS = True
+# 2-5 tracks: False interleaves the tracks' lists one pick each; True gives each mood
+# (tracks sharing neighbours) its slots and fills them with what the tracks agree on
+# first (engine.consensus). a trade, measured with `python -m bench quality` (README,
+# "Quality"): more precision on the CLAP-like world, a playlist's coverage less on the plain
+DEFAULT_CONSENSUS = False
 # plyr.fm's own rule for its "for you" feed: at most 2 tracks of one artist in an answer
 DEFAULT_MAX_PER_ARTIST = 2
 
@@ -117,9 +119,9 @@ async def recommend(
     the defaults are what the service serves. `strays=False` clusters every track,
     strays included (plyr.fm's original way). `max_per_artist` caps an artist's
     tracks in the answer, applied after eligibility (it needs the catalog's
-    artists); None lifts it. `consensus=False` fuses the lists of a 2-5-track
-    playlist one pick per track in turn (the proportional mode's way before
-    engine.consensus).
+    artists); None lifts it. `consensus=True` fuses the lists of a 2-5-track
+    playlist by mood and consensus (engine.consensus) instead of one pick per
+    track in turn.
     """
     if not 1 <= limit <= MAX_TOP_N:
         raise ValueError(f"limit must be within 1..{MAX_TOP_N}, got {limit}")

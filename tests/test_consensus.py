@@ -23,33 +23,33 @@ def sharing(shared: int, own: int, *, length: int = SHARED_DEPTH) -> list[Candid
 
 
 def test_the_threshold_is_a_share_of_the_first_candidates() -> None:
-    assert SHARED_DEPTH == 100
-    assert SHARED_NEIGHBOURS == 0.05
+    assert SHARED_DEPTH == 20
+    assert SHARED_NEIGHBOURS == 0.15  # 3 of 20
 
 
 def test_tracks_sharing_enough_neighbours_are_one_mood() -> None:
-    assert track_moods([sharing(5, 1000), sharing(5, 2000)]) == [[0, 1]]
-    assert track_moods([sharing(4, 1000), sharing(4, 2000)]) == [[0], [1]]
+    assert track_moods([sharing(3, 1000), sharing(3, 2000)]) == [[0, 1]]
+    assert track_moods([sharing(2, 1000), sharing(2, 2000)]) == [[0], [1]]
 
 
 def test_only_the_first_candidates_are_compared() -> None:
-    # the lists share 10 tracks, all beyond the first 100 of each
-    a = ranked(*range(1000, 1100), *range(1, 11))
-    b = ranked(*range(2000, 2100), *range(1, 11))
+    # the lists share 10 tracks, all beyond the first 20 of each
+    a = ranked(*range(1000, 1020), *range(1, 11))
+    b = ranked(*range(2000, 2020), *range(1, 11))
     assert track_moods([a, b]) == [[0], [1]]
-    assert track_moods([a, b], depth=110) == [[0, 1]]
+    assert track_moods([a, b], depth=30) == [[0, 1]]
 
 
 def test_the_share_is_of_the_shorter_list() -> None:
-    # 2 of a 20-candidate list (10 %) are in the long one: one mood
-    assert track_moods([ranked(1, 2, *range(100, 118)), sharing(2, 1000)]) == [[0, 1]]
+    # 2 of a 10-candidate list (20 %) are in the 20-candidate one (10 %): one mood
+    assert track_moods([ranked(1, 2, *range(100, 108)), sharing(2, 1000)]) == [[0, 1]]
 
 
 def test_moods_are_joined_through_a_track_of_both() -> None:
-    a = ranked(*range(1, 11), *range(1000, 1090))  # shares 1-10 with b
-    b = ranked(*range(1, 11), *range(50, 60), *range(2000, 2080))  # and 50-59 with c
-    c = ranked(*range(50, 60), *range(3000, 3090))
-    lone = ranked(*range(4000, 4100))
+    a = ranked(*range(1, 6), *range(1000, 1015))  # shares 1-5 with b
+    b = ranked(*range(1, 6), *range(50, 55), *range(2000, 2010))  # and 50-54 with c
+    c = ranked(*range(50, 55), *range(3000, 3015))
+    lone = ranked(*range(4000, 4020))
     assert track_moods([a, lone, c, b]) == [[0, 2, 3], [1]]
 
 
