@@ -175,6 +175,7 @@ class PostgresCatalog:
                     "application_name": "plyr-recs",
                     "default_transaction_read_only": "on",
                 },
+                reset=_keep_session,
             )
         except (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as error:
             raise _translated(error, "connect") from error
@@ -314,6 +315,13 @@ class PostgresCatalog:
                     "playlist %s: %d malformed items_json entries skipped", playlist_id, rejected
                 )
         return items
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """a connection going back to the pool is not reset: asyncpg's default sends one
+    more statement (`RESET ALL`, `UNLISTEN *`, unlocks) per query, a round trip for
+    nothing here, where no query sets, listens or locks anything. (an open
+    transaction is still rolled back by asyncpg itself.)"""
 
 
 def _translated(error: BaseException, operation: str) -> CatalogError:

@@ -16,7 +16,8 @@ the modules, one idea each: `frames` / `frames_v2` (decode per wire) and
 `syntax` (atproto identifiers), `guard` (rev/CID per playlist), `cursor` (per
 wire), `blind` (blind-host detection), `contract` (the tasks it enqueues: names,
 keys, argument bounds; the worker hands the functions in), `enqueue` (the docket
-call pattern), `flood` (per-DID pacing and caps), `batch` (one batch end to end),
+call pattern), `flood` (per-DID pacing and caps), `task_records` (which tasks
+docket still keeps: the byte caps held until a task ends), `batch` (one batch end to end),
 `stats`, `backoff`, `subscription` (the fleet, wires and URLs), `reader`,
 `consumer` (the connection loop), `faults` (the service's one fault classifier,
 Redis' faults included), `replay` / `replay_v2`, `status`, `keys` (the consumer's

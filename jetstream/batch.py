@@ -18,6 +18,11 @@ run, paced past the DID's burst, or is shed past its cap (counted
 `skipped:flood_shed`; the withdrawal check round still finds the track once
 plyr.fm drops its row). before, 5,000 deletes from one account were 5,000
 withdrawals due at once, ahead of everyone's recomputes (issue 23).
+
+before a batch with something to admit, the flood control's bytes of tasks
+docket no longer keeps are released (`jetstream.task_records`; the first batch
+also finds what a previous consumer left), so the byte bound holds until tasks
+finish, not until they fall due.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from jetstream.contract import withdraw_key
 from jetstream.cursor import Cursor
 from jetstream.enqueue import Enqueued, TaskSink
 from jetstream.events import (
@@ -43,6 +49,7 @@ from jetstream.flood import FloodControl, task_bytes
 from jetstream.frames import FrameLimits, decode_frame
 from jetstream.guard import GuardState, RevGuard, judge
 from jetstream.stats import ConsumerStats
+from jetstream.task_records import TaskRecords
 
 Observer = Callable[[Enqueued], None]
 FrameDecoder = Callable[[bytes | str], Event]
@@ -113,9 +120,11 @@ class BatchProcessor:
         clock: Callable[[], float] = time.time,
         markers: MarkerSink | None = None,
         flood: FloodControl | None = None,
+        records: TaskRecords | None = None,
     ) -> None:
         self._markers = markers or CountingMarkers()
         self._flood = flood  # the enqueuer's, so a DID's deletes and edits share one pace
+        self._records = records  # releases the flood's bytes of tasks docket no longer keeps
         self._limits = limits
         self._guard = guard
         self._enqueuer = enqueuer
@@ -168,6 +177,9 @@ class BatchProcessor:
             if plyr:
                 plyr_time_us = newest_time_us
 
+        if self._records is not None and (changes or deletes):
+            # before anything is admitted: the bytes of tasks that finished are free
+            await self._records.refresh()
         if changes:
             counts.changes = len(changes)
             await self._handle_changes(changes, counts)
@@ -184,6 +196,9 @@ class BatchProcessor:
         else:
             self._cursor.advance_seq(newest_seq)
         self._stats.merge(counts)
+        if self._flood is not None:
+            self._stats.task_bytes_held = self._flood.held_bytes
+            self._stats.tasks_held = self._flood.held_tasks
         return BatchPositions(newest_time_us, newest_seq, plyr_time_us)
 
     def _paced(self, deletes: list[TrackDelete], counts: ConsumerStats) -> list[DueDelete]:
@@ -198,6 +213,7 @@ class BatchProcessor:
                 now=now,
                 settle=0.0,
                 size=task_bytes(delete.track_uri, (delete.did,)),
+                task_key=withdraw_key(delete.track_uri),
             )
             if admission is None:
                 counts.skipped[SkipReason.FLOOD_SHED] += 1

@@ -73,6 +73,7 @@ from jetstream.subscription import (
     subscribe_url,
     wire_of,
 )
+from jetstream.task_records import TaskRecords
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class JetstreamConsumer:
             clock=clock,
             markers=markers,
             flood=flood,
+            records=TaskRecords(docket, flood, clock=clock),
         )
         self.blind = BlindHostWatch(config.blind_host_seconds)
         self._dictionaries = Dictionaries(
@@ -478,7 +480,12 @@ class JetstreamConsumer:
             await self.cursor.flush()
             if publish_stats or final:
                 self.stats.plyr_anchor_time_us = self.blind.anchor_us
-                await self._stats_store.publish(self.stats, cursor_time_us=self.cursor.done)
+                await self._stats_store.publish(
+                    self.stats,
+                    cursor_time_us=self.cursor.done,
+                    every_seconds=self.config.stats_seconds,
+                    stopped=final,
+                )
             # a Redis that came back empty between two commands raises nothing: look
             if await self._state_watch.check() and self._connection is not None:
                 self._connection.transport.abort()  # the next session replays the loss

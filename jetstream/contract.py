@@ -9,7 +9,9 @@ bounds again, since their arguments travel through Redis.
 - `recompute_playlist(playlist_uri, cid, rev, track_uris)` under
   `recompute_key(playlist_uri)`, replaced on every accepted edit so rapid edits
   collapse into one run of the newest state;
-- `forget_playlist(playlist_uri, rev)` under `forget_key(playlist_uri)` on a delete.
+- `forget_playlist(playlist_uri, rev)` under `forget_key(playlist_uri)` on a delete;
+- `withdraw_track(track_uri, did)` under `withdraw_key(track_uri)` on a track delete
+  (scheduled by the marker sink the process running the consumer hands in).
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ def recompute_key(playlist_uri: str) -> str:
 def forget_key(playlist_uri: str) -> str:
     """the docket key of a playlist's pending forget."""
     return f"forget:{playlist_uri}"
+
+
+def withdraw_key(track_uri: str) -> str:
+    """the docket key of a deleted track's withdrawal (`worker.tasks.withdrawals`)."""
+    return f"withdraw:{track_uri}"
+
+
+# the docket key families of the tasks the consumer schedules (what it holds the
+# bytes of, and finds again after a restart: jetstream.task_records)
+CONSUMER_KEY_PREFIXES: Final = (recompute_key(""), forget_key(""), withdraw_key(""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ the docket call pattern (the contract with `worker.tasks.playlist`):
 
 each task's start also passes the per-DID flood control (`jetstream.flood`):
 a DID past its pace gets its tasks deferred, or past its cap of pending tasks
-shed (a shed delete still cancels the pending recompute); both are reported.
+or of bytes held in Redis shed (a shed delete still cancels the pending
+recompute); both are reported. a task's bytes are held under its docket key
+until docket no longer keeps it (`jetstream.task_records`).
 
 ordering is kept exactly: consecutive replaces travel together in one
 `replace_many` pipeline (per-key replaces inside it still apply in order), and
@@ -176,15 +178,13 @@ class Enqueuer:
     def _admit(self, change: ListChange, now: float, settle: float) -> Admission | None:
         if self._flood is None:
             return Admission(now + settle, deferred=False)
-        strings = (
-            (change.cid or "", change.rev, *change.track_uris)
-            if isinstance(change, ListCommit)
-            else (change.rev,)
-        )
+        uri = change.playlist_uri
+        if isinstance(change, ListCommit):
+            strings: tuple[str, ...] = (change.cid or "", change.rev, *change.track_uris)
+            key = recompute_key(uri)
+        else:
+            strings, key = (change.rev,), forget_key(uri)
+        # the bytes are held under the docket key until that task is gone (jetstream.flood)
         return self._flood.admit(
-            change.did,
-            change.playlist_uri,
-            now=now,
-            settle=settle,
-            size=task_bytes(change.playlist_uri, strings),
+            change.did, uri, now=now, settle=settle, size=task_bytes(uri, strings), task_key=key
         )

@@ -49,6 +49,10 @@ class ConsumerStats:
     store_errors: int = 0  # Redis or docket unavailable (each one stops reading)
     connected_host: str | None = None
     last_event_time_us: int | None = None
+    # gauges, not counts: what the flood control holds now (jetstream.flood), the
+    # task arguments of every admitted task docket still keeps, and how many tasks
+    task_bytes_held: int = 0
+    tasks_held: int = 0
 
     def merge(self, other: ConsumerStats) -> None:
         """add a batch's counts once the batch is done (a failed batch is replayed,
@@ -84,6 +88,8 @@ class ConsumerStats:
             "resyncs": str(self.resyncs),
             "cursor_too_old": str(self.cursor_too_old),
             "dictionary_unavailable": str(self.dictionary_unavailable),
+            "task_bytes_held": str(self.task_bytes_held),
+            "tasks_held": str(self.tasks_held),
         }
         if self.connected_host is not None:
             fields["host"] = self.connected_host
@@ -121,6 +127,11 @@ class ConsumerStats:
         )
 
 
+# fields of the stats hash beside the counters (`StatsStore.publish`)
+PUBLISHED_EVERY = "published_every_seconds"
+STOPPED_AT = "stopped_at"
+
+
 class StatsStore:
     """the stats hash in Redis: replaced as a whole, so stale reasons never linger."""
 
@@ -128,11 +139,25 @@ class StatsStore:
         self._redis = redis
         self._key = keys.stats
 
-    async def publish(self, stats: ConsumerStats, *, cursor_time_us: int | None) -> None:
+    async def publish(
+        self,
+        stats: ConsumerStats,
+        *,
+        cursor_time_us: int | None,
+        every_seconds: float | None = None,
+        stopped: bool = False,
+    ) -> None:
+        """replace the hash; `every_seconds` is how often the consumer publishes (so
+        a reader can tell counters that are merely old from a consumer that is gone),
+        `stopped` marks the last publication of a consumer that stopped cleanly."""
         async with self._redis.pipeline(transaction=True) as pipeline:
             pipeline.delete(self._key)
             fields: dict[FieldT, EncodableT] = {}
             fields.update(stats.as_fields(cursor_time_us=cursor_time_us))
+            if every_seconds is not None:
+                fields[PUBLISHED_EVERY] = f"{every_seconds:g}"
+            if stopped:
+                fields[STOPPED_AT] = fields["updated_at"]
             pipeline.hset(self._key, mapping=fields)
             pipeline.expire(self._key, STATS_TTL_SECONDS)
             await pipeline.execute()

@@ -23,7 +23,12 @@ from rich.table import Table
 
 from jetstream.cursor import CursorStore
 from jetstream.keys import JetstreamKeys
-from jetstream.stats import StatsStore
+from jetstream.stats import PUBLISHED_EVERY, STOPPED_AT, StatsStore
+
+# counters older than this many publication periods mean no consumer is publishing
+STALE_AFTER_PERIODS = 3
+# the period assumed for counters that do not say theirs (an older consumer)
+DEFAULT_PERIOD_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,26 @@ class ConsumerStatus:
     cursor_time_us: int | None
     cursor_lag_seconds: float | None
     stats: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def warning(self) -> str | None:
+        """what an operator must know first: the consumer stopped, or its counters are
+        stale (so it is probably dead, or cannot reach this Redis); None when fresh."""
+        age = self.stats_age_seconds
+        if age is None:
+            return None
+        if STOPPED_AT in self.stats:
+            return f"the consumer stopped {age:.0f} s ago (a clean shutdown); none is publishing"
+        try:
+            period = float(self.stats.get(PUBLISHED_EVERY, DEFAULT_PERIOD_SECONDS))
+        except ValueError:
+            period = DEFAULT_PERIOD_SECONDS
+        if age <= STALE_AFTER_PERIODS * period:
+            return None
+        return (
+            f"the counters are {age:.0f} s old but are published every {period:g} s: "
+            "the consumer is probably not running, or cannot reach this Redis"
+        )
 
     @property
     def stats_age_seconds(self) -> float | None:
@@ -69,11 +94,13 @@ def render_status(status: ConsumerStatus) -> Table:
         table.add_row("counters", "none published (no consumer has run recently)")
         return table
     table.add_row("counters published", f"{age:.0f} s ago")
+    if status.warning is not None:
+        table.add_row("[bold red]warning[/]", f"[bold red]{status.warning}[/]")
     silence = _plyr_silence_seconds(status.stats)
     if silence is not None:
         table.add_row("plyr.fm silent for", f"{silence:.0f} s of stream")
     for name in sorted(status.stats):
-        if name in ("updated_at", "started_at", "cursor_time_us"):
+        if name in ("updated_at", "started_at", "cursor_time_us", PUBLISHED_EVERY, STOPPED_AT):
             continue
         table.add_row(name, status.stats[name])
     return table

@@ -134,7 +134,11 @@ def test_idle_dids_are_forgotten() -> None:
         flood.admit(did(5000), uri(5000, n), now=NOW, settle=SETTLE)
     assert flood.tracked_dids == 1001
     # past the pruning interval: everyone's bucket is full and every task has fallen
-    # due, except the flooder's (40 changes at 1 a second are paced beyond it).
+    # due, except the flooder's (40 changes at 1 a second are paced beyond it); the
+    # due ones have finished (docket keeps none of them: their bytes are released).
+    later = NOW + PRUNE_INTERVAL_SECONDS
+    flood.release(flood.due_for_check(later, limit=10_000))
+    assert flood.held_tasks == 0
     flood.admit(did(1), uri(1, 2), now=NOW + PRUNE_INTERVAL_SECONDS, settle=SETTLE)
     assert flood.tracked_dids == 1  # did(1), just admitted again
     assert flood.admit(did(5000), uri(5000, 99), now=NOW + 61, settle=0) == Admission(
@@ -157,6 +161,78 @@ def test_settings_reach_the_consumer() -> None:
     )
     assert consumer_config(settings).flood == FloodLimits(120, 5, 77)
     assert consumer_config(Settings(_env_file=None)).flood == FloodLimits()
+
+
+# --- the bytes, held until a task finishes ---------------------------------------------------
+
+BYTES = FloodLimits(burst=100, max_pending_bytes=3_000, max_total_pending_bytes=5_000)
+
+
+def test_bytes_stay_held_after_a_task_falls_due_until_it_is_known_gone() -> None:
+    """before: released when due, so a task retrying for plyr.fm's ingest held Redis
+    bytes nobody counted and the next ones were admitted on top."""
+    flood = FloodControl(BYTES)
+    assert flood.admit(did(1), uri(1, 1), now=NOW, settle=SETTLE, size=2_000) is not None
+    later = NOW + 100  # long due, still retrying
+    assert flood.admit(did(1), uri(1, 2), now=later, settle=SETTLE, size=2_000) is None
+    assert flood.admit(did(2), uri(2, 1), now=later, settle=SETTLE, size=2_000) is not None
+    assert flood.admit(did(3), uri(3, 1), now=later, settle=SETTLE, size=2_000) is None  # total
+    assert flood.held_bytes == 4_000
+    # docket no longer keeps did(1)'s task: its bytes are free, for anyone
+    checked = flood.due_for_check(later, limit=10)
+    assert checked[0][0] == uri(1, 1)
+    assert flood.release(checked[:1]) == 2_000
+    assert flood.held_by(did(1)) == 0
+    assert flood.admit(did(3), uri(3, 1), now=later, settle=SETTLE, size=2_000) is not None
+
+
+def test_a_task_under_a_held_key_replaces_its_bytes_and_a_stale_check_frees_nothing() -> None:
+    flood = FloodControl(BYTES)
+    key = "recompute:" + uri(1, 1)
+    flood.admit(did(1), uri(1, 1), now=NOW, settle=SETTLE, size=1_000, task_key=key)
+    (stale,) = flood.due_for_check(NOW + 10, limit=10)  # a check begins ...
+    # ... an edit of the playlist (its task retrying) replaces the task under the key:
+    # docket overwrites the arguments, so the bytes are replaced, never added
+    flood.admit(did(1), uri(1, 1), now=NOW + 10, settle=SETTLE, size=1_500, task_key=key)
+    assert flood.held_bytes == 1_500
+    # ... and the check, begun before it, found the old run gone: nothing freed
+    assert flood.release([stale]) == 0
+    assert flood.held_bytes == 1_500
+    # a delete's forget is another docket key: the cancelled recompute's record still
+    # holds its arguments, so both count until each is gone
+    flood.admit(did(1), uri(1, 1), now=NOW + 11, settle=0, size=500, task_key="forget:x")
+    assert flood.held_bytes == 2_000
+    assert flood.held_tasks == 2
+
+
+def test_checks_cycle_through_the_held_tasks_and_skip_those_not_due() -> None:
+    flood = FloodControl(BYTES)
+    for n in range(5):
+        flood.admit(did(1), uri(1, n), now=NOW, settle=SETTLE, size=10)
+    flood.admit(did(1), uri(1, 9), now=NOW, settle=600, size=10)  # not due: cannot have ended
+    first = flood.due_for_check(NOW + 10, limit=2)
+    second = flood.due_for_check(NOW + 10, limit=2)
+    third = flood.due_for_check(NOW + 10, limit=2)
+    keys = [key for key, _ in first + second + third]
+    assert keys == [uri(1, n) for n in (0, 1, 2, 3, 4, 0)]
+
+
+def test_restored_bytes_count_once() -> None:
+    flood = FloodControl(BYTES)
+    flood.restore(did(1), "recompute:a", 2_000, now=NOW)
+    flood.restore(did(1), "recompute:a", 2_000, now=NOW)  # found twice: held once
+    assert flood.held_bytes == 2_000
+    assert flood.admit(did(1), uri(1, 1), now=NOW, settle=SETTLE, size=1_001) is None
+    assert flood.admit(did(1), "a", now=NOW, settle=SETTLE, size=1_500, task_key="recompute:a")
+    assert flood.held_bytes == 1_500
+
+
+def test_a_did_holding_bytes_is_not_forgotten() -> None:
+    flood = FloodControl(BYTES)
+    flood.admit(did(1), uri(1, 1), now=NOW, settle=SETTLE, size=100)
+    flood.admit(did(2), uri(2, 1), now=NOW + PRUNE_INTERVAL_SECONDS, settle=SETTLE)
+    assert flood.tracked_dids == 2
+    assert flood.held_by(did(1)) == 100
 
 
 # --- the guarantees, as properties ------------------------------------------------------------

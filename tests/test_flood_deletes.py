@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from docket import Docket
 
 from jetstream import JetstreamConsumer, ReplayServer
-from jetstream.contract import recompute_key
+from jetstream.contract import recompute_key, withdraw_key
 from jetstream.flood import FloodLimits
 from tests.support.jetstream_v2 import track_delete
 from tests.support.jetstream_world import (
@@ -32,7 +32,7 @@ from tests.support.jetstream_world import (
 )
 from worker.tasks.markers import WorkerMarkers
 from worker.tasks.playlist import PLAYLIST_TASKS
-from worker.tasks.withdrawals import withdraw_key, withdrawal_handler
+from worker.tasks.withdrawals import withdrawal_handler
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

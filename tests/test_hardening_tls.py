@@ -14,12 +14,18 @@ from bench.loopback.dns import LoopbackDns
 from bench.loopback.silent_tls import Rerouted, SilentTlsHost
 from tests.support.jetstream_world import eventually
 from worker.identity.did_resolver import (
+    MAX_WEB_FETCHES,
     MAX_WEB_FETCHES_PER_SOURCE,
     CachedDidResolver,
     DidResolutionError,
 )
 from worker.identity.handshake import HANDSHAKE_SECONDS
 from worker.identity.host_lookup import DnsLookup
+from worker.identity.resolution_budget import (
+    MAX_WEB_IN_FLIGHT_PER_CLIENT,
+    ClientBudget,
+    GatedResolver,
+)
 from worker.identity.sources import source_of
 
 PUBLIC = "93.184.216.34"  # what every name resolves to here; the route goes to loopback
@@ -127,3 +133,36 @@ def test_sources_are_registrable_domains() -> None:
     assert source_of("Alice.GitHub.io.") == "alice.github.io"  # a private suffix counts
     assert source_of("morel.us-east.host.bsky.network") == "bsky.network"
     assert source_of("co.uk") == "co.uk"
+
+
+async def test_one_client_holds_a_quarter_of_the_did_web_fetches_whatever_it_names(
+    silent: SilentTlsHost,
+) -> None:
+    """before: tokens naming a fresh registrable domain each (so no per-domain share
+    applies), within the client's rate, held the resolver's did:web fetches through
+    handshakes that never end: first-time did:web users elsewhere were refused
+    (`python -m bench abuse`, "did:web, TLS, many domains")."""
+    resolver = resolver_to(silent, deadline=HANDSHAKE_SECONDS / 2)
+    budget = ClientBudget(per_second=100.0, burst=100)  # the rate is not what binds here
+    attacker = GatedResolver(resolver, budget, "203.0.113.9")
+    try:
+        attack = [
+            asyncio.create_task(attacker.signing_key(f"did:web:h.domain{n}.example"))
+            for n in range(MAX_WEB_FETCHES)
+        ]
+        await eventually(lambda: silent.accepted == MAX_WEB_IN_FLIGHT_PER_CLIENT)
+        # someone else's first did:web sign-in still gets a fetch of its own
+        person = GatedResolver(resolver, budget, "198.51.100.7")
+        arrival = asyncio.create_task(person.signing_key("did:web:alice.fine.example"))
+        await eventually(lambda: silent.accepted == MAX_WEB_IN_FLIGHT_PER_CLIENT + 1)
+        results = await asyncio.gather(*attack, arrival, return_exceptions=True)
+        assert all(isinstance(r, DidResolutionError) and r.unreachable for r in results)
+        refused = [r for r in results[:-1] if "from this client" in str(r)]
+        assert len(refused) == MAX_WEB_FETCHES - MAX_WEB_IN_FLIGHT_PER_CLIENT
+        assert budget.refused == len(refused)
+        assert not budget.web_in_flight  # every hold released, refused or failed
+        # the attacker's fetches ended: it may try again (within its rate)
+        with pytest.raises(DidResolutionError, match="timed out"):
+            await attacker.signing_key("did:web:h.another.example")
+    finally:
+        await resolver.aclose()

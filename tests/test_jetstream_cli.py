@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from bench.loopback.servers import RedisServer
 from jetstream import ReplayServer
 from jetstream.keys import JetstreamKeys
 from jetstream.stats import ConsumerStats, StatsStore
+from jetstream.status import read_status
 from tests.support.jetstream_world import eventually
 from tests.support.samples import story_frames
 from worker.cli import app
@@ -87,6 +89,35 @@ def test_status_prints_the_published_counters_and_the_cursor_lag(
 
 
 @pytest.mark.usefixtures("fresh_settings")
+def test_status_warns_and_fails_when_the_counters_are_stale(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    if redis_server.process is None:
+        redis_server.start()
+
+    async def publish(age: float) -> None:
+        client = aioredis.Redis.from_url(redis_server.url)
+        await client.flushall()
+        await StatsStore(client, KEYS).publish(
+            ConsumerStats(frames=15), cursor_time_us=LAST_TIME_US, every_seconds=10
+        )
+        await client.hset(KEYS.stats, "updated_at", f"{time.time() - age:.3f}")
+        await client.aclose()
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    asyncio.run(publish(age=421))  # a consumer publishing every 10 s, silent for 421 s
+    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "421 s old but are published every 10 s" in result.output
+    assert "probably not running" in result.output
+
+    asyncio.run(publish(age=12))  # one period late: still fresh enough
+    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+
+
+@pytest.mark.usefixtures("fresh_settings")
 def test_status_needs_redis_url() -> None:
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 2
@@ -139,4 +170,9 @@ async def test_sigterm_finishes_and_flushes_the_cursor(
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert b"SIGTERM" in stderr
     assert await redis_client.get(KEYS.cursor) == str(LAST_TIME_US).encode()
-    assert (await redis_client.hgetall(KEYS.stats))[b"recomputes"] == b"8"
+    published = await redis_client.hgetall(KEYS.stats)
+    assert published[b"recomputes"] == b"8"
+    # the last publication says the consumer stopped: status does not pass it for live
+    status = await read_status(redis_client, "fm.plyr.list")
+    assert status.warning is not None
+    assert "stopped" in status.warning

@@ -180,6 +180,10 @@ async def test_the_consumer_serves_its_counters_lag_and_host(
             assert f'plyr_recs_jetstream_host{{host="{replay.url}"' in text
             assert (sample(text, "plyr_recs_jetstream_cursor_lag_seconds") or -1) >= 0
             assert "plyr_recs_jetstream_plyr_silence_seconds" in text
+            # no worker runs them: the admitted tasks' arguments are held in Redis (one
+            # task per playlist: edits of one are coalesced under its key)
+            assert (sample(text, "plyr_recs_jetstream_task_bytes_held") or 0) > 0
+            assert (sample(text, "plyr_recs_jetstream_tasks_held") or 0) >= 1
             assert 'plyr_recs_dependency_up{dependency="redis"} 1.0' in text
             ready = await get(port, "/health/ready")
             assert ready.status_code == 200, ready.text

@@ -1,6 +1,7 @@
 """one recompute's trace crosses the processes: `plyr-recs jetstream` and `plyr-recs
-worker` export to an OTLP receiver on loopback, and the worker's task span links to
-the consumer's enqueue span through the trace context docket carries with the task."""
+worker` export to an OTLP receiver on loopback, the worker's task span links to the
+consumer's enqueue span through the trace context docket carries with the task, and
+under the task are the calls it waited on: PostgreSQL, turbopuffer, Redis."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from bench.loopback.catalog_rows import load_into_postgres
 from bench.loopback.servers import RedisServer
+from bench.loopback.turbopuffer import TurbopufferServer
 from jetstream import ReplayServer
-from tests.support.samples import story_frames
+from tests.support.samples import load_catalog, story_frames
+from tests.support.turbopuffer_world import API_KEY, NAMESPACE, catalog_vectors
 
 PLYR_RECS = str(Path(sys.executable).with_name("plyr-recs"))
 
@@ -105,7 +109,13 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
     redis_client: aioredis.Redis, redis_server: RedisServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
     # redis_client flushed the server: the story is new to the consumer
-    async with otlp_receiver() as (endpoint, spans), ReplayServer(story_frames()) as replay:
+    await load_into_postgres(postgres_dsn, load_catalog())
+    async with (
+        otlp_receiver() as (endpoint, spans),
+        ReplayServer(story_frames()) as replay,
+        TurbopufferServer() as turbopuffer,
+    ):
+        turbopuffer.seed(NAMESPACE, catalog_vectors())
         environment = {
             **os.environ,
             "REDIS_URL": redis_server.url,
@@ -114,7 +124,10 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
             "DATABASE_URL": postgres_dsn,
             "JETSTREAM_URL": replay.url,
             "DEBOUNCE_SECONDS": "0",
-            "PLAYLIST_WAIT_SECONDS": "0",  # the story's playlists are not in this database
+            "PLAYLIST_WAIT_SECONDS": "1",
+            "TURBOPUFFER_API_KEY": API_KEY,
+            "TURBOPUFFER_BASE_URL": turbopuffer.base_url,
+            "TURBOPUFFER_NAMESPACE": NAMESPACE,
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
@@ -126,7 +139,7 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
         ]
         try:
             deadline = time.monotonic() + 60
-            while not linked_recompute(spans):
+            while not linked_recompute(spans, computed=True):
                 assert all(p.returncode is None for p in processes), "a process exited"
                 assert time.monotonic() < deadline, sorted({(s.service, s.name) for s in spans})
                 await asyncio.sleep(0.2)
@@ -135,20 +148,34 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
                 if process.returncode is None:
                     process.send_signal(signal.SIGTERM)
             await asyncio.gather(*(p.communicate() for p in processes))
-    enqueue, recompute = linked_recompute(spans) or (None, None)
+    enqueue, recompute = linked_recompute(spans, computed=True) or (None, None)
     assert enqueue is not None
     assert recompute is not None
     assert enqueue.service == "plyr-recs-jetstream"
     assert recompute.service == "plyr-recs-worker"
+    # what the recompute waited on, each a span under the task's
+    inside = {s.name for s in under(spans, recompute)}
+    assert {"postgresql resolve_tracks", "postgresql hydrate"} <= inside, inside
+    assert {"turbopuffer get_vectors", "turbopuffer query_many"} <= inside, inside
+    assert {"redis cache.get", "redis cache.put"} <= inside, inside
     print("\n" + tree(spans, enqueue))  # the span tree, for the issue's note (pytest -s)
 
 
-def linked_recompute(spans: list[Span]) -> tuple[Span, Span] | None:
+def under(spans: list[Span], parent: Span) -> list[Span]:
+    """every span below `parent` in its trace."""
+    children = [s for s in spans if s.trace_id == parent.trace_id and s.parent_id == parent.span_id]
+    return [*children, *(deeper for child in children for deeper in under(spans, child))]
+
+
+def linked_recompute(spans: list[Span], *, computed: bool) -> tuple[Span, Span] | None:
     """a consumer's enqueue span and a worker's recompute span linked to it (or to a
-    span under it: docket's own `docket.replace_many` carries the context)."""
+    span under it: docket's own `docket.replace_many` carries the context); with
+    `computed`, only a recompute that queried turbopuffer (the engine ran)."""
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     for span in spans:
         if span.name != "recompute_playlist":
+            continue
+        if computed and not any(s.name == "turbopuffer query_many" for s in under(spans, span)):
             continue
         for link in span.links:
             linked = by_id.get(link)
@@ -157,3 +184,17 @@ def linked_recompute(spans: list[Span]) -> tuple[Span, Span] | None:
             if linked is not None:
                 return linked, span
     return None
+
+
+async def test_without_an_exporter_nothing_is_wrapped(
+    redis_client: aioredis.Redis, postgres_dsn: str
+) -> None:
+    # a process that exports no traces pays nothing per call: its parts are the bare ones
+    from worker.ops.tracing import tracing_enabled
+    from worker.recs.services import open_services
+    from worker.settings import Settings
+
+    assert not tracing_enabled()
+    async with open_services(Settings(database_url=postgres_dsn), redis=redis_client) as services:
+        for method in (services.cache.put, services.catalog.hydrate, services.pds.fetch):  # type: ignore[union-attr]
+            assert getattr(method, "__wrapped__", None) is None, method

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import pytest
 import redis.asyncio as aioredis
 from docket import Docket
 
-from bench.loopback.servers import RedisServer
 from engine.cache import (
     CACHE_TTL_SECONDS,
     CachedRecommendations,
@@ -40,7 +38,7 @@ from tests.support.world import (
     sample_store,
     story_commits,
 )
-from worker.store.cache import STATE_WRITE_ATTEMPTS, RecommendationCache
+from worker.store.cache import RecommendationCache
 from worker.tasks.playlist import (
     TASKS,
     check_arguments,
@@ -408,62 +406,3 @@ async def test_a_late_older_state_is_refused_at_the_write_itself(
     await redis_client.set(state_key(playlist_id), b"{broken")
     assert (await cache.put(playlist_id, "cid-old", value, older)).state_written
     assert await cache.get_state(playlist_id) == older
-
-
-class MeddlingPipeline:
-    """a real pipeline whose watched read is followed, every time, by another client
-    writing the state: the compare-and-set never goes through."""
-
-    def __init__(self, pipe: Any, meddle: Callable[[], Awaitable[None]]) -> None:
-        self._pipe = pipe
-        self._meddle = meddle
-
-    async def __aenter__(self) -> MeddlingPipeline:
-        await self._pipe.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._pipe.__aexit__(*exc)
-
-    async def get(self, key: str) -> Any:
-        value = await self._pipe.get(key)
-        await self._meddle()
-        return value
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipe, name)
-
-
-class MeddledRedis:
-    def __init__(self, redis: aioredis.Redis, meddle: Callable[[], Awaitable[None]]) -> None:
-        self._redis = redis
-        self._meddle = meddle
-
-    def pipeline(self, *, transaction: bool = True) -> MeddlingPipeline:
-        return MeddlingPipeline(self._redis.pipeline(transaction=transaction), self._meddle)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._redis, name)
-
-
-async def test_a_state_that_keeps_changing_leaves_the_entry_written_alone(
-    redis_client: aioredis.Redis, redis_server: RedisServer
-) -> None:
-    playlist_id = f"p-{uuid.uuid4().hex}"
-    other_writer = aioredis.Redis.from_url(redis_server.url)
-    theirs = PlaylistState("cid-theirs", "f9", [9], [], "", "did:plc:owner")
-
-    async def meddle() -> None:
-        await other_writer.set(state_key(playlist_id), theirs.to_json(), ex=60)
-
-    try:
-        cache = RecommendationCache(MeddledRedis(redis_client, meddle))
-        value = CachedRecommendations([], True, "single", "f", "now")
-        mine = PlaylistState("cid-mine", "f1", [1], [], "3m64ho4aaaa22", "did:plc:owner")
-        assert not (await cache.put(playlist_id, "cid-mine", value, mine)).state_written
-        assert cache.counts["state_write_retries"] == STATE_WRITE_ATTEMPTS
-        assert cache.counts["state_write_contended"] == 1
-        assert await cache.get(playlist_id, "cid-mine") is not None  # the entry is there
-        assert await cache.get_state(playlist_id) == theirs  # the state is theirs
-    finally:
-        await other_writer.aclose()

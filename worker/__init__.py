@@ -3,7 +3,7 @@
 arrows point one way: `worker` imports `jetstream` and `engine`, never the
 reverse (checked by `lint-imports`). the packages, one concern each:
 
-    settings.py   the one settings object (every field documented; README table)
+    settings/     the one settings object, in sections (every field documented; README tables)
     wiring.py     Settings -> what each part is configured with; the one Redis factory
     cli.py        `plyr-recs`: dispatches to a process or a benchmark
     processes/    one entry point per process: worker, jetstream, run (embedded), logs

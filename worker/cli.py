@@ -29,7 +29,7 @@ app = typer.Typer(
         "Settings come from environment variables (or a .env file); with none set, "
         "`plyr-recs run` works on a machine with no servers. Production sets REDIS_URL, "
         "DOCKET_URL, DATABASE_URL, TURBOPUFFER_API_KEY and INTERNAL_API_TOKEN. Every "
-        "setting and its default: README.md, or worker/settings.py."
+        "setting and its default: README.md, or worker/settings/."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -101,7 +101,8 @@ def jetstream_command() -> None:
 
 @app.command(
     "status",
-    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 2 when Redis cannot be reached.",
+    epilog="Reads REDIS_URL and LIST_COLLECTION; exits 1 when no consumer is publishing "
+    "(its counters are stale, or it stopped), 2 when Redis cannot be reached.",
 )
 def status_command() -> None:
     """the Jetstream consumer's counters and cursor lag, as published in REDIS_URL, and
@@ -130,6 +131,9 @@ def status_command() -> None:
     console = Console()
     console.print(render_status(status))
     console.print(render_reconcile_status(last, totals))
+    if status.warning is not None:  # stale counters: a script checking status sees it
+        typer.echo(f"plyr-recs status: {status.warning}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command(

@@ -20,11 +20,15 @@ from redis.maint_notifications import MaintNotificationsConfig
 from engine.ports import VectorStore
 from jetstream.config import ConsumerConfig
 from jetstream.contract import EXECUTION_TTL
-from jetstream.flood import FloodLimits
 from jetstream.frames import FrameLimits
-from jetstream.records import RecordLimits
 from worker.identity.pds import PdsRecords
-from worker.settings import Settings
+from worker.settings import (
+    JetstreamSettings,
+    RedisSettings,
+    Settings,
+    TurbopufferSettings,
+)
+from worker.settings.feeds import build
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ class ConfigurationError(RuntimeError):
     """a process cannot start with these settings (the message says what to set)."""
 
 
-def require_shared_docket(settings: Settings, *, why: str) -> None:
+def require_shared_docket(settings: RedisSettings, *, why: str) -> None:
     """refuse the embedded docket (`memory://`) in a process of its own: its tasks
     would stay in that process. `why` says what would be lost, for the message."""
     if settings.docket_url.startswith("memory://"):
@@ -79,57 +83,29 @@ def connect_redis(url: str | None) -> Any:
     )
 
 
-def open_docket(settings: Settings) -> Docket:
+def open_docket(settings: RedisSettings) -> Docket:
     """the docket queue as configured (enter it with `async with`); finished runs are
     kept only `EXECUTION_TTL`, since each holds a copy of its arguments."""
     return Docket(name=settings.docket_name, url=settings.docket_url, execution_ttl=EXECUTION_TTL)
 
 
-def consumer_config(settings: Settings, *, hosts: tuple[str, ...] | None = None) -> ConsumerConfig:
+def consumer_config(
+    settings: JetstreamSettings, *, hosts: tuple[str, ...] | None = None
+) -> ConsumerConfig:
     """the consumer as configured; `hosts` overrides the settings' endpoints (the
-    embedded mode points it at its own replay server)."""
-    return ConsumerConfig(
-        hosts=hosts or settings.jetstream_hosts,
-        limits=frame_limits(settings),
-        debounce_seconds=settings.debounce_seconds,
-        batch_frames=settings.jetstream_batch_frames,
-        cursor_flush_seconds=settings.jetstream_cursor_flush_seconds,
-        cursor_rewind_seconds=settings.jetstream_cursor_rewind_seconds,
-        rotation_rewind_seconds=settings.jetstream_rotation_rewind_seconds,
-        lost_state_rewind_seconds=settings.jetstream_lost_state_rewind_seconds,
-        backoff_base_seconds=settings.jetstream_backoff_base_seconds,
-        backoff_cap_seconds=settings.jetstream_backoff_cap_seconds,
-        open_timeout_seconds=settings.jetstream_open_timeout_seconds,
-        rev_ttl_seconds=settings.jetstream_rev_ttl_seconds,
-        stats_seconds=settings.jetstream_stats_seconds,
-        blind_host_seconds=settings.jetstream_blind_host_seconds,
-        v2_zstd=settings.jetstream_v2_zstd,
-        v1_deflate=settings.jetstream_v1_deflate,
-        flood=FloodLimits(
-            changes_per_minute=settings.jetstream_did_changes_per_minute,
-            burst=settings.jetstream_did_burst,
-            max_pending=settings.jetstream_did_max_pending,
-            max_pending_bytes=settings.jetstream_did_max_pending_bytes,
-            max_total_pending_bytes=settings.jetstream_max_pending_bytes,
-        ),
-    )
+    embedded mode points it at its own replay server). every other field, the flood,
+    frame and record limits included, comes from the setting that feeds it
+    (`worker.settings.feeds`)."""
+    return build(ConsumerConfig, settings, hosts=hosts or settings.jetstream_hosts)
 
 
-def frame_limits(settings: Settings) -> FrameLimits:
+def frame_limits(settings: JetstreamSettings) -> FrameLimits:
     """the bounds a frame and its list record must fit in (the consumer's, and the
     API's for a record it reads from a PDS)."""
-    return FrameLimits(
-        list_collection=settings.list_collection,
-        max_frame_bytes=settings.jetstream_max_frame_bytes,
-        record=RecordLimits(
-            track_collection=settings.track_collection,
-            max_items=settings.list_max_items,
-            max_name_length=settings.list_max_name_length,
-        ),
-    )
+    return build(FrameLimits, settings)
 
 
-def store_from_settings(settings: Settings) -> VectorStore | None:
+def store_from_settings(settings: TurbopufferSettings) -> VectorStore | None:
     """turbopuffer when an API key is set, else None (recommendations unavailable)."""
     if settings.turbopuffer_api_key is None:
         return None
@@ -145,7 +121,7 @@ def store_from_settings(settings: Settings) -> VectorStore | None:
     )
 
 
-def with_vector_cache(settings: Settings, store: VectorStore) -> VectorStore:
+def with_vector_cache(settings: TurbopufferSettings, store: VectorStore) -> VectorStore:
     """`store` behind this process's vector cache (engine.vector_cache), unless
     VECTOR_CACHE_SIZE is 0. it goes in front of everything else around the store: a
     lookup it answers costs turbopuffer nothing, not even a slot of the shared budget."""

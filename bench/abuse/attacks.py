@@ -1,7 +1,8 @@
 """the attacks of `python -m bench abuse`, each bounded in count and in time, loopback only.
 
 every attack takes the target and its duration and returns what it sent; none
-loops on anything but a deadline and a fixed count. the bench runs each in a
+loops on anything but a deadline and a fixed count. an attack may print lines
+`note ...` before its count: the table shows them. the bench runs each in a
 process of its own (`python -m bench.abuse.attacks NAME PORT REDIS_URL
 PATH SECONDS`, printing what it sent), so the attacker's own work does not slow
 the legitimate client the bench measures.
@@ -305,6 +306,95 @@ async def redis_flood(target: Target, seconds: float) -> int:
     return sent
 
 
+def _internal(playlist_id: str, viewer: str) -> bytes:
+    from bench.api_server import INTERNAL_TOKEN
+
+    return _head(
+        f"/playlists/{playlist_id}/recommendations",
+        f"x-internal-token: {INTERNAL_TOKEN}".encode(),
+        f"x-viewer-did: {viewer}".encode(),
+    )
+
+
+async def hostile_pds(target: Target, seconds: float) -> int:
+    """the attacker asks for its own 3 playlists, 2 a second in turn, whose PDS answers
+    hostile records (~0.8 MB, 501 items, 100,000 nested lists): finding 1."""
+    from bench.abuse.pds_world import HOSTILE_OWNER, hostile_playlists
+
+    payloads = [_internal(p.playlist_id, HOSTILE_OWNER) for p in hostile_playlists()]
+    turn = iter(range(1_000_000))
+    return await _paced(
+        seconds, 2, lambda: _exchange(target.port, payloads[next(turn) % len(payloads)])
+    )
+
+
+async def hanging_pds(target: Target, seconds: float) -> int:
+    """8 accounts whose PDS never answers ask for their own playlists, 13 misses a
+    second, each a playlist not asked before: finding 5."""
+    from bench.abuse.pds_world import HANGING_PLAYLISTS, hanging_playlist
+
+    playlists = [hanging_playlist(n) for n in range(HANGING_PLAYLISTS)]
+    turn = iter(range(1_000_000))
+
+    def payload() -> bytes:
+        playlist = playlists[next(turn) % len(playlists)]
+        return _internal(playlist.playlist_id, playlist.owner_did)
+
+    return await _paced(seconds, 13, lambda: _exchange(target.port, payload()))
+
+
+MANY_ACCOUNTS: Final = 100
+
+
+async def many_dids_flood(target: Target, seconds: float) -> int:
+    """100 accounts, each at the pace flood control allows (its burst of 30 at once,
+    then one a second), each change a new playlist of 500 longest-allowed URIs that
+    plyr.fm never ingests: finding 3. prints what the flood control shed and deferred."""
+    from worker.tasks.playlist import PLAYLIST_TASKS
+
+    limits = FloodLimits()
+    prefix = f"at://did:plc:{'t' * 24}/fm.plyr.track/"
+    uris = tuple((prefix + f"{i:04d}").ljust(MAX_TRACK_URI_LENGTH, "a") for i in range(500))
+    owners = [
+        f"did:plc:{'m' * 18}{n:06d}".replace("0", "a").replace("1", "b")
+        for n in range(MANY_ACCOUNTS)
+    ]
+    sent = shed = deferred = 0
+    async with Docket(name="bench-abuse", url=target.redis_url) as docket:
+        enqueuer = Enqueuer(
+            docket, tasks=PLAYLIST_TASKS, debounce_seconds=2.0, flood=FloodControl(limits)
+        )
+        start = time.monotonic()
+        second = 0
+        while time.monotonic() - start < seconds:
+            # each account's allowance for this second: the burst first, then its pace
+            per_account = (
+                limits.burst if second == 0 else max(1, int(limits.changes_per_minute / 60))
+            )
+            changes = [
+                ListCommit(
+                    time_us=int(time.time() * 1e6),
+                    did=owner,
+                    rkey=f"3many{second:04d}{k:04d}",
+                    rev="3m64hnzv42222",
+                    cid="bafyrei" + f"{n:026d}{second:013d}{k:013d}".replace("0", "a"),
+                    playlist_uri=f"at://{owner}/fm.plyr.list/3many{second:04d}{k:04d}",
+                    track_uris=uris,
+                )
+                for n, owner in enumerate(owners)
+                for k in range(per_account)
+            ]
+            for begin in range(0, len(changes), 100):
+                report = await enqueuer.enqueue(changes[begin : begin + 100])
+                shed += report.shed
+                deferred += report.deferred
+                sent += len(changes[begin : begin + 100])
+            second += 1
+            await asyncio.sleep(max(0.0, start + second - time.monotonic()))
+    print(f"note admitted={sent - shed} shed={shed} deferred={deferred}", flush=True)
+    return sent
+
+
 async def quiet(target: Target, seconds: float) -> int:
     await asyncio.sleep(seconds)
     return 0
@@ -324,6 +414,9 @@ ATTACKS: Final = (
     Attack("did:web, TLS never ends", "10/s, one domain", silent_tls_did_web),
     Attack("did:web, TLS, many domains", "10/s, a domain each", silent_tls_many_domains),
     Attack("one DID fills Redis", "600 lists x 500 URIs", redis_flood),
+    Attack("many DIDs at the allowed pace", "100 DIDs x (30 + 1/s)", many_dids_flood),
+    Attack("hostile PDS answers (own lists)", "2/s, 3 records", hostile_pds),
+    Attack("hanging PDS (own lists)", "13/s, 8 accounts", hanging_pds),
 )
 
 
@@ -333,7 +426,9 @@ if __name__ == "__main__":
     name, port, redis_url, path, seconds = sys.argv[1:6]
     chosen = next(attack for attack in ATTACKS if attack.run.__name__ == name)
     target = Target(int(port), redis_url, path)
-    if name == "redis_flood":
+    if name in ("redis_flood", "many_dids_flood"):
         import worker.tasks.playlist  # noqa: F401  (imported before "ready", not during)
+    import bench.abuse.pds_world  # noqa: F401  (numpy and the bench world, likewise)
+
     print("ready", flush=True)  # imports done: the bench starts measuring now
     print(asyncio.run(chosen.run(target, float(seconds))))

@@ -38,8 +38,9 @@ class Person:
     address: str  # what Fly's proxy would name as the client
 
     @classmethod
-    def new(cls, number: int) -> Person:
-        did = "did:plc:" + "".join(secrets.choice(_BASE32) for _ in range(24))
+    def new(cls, number: int, *, did: str | None = None) -> Person:
+        """a new account (a random did:plc unless `did` is given), its own address."""
+        did = did or "did:plc:" + "".join(secrets.choice(_BASE32) for _ in range(24))
         address = f"198.51.{number // 250 % 250}.{number % 250 + 1}"
         return cls(did, ec.generate_private_key(ec.SECP256K1()), address)
 

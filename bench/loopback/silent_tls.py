@@ -5,7 +5,8 @@ nothing: a TLS client waits for a ServerHello that never comes. `Rerouted` is an
 httpcore network backend whose connections to one (public) address go to a loopback
 port instead, so code that insists on public addresses (a did:web host, a PDS) can
 be pointed at it: the TCP connect and the TLS handshake are real, only the route
-differs. used by tests/test_hardening_tls.py and `python -m bench abuse`.
+differs; `Routes` does the same for several addresses, each to a port of its own.
+used by tests/test_hardening_tls.py and `python -m bench abuse`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ class Rerouted(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         if self._address is None or host == self._address:
             host, port = "127.0.0.1", self._port
+        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class Routes(httpcore.AsyncNetworkBackend):
+    """connections to each (public) address of `ports` go to 127.0.0.1 at its port;
+    any other address is dialled as it is."""
+
+    def __init__(self, ports: dict[str, int]) -> None:
+        self._ports = dict(ports)
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if host in self._ports:
+            host, port = "127.0.0.1", self._ports[host]
         return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
 
     async def sleep(self, seconds: float) -> None:

@@ -62,6 +62,7 @@ from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
 from worker.ops.probes import CachedProbe, Readiness, catalog_probe, redis_probe, store_probe
 from worker.ops.server import OpsServer
+from worker.ops.traced import PDS_METHODS, traced
 from worker.ops.tracing import tracing_enabled
 from worker.recs.services import Services
 from worker.settings import Settings
@@ -410,11 +411,14 @@ def pds_records(settings: Settings, *, allow_private: bool = False) -> PdsRecord
     `allow_private` (plain http, loopback addresses) only where every PDS URL is
     the service's own: the embedded demo's catalogue, and tests."""
     limits = frame_limits(settings)
-    return PdsRecords(
+    records = PdsRecords(
         limits=limits.record,
         list_collection=limits.list_collection,
         allow_private=allow_private or settings.pds_allow_private,
     )
+    if tracing_enabled():
+        records = traced(records, system="pds", methods=PDS_METHODS)
+    return records
 
 
 async def _redis_alive(services: Services) -> bool:

@@ -35,7 +35,7 @@ from worker.identity.jwt import (
 from worker.identity.resolution_budget import ClientBudget, GatedResolver
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from worker.settings import AuthSettings
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Authenticator:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, resolver: SigningKeyResolver | None = None
+        cls, settings: AuthSettings, *, resolver: SigningKeyResolver | None = None
     ) -> Authenticator:
         """the production authenticator; close its resolver with `aclose` on shutdown."""
         token = settings.internal_api_token

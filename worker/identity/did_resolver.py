@@ -41,7 +41,7 @@ from worker.identity.host_lookup import DnsLookup, HostLookup
 from worker.identity.sources import source_of
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from worker.settings import AuthSettings
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class CachedDidResolver:
         self.counts: Counter[str] = Counter()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CachedDidResolver:
+    def from_settings(cls, settings: AuthSettings) -> CachedDidResolver:
         return cls(
             plc_directory_url=settings.plc_directory_url,
             cache_seconds=settings.did_cache_seconds,

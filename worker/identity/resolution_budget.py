@@ -23,11 +23,17 @@ vouches with the internal token, which resolves nothing.)
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from worker.identity.did_resolver import CachedDidResolver, DidResolutionError, SigningKeyResolver
+from worker.identity.did_resolver import (
+    MAX_WEB_FETCHES,
+    CachedDidResolver,
+    DidResolutionError,
+    SigningKeyResolver,
+)
 
 # eight at once leaves two thirds of the resolver's 24 fetches for never-seen DIDs, so
 # one client can never take them all; five a second is far past any real rate of
@@ -35,6 +41,7 @@ from worker.identity.did_resolver import CachedDidResolver, DidResolutionError, 
 NEW_LOOKUPS_PER_SECOND: Final = 5.0
 NEW_LOOKUP_BURST: Final = 8
 MAX_CLIENTS: Final = 10_000
+MAX_WEB_IN_FLIGHT_PER_CLIENT: Final = max(1, MAX_WEB_FETCHES // 4)
 
 
 @dataclass(slots=True)
@@ -52,14 +59,27 @@ class ClientBudget:
         per_second: float = NEW_LOOKUPS_PER_SECOND,
         burst: int = NEW_LOOKUP_BURST,
         max_clients: int = MAX_CLIENTS,
+        max_web_in_flight: int = MAX_WEB_IN_FLIGHT_PER_CLIENT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_second = per_second
         self.burst = burst
         self.max_clients = max_clients
+        self.max_web_in_flight = max_web_in_flight
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}  # insertion order is age: the oldest go first
+        # client -> did:web lookups it caused that are running now (a client leaves
+        # when its last one ends, so this holds only clients with a fetch in flight)
+        self.web_in_flight: Counter[str] = Counter()
         self.refused = 0
+
+    def admit(self, client: str, *, web: bool) -> bool:
+        """whether `client` may cause one more lookup now: within its did:web fetches in
+        flight (for a did:web), then within its rate (spending a token)."""
+        if web and self.web_in_flight[client] >= self.max_web_in_flight:
+            self.refused += 1
+            return False
+        return self.spend(client)
 
     def spend(self, client: str) -> bool:
         now = self._clock()
@@ -90,7 +110,9 @@ class GatedResolver:
         fetches = not isinstance(self._inner, CachedDidResolver) or self._inner.would_fetch(
             did, force_refresh=force_refresh
         )
-        if fetches and not self._budget.spend(self._client):
+        web = fetches and did.startswith("did:web:")
+        budget, client = self._budget, self._client
+        if fetches and not budget.admit(client, web=web):
             # a returning user whose key merely expired keeps its grace: the refusal is
             # about someone's flood of new identities, not about this known one. a forced
             # refresh (the signature failed with the cached key) gets none.
@@ -101,4 +123,12 @@ class GatedResolver:
             raise DidResolutionError(
                 "too many new identities from this client at once", unreachable=True
             )
-        return await self._inner.signing_key(did, force_refresh=force_refresh)
+        if not web:
+            return await self._inner.signing_key(did, force_refresh=force_refresh)
+        budget.web_in_flight[client] += 1
+        try:
+            return await self._inner.signing_key(did, force_refresh=force_refresh)
+        finally:
+            budget.web_in_flight[client] -= 1
+            if budget.web_in_flight[client] <= 0:
+                del budget.web_in_flight[client]

@@ -2,10 +2,10 @@
 
 `jetstream.stats.ConsumerStats` already counts everything (frames, changes, tasks,
 skips and rejections by reason, reconnects and rotations by reason, flood
-deferrals); this exposes it, plus what an operator pages on: how far the cursor
-is behind now (a stalled consumer), how long plyr.fm's commits have been silent
-on this connection while other frames flowed (a blind host, plyr.fm's incident
-of 2026-07-30), and whether a host is connected at all.
+deferrals, the task bytes the flood control holds); this exposes it, plus what an
+operator pages on: how far the cursor is behind now (a stalled consumer), how long
+plyr.fm's commits have been silent on this connection while other frames flowed (a
+blind host, plyr.fm's incident of 2026-07-30), and whether a host is connected at all.
 """
 
 from __future__ import annotations
@@ -118,6 +118,17 @@ class ConsumerCollector:
         if stats.connected_host is not None:
             hosts.add_metric([stats.connected_host, stats.connected_wire or ""], 1.0)
         yield hosts
+        yield _gauge(
+            "task_bytes_held",
+            "bytes of task arguments the admitted tasks docket still keeps hold in Redis, as "
+            "the flood control counts them (at most JETSTREAM_MAX_PENDING_BYTES).",
+            stats.task_bytes_held,
+        )
+        yield _gauge(
+            "tasks_held",
+            "admitted tasks docket still keeps (pending, running, retrying, or a run record).",
+            stats.tasks_held,
+        )
         yield _gauge(
             "started_timestamp_seconds", "when this consumer started (unix time).", stats.started_at
         )

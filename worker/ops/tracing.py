@@ -23,14 +23,14 @@ import logging
 
 from opentelemetry import trace
 
-from worker.settings import Settings
+from worker.settings import OpsSettings
 
 logger = logging.getLogger(__name__)
 
 _installed = False
 
 
-def configure_tracing(settings: Settings, *, process: str) -> bool:
+def configure_tracing(settings: OpsSettings, *, process: str) -> bool:
     """install the OTLP exporter for `process` (service.name `plyr-recs-<process>`) when
     OTEL_EXPORTER_OTLP_ENDPOINT is set; True when traces are exported."""
     global _installed

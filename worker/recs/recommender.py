@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from engine.cache import CachedRecommendations, fingerprint
+from engine.cache import CachedRecommendations, PlaylistState, cache_key, fingerprint, state_key
 from engine.ports import Catalog, VectorStore
 from engine.recommend import (
     DEFAULT_FUSION,
@@ -29,7 +29,8 @@ from engine.types import MAX_LIST_ITEMS, FusionMode
 from worker.recs.version import PlaylistVersion
 from worker.store.cache import RecommendationCache
 from worker.store.lock import Lease
-from worker.store.speculative import Speculated, SpeculativeAnswers
+from worker.store.speculative import Speculated, SpeculativeAnswers, speculative_key
+from worker.store.store_budget import one_slot_per_run
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ class Outcome(StrEnum):
     COMPUTED = "computed"  # ran the engine
     SPECULATIVE = "speculative"  # computed before the version existed (worker.store.speculative)
     UNAVAILABLE = "unavailable"  # nothing to recommend from (no embeddings, or disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """what `ensure` reads before it decides: the version's entry, a speculative
+    answer for its set of tracks, the playlist's state (the last version computed)."""
+
+    entry: CachedRecommendations | None = None
+    speculated: Speculated | None = None
+    state: PlaylistState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +99,51 @@ class Recommender:
         if self.store is None:
             return CachedRecommendations([], False, DISABLED, track_set, now), 0.0
         started = time.perf_counter()
-        # the answer's 10 and a few spares (engine.cache: what a withdrawal leaves)
-        result = await recommend(
-            track_ids,
-            self.store,
-            limit=DEFAULT_TOP_N,
-            fusion=self.fusion,
-            catalog=self.catalog,
-            max_per_artist=self.max_per_artist,
-        )
+        # the answer's 10 and a few spares (engine.cache: what a withdrawal leaves);
+        # its id lookup and queries share one slot of turbopuffer's budget
+        async with one_slot_per_run():
+            result = await recommend(
+                track_ids,
+                self.store,
+                limit=DEFAULT_TOP_N,
+                fusion=self.fusion,
+                catalog=self.catalog,
+                max_per_artist=self.max_per_artist,
+            )
         elapsed = time.perf_counter() - started
         value = CachedRecommendations(
             result.tracks, result.available, result.strategy.value, track_set, now
         )
         return value, elapsed
 
+    def look_keys(self, version: PlaylistVersion, *, force: bool = False) -> list[str]:
+        """the keys `ensure` reads first (none when forced or without a cache): a caller
+        that has a round trip to Redis anyway reads them in it and hands `seen` over."""
+        if self.cache is None or force:
+            return []
+        playlist_id = version.playlist_id
+        keys = [cache_key(playlist_id, version.token), state_key(playlist_id)]
+        if self.speculative is not None:
+            keys.append(speculative_key(playlist_id, version.track_uris))
+        return keys
+
+    def seen(self, version: PlaylistVersion, raws: Sequence[bytes | None]) -> Seen:
+        """`look_keys`' values, as read (in that order)."""
+        if self.cache is None or not raws:
+            return Seen()
+        playlist_id = version.playlist_id
+        entry = self.cache.decode_entry(playlist_id, raws[0])
+        state = self.cache.decode_state(playlist_id, raws[1])
+        speculated = SpeculativeAnswers.decode(raws[2]) if len(raws) > 2 else None
+        return Seen(entry, speculated, state)
+
     async def ensure(
-        self, version: PlaylistVersion, *, lease: Lease | None, force: bool = False
+        self,
+        version: PlaylistVersion,
+        *,
+        lease: Lease | None,
+        force: bool = False,
+        seen: Seen | None = None,
     ) -> Ensured:
         """make sure the cache holds the answer for `version`, and return it.
 
@@ -112,20 +151,21 @@ class Recommender:
         still held. with `force` (a refresh before expiry, a refill after a
         withdrawal) the engine runs even if the version is cached, and the answer is
         written with a fresh TTL. without a cache (the API while Redis is down) the
-        answer is computed and returned, nothing written.
+        answer is computed and returned, nothing written. `seen`: the values of
+        `look_keys`, read by the caller (else read here, in one round trip).
         """
         cache = self.cache
         playlist_id, token = version.playlist_id, version.token
+        if seen is None:
+            keys = self.look_keys(version, force=force)
+            seen = self.seen(version, await cache.redis.mget(keys) if cache and keys else [])
         if cache is not None and not force:
-            # `get`, not `exists`: an entry nobody can read is not done, it is replaced
-            cached = await cache.get(playlist_id, token)
-            if cached is not None:
-                return Ensured(Outcome.ALREADY_CACHED, cached, 0.0)
-
-        if cache is not None and self.speculative is not None and not force:
+            # a readable entry, not just a key: an entry nobody can read is replaced
+            if seen.entry is not None:
+                return Ensured(Outcome.ALREADY_CACHED, seen.entry, 0.0)
             # the version someone made by adding a track an answer showed: computed
             # already, from exactly this set of tracks (no turbopuffer, no PostgreSQL)
-            speculated = await self.speculative.get(playlist_id, version.track_uris)
+            speculated = seen.speculated
             if speculated is not None and speculated.value.strategy != DISABLED:
                 state = version.state(speculated.track_ids)
                 written = await cache.put(playlist_id, token, speculated.value, state, lease=lease)
@@ -134,7 +174,7 @@ class Recommender:
         track_ids = await self.track_ids(version.track_uris)
         state = version.state(track_ids)
         if cache is not None and not force:
-            previous = await cache.get_state(playlist_id)
+            previous = seen.state
             if previous is not None and previous.fingerprint == state.fingerprint:
                 earlier = await cache.get(playlist_id, previous.token)
                 # never carry a "disabled" answer forward: the store may be enabled now

@@ -17,6 +17,14 @@ from typing import Any, Protocol
 
 from engine.ports import Catalog, VectorStore
 from worker.identity.pds import PdsRecords
+from worker.ops.traced import (
+    CACHE_METHODS,
+    PDS_METHODS,
+    POSTGRES_METHODS,
+    TURBOPUFFER_METHODS,
+    traced,
+)
+from worker.ops.tracing import tracing_enabled
 from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
@@ -91,6 +99,8 @@ async def open_services(
             )
         if store is _UNSET:
             store = store_from_settings(settings)
+            if store is not None and tracing_enabled():
+                store = traced(store, system="turbopuffer", methods=TURBOPUFFER_METHODS)
             if store is None:
                 logger.warning("TURBOPUFFER_API_KEY is not set: recommendations are unavailable")
             else:
@@ -107,6 +117,13 @@ async def open_services(
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
         )
+        pds = pds_client(settings)
+        stack.push_async_callback(pds.aclose)
+        if tracing_enabled():
+            # spans for what a recompute waits on (worker.ops.traced); none otherwise
+            catalog = traced(catalog, system="postgresql", methods=POSTGRES_METHODS)
+            cache = traced(cache, system="redis", methods=CACHE_METHODS, prefix="cache.")
+            pds = traced(pds, system="pds", methods=PDS_METHODS)
         recommender = Recommender(
             catalog=catalog,
             store=store,
@@ -115,8 +132,6 @@ async def open_services(
             max_per_artist=settings.max_tracks_per_artist,
             speculative=SpeculativeAnswers(redis),
         )
-        pds = pds_client(settings)
-        stack.push_async_callback(pds.aclose)
         yield Services(settings, redis, cache, catalog, store, recommender, pds=pds)
 
 

@@ -9,11 +9,11 @@ the worker retries on them, the API falls back to computing fresh.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis.exceptions import WatchError
+from typing import Any, Final
 
 from engine.cache import (
     CACHE_TTL_SECONDS,
@@ -24,15 +24,22 @@ from engine.cache import (
     state_key,
     versions_key,
 )
-from engine.keys import DELETED_PREFIX, PLAYLIST_ID_PREFIX, WITHDRAWN_GENERATION_KEY
+from engine.keys import (
+    DELETED_PREFIX,
+    PLAYLIST_ID_PREFIX,
+    WITHDRAWAL_LIVE_KEY,
+    WITHDRAWN_KEY,
+)
+from engine.withdrawal import screened
 from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
 from worker.store import withdrawn
-from worker.store.lock import Lease, LeaseLost
+from worker.store.lock import Lease, LeaseLost, lock_key
+from worker.store.scripts import Script
 
 logger = logging.getLogger(__name__)
 
-STATE_WRITE_ATTEMPTS = 5  # compare-and-set rounds before the entry is written alone
+BEFORE_RECOMPUTE_COMMANDS: Final = 3  # queued by `queue_before_recompute`
 DELETE_BATCH = 500  # keys per DEL: one playlist's versions seldom reach it
 # PLAYLIST_ID_PREFIX: list record URI -> playlist id. DELETED_PREFIX: list record
 # URI -> the rev of its delete; a recompute of that record at an older rev (a retry
@@ -46,6 +53,78 @@ class Written:
 
     value: CachedRecommendations
     state_written: bool
+
+
+# the cache write (`RecommendationCache.put`), atomically:
+#   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
+#         set, 6 the live tracks, 7... the carriers of each track (ARGV 10... in order)
+#   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's JSON ('' none),
+#         5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL (the index
+#         entries' expiry), 9 the playlist id, 10... the answer's track ids
+# replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
+# (nothing written). revs are TIDs compared byte by byte, as Python compares them (a
+# Lua `>` on strings follows the server's locale); an unreadable state is never newer.
+WRITE: Final = Script(
+    """
+    local function after(a, b)
+        for i = 1, math.min(#a, #b) do
+            local x, y = string.byte(a, i), string.byte(b, i)
+            if x ~= y then return x > y end
+        end
+        return #a > #b
+    end
+    local function newer_there(raw, rev)
+        if not raw or rev == '' then return false end
+        local ok, there = pcall(cjson.decode, raw)
+        if not ok or type(there) ~= 'table' or type(there.rev) ~= 'string' then
+            return false
+        end
+        return there.rev ~= '' and after(there.rev, rev)
+    end
+    local ttl, now, expires = ARGV[2], ARGV[7], ARGV[8]
+    if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[6] then
+        return {'lease_lost'}
+    end
+    local ids = {}
+    for i = 10, #ARGV do ids[#ids + 1] = ARGV[i] end
+    if #ids > 0 then
+        local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids))
+        local gone = {}
+        for i = 1, #ids do
+            if scores[i] and tonumber(scores[i]) > tonumber(now) then
+                gone[#gone + 1] = ids[i]
+            end
+        end
+        if #gone > 0 then return {'withdrawn', unpack(gone)} end
+    end
+    local state_written = 0
+    if ARGV[4] ~= '' and not newer_there(redis.call('GET', KEYS[3]), ARGV[5]) then
+        redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
+        state_written = 1
+    end
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+    if #ids > 0 then
+        local members = {}
+        for i = 1, #ids do
+            members[#members + 1] = expires
+            members[#members + 1] = ids[i]
+        end
+        redis.call('ZADD', KEYS[6], unpack(members))
+        redis.call('EXPIRE', KEYS[6], ttl)
+        for i = 1, #ids do
+            -- the playlist's earlier answers may have carried other tracks: members age
+            -- out by their score, trimmed so a popular track's set stays its live carriers
+            redis.call('ZREMRANGEBYSCORE', KEYS[6 + i], '-inf', now)
+            redis.call('ZADD', KEYS[6 + i], expires, ARGV[9])
+            redis.call('EXPIRE', KEYS[6 + i], ttl)
+        end
+    end
+    -- the set outlives each member it lists (its TTL restarts with each write)
+    redis.call('SADD', KEYS[2], ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ttl)
+    return {'ok', state_written}
+    """
+)
 
 
 class RecommendationCache:
@@ -68,7 +147,8 @@ class RecommendationCache:
         self.counts: Counter[str] = Counter()
         # read only (what the consumer accepted), never recorded from here: the TTL
         # it would record with is not this cache's to choose
-        self._guard = RevGuard(redis, JetstreamKeys(list_collection), ttl_seconds=ttl_seconds)
+        self._keys = JetstreamKeys(list_collection)
+        self._guard = RevGuard(redis, self._keys, ttl_seconds=ttl_seconds)
 
     async def get(self, playlist_id: str, token: str) -> CachedRecommendations | None:
         return self.decode_entry(playlist_id, await self.redis.get(cache_key(playlist_id, token)))
@@ -86,7 +166,10 @@ class RecommendationCache:
             return None
 
     async def get_state(self, playlist_id: str) -> PlaylistState | None:
-        raw = await self.redis.get(state_key(playlist_id))
+        return self.decode_state(playlist_id, await self.redis.get(state_key(playlist_id)))
+
+    def decode_state(self, playlist_id: str, raw: bytes | None) -> PlaylistState | None:
+        """a playlist's state as read from Redis; an unreadable one is none (counted)."""
         if raw is None:
             return None
         try:
@@ -110,68 +193,53 @@ class RecommendationCache:
         marked withdrawn, and indexed by its tracks; what was written is returned.
 
         with `lease` (the playlist's lock, `worker.store.lock`), the write happens only
-        while the lock still holds the lease's token, checked in the same transaction:
-        else `LeaseLost` and nothing is written.
+        while the lock still holds the lease's token: else `LeaseLost` and nothing is
+        written.
 
-        the revision check and the write are one compare-and-set (WATCH, retried
-        if the state changes meanwhile), so two runs of one playlist that overlap
-        still cannot put an older state over a newer. a state that keeps changing
-        under us (never seen) is left to its writers after `STATE_WRITE_ATTEMPTS`:
-        the entry itself is still written.
+        one script (`WRITE`), so one round trip: the fence, the screen against the
+        withdrawn set, the revision check and the writes happen atomically, and two
+        runs of one playlist that overlap still cannot put an older state over a
+        newer. a script that finds tracks withdrawn writes nothing and names them;
+        the answer is screened and written again (each time it holds fewer tracks).
         """
-        for _ in range(STATE_WRITE_ATTEMPTS):
-            try:
-                return await self._put_once(playlist_id, token, value, state, lease)
-            except WatchError:
-                self.counts["state_write_retries"] += 1
-        self.counts["state_write_contended"] += 1
-        logger.warning("state of %s kept changing; wrote the entry of %s only", playlist_id, token)
-        for _ in range(STATE_WRITE_ATTEMPTS - 1):
-            try:
-                return await self._put_once(playlist_id, token, value, None, lease)
-            except WatchError:  # withdrawals landing meanwhile (the entry alone is not watched)
-                self.counts["state_write_retries"] += 1
-        return await self._put_once(playlist_id, token, value, None, lease)
-
-    async def _put_once(
-        self,
-        playlist_id: str,
-        token: str,
-        value: CachedRecommendations,
-        state: PlaylistState | None,
-        lease: Lease | None,
-    ) -> Written:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            newer_there = False
-            # a withdrawal changes the generation: one landing between the screen
-            # below and the write makes the write retry (worker.store.withdrawn)
-            await pipe.watch(WITHDRAWN_GENERATION_KEY)
-            if lease is not None:
-                # the fence: a change of the lock (taken over, expired) aborts the EXEC
-                await pipe.watch(lease.key)
-                if _text_or_none(await pipe.get(lease.key)) != lease.token:
-                    self.counts["lease_lost"] += 1
-                    raise LeaseLost(f"the lock of {playlist_id} is no longer ours")
-            if state is not None:
-                await pipe.watch(state_key(playlist_id))
-                newer_there = _is_newer(await pipe.get(state_key(playlist_id)), state)
-            value = await withdrawn.screen_for_write(pipe, value)
-            pipe.multi()
-            pipe.set(cache_key(playlist_id, token), value.to_json(), ex=self.ttl_seconds)
-            withdrawn.register(pipe, playlist_id, value, ttl_seconds=self.ttl_seconds)
-            # the set outlives each member it lists (its TTL restarts with each write)
-            versions = versions_key(playlist_id)
-            pipe.sadd(versions, token)
-            pipe.expire(versions, self.ttl_seconds)
-            if state is not None and not newer_there:
-                pipe.set(state_key(playlist_id), state.to_json(), ex=self.ttl_seconds)
-            await pipe.execute()
-            return Written(value, state is not None and not newer_there)
+        while True:
+            keys, args = _write_call(playlist_id, token, value, state, lease, self.ttl_seconds)
+            reply = await WRITE(self.redis, keys, args)
+            outcome = _text(reply[0])
+            if outcome == "ok":
+                return Written(value, bool(int(reply[1])))
+            if outcome == "lease_lost":
+                self.counts["lease_lost"] += 1
+                raise LeaseLost(f"the lock of {playlist_id} is no longer ours")
+            # withdrawn since the answer was computed: a mark landed before this write
+            self.counts["screened_at_write"] += 1
+            value = screened(value, withdrawn.ids_of(reply[1:]))
 
     async def accepted(self, playlist_uri: str) -> GuardState | None:
         """the version of the record the Jetstream consumer accepted last (its rev and
         CID; no CID after a delete), None if it accepted none within its guard's TTL."""
         return (await self._guard.load([playlist_uri])).get(playlist_uri)
+
+    def queue_before_recompute(self, pipe: Any, playlist_uri: str, playlist_id: str) -> None:
+        """queue (`BEFORE_RECOMPUTE_COMMANDS` commands) what a recompute does first, in
+        its lock's round trip: remember which playlist the record is, then read the
+        record's delete marker and the version the consumer accepted
+        (`before_recompute` decodes them). remembered before the marker is read, a
+        forget that marks the record after that read finds the playlist, and waits
+        for the lock."""
+        pipe.set(_uri_key(playlist_uri), playlist_id, ex=self.ttl_seconds)
+        pipe.get(_deleted_key(playlist_uri))
+        pipe.get(self._keys.rev(playlist_uri))
+
+    @staticmethod
+    def before_recompute(results: Sequence[Any]) -> tuple[str | None, GuardState | None]:
+        """(the rev of the record's delete, the version the consumer accepted), from
+        the results of `queue_before_recompute`."""
+        _, deleted, accepted = results
+        return (
+            None if deleted is None else _text(deleted),
+            None if accepted is None else GuardState.decode(accepted),
+        )
 
     async def remember_playlist(self, playlist_uri: str, playlist_id: str) -> None:
         """keep which playlist a record URI is, so a delete can be forgotten even
@@ -212,24 +280,44 @@ class RecommendationCache:
         return deleted
 
 
-def _is_newer(raw_state: bytes | None, state: PlaylistState) -> bool:
-    """whether the stored state is of a newer revision than `state` (revs are TIDs:
-    they sort by time; an unknown or unreadable one is never newer)."""
-    if raw_state is None or not state.rev:
-        return False
-    try:
-        there = PlaylistState.from_json(raw_state)
-    except CacheFormatError:
-        return False
-    return bool(there.rev) and there.rev > state.rev
+def _write_call(
+    playlist_id: str,
+    token: str,
+    value: CachedRecommendations,
+    state: PlaylistState | None,
+    lease: Lease | None,
+    ttl_seconds: int,
+) -> tuple[list[str], list[Any]]:
+    """the keys and arguments of one `WRITE`."""
+    ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
+    lock = lease.key if lease is not None else lock_key(playlist_id)
+    keys = [
+        cache_key(playlist_id, token),
+        versions_key(playlist_id),
+        state_key(playlist_id),
+        lock,
+        WITHDRAWN_KEY,
+        WITHDRAWAL_LIVE_KEY,
+        *(withdrawn.carriers_key(int(track_id)) for track_id in ids),
+    ]
+    now = time.time()
+    args: list[Any] = [
+        value.to_json(),
+        ttl_seconds,
+        token,
+        state.to_json() if state is not None else "",
+        state.rev if state is not None else "",
+        lease.token if lease is not None else "",
+        now,
+        now + ttl_seconds,
+        playlist_id,
+        *ids,
+    ]
+    return keys, args
 
 
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
-
-
-def _text_or_none(raw: bytes | str | None) -> str | None:
-    return None if raw is None else _text(raw)
 
 
 def _uri_key(playlist_uri: str) -> str:

@@ -5,11 +5,11 @@ every writer of a playlist's answer (the consumer's task, the reconcile loop's,
 a private playlist's, a withdrawal refill, the API's miss, a forget) takes this
 one lock, keyed by the playlist's id. its value is the holder's fencing token,
 and the cache write (`RecommendationCache.put` with the `Lease`) checks, in the
-same transaction, that the key still holds it: a run whose lease lapsed (a long
+same atomic script, that the key still holds it: a run whose lease lapsed (a long
 pause, a Redis that lost its data) cannot write, even if it never noticed, so it
 cannot cache a playlist that was forgotten meanwhile. Redis is both the lock and
-the store here, so the fence is a compare inside the write's own MULTI/EXEC
-rather than a number the store must order.
+the store here, so the fence is a compare inside the write itself rather than a
+number the store must order.
 
 two runs of one playlist should not overlap: they would compute twice, and a
 forget must not have an older recompute write behind it (the state's "newest
@@ -32,31 +32,47 @@ reschedule carries its generation, so a newer edit supersedes it as usual.
 the lock is leased and renewed while its holder runs; a holder that dies
 stops renewing and the lock expires one lease later.
 
-no Lua (the embedded mode's fakeredis has none): renew and release are a
-compare-and-set under WATCH.
+renew and release are a compare-and-set in one server-side script
+(`worker.store.scripts`): one round trip each. `along` queues a caller's reads in
+the acquire's own round trip (a recompute's first reads: `worker.tasks.playlist`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from redis.exceptions import WatchError
-
 from engine.errors import TransientError
 from engine.keys import LOCK_PREFIX
 from jetstream.faults import REDIS_UNAVAILABLE
+from worker.store.scripts import Script
 
 logger = logging.getLogger(__name__)
 
 RENEWALS_PER_LEASE: Final = 3
 RELEASE_TIMEOUT_SECONDS: Final = 5.0  # a hung Redis must not hold the task up
+
+# KEYS[1] the lock, ARGV[1] the holder's token: delete it only if it is still ours
+RELEASE: Final = Script(
+    """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+    return 0
+    """
+)
+# ARGV[2] the lease in milliseconds: extend it only if the lock is still ours
+RENEW: Final = Script(
+    """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+        return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    end
+    return 0
+    """
+)
 
 
 class PlaylistBusy(TransientError):
@@ -70,10 +86,12 @@ class LeaseLost(TransientError):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """the held lock: its key and the fencing token the write checks."""
+    """the held lock: its key and the fencing token the write checks; `along`, what
+    the reads queued with the acquire returned (`playlist_lock(along=...)`)."""
 
     key: str
     token: str
+    along: tuple[Any, ...] = ()
 
 
 def lock_key(playlist_id: str) -> str:
@@ -82,64 +100,82 @@ def lock_key(playlist_id: str) -> str:
 
 @asynccontextmanager
 async def playlist_lock(
-    redis: Any, playlist_id: str, *, lease_seconds: float
+    redis: Any,
+    playlist_id: str,
+    *,
+    lease_seconds: float,
+    along: Callable[[Any], None] | None = None,
 ) -> AsyncIterator[Lease]:
-    """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it."""
+    """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it.
+
+    `along(pipeline)` queues commands sent in the same round trip as the acquire,
+    after it (so what they read is read under the lock); their results are the
+    lease's `along`. they run even when the lock is busy: reads, or idempotent writes.
+    """
     key = lock_key(playlist_id)
     token = uuid.uuid4().hex
     lease_ms = max(1, round(lease_seconds * 1000))
-    if not await redis.set(key, token, nx=True, px=lease_ms):
+    results: tuple[Any, ...] = ()
+    if along is None:
+        taken = await redis.set(key, token, nx=True, px=lease_ms)
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, token, nx=True, px=lease_ms)
+            along(pipe)
+            taken, *rest = await pipe.execute()
+        results = tuple(rest)
+    if not taken:
         raise PlaylistBusy(playlist_id)
-    done = asyncio.Event()
-    renewing = asyncio.create_task(_renew(redis, key, token, lease_seconds, done))
+    renewer = _Renewer(redis, key, token, lease_seconds)
     try:
-        yield Lease(key, token)
+        yield Lease(key, token, results)
     finally:
-        # the renewer stops at its next look at `done`; it is not waited for, so
-        # nothing it is in the middle of can hold the task (and the lock) up
-        done.set()
-        renewing.cancel()
+        # the renewer stops at once; a renewal in flight is cancelled, not waited
+        # for, so nothing it is in the middle of can hold the task (and the lock) up
+        renewer.stop()
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
-                await _if_held(redis, key, token, lambda pipe: pipe.delete(key))
+                await RELEASE(redis, [key], [token])
         except (*REDIS_UNAVAILABLE, TimeoutError) as error:
             # it expires one lease from its last renewal
             logger.warning("could not release the lock of %s: %r", playlist_id, error)
 
 
-async def _renew(
-    redis: Any, key: str, token: str, lease_seconds: float, done: asyncio.Event
-) -> None:
-    lease_ms = max(1, round(lease_seconds * 1000))
-    while not done.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), lease_seconds / RENEWALS_PER_LEASE)
-        if done.is_set():
-            return
+class _Renewer:
+    """extends the lease every `lease / RENEWALS_PER_LEASE` while the lock is held.
+
+    a timer, not a task looping on a sleep: most runs end before the first renewal
+    is due, and then they cost one timer, never a task of their own."""
+
+    def __init__(self, redis: Any, key: str, token: str, lease_seconds: float) -> None:
+        self.redis = redis
+        self.key = key
+        self.token = token
+        self.lease_ms = max(1, round(lease_seconds * 1000))
+        self.interval = lease_seconds / RENEWALS_PER_LEASE
+        self.loop = asyncio.get_running_loop()
+        self.renewing: asyncio.Task[None] | None = None
+        self.stopped = False
+        self.timer = self.loop.call_later(self.interval, self._due)
+
+    def _due(self) -> None:
+        if not self.stopped:
+            self.renewing = self.loop.create_task(self._renew())
+
+    async def _renew(self) -> None:
         try:
-            held = await _if_held(redis, key, token, lambda pipe: pipe.pexpire(key, lease_ms))
+            held = bool(await RENEW(self.redis, [self.key], [self.token, self.lease_ms]))
         except REDIS_UNAVAILABLE as error:
-            logger.warning("could not renew %s: %r", key, error)
-            continue
+            logger.warning("could not renew %s: %r", self.key, error)
+            held = True  # unknown: tried again at the next interval
         if not held:
-            logger.warning("lost %s (its lease ran out); another run may start", key)
+            logger.warning("lost %s (its lease ran out); another run may start", self.key)
             return
+        if not self.stopped:
+            self.timer = self.loop.call_later(self.interval, self._due)
 
-
-async def _if_held(redis: Any, key: str, token: str, command: Any) -> bool:
-    """run `command(pipeline)` only while `key` still holds `token`; whether it did."""
-    async with redis.pipeline(transaction=True) as pipe:
-        try:
-            await pipe.watch(key)
-            current = await pipe.get(key)
-            if (
-                current is None
-                or (current.decode() if isinstance(current, bytes) else current) != token
-            ):
-                return False
-            pipe.multi()
-            command(pipe)
-            await pipe.execute()
-        except WatchError:  # changed under us: no longer ours
-            return False
-    return True
+    def stop(self) -> None:
+        self.stopped = True
+        self.timer.cancel()
+        if self.renewing is not None:
+            self.renewing.cancel()

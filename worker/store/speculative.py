@@ -78,7 +78,11 @@ class SpeculativeAnswers:
         self.ttl_seconds = ttl_seconds
 
     async def get(self, playlist_id: str, track_uris: Sequence[str]) -> Speculated | None:
-        raw = await self.redis.get(speculative_key(playlist_id, track_uris))
+        return self.decode(await self.redis.get(speculative_key(playlist_id, track_uris)))
+
+    @staticmethod
+    def decode(raw: bytes | None) -> Speculated | None:
+        """an entry as read from Redis, by any transport."""
         if raw is None:
             return None
         try:

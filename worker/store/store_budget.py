@@ -8,15 +8,25 @@ request to the store takes a slot here first:
     plyr:turbopuffer-slots   a sorted set: one member per request in flight,
                              scored by when its lease ends
 
-a slot is taken by a compare-and-set (WATCH, count the live members, add one), so
-two processes never both take the last; a process that dies holding slots loses
-them when their leases end (`lease_seconds`, above the store's own timeout). the
+a slot is taken by one server-side script (count the live members, add one: one
+round trip, atomic), so two processes never both take the last; a process that
+dies holding slots loses them when their leases end (`lease_seconds`, above the
+store's own timeout). the
 API's misses come first: background work (the workers) may hold at most
 `limit - reserved` slots, so a person waiting on an inline compute never queues
 behind a cold deploy's thousands of recomputes. a background request that finds
 no slot within `background_wait_seconds` (1 s: a request holds one for tens of
 milliseconds) raises `StoreBudgetExhausted`, a transient fault (docket retries the
 task with backoff); an API request waits for one, at most `wait_seconds`.
+
+one computation's requests follow one another (the id lookup, then the query,
+then another query if too few candidates survive): inside `one_slot_per_run()`
+they share one slot, taken by the first and given back when the block ends, so
+a recompute costs one take and one give instead of one of each per request. the
+slot is then held a little longer than the requests (the k-means between them,
+the database's eligibility read after), never by two requests at once: the budget
+only grows more conservative. a slot held past half its lease is given back and
+taken afresh, so a long run never outlives its lease.
 """
 
 from __future__ import annotations
@@ -27,16 +37,29 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final
-
-from redis.exceptions import WatchError
 
 from engine.keys import STORE_SLOTS_KEY
 from engine.ports import TransientStoreError, VectorStore
 from engine.types import Candidate, Vector
+from worker.store.scripts import Script
 
 WAIT_STEP_SECONDS: Final = 0.01
-CONTENDED_ATTEMPTS: Final = 20  # compare-and-set rounds lost to other takers before giving up
+
+# KEYS[1] the slots; ARGV now, the ceiling, the holder, its lease's end, the key's TTL.
+# counted before the dead leases are trimmed, as they are only trimmed by a taker
+TAKE: Final = Script(
+    """
+    if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') >= tonumber(ARGV[2]) then
+        return 0
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+    redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+    return 1
+    """
+)
 
 # work an API process does that nobody waits for (speculative answers): it takes the
 # workers' share of the budget, never the slots kept for misses
@@ -55,6 +78,35 @@ def background_work() -> Iterator[None]:
 
 class StoreBudgetExhausted(TransientStoreError):
     """every turbopuffer slot this work may use is taken: retried later."""
+
+
+@dataclass(slots=True)
+class _Kept:
+    """a slot kept for the rest of a run (`one_slot_per_run`)."""
+
+    budget: SharedStoreBudget
+    holder: str
+    taken_at: float  # monotonic
+    busy: bool = False
+
+
+# the slots the current run keeps (None outside `one_slot_per_run`): one per budget
+_run: ContextVar[list[_Kept] | None] = ContextVar("store_budget_run", default=None)
+
+
+@asynccontextmanager
+async def one_slot_per_run() -> AsyncIterator[None]:
+    """the block's store requests share one slot (per budget), taken by the first and
+    given back as the block ends; a request made while another of the block is in
+    flight takes its own, as outside."""
+    kept: list[_Kept] = []
+    token = _run.set(kept)
+    try:
+        yield
+    finally:
+        _run.reset(token)
+        for slot in kept:
+            await slot.budget.give_back(slot.holder)
 
 
 class SharedStoreBudget:
@@ -87,6 +139,38 @@ class SharedStoreBudget:
     async def slot(self, *, foreground: bool) -> AsyncIterator[None]:
         """hold one slot for the block (`foreground`: an API miss, which may use the
         reserved slots; else a worker's, which waits less and then fails, transient)."""
+        run = _run.get()
+        kept = next((slot for slot in run if slot.budget is self), None) if run else None
+        if kept is not None and not kept.busy:
+            if time.monotonic() - kept.taken_at < self.lease_seconds / 2:
+                # the run's own slot, free: no round trip at all
+                kept.busy = True
+                try:
+                    yield
+                finally:
+                    kept.busy = False
+                return
+            # held past half its lease: given back, and taken afresh below
+            if run is not None:
+                run.remove(kept)
+            await self.give_back(kept.holder)
+            kept = None
+        holder = await self._acquire(foreground)
+        if run is not None and kept is None:
+            # the run's first request: its slot stays for the run's next ones
+            kept = _Kept(self, holder, time.monotonic(), busy=True)
+            run.append(kept)
+            try:
+                yield
+            finally:
+                kept.busy = False
+            return
+        try:
+            yield
+        finally:
+            await self.give_back(holder)
+
+    async def _acquire(self, foreground: bool) -> str:
         holder = uuid.uuid4().hex
         foreground = foreground and not _background.get()
         ceiling = self.limit if foreground else self.limit - self.reserved
@@ -100,30 +184,20 @@ class SharedStoreBudget:
                 )
             self.waits += 1
             await asyncio.sleep(WAIT_STEP_SECONDS)
-        try:
-            yield
-        finally:
-            await self.redis.zrem(STORE_SLOTS_KEY, holder)
+        return holder
+
+    async def give_back(self, holder: str) -> None:
+        await self.redis.zrem(STORE_SLOTS_KEY, holder)
 
     async def _take(self, holder: str, ceiling: int) -> bool:
         """take a slot if fewer than `ceiling` are held; whether it was taken."""
-        for _ in range(CONTENDED_ATTEMPTS):
-            now = self._clock()
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(STORE_SLOTS_KEY)
-                    live = await pipe.zcount(STORE_SLOTS_KEY, now, "+inf")
-                    if live >= ceiling:
-                        return False
-                    pipe.multi()
-                    pipe.zremrangebyscore(STORE_SLOTS_KEY, "-inf", now)  # leases of the dead
-                    pipe.zadd(STORE_SLOTS_KEY, {holder: now + self.lease_seconds})
-                    pipe.expire(STORE_SLOTS_KEY, max(1, round(self.lease_seconds)))
-                    await pipe.execute()
-                    return True
-                except WatchError:  # another request took or gave one meanwhile: look again
-                    continue
-        return False
+        now = self._clock()
+        ttl = max(1, round(self.lease_seconds))
+        return bool(
+            await TAKE(
+                self.redis, [STORE_SLOTS_KEY], [now, ceiling, holder, now + self.lease_seconds, ttl]
+            )
+        )
 
     async def in_use(self) -> int:
         return int(await self.redis.zcount(STORE_SLOTS_KEY, self._clock(), "+inf"))

@@ -17,11 +17,12 @@ key itself lives on; every round trims what has expired. the live set is bounded
 by the live answers (answers x cached tracks, far fewer distinct tracks), a
 carriers set by the playlists, the withdrawn set by `MAX_WITHDRAWN`.
 
-the write path is two functions `RecommendationCache.put` calls inside its
-transaction: `screen_for_write` (under WATCH of the generation: a withdrawal
-landing between the read and the write makes the write retry) and `register`.
-so an answer is either written before a track is marked, and then found among
-the track's carriers, or after, and then written without it.
+the cache write (`RecommendationCache.put`) is one script that screens the
+answer against the withdrawn set and indexes its tracks atomically, so an answer
+is either written before a track is marked, and then found among the track's
+carriers, or after, and then written without it. a speculative answer is
+screened by `screen_for_write` under WATCH of the generation (a withdrawal
+landing between the read and the write makes the write retry).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def ids_of(members: Iterable[bytes | str]) -> set[int]:
     return ids
 
 
-# --- the write path (inside RecommendationCache.put's transaction) ---------------------
+# --- the speculative write path (inside SpeculativeAnswers.put's transaction) -----------
 
 
 async def screen_for_write(pipe: Any, value: CachedRecommendations) -> CachedRecommendations:
@@ -96,26 +97,6 @@ async def screen_for_write(pipe: Any, value: CachedRecommendations) -> CachedRec
         if score is not None and float(score) > now
     }
     return screened(value, withdrawn)
-
-
-def register(
-    pipe: Any, playlist_id: str, value: CachedRecommendations, *, ttl_seconds: int
-) -> None:
-    """queue (in `pipe`'s MULTI) the index entries of an answer just written: its tracks
-    are live, and this playlist carries each of them, until the entry expires."""
-    if not value.tracks:
-        return
-    now = time.time()
-    expires = now + ttl_seconds
-    pipe.zadd(WITHDRAWAL_LIVE_KEY, {str(track.id): expires for track in value.tracks})
-    pipe.expire(WITHDRAWAL_LIVE_KEY, ttl_seconds)
-    for track in value.tracks:
-        key = carriers_key(track.id)
-        # the playlist's earlier answers may have carried other tracks: members age out
-        # by their score, trimmed here so a popular track's set stays its live carriers
-        pipe.zremrangebyscore(key, "-inf", now)
-        pipe.zadd(key, {playlist_id: expires})
-        pipe.expire(key, ttl_seconds)
 
 
 # --- the check round, the firehose task and the refill ---------------------------------

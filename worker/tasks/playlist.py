@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from docket import Depends, ExponentialRetry, Timeout
 
@@ -45,6 +46,7 @@ from worker.recs.policy import (
 )
 from worker.recs.services import Services, current_services
 from worker.recs.version import PlaylistVersion, is_newer
+from worker.store.cache import BEFORE_RECOMPUTE_COMMANDS
 from worker.store.lock import playlist_lock
 from worker.tasks.withdrawals import WITHDRAWAL_TASKS
 
@@ -122,27 +124,38 @@ async def recompute_playlist(
             # an expected wait (plyr.fm's ingest lags the firehose), not a fault
             counts["waiting:unknown_playlist"] += 1
             retry.after(timedelta(seconds=delay))
-        async with playlist_lock(services.redis, playlist.playlist_id, lease_seconds=lease) as held:
+        cache, recommender = services.cache, services.recommender
+        version = PlaylistVersion(
+            playlist.playlist_id, cid, rev, playlist.owner_did, tuple(track_uris)
+        )
+        force = refresh is True
+        looked = recommender.look_keys(version, force=force)
+
+        def along(pipe: Any) -> None:
+            # the first reads, in the lock's own round trip (read under the lock)
+            cache.queue_before_recompute(pipe, playlist_uri, playlist.playlist_id)
+            for key in looked:
+                pipe.get(key)
+
+        async with playlist_lock(
+            services.redis, playlist.playlist_id, lease_seconds=lease, along=along
+        ) as held:
             # what is true now, not when the task was enqueued: a delete since (the
             # forget holds this lock too), or a newer version the consumer accepted
-            deleted_at = await services.cache.deleted_rev(playlist_uri)
+            deleted_at, accepted = cache.before_recompute(held.along[:BEFORE_RECOMPUTE_COMMANDS])
             if deleted_at is not None and not is_newer(rev, deleted_at):
                 counts["dropped:deleted"] += 1
                 logger.info("dropping recompute of %s: deleted at rev %s", playlist_uri, deleted_at)
                 drop("deleted since")
                 return
-            accepted = await services.cache.accepted(playlist_uri)
             if accepted is not None and accepted.cid != cid and is_newer(accepted.rev, rev):
                 counts["dropped:superseded"] += 1
                 logger.info(
                     "dropping %s at %s: the consumer has %s", playlist_uri, rev, accepted.rev
                 )
                 return
-            await services.cache.remember_playlist(playlist_uri, playlist.playlist_id)
-            version = PlaylistVersion(
-                playlist.playlist_id, cid, rev, playlist.owner_did, tuple(track_uris)
-            )
-            ensured = await services.recommender.ensure(version, lease=held, force=refresh is True)
+            seen = recommender.seen(version, held.along[BEFORE_RECOMPUTE_COMMANDS:])
+            ensured = await recommender.ensure(version, lease=held, force=force, seen=seen)
         counts[f"recompute:{ensured.outcome.value}"] += 1
         if services.observer is not None:
             services.observer.recomputed(playlist_uri, cid, ensured)

@@ -42,6 +42,7 @@ from docket import (
 from engine.eligibility import MAX_CHECKED_TRACK_IDS
 from engine.errors import InvalidInputError, TransientError
 from engine.withdrawal import RoundRecord, Source, decide
+from jetstream.contract import withdraw_key
 from jetstream.faults import FAULTS
 from jetstream.syntax import DID, RKEY
 from worker.recs.policy import BACKOFF, TASK_TIMEOUT, failure_policy, lease_seconds
@@ -65,10 +66,6 @@ PERMANENT = FAULTS.permanent
 def refill_key(playlist_id: str) -> str:
     """one pending refill per playlist, however many of its tracks were withdrawn."""
     return f"refill:{playlist_id}"
-
-
-def withdraw_key(track_uri: str) -> str:
-    return f"withdraw:{track_uri}"
 
 
 @dataclass(frozen=True, slots=True)

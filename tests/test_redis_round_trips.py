@@ -1,0 +1,214 @@
+"""a recompute's Redis round trips, counted against a real redis-server (issue 20:
+the client's work per round trip was a third of the worker's CPU). the lock and
+the first reads share one, the fenced cache write is one script, one turbopuffer
+slot serves a whole run: five in all, where there were twenty-five."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bench.loopback.servers import RedisServer
+from engine.cache import CachedRecommendations, PlaylistState, cache_key, state_key
+from engine.keys import STORE_SLOTS_KEY
+from engine.types import Track
+from engine.withdrawal import Source
+from tests.support.counting import CountingStore
+from tests.support.round_trips import command_calls, counting_client, round_trips
+from tests.support.world import P1_ID, embedded_services, sample_store, story_commits
+from worker.recs.services import installed
+from worker.store.cache import RecommendationCache
+from worker.store.lock import LeaseLost, playlist_lock
+from worker.store.store_budget import (
+    BudgetedStore,
+    SharedStoreBudget,
+    StoreBudgetExhausted,
+    one_slot_per_run,
+)
+from worker.store.withdrawn import WithdrawalIndex, carriers_key
+from worker.tasks.playlist import recompute_playlist
+
+pytestmark = pytest.mark.integration
+
+COMMITS = story_commits()
+OWNER = "did:plc:owner"
+
+
+@pytest.fixture
+async def counted(
+    redis_client: aioredis.Redis, redis_server: RedisServer
+) -> AsyncIterator[aioredis.Redis]:
+    """a counting client of the session's redis-server (flushed by `redis_client`)."""
+    client = counting_client(redis_server.url)
+    await client.ping()  # its connection's set-up is not a recompute's
+    yield client
+    await client.aclose()
+
+
+def budget(redis: aioredis.Redis, *, lease_seconds: float = 30.0) -> SharedStoreBudget:
+    return SharedStoreBudget(
+        redis,
+        limit=3,
+        reserved=1,
+        lease_seconds=lease_seconds,
+        wait_seconds=1.0,
+        background_wait_seconds=0.2,
+    )
+
+
+def answer(*track_ids: int) -> CachedRecommendations:
+    tracks = [Track(i, f"t{i}", f"h{i}", f"d{i}", None) for i in track_ids]
+    return CachedRecommendations(tracks, True, "single", "f", "now")
+
+
+def state(token: str, rev: str) -> PlaylistState:
+    return PlaylistState(token, f"f-{token}", [1], [], rev, OWNER)
+
+
+async def test_a_recompute_of_a_new_version_is_five_round_trips(counted: aioredis.Redis) -> None:
+    store = CountingStore(sample_store())
+    budgeted = BudgetedStore(store, budget(counted), foreground=False)
+    async with embedded_services(store=budgeted, redis=counted) as services:
+        with installed(services):
+
+            async def recompute(commit: object) -> None:
+                await recompute_playlist(
+                    commit.playlist_uri,  # type: ignore[attr-defined]
+                    commit.cid,  # type: ignore[attr-defined]
+                    commit.rev,  # type: ignore[attr-defined]
+                    commit.track_uris,  # type: ignore[attr-defined]
+                    lease=30.0,
+                    ingest_wait=1.0,
+                    services=services,
+                )
+
+            await recompute(COMMITS[0])  # the server learns the scripts (EVAL, once)
+            before = await command_calls(counted)
+            store.calls.clear()
+            with round_trips() as trips:
+                await recompute(COMMITS[2])  # eight tracks: k-means, an id lookup and a query
+            after = await command_calls(counted)
+    assert services.counts["recompute:computed"] == 2
+    assert store.calls == ["get_vectors", "query_many"]
+    # the lock with the first reads; the slot taken; given back; the write; the release
+    assert trips.count == 5
+    assert after["evalsha"] - before["evalsha"] == 3  # take, write, release: one script each
+    assert after["zrem"] - before["zrem"] == 1  # the run's one slot, given back once
+    # no compare-and-set rounds left
+    assert after.get("watch", 0) == before.get("watch", 0)
+    assert after.get("multi", 0) == before.get("multi", 0)
+
+
+async def test_the_cache_write_is_one_round_trip_and_fenced(counted: aioredis.Redis) -> None:
+    cache = RecommendationCache(counted)
+    async with playlist_lock(counted, P1_ID, lease_seconds=30.0) as lease:
+        await cache.put(P1_ID, "cid-1", answer(1), state("cid-1", "3m64ho4aaaa22"), lease=lease)
+        with round_trips() as trips:
+            written = await cache.put(
+                P1_ID, "cid-2", answer(2), state("cid-2", "3m64ho4bbbb22"), lease=lease
+            )
+        assert trips.count == 1
+        assert written.state_written
+        # the lease lapsed and another run holds the lock now: nothing is written
+        await counted.set(lease.key, "another-run", px=30_000)
+        with round_trips() as trips, pytest.raises(LeaseLost):
+            await cache.put(P1_ID, "cid-3", answer(3), state("cid-3", "3m64ho4cccc22"), lease=lease)
+        assert trips.count == 1
+        # and with no lock at all (expired, or Redis lost it)
+        await counted.delete(lease.key)
+        with pytest.raises(LeaseLost):
+            await cache.put(P1_ID, "cid-3", answer(3), None, lease=lease)
+    assert not await counted.exists(cache_key(P1_ID, "cid-3"))
+    assert await cache.get_state(P1_ID) == state("cid-2", "3m64ho4bbbb22")
+    assert cache.counts["lease_lost"] == 2
+
+
+async def test_revisions_compare_as_python_compares_them(counted: aioredis.Redis) -> None:
+    """the script's rev check: byte order (never the server's locale), an empty or
+    unreadable stored state is never newer, an older rev keeps the newer state."""
+    cache = RecommendationCache(counted)
+    newer = state("cid-b", "3m64ho4bbbb22")
+    assert (await cache.put(P1_ID, "cid-b", answer(1), newer)).state_written
+    older = state("cid-a", "3m64ho4aaaa22")
+    assert not (await cache.put(P1_ID, "cid-a", answer(1), older)).state_written
+    assert not (
+        await cache.put(P1_ID, "cid-a", answer(1), state("cid-a", "3m64ho4bbbb2"))
+    ).state_written  # a prefix sorts first
+    assert await cache.get_state(P1_ID) == newer
+    digit_after = state("cid-c", "3m64ho4bbbb23")  # '3' > '2' bytewise
+    assert (await cache.put(P1_ID, "cid-c", answer(1), digit_after)).state_written
+    for stored in (b"[]", b'{"rev": null}', b'{"rev": ""}', b"{broken"):
+        await counted.set(state_key(P1_ID), stored, ex=60)
+        older = state("cid-0", "2222222222222")
+        assert (await cache.put(P1_ID, "cid-0", answer(1), older)).state_written, stored
+    # a write without a rev never loses to the stored one either
+    assert (await cache.put(P1_ID, "cid-x", answer(1), state("cid-x", ""))).state_written
+
+
+async def test_a_track_withdrawn_before_the_write_is_left_out_by_it(
+    counted: aioredis.Redis,
+) -> None:
+    cache = RecommendationCache(counted)
+    index = WithdrawalIndex(counted)
+    await index.mark([2], Source.CATALOG)
+    await cache.put(P1_ID, "cid-0", answer(9), None)  # the script is known
+    with round_trips() as trips:
+        written = await cache.put(P1_ID, "cid-1", answer(1, 2, 3), None)
+    # the script names the withdrawn track and writes nothing; the screened answer goes next
+    assert trips.count == 2
+    assert [track.id for track in written.value.tracks] == [1, 3]
+    stored = await cache.get(P1_ID, "cid-1")
+    assert stored is not None
+    assert [track.id for track in stored.tracks] == [1, 3]
+    assert cache.counts["screened_at_write"] == 1
+    # indexed by what it carries: the withdrawn track's carriers do not list it
+    assert await index.carriers([1]) == {P1_ID}
+    assert await index.carriers([2]) == set()
+    assert await counted.ttl(carriers_key(1)) > 0
+
+
+async def test_one_run_keeps_one_slot_and_never_lends_it_twice(counted: aioredis.Redis) -> None:
+    slots = budget(counted)  # the workers' share: 2 of 3
+    async with one_slot_per_run():
+        async with slots.slot(foreground=False):
+            assert await slots.in_use() == 1
+        assert await slots.in_use() == 1  # kept for the run's next request
+        async with slots.slot(foreground=False):
+            assert await slots.in_use() == 1  # the same one
+            # a request of the run made while its slot is busy takes its own
+            async with slots.slot(foreground=False):
+                assert await slots.in_use() == 2
+                # and the share is still enforced: no third at once
+                with pytest.raises(StoreBudgetExhausted):
+                    async with slots.slot(foreground=False):
+                        pass
+            assert await slots.in_use() == 1
+    assert await slots.in_use() == 0  # given back as the run ends
+
+
+async def test_a_slot_kept_past_half_its_lease_is_taken_afresh(counted: aioredis.Redis) -> None:
+    slots = budget(counted, lease_seconds=0.2)
+    async with one_slot_per_run():
+        async with slots.slot(foreground=False):
+            first = await counted.zrange(STORE_SLOTS_KEY, 0, -1)
+        await asyncio.sleep(0.15)  # past half of 0.2 s
+        async with slots.slot(foreground=False):
+            second = await counted.zrange(STORE_SLOTS_KEY, 0, -1)
+    assert len(first) == len(second) == 1
+    assert first != second
+    assert await slots.in_use() == 0
+
+
+async def test_a_lease_is_renewed_by_its_holder_and_nobody_else(counted: aioredis.Redis) -> None:
+    async with playlist_lock(counted, P1_ID, lease_seconds=0.3) as lease:
+        await asyncio.sleep(0.5)  # longer than the lease: renewed while held
+        assert await counted.get(lease.key) == lease.token.encode()
+        # taken over (the lease lapsed in a long pause): its renewals leave it alone
+        await counted.set(lease.key, "another-run", px=300)
+        await asyncio.sleep(0.45)
+        assert not await counted.exists(lease.key)  # expired: nobody extended it
+        await counted.set(lease.key, "another-run", px=30_000)
+    assert await counted.get(lease.key) == b"another-run"  # the release left it alone
