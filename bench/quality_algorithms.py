@@ -186,6 +186,11 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("engine", "engine.recommend's defaults", engine()),
     Algorithm("engine-nocap", "the defaults, no artist cap", engine(max_per_artist=None)),
     Algorithm(
+        "consensus",
+        "the defaults, 2-5 tracks' lists fused by mood and consensus (engine.consensus)",
+        engine(consensus=True),
+    ),
+    Algorithm(
         "rrf",
         "engine, fusion=rrf, no strays, no artist cap (the old defaults)",
         engine(fusion=FusionMode.RRF, strays=False, max_per_artist=None),

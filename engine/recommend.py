@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from engine.cache import MAX_CACHED_TRACKS
+from engine.consensus import consensus_fuse
 from engine.errors import InvalidInputError
 from engine.explain import nearest_query
 from engine.fusion import proportional_fuse, rrf_fuse
@@ -39,6 +40,11 @@ HYDRATE_BATCH = 1000
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
 DEFAULT_FUSION = FusionMode.PROPORTIONAL
 DEFAULT_STRAYS = True
+# 2-5 tracks: False interleaves the tracks' lists one pick each; True gives each mood
+# (tracks sharing neighbours) its slots and fills them with what the tracks agree on
+# first (engine.consensus). a trade, measured with `python -m bench quality` (README,
+# "Quality"): more precision on the CLAP-like world, a playlist's coverage less on the plain
+DEFAULT_CONSENSUS = False
 # plyr.fm's own rule for its "for you" feed: at most 2 tracks of one artist in an answer
 DEFAULT_MAX_PER_ARTIST = 2
 
@@ -81,8 +87,12 @@ def fuse(
     *,
     limit: int,
     accept: Callable[[Candidate], bool] | None = None,
+    consensus: bool = DEFAULT_CONSENSUS,
 ) -> list[Candidate]:
     """the best `limit` candidates of the plan's lists, fused, that `accept` takes."""
+    if mode is FusionMode.PROPORTIONAL and plan.strategy is Strategy.RRF and consensus:
+        # one list per track (2-5 tracks): slots per mood, consensus first (engine.consensus)
+        return consensus_fuse(ranked_lists, slots=limit, exclude=exclude, accept=accept)
     if mode is FusionMode.PROPORTIONAL:
         return proportional_fuse(
             ranked_lists, plan.weights, slots=limit, exclude=exclude, accept=accept
@@ -102,13 +112,16 @@ async def recommend(
     catalog: TrackLookup | None = None,
     strays: bool = DEFAULT_STRAYS,
     max_per_artist: int | None = DEFAULT_MAX_PER_ARTIST,
+    consensus: bool = DEFAULT_CONSENSUS,
 ) -> Recommendation:
     """rank recommendations for a playlist made of `track_ids` (its own tracks never return).
 
     the defaults are what the service serves. `strays=False` clusters every track,
     strays included (plyr.fm's original way). `max_per_artist` caps an artist's
     tracks in the answer, applied after eligibility (it needs the catalog's
-    artists); None lifts it.
+    artists); None lifts it. `consensus=True` fuses the lists of a 2-5-track
+    playlist by mood and consensus (engine.consensus) instead of one pick per
+    track in turn.
     """
     if not 1 <= limit <= MAX_TOP_N:
         raise ValueError(f"limit must be within 1..{MAX_TOP_N}, got {limit}")
@@ -135,7 +148,7 @@ async def recommend(
     while True:
         ranked_lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=playlist_ids)
         if catalog is None:
-            ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit)
+            ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, consensus=consensus)
             return Recommendation(
                 plan.strategy, plan.embedded_count, len(plan.vectors), ranking, top_k=top_k
             )
@@ -144,7 +157,9 @@ async def recommend(
         # the top 3 (`python -m bench quality`)
         eligible = await eligible_tracks(catalog, ranked_lists, exclude, also=stands_for)
         accept = acceptance(eligible, max_per_artist)
-        ranking = fuse(plan, ranked_lists, fusion, exclude, limit=limit, accept=accept)
+        ranking = fuse(
+            plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
+        )
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
         if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break

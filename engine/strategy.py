@@ -2,7 +2,8 @@
 
     N = 0   nothing to recommend
     N = 1   the track's own embedding
-    N 2..5  each track's embedding (fused later with RRF)
+    N 2..5  each track's embedding (fused later: one pick each in turn in the
+            proportional mode, or by engine.consensus; with RRF in the rrf mode)
     N >= 6  k-means into min(3, N // 2) centroids (fused later), on an evenly
             spaced sample of 128 tracks above that many; from 8 tracks on,
             the strays (tracks far from every cluster, engine.strays) are set

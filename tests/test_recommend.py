@@ -220,3 +220,42 @@ async def test_at_most_two_tracks_per_artist_after_eligibility(store: ExactStore
 async def test_the_artist_cap_is_bounded(store: ExactStore) -> None:
     with pytest.raises(ValueError, match="max_per_artist"):
         await recommend([1], store, max_per_artist=0)
+
+
+async def test_a_small_playlist_gives_each_mood_a_share_of_the_top_3(store: ExactStore) -> None:
+    # 3 tracks of region 0 and one of region 1, whose id sorts last: one query per
+    # track, one pick each in turn (the default) fills the top 3 with region 0
+    result = await recommend([4, 8, 12, 13], store, consensus=True)
+    assert result.strategy is Strategy.RRF
+    regions = [c.track_id % 4 for c in result.candidates]
+    assert regions[:3].count(1) == 1
+    assert regions[:8].count(1) == 2  # 1 in 4 slots, as 1 in 4 tracks
+    assert set(regions) == {0, 1}
+    interleaved = await recommend([4, 8, 12, 13], store)
+    assert [c.track_id % 4 for c in interleaved.candidates[:3]] == [0, 0, 0]
+
+
+def _unit(*components: float) -> np.ndarray:
+    vector = np.zeros(8, dtype=np.float32)
+    vector[: len(components)] = components
+    return vector / np.linalg.norm(vector)
+
+
+async def test_what_a_small_playlists_tracks_agree_on_comes_first() -> None:
+    # two tracks of one mood (around e0), each with a nearest neighbour of its own
+    # beyond it (edge tracks 11, 12); ten tracks halfway between them, as near to
+    # one as to the other. what both agree on leads the answer (the interleave of
+    # their lists opened with 11 and 12)
+    playlist = {1: _unit(1, 0.3), 2: _unit(1, -0.3)}
+    edges = {11: _unit(1, 0.45, 0.05), 12: _unit(1, -0.45, 0.05)}
+    between = {20 + k: _unit(1, 0, 0.02 * k) for k in range(10)}
+    vectors = {**playlist, **edges, **between}
+    store = ExactStore(list(vectors), np.stack(list(vectors.values())))
+    for track, edge in ((1, 11), (2, 12)):  # the setup: each track's nearest is its edge
+        nearest = await store.query_many([playlist[track]], top_k=1, exclude_ids=[1, 2])
+        assert nearest[0][0].track_id == edge
+    result = await recommend([1, 2], store, limit=5, consensus=True)
+    assert [c.track_id for c in result.candidates][:3] == [20, 21, 22]
+    assert {c.track_id for c in result.candidates[:5]} <= set(between)
+    interleaved = await recommend([1, 2], store, limit=5)
+    assert [c.track_id for c in interleaved.candidates][:2] == [11, 12]
