@@ -74,6 +74,9 @@ STORE_WANTED_KEY: Final = "plyr:{turbopuffer}:wanted"
 # set of track URIs, kept briefly (worker.store.speculative)
 SPECULATIVE_PREFIX: Final = "plyr:recommendations-speculative"
 LAPSED_PREFIX: Final = "plyr:recommendations-lapsed"
+# the version of a playlist whose record its PDS said is deleted (plyr.fm's row
+# outlives it): not read again by every pass (worker.store.reconcile_probe)
+GONE_PREFIX: Final = "plyr:recommendations-gone"
 RECONCILE_PREFIX: Final = "plyr:reconcile"
 JETSTREAM_ROOT: Final = "plyr:jetstream"
 
@@ -118,6 +121,8 @@ FAMILIES: Final = (
     ),
     # the version of an inactive playlist the reconcile let expire: not re-warmed
     KeyFamily("lapsed", re.compile(rf"{LAPSED_PREFIX}:{_ANY}"), "REFRESH_ACTIVE_DAYS"),
+    # a version whose record is deleted on its PDS: not read again until it changes
+    KeyFamily("gone", re.compile(rf"{GONE_PREFIX}:{_ANY}"), "a day"),
     # the reconcile loop's position, last pass and counters
     KeyFamily("reconcile", re.compile(rf"{RECONCILE_PREFIX}:{_ANY}"), "a week, refreshed on write"),
     KeyFamily(

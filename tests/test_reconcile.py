@@ -85,7 +85,9 @@ async def test_a_cold_deploy_warms_every_live_playlist_and_none_of_the_deleted(
         second = await pass_and_drain(services, docket)
         assert second.enqueued == 0
         assert second.counts["warm"] == len(LIVE)
-        assert sum(world.good.requests.values()) - requests_before == 1  # "gone" asked again
+        # "gone" is not asked again: its PDS said this version's record is deleted
+        assert sum(world.good.requests.values()) - requests_before == 0
+        assert second.counts["deleted_known"] == 1
 
         # the PDS is back: a later pass computes what it could not
         world.bad.fault = None

@@ -130,3 +130,10 @@ def test_the_token_is_the_record_cid_or_the_update_time(
         assert token == private_token(playlist.updated_at)
     else:
         assert token == playlist.record_cid
+
+
+def test_a_version_its_pds_said_is_deleted_is_not_read_again_until_it_changes() -> None:
+    gone = Probe(MISSING, True, None, None, gone_token=CID)
+    assert verdict(row(), gone) == (Action.SKIP, Reason.DELETED)
+    # plyr.fm names a new version (the record was written again): read as any other
+    assert verdict(row(cid="bafyreibbbb"), gone) == (Action.COMPUTE, Reason.COLD)

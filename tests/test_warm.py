@@ -41,6 +41,10 @@ async def test_warm_enqueues_what_is_cold_and_then_finds_it_warm(
 ) -> None:
     settings = world.settings()
     screen, out = console()
+    assert await warm(settings, screen, dry_run=True) == 0  # says, enqueues nothing
+    assert "to enqueue: not cached" in out.getvalue()
+    assert "enqueued:" not in out.getvalue()
+    screen, out = console()
     assert await warm(settings, screen, dry_run=False) == 0
     text = out.getvalue()
     assert "enqueued: not cached" in text
@@ -55,9 +59,13 @@ async def test_warm_enqueues_what_is_cold_and_then_finds_it_warm(
         for line in out.getvalue().splitlines()
         if line.count("│") == 3
     }
-    # a dry run reads no record, so the deleted one would be enqueued again; it says
-    # "to enqueue", not "enqueued" (it enqueued nothing)
-    assert rows == {"listed": "4", "already warm": "3", "to enqueue: not cached": "1"}
+    # the deleted one is known deleted (not read again); a dry run says "to enqueue",
+    # not "enqueued" (it enqueues nothing)
+    assert rows == {
+        "listed": "4",
+        "already warm": "3",
+        "deleted from the owner's PDS (known: not read again)": "1",
+    }
     assert "enqueued" not in out.getvalue()
 
 

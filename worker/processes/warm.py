@@ -33,6 +33,7 @@ LABELS = (
     ("enqueued:private", "enqueued: private"),
     ("pending", "already queued (an edit in hand)"),
     ("deleted", "deleted from the owner's PDS"),
+    ("deleted_known", "deleted from the owner's PDS (known: not read again)"),
     ("lapsing", "inactive, left to expire"),
     ("lapsed", "inactive, expired"),
     ("recent", "changed moments ago (left to the firehose)"),

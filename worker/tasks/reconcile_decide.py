@@ -13,6 +13,8 @@ Jetstream consumer last accepted for its record.
                                                firehose until the next pass (recent)
     missing, lapsed (inactive)     no          skip (it is computed on its next view)
     missing, lapsed                yes         compute (viewed again since)
+    missing, its record deleted    -           skip (its PDS said so for this very
+      on its PDS                               version: plyr.fm's row outlives it)
     present, expiring before the   yes         refresh (recompute now)
       next pass can act
     present, expiring              no          let it lapse (and remember that)
@@ -49,6 +51,7 @@ class Reason(StrEnum):
     LAPSING = "lapsing"  # inactive and about to expire: left to lapse
     LAPSED = "lapsed"  # inactive and expired: computed on its next view
     NO_VERSION = "no_version"  # nothing to key a cache entry on
+    DELETED = "deleted_known"  # its PDS said this version's record is deleted
     RECENT = "recent"  # changed moments ago: left to the firehose until the next pass
 
 
@@ -88,6 +91,8 @@ def decide(
         return Verdict(Action.SKIP, Reason.NO_VERSION, None)
     active = is_active(playlist, probe, now=now, policy=policy)
     if probe.entry_ttl_ms == MISSING:
+        if probe.gone_token == token:
+            return Verdict(Action.SKIP, Reason.DELETED, token)
         if probe.lapsed_token == token and not active:
             return Verdict(Action.SKIP, Reason.LAPSED, token)
         if _changed_since(playlist, probe, previous_pass_started, policy.heal_grace_seconds):

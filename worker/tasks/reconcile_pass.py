@@ -41,7 +41,14 @@ from worker.identity.pds_lists import (
     WantedRecord,
 )
 from worker.recs.version import database_rev, version_token
-from worker.store.reconcile_probe import Probe, Wanted, mark_active, mark_lapsing, probe
+from worker.store.reconcile_probe import (
+    Probe,
+    Wanted,
+    mark_active,
+    mark_gone,
+    mark_lapsing,
+    probe,
+)
 from worker.store.reconcile_state import PassSummary, ReconcileState
 from worker.tasks.reconcile_decide import (
     Action,
@@ -228,6 +235,7 @@ async def _enqueue_chunk(
     calls: list[TaskCall] = []
     reasons: list[str] = []
     healed: list[str] = []
+    gone: list[tuple[str, str]] = []
     now = datetime.now(UTC)
     for row, verdict in due:
         refresh = verdict.action is Action.REFRESH
@@ -253,6 +261,8 @@ async def _enqueue_chunk(
         if isinstance(result, RecordMissing):
             if result.reason == DELETED:
                 summary.counts["deleted"] += 1
+                if verdict.token is not None:
+                    gone.append((row.playlist_id, verdict.token))  # not read again
             else:
                 summary.counts[f"failed:{result.reason}"] += 1
             continue
@@ -276,6 +286,8 @@ async def _enqueue_chunk(
         for reason in reasons:
             summary.counts[f"enqueued:{reason}"] += 1
         return
+    if gone:
+        await mark_gone(redis, gone)
     if calls:
         executions = await docket.add_many(calls)
         for execution, reason in zip(executions, reasons, strict=True):
