@@ -5,7 +5,8 @@
 
 `pds` holds every known playlist's list record of the world (`WorldSpec.known`),
 except the deleted ones (`is_deleted`), and answers `getRecord`/`listRecords` after a
-latency drawn uniformly from [LOW, HIGH] ms; the driver writes a new version of a
+latency drawn uniformly from [LOW, HIGH] ms (one per version of a record: a second
+getRecord of it waits as long as the first); the driver writes a new version of a
 record (the frontend's "+") with `POST /_bench/put` `{"uri", "cid", "track_ids"}`.
 `turbopuffer` is the load benchmarks' indexed turbopuffer server, each request held
 for a latency drawn from [LOW, HIGH] ms first. both run apart from the service, so
@@ -68,7 +69,9 @@ class SlowTurbopuffer(IndexedTurbopufferServer):
 async def serve_pds(ports: list[int], world: WorldSpec, latency: tuple[float, float]) -> None:
     """one process, listening on every port of `ports`: each is a PDS host to the
     service (its per-host bound applies to each), all sharing one set of records."""
-    server = JourneyPds(port=ports[0], latency=latency, seed=world.seed)
+    # a record version's reads share one latency: the driver's read of it right after a
+    # refetch is that refetch's own PDS wait (bench.journey, the edit flow)
+    server = JourneyPds(port=ports[0], latency=latency, seed=world.seed, paired_latency=True)
     for playlist in world.known:
         if not is_deleted(playlist):
             server.put(

@@ -16,6 +16,7 @@ import asyncio
 import gzip
 import json
 import random
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,6 +51,10 @@ class LoopbackPds(LoopbackHttpServer):
     fault: PdsFault | None = None
     latency: tuple[float, float] = (0.0, 0.0)  # seconds, uniform in [low, high]
     seed: int = 0
+    # the same latency for every read of one version of a record (drawn from a hash of
+    # its URI and CID, not per request): a second read of it is its first's twin, so a
+    # benchmark can tell a refetch's own cost from the PDS's share of it
+    paired_latency: bool = False
     requests: Counter[str] = field(default_factory=Counter)  # by method
     drip_seconds: float = 0.05  # between two bytes of a "drip" answer
     thread_name: str = "loopback-pds"
@@ -67,10 +72,14 @@ class LoopbackPds(LoopbackHttpServer):
         app.router.add_get("/xrpc/com.atproto.repo.getRecord", self._get_record)
         app.router.add_get("/xrpc/com.atproto.repo.listRecords", self._list_records)
 
-    async def _answer_fault(self) -> web.StreamResponse | None:
+    async def _answer_fault(self, record: str | None = None) -> web.StreamResponse | None:
         low, high = self.latency
         if high > 0:
-            await asyncio.sleep(self._rng.uniform(low, high))
+            if self.paired_latency and record is not None:
+                share = zlib.crc32(f"{record}#{self.records.get(record, ('',))[0]}".encode())
+                await asyncio.sleep(low + (high - low) * share / 2**32)
+            else:
+                await asyncio.sleep(self._rng.uniform(low, high))
         if self.fault == "stall":
             assert self.stopping is not None
             await self.stopping.wait()
@@ -85,11 +94,11 @@ class LoopbackPds(LoopbackHttpServer):
 
     async def _get_record(self, request: web.Request) -> web.StreamResponse:
         self.requests["getRecord"] += 1
-        faulted = await self._answer_fault()
-        if faulted is not None:
-            return faulted
         query = request.query
         uri = f"at://{query.get('repo')}/{query.get('collection')}/{query.get('rkey')}"
+        faulted = await self._answer_fault(uri)
+        if faulted is not None:
+            return faulted
         found = self.records.get(uri)
         if found is None:
             message = {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"}
