@@ -363,17 +363,19 @@ async def test_a_retry_that_outlives_the_playlists_delete_writes_nothing(docket:
         await enqueue(docket, P1_EIGHT, key=recompute_key(P1_URI))
         running = asyncio.create_task(drain(docket, services))
         await asyncio.wait_for(store.entered.wait(), 10)
-        # what the consumer does on the delete: cancel what is pending, then forget
+        # the delete arrives while the recompute runs. the consumer also cancels what
+        # is pending, and docket now cancels a running task on that too (no retry);
+        # left out here, it stands for a run the cancel missed (or that another path
+        # enqueued under the same key), whose retry comes after the forget: it must drop
         delete_rev = "3zzzzzzzzzzz2"
         assert delete_rev > P1_EIGHT.rev
-        await docket.cancel(recompute_key(P1_URI))
         await docket.add(forget_playlist, key=forget_key(P1_URI))(P1_URI, delete_rev)
         store.release.set()
         await asyncio.wait_for(running, 30)
         assert await cached(services, P1_ID, P1_EIGHT.cid) is None
         assert await services.cache.get_state(P1_ID) is None
         assert services.counts["retried:transient"] == 1
-        assert services.counts["dropped:deleted"] == 1
+        assert services.counts["dropped:deleted"] == 1, dict(services.counts)
 
 
 async def test_a_playlist_recreated_after_its_delete_is_computed(docket: Docket) -> None:
