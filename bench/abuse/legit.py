@@ -99,18 +99,19 @@ class Legit:
             self._misses(phase, seconds),
         )
 
+    async def _as_owner(self, playlist_id: str, owner_did: str) -> httpx.Response:
+        """the owner's request for its playlist's recommendations (internal token)."""
+        return await self.client.get(
+            f"/playlists/{playlist_id}/recommendations",
+            headers={"x-internal-token": INTERNAL_TOKEN, "x-viewer-did": owner_did},
+            timeout=TIMEOUT_SECONDS,
+        )
+
     async def _owners(self, phase: Phase, seconds: float, rate: float) -> None:
         async def ask(n: int, due: float) -> None:
             playlist = self.playlists[n % len(self.playlists)]
             try:
-                response = await self.client.get(
-                    f"/playlists/{playlist.playlist_id}/recommendations",
-                    headers={
-                        "x-internal-token": INTERNAL_TOKEN,
-                        "x-viewer-did": playlist.owner_did,
-                    },
-                    timeout=TIMEOUT_SECONDS,
-                )
+                response = await self._as_owner(playlist.playlist_id, playlist.owner_did)
             except httpx.HTTPError as error:
                 phase.outcomes[f"error:{type(error).__name__}"] += 1
                 return
@@ -169,14 +170,7 @@ class Legit:
             playlist = cold_playlist(self.next_cold % COLD_PLAYLISTS)
             self.next_cold += 1
             try:
-                response = await self.client.get(
-                    f"/playlists/{playlist.playlist_id}/recommendations",
-                    headers={
-                        "x-internal-token": INTERNAL_TOKEN,
-                        "x-viewer-did": playlist.owner_did,
-                    },
-                    timeout=TIMEOUT_SECONDS,
-                )
+                response = await self._as_owner(playlist.playlist_id, playlist.owner_did)
             except httpx.HTTPError as error:
                 phase.misses[f"error:{type(error).__name__}"] += 1
                 return
