@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from engine import state_codec
 from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, VERSIONS_PREFIX
 from engine.types import MAX_BECAUSE_TITLE, Because, Track
 
@@ -147,6 +148,27 @@ class PlaylistState:
     track_uris: list[str] = field(default_factory=list)
     rev: str = ""
     owner_did: str = ""  # whose playlist (a playlist never changes hands); "" unknown
+
+    def encode(self) -> bytes:
+        """the stored form (`engine.state_codec`): the JSON deflated behind its rev."""
+        if not state_codec.packable(self.rev):
+            return self.to_json()  # never a TID; still a state every reader reads
+        return state_codec.pack(self.rev, self.to_json())
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> PlaylistState:
+        """a stored state, packed or in the JSON form written before packing."""
+        if not state_codec.is_packed(raw):
+            return cls.from_json(raw)
+        assert isinstance(raw, bytes)  # is_packed says so
+        try:
+            rev, document = state_codec.unpack(raw)
+        except state_codec.StateCodecError as error:
+            raise CacheFormatError(str(error)) from error
+        state = cls.from_json(document)
+        if state.rev != rev:  # the script decides on the header's: they must agree
+            raise CacheFormatError("packed state's header and document disagree on the rev")
+        return state
 
     def to_json(self) -> bytes:
         return orjson.dumps(

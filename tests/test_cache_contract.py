@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from datetime import UTC, datetime
 
 import orjson
@@ -19,6 +21,7 @@ from engine.cache import (
     private_token,
     state_key,
 )
+from engine.state_codec import MAX_DOCUMENT_BYTES, TAG
 from engine.types import Track
 
 
@@ -117,3 +120,70 @@ def test_state_round_trip_and_validation() -> None:
         PlaylistState.from_json(b'{"track_ids": ["1"]}')
     with pytest.raises(CacheFormatError):
         PlaylistState.from_json(b"{")
+
+
+BASE32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def realistic_state(tracks: int, artists: int) -> PlaylistState:
+    """a state as plyr.fm's would be: random did:plc DIDs, TID record keys, a CID."""
+    rng = random.Random(tracks * 1_000 + artists)
+    dids = ["did:plc:" + "".join(rng.choices(BASE32, k=24)) for _ in range(artists)]
+    uris = [
+        f"at://{rng.choice(dids)}/fm.plyr.track/3{''.join(rng.choices(BASE32, k=12))}"
+        for _ in range(tracks)
+    ]
+    ids = [rng.randrange(1, 200_000) for _ in range(tracks)]
+    cid = "bafyrei" + "".join(rng.choices(BASE32, k=52))
+    return PlaylistState(cid, fingerprint(ids), ids, uris, "3m6abcdefgh22", dids[0])
+
+
+def test_a_state_is_stored_packed_and_read_back() -> None:
+    state = realistic_state(22, 15)
+    packed = state.encode()
+    assert packed.startswith(TAG + state.rev.encode() + b"\n")
+    assert PlaylistState.decode(packed) == state
+
+
+@pytest.mark.parametrize(("tracks", "artists", "budget"), [(22, 15, 700), (40, 30, 1_120)])
+def test_a_packed_state_is_a_third_of_its_json(tracks: int, artists: int, budget: int) -> None:
+    """issue 20's byte budget: the URIs dominated the state (~1.9 KiB for 22 tracks)."""
+    state = realistic_state(tracks, artists)
+    assert len(state.encode()) <= budget <= len(state.to_json()) / 2.6
+
+
+def test_a_state_in_the_json_form_is_still_read() -> None:
+    """a rolling deploy: workers of the previous release still write bare JSON."""
+    state = realistic_state(5, 2)
+    assert PlaylistState.decode(state.to_json()) == state
+    assert PlaylistState.decode(state.to_json().decode()) == state
+
+
+def test_a_rev_the_header_cannot_hold_is_stored_as_json() -> None:
+    state = PlaylistState("cid", "f", [1], ["at://a"], "3m\n6", "did:plc:owner")
+    assert state.encode() == state.to_json()
+    assert PlaylistState.decode(state.encode()) == state
+
+
+def _deflated(document: bytes) -> bytes:
+    from engine.state_codec import DICTIONARY
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=DICTIONARY)
+    return compressor.compress(document) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        TAG + b"3m6",  # no end of header
+        TAG + b"3m6\n" + b"not deflate at all",
+        realistic_state(4, 2).encode()[:-8],  # truncated
+        TAG + b"3m7\n" + realistic_state(4, 2).encode().split(b"\n", 1)[1],  # revs disagree
+        TAG + b"3m6\n" + _deflated(b"[1, 2]"),  # not a state
+        TAG + b"\xff\n" + _deflated(b"{}"),  # a rev that is not text
+        TAG + b"3m6\n" + _deflated(b" " * (MAX_DOCUMENT_BYTES + 1)),  # inflates too far
+    ],
+)
+def test_a_corrupt_packed_state_is_a_format_error(raw: bytes) -> None:
+    with pytest.raises(CacheFormatError):
+        PlaylistState.decode(raw)

@@ -148,6 +148,32 @@ async def test_revisions_compare_as_python_compares_them(counted: aioredis.Redis
     assert (await cache.put(P1_ID, "cid-x", answer(1), state("cid-x", ""))).state_written
 
 
+async def test_the_rev_rule_reads_both_stored_forms_of_a_state(counted: aioredis.Redis) -> None:
+    """a state is stored packed (`engine.state_codec`), its rev in a header the script
+    reads; one in the JSON form (a previous release's writer, mid-deploy) still counts."""
+    cache = RecommendationCache(counted)
+    newer, older = state("cid-b", "3m64ho4bbbb22"), state("cid-a", "3m64ho4aaaa22")
+    assert (await cache.put(P1_ID, "cid-b", answer(1), newer)).state_written
+    stored = await counted.get(state_key(P1_ID))
+    assert stored is not None
+    assert stored.startswith(b"z1 3m64ho4bbbb22\n")
+    assert not (await cache.put(P1_ID, "cid-a", answer(1), older)).state_written
+    # the previous release's JSON: read, and its rev still refuses an older write
+    await counted.set(state_key(P1_ID), newer.to_json(), ex=60)
+    assert await cache.get_state(P1_ID) == newer
+    assert not (await cache.put(P1_ID, "cid-a", answer(1), older)).state_written
+    # and a newer packed state replaces an older JSON one
+    await counted.set(state_key(P1_ID), older.to_json(), ex=60)
+    assert (await cache.put(P1_ID, "cid-b", answer(1), newer)).state_written
+    assert await cache.get_state(P1_ID) == newer
+    # a packed state without the end of its header: unreadable, so never newer
+    await counted.set(state_key(P1_ID), b"z1 3m64ho4zzzz22", ex=60)
+    assert await cache.get_state(P1_ID) is None
+    assert cache.counts["corrupt_states"] == 1
+    assert (await cache.put(P1_ID, "cid-a", answer(1), older)).state_written
+    assert await cache.get_state(P1_ID) == older
+
+
 async def test_a_track_withdrawn_before_the_write_is_left_out_by_it(
     counted: aioredis.Redis,
 ) -> None:

@@ -58,7 +58,7 @@ class Written:
 # the cache write (`RecommendationCache.put`), atomically:
 #   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
 #         set, 6 the live tracks, 7... the carriers of each track (ARGV 10... in order)
-#   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's JSON ('' none),
+#   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form ('' none),
 #         5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL (the index
 #         entries' expiry), 9 the playlist id, 10... the answer's track ids
 # replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
@@ -73,13 +73,23 @@ WRITE: Final = Script(
         end
         return #a > #b
     end
+    local function rev_there(raw)
+        -- a packed state (engine.state_codec) names its rev before the deflated JSON
+        if string.sub(raw, 1, 3) == 'z1 ' then
+            local stop = string.find(raw, '\\n', 4, true)
+            if stop then return string.sub(raw, 4, stop - 1) end
+            return nil
+        end
+        local ok, there = pcall(cjson.decode, raw)
+        if ok and type(there) == 'table' and type(there.rev) == 'string' then
+            return there.rev
+        end
+        return nil
+    end
     local function newer_there(raw, rev)
         if not raw or rev == '' then return false end
-        local ok, there = pcall(cjson.decode, raw)
-        if not ok or type(there) ~= 'table' or type(there.rev) ~= 'string' then
-            return false
-        end
-        return there.rev ~= '' and after(there.rev, rev)
+        local there = rev_there(raw)
+        return there ~= nil and there ~= '' and after(there, rev)
     end
     local ttl, now, expires = ARGV[2], ARGV[7], ARGV[8]
     if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[6] then
@@ -173,7 +183,7 @@ class RecommendationCache:
         if raw is None:
             return None
         try:
-            return PlaylistState.from_json(raw)
+            return PlaylistState.decode(raw)
         except CacheFormatError as error:
             self.counts["corrupt_states"] += 1
             logger.warning("unreadable playlist state for %s: %s", playlist_id, error)
@@ -305,7 +315,7 @@ def _write_call(
         value.to_json(),
         ttl_seconds,
         token,
-        state.to_json() if state is not None else "",
+        state.encode() if state is not None else "",
         state.rev if state is not None else "",
         lease.token if lease is not None else "",
         now,
