@@ -124,7 +124,7 @@ async def _takedowns(
     from worker.processes.worker import build_worker
     from worker.recs.services import installed, open_services
     from worker.settings import Settings
-    from worker.store.withdrawn import WithdrawalIndex, carriers_key
+    from worker.store.withdrawn import WithdrawalIndex, carriers_key, playlist_of
 
     store, playlists = _world()
     dsn = postgres.dsn()
@@ -174,7 +174,7 @@ async def _takedowns(
         carried: dict[int, list[str]] = {}
         for track_id in live:
             members = await services.redis.zrange(carriers_key(track_id), 0, -1)
-            carried[track_id] = [m.decode() for m in members]
+            carried[track_id] = [playlist_of(m) for m in members]
         targets = sorted(carried, key=lambda t: -len(carried[t]))[:count]
         console.print(
             f"{len(playlists)} playlists cached over {TRACKS:,} tracks; {count} takedowns, "
@@ -246,8 +246,8 @@ async def _round_cost(
     started = time.perf_counter()
     # the index `withdrawn.register` builds answer by answer, built here in bulk (the
     # same keys, members and scores; one command per key instead of three per track)
-    expires = time.time() + 86_400
-    carriers: dict[int, dict[str, float]] = {}
+    expires = withdrawn.expiry_score(time.time(), 86_400)
+    carriers: dict[int, dict[bytes, int]] = {}
     batch = 2000
     for first in range(0, answers, batch):
         async with redis.pipeline(transaction=False) as pipe:
@@ -258,8 +258,9 @@ async def _round_cost(
                 )
                 playlist_id = str(uuid.UUID(int=10_000_000 + n))
                 pipe.set(f"plyr:recommendations:{playlist_id}:cid", value.to_json(), ex=86_400)
+                member = withdrawn.carrier_member(playlist_id)
                 for track_id in members:
-                    carriers.setdefault(track_id, {})[playlist_id] = expires
+                    carriers.setdefault(track_id, {})[member] = expires
             await pipe.execute()
     await redis.zadd(WITHDRAWAL_LIVE_KEY, {str(t): expires for t in carriers})
     await redis.expire(WITHDRAWAL_LIVE_KEY, 86_400)

@@ -28,7 +28,7 @@ from worker.store.store_budget import (
     StoreBudgetExhausted,
     one_slot_per_run,
 )
-from worker.store.withdrawn import WithdrawalIndex, carriers_key
+from worker.store.withdrawn import WithdrawalIndex, carrier_member, carriers_key, playlist_of
 from worker.tasks.playlist import recompute_playlist
 
 pytestmark = pytest.mark.integration
@@ -172,6 +172,35 @@ async def test_the_rev_rule_reads_both_stored_forms_of_a_state(counted: aioredis
     assert cache.counts["corrupt_states"] == 1
     assert (await cache.put(P1_ID, "cid-a", answer(1), older)).state_written
     assert await cache.get_state(P1_ID) == older
+
+
+def test_a_uuid_carrier_is_its_16_bytes_and_any_other_id_its_text() -> None:
+    member = carrier_member(P1_ID)
+    assert len(member) == 17
+    assert playlist_of(member) == P1_ID
+    # not a UUID as plyr.fm writes them: kept as written, never taken for a packed one
+    for other in ("p-1", "0123456789abcdef", P1_ID.upper(), P1_ID.replace("-", "")):
+        assert carrier_member(other) == other.encode()
+        assert playlist_of(carrier_member(other)) == other
+    assert playlist_of(P1_ID) == P1_ID  # a client that decodes replies
+
+
+async def test_the_index_keeps_packed_carriers_with_whole_second_expiries(
+    counted: aioredis.Redis,
+) -> None:
+    """issue 20: the carriers sets were ~60 B a member (the id's 36 characters, a
+    fractional score as text); a member from an earlier release is still read."""
+    cache = RecommendationCache(counted)
+    await cache.put(P1_ID, "cid-1", answer(1, 2), None)
+    members = await counted.zrange(carriers_key(1), 0, -1, withscores=True)
+    assert [(member, score.is_integer()) for member, score in members] == [
+        (carrier_member(P1_ID), True)
+    ]
+    live = await counted.zrange("plyr:withdrawal-live", 0, -1, withscores=True)
+    assert all(score.is_integer() for _, score in live)
+    earlier = "33333333-3333-4333-8333-333333333333"
+    await counted.zadd(carriers_key(1), {earlier: members[0][1]})
+    assert await WithdrawalIndex(counted).carriers([1, 2]) == {P1_ID, earlier}
 
 
 async def test_a_track_withdrawn_before_the_write_is_left_out_by_it(

@@ -58,9 +58,10 @@ class Written:
 # the cache write (`RecommendationCache.put`), atomically:
 #   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
 #         set, 6 the live tracks, 7... the carriers of each track (ARGV 10... in order)
-#   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form ('' none),
-#         5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL (the index
-#         entries' expiry), 9 the playlist id, 10... the answer's track ids
+#   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form
+#         ('' none), 5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL
+#         (the index entries' expiry, whole seconds: `withdrawn.expiry_score`), 9 the
+#         playlist as a carrier (`withdrawn.carrier_member`), 10... the answer's track ids
 # replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
 # (nothing written). revs are TIDs compared byte by byte, as Python compares them (a
 # Lua `>` on strings follows the server's locale); an unreadable state is never newer.
@@ -319,8 +320,8 @@ def _write_call(
         state.rev if state is not None else "",
         lease.token if lease is not None else "",
         now,
-        now + ttl_seconds,
-        playlist_id,
+        withdrawn.expiry_score(now, ttl_seconds),
+        withdrawn.carrier_member(playlist_id),
         *ids,
     ]
     return keys, args

@@ -7,11 +7,13 @@ and what the check round leaves for the readers (keys: `engine.keys`).
                                    and writers notice a change by it: one small key; a
                                    random token, never a counter an expiry could reset)
     plyr:withdrawal-live           zset track id -> expiry   the tracks of the live answers
-    plyr:withdrawal-carriers:{id}  zset playlist id -> expiry  whose answer carried the track
+    plyr:withdrawal-carriers:{id}  zset playlist -> expiry     whose answer carried the track
+                                   (the member: `carrier_member`, 17 bytes for a UUID)
     plyr:withdrawal-round          the last round's `RoundRecord` (a minute)
     plyr:withdrawal-stats          hash of counters (a week)
 
-members are scored by when they expire (the cache TTL after their last write), so
+members are scored by when they expire (the cache TTL after their last write, in
+whole seconds rounded up: `expiry_score`), so
 each is dropped when the last answer that could carry it has expired, though the
 key itself lives on; every round trims what has expired. the live set is bounded
 by the live answers (answers x cached tracks, far fewer distinct tracks), a
@@ -28,6 +30,7 @@ landing between the read and the write makes the write retry).
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,8 +59,42 @@ STATS_TTL_SECONDS: Final = 7 * 86_400
 CARRIER_BATCH: Final = 500  # carriers sets read per pipeline
 
 
+# a carrier is a playlist id. plyr.fm's are UUIDs: kept as their 16 bytes behind this
+# marker (a byte no UTF-8 text holds, so an id of any other shape, kept as its text,
+# is never mistaken for one). 17 bytes, where the text took 36: the carriers sets hold
+# one member per (playlist, track of its answer), ~35 per cached playlist.
+UUID_MARKER: Final = b"\xff"
+
+
 def carriers_key(track_id: int) -> str:
     return f"{WITHDRAWAL_CARRIERS_PREFIX}:{track_id}"
+
+
+def carrier_member(playlist_id: str) -> bytes:
+    """a playlist as a member of the carriers sets (`playlist_of` reads it back)."""
+    try:
+        parsed = uuid.UUID(playlist_id)
+    except ValueError:
+        return playlist_id.encode()
+    if str(parsed) != playlist_id:  # upper case, braces, no dashes: kept as written
+        return playlist_id.encode()
+    return UUID_MARKER + parsed.bytes
+
+
+def playlist_of(member: bytes | str) -> str:
+    """the playlist id of a carriers member: packed, or the text an earlier release wrote."""
+    if isinstance(member, bytes):
+        if len(member) == 17 and member.startswith(UUID_MARKER):
+            return str(uuid.UUID(bytes=member[1:]))
+        return member.decode(errors="replace")
+    return member
+
+
+def expiry_score(now: float, ttl_seconds: int) -> int:
+    """an index member's score: when it expires, a whole second (rounded up, so never
+    before its answer). a sorted set in Redis's compact encoding keeps an integer score
+    in 4 or 6 bytes where a fractional one took its ~18 characters of text."""
+    return math.ceil(now + ttl_seconds)
 
 
 async def withdrawn_now(redis: Any, now: float) -> set[int]:
@@ -180,7 +217,7 @@ class WithdrawalIndex:
                 for track_id in ids[start : start + CARRIER_BATCH]:
                     pipe.zrangebyscore(carriers_key(track_id), now, "+inf")
                 for members in await pipe.execute():
-                    playlists.update(_text(member) for member in members)
+                    playlists.update(playlist_of(member) for member in members)
         return playlists
 
     async def count(self, increments: Mapping[str, int]) -> dict[str, int]:
