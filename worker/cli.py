@@ -47,14 +47,13 @@ app = typer.Typer(
 def worker_command() -> None:
     """run docket workers for the recompute and forget tasks the consumer enqueues
     (any number, on any machines sharing DOCKET_URL)."""
-    import asyncio
-
+    from worker.processes.event_loop import run as run_on_loop
     from worker.processes.startup import load_process_settings, refusals
     from worker.processes.worker import serve
 
     with refusals("worker"):
         settings = load_process_settings("worker")
-        asyncio.run(serve(settings))
+        run_on_loop(serve(settings), loop=settings.event_loop)
 
 
 @app.command(
@@ -89,14 +88,13 @@ def api_command() -> None:
 def jetstream_command() -> None:
     """follow the list collection on Jetstream and enqueue a recompute per playlist
     change (exactly one of these per deployment; needs REDIS_URL and a Redis DOCKET_URL)."""
-    import asyncio
-
+    from worker.processes.event_loop import run as run_on_loop
     from worker.processes.jetstream import run_standalone
     from worker.processes.startup import load_process_settings, refusals
 
     with refusals("jetstream"):
         settings = load_process_settings("jetstream")
-        asyncio.run(run_standalone(settings))
+        run_on_loop(run_standalone(settings), loop=settings.event_loop)
 
 
 @app.command(
@@ -225,6 +223,7 @@ def run_command(
 
     from rich.console import Console
 
+    from worker.processes.event_loop import run as run_on_loop
     from worker.processes.ops import wait_for_dependencies
     from worker.processes.run import RunOptions, run_embedded
     from worker.processes.startup import load_process_settings, refusals
@@ -247,7 +246,7 @@ def run_command(
     with refusals("run"):
         settings = load_process_settings("run", at_least="WARNING")
         asyncio.run(wait_for_dependencies(settings, database=True))
-        code = asyncio.run(run_embedded(settings, options, Console()))
+        code = run_on_loop(run_embedded(settings, options, Console()), loop=settings.event_loop)
     raise typer.Exit(code)
 
 

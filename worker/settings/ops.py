@@ -47,6 +47,14 @@ class OpsSettings(Section):
         "https://logfire-api.pydantic.dev with OTEL_EXPORTER_OTLP_HEADERS="
         "Authorization=<token>). Unset: no traces, and no cost.",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="the event loop of `plyr-recs worker`, `jetstream` and `run`: 'uvloop' "
+        "(its transports and scheduling in C; about a third of a worker's CPU was "
+        "asyncio's own on a cold deploy) or 'asyncio', the standard library's. Without "
+        "uvloop installed, asyncio's is used and the start-up log says so. The API runs "
+        "on uvicorn's choice, uvloop when installed.",
+    )
     health_store_check_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=30.0,
         description="how long /health/ready reuses its answer on turbopuffer (one id "
