@@ -1,7 +1,8 @@
 """a recompute's Redis round trips, counted against a real redis-server (issue 20:
 the client's work per round trip was a third of the worker's CPU). the lock and
-the first reads share one, the fenced cache write is one script, one turbopuffer
-slot serves a whole run: five in all, where there were twenty-five."""
+the first reads share one, one turbopuffer slot serves a whole run, and the fenced
+cache write is one script that also gives that slot back and releases the lock:
+three in all, where there were twenty-five."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from worker.store.store_budget import (
     BudgetedStore,
     SharedStoreBudget,
     StoreBudgetExhausted,
+    give_back_with_the_write,
     one_slot_per_run,
 )
 from worker.store.withdrawn import WithdrawalIndex, carrier_member, carriers_key, playlist_of
@@ -68,7 +70,7 @@ def state(token: str, rev: str) -> PlaylistState:
     return PlaylistState(token, f"f-{token}", [1], [], rev, OWNER)
 
 
-async def test_a_recompute_of_a_new_version_is_five_round_trips(counted: aioredis.Redis) -> None:
+async def test_a_recompute_of_a_new_version_is_three_round_trips(counted: aioredis.Redis) -> None:
     store = CountingStore(sample_store())
     budgeted = BudgetedStore(store, budget(counted), foreground=False)
     async with embedded_services(store=budgeted, redis=counted) as services:
@@ -91,15 +93,70 @@ async def test_a_recompute_of_a_new_version_is_five_round_trips(counted: aioredi
             with round_trips() as trips:
                 await recompute(COMMITS[2])  # eight tracks: k-means, an id lookup and a query
             after = await command_calls(counted)
+        slots_left = await counted.zcard(STORE_SLOTS_KEY)
+        lock_left = await counted.exists(f"plyr:playlist-lock:{P1_ID}")
     assert services.counts["recompute:computed"] == 2
     assert store.calls == ["get_vectors", "query_many"]
-    # the lock with the first reads; the slot taken; given back; the write; the release
-    assert trips.count == 5
-    assert after["evalsha"] - before["evalsha"] == 3  # take, write, release: one script each
-    assert after["zrem"] - before["zrem"] == 1  # the run's one slot, given back once
+    # the lock with the first reads; the slot taken; the write, which gives the slot
+    # back and releases the lock in its own script
+    assert trips.count == 3
+    assert after["evalsha"] - before["evalsha"] == 2  # take, write: one script each
+    assert after["zrem"] - before["zrem"] == 1  # the run's one slot, given back once (in the write)
+    assert after.get("del", 0) - before.get("del", 0) == 1  # the lock, by the write
+    assert (slots_left, lock_left) == (0, 0)
     # no compare-and-set rounds left
     assert after.get("watch", 0) == before.get("watch", 0)
     assert after.get("multi", 0) == before.get("multi", 0)
+
+
+async def test_a_write_that_loses_its_lease_still_gives_the_slot_back_and_keeps_the_lock(
+    counted: aioredis.Redis,
+) -> None:
+    shared = budget(counted)
+    store = BudgetedStore(sample_store(), shared, foreground=False)
+    cache = RecommendationCache(counted)
+    async with (
+        playlist_lock(counted, P1_ID, lease_seconds=30.0, ends_with_write=True) as lease,
+        give_back_with_the_write(),
+    ):
+        async with one_slot_per_run():
+            await store.get_vectors([1, 2])
+        assert await counted.zcard(STORE_SLOTS_KEY) == 1  # held until the write
+        await counted.set(lease.key, "another run's token", px=30_000)  # lapsed, retaken
+        with pytest.raises(LeaseLost):
+            await cache.put(P1_ID, "cid-1", answer(1), state("cid-1", "3m64ho4aaaa22"), lease=lease)
+        assert await counted.zcard(STORE_SLOTS_KEY) == 0  # the script gave it back anyway
+        assert not lease.end.released
+    assert await counted.get(lease.key) == b"another run's token"  # never ours to release
+    assert not await counted.exists(cache_key(P1_ID, "cid-1"))
+
+
+async def test_a_run_that_writes_nothing_gives_its_slot_back_and_releases_at_the_end(
+    counted: aioredis.Redis,
+) -> None:
+    shared = budget(counted)
+    store = BudgetedStore(sample_store(), shared, foreground=False)
+    async with (
+        playlist_lock(counted, P1_ID, lease_seconds=30.0, ends_with_write=True) as lease,
+        give_back_with_the_write(),
+    ):
+        async with one_slot_per_run():
+            await store.get_vectors([1, 2])
+        assert await counted.zcard(STORE_SLOTS_KEY) == 1
+    assert await counted.zcard(STORE_SLOTS_KEY) == 0
+    assert not await counted.exists(lease.key)
+
+
+async def test_a_write_under_a_lease_that_does_not_end_with_it_keeps_the_lock(
+    counted: aioredis.Redis,
+) -> None:
+    cache = RecommendationCache(counted)
+    async with playlist_lock(counted, P1_ID, lease_seconds=30.0) as lease:
+        await cache.put(P1_ID, "cid-1", answer(1), state("cid-1", "3m64ho4aaaa22"), lease=lease)
+        assert await counted.get(lease.key) == lease.token.encode()  # still held
+        await cache.put(P1_ID, "cid-2", answer(2), state("cid-2", "3m64ho4bbbb22"), lease=lease)
+    assert not await counted.exists(lease.key)
+    assert await counted.exists(cache_key(P1_ID, "cid-2"))
 
 
 async def test_the_cache_write_is_one_round_trip_and_fenced(counted: aioredis.Redis) -> None:

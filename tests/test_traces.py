@@ -157,7 +157,9 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
     inside = {s.name for s in under(spans, recompute)}
     assert {"postgresql resolve_tracks", "postgresql hydrate"} <= inside, inside
     assert {"turbopuffer get_vectors", "turbopuffer query_many"} <= inside, inside
-    assert {"redis lock.acquire", "redis cache.put", "redis lock.release"} <= inside, inside
+    assert {"redis lock.acquire", "redis cache.put"} <= inside, inside
+    # the write releases the lock in its own script: no round trip, so no span, of its own
+    assert "redis lock.release" not in inside, inside
     print("\n" + tree(spans, enqueue))  # the span tree, for the note (pytest -s)
 
 

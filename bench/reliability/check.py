@@ -144,7 +144,7 @@ async def judge(
             continue
         if raw_state is None:
             continue  # its final entry is missing: already counted as lost
-        state = PlaylistState.from_json(raw_state)
+        state = PlaylistState.decode(raw_state)
         assert life.final is not None
         if state.token != life.final.cid:
             verdict.wrong.append(state_key(life.playlist_id))

@@ -27,13 +27,14 @@ from engine.cache import (
 from engine.keys import (
     DELETED_PREFIX,
     PLAYLIST_ID_PREFIX,
+    STORE_SLOTS_KEY,
     WITHDRAWAL_LIVE_KEY,
     WITHDRAWN_KEY,
 )
 from engine.withdrawal import screened
 from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
-from worker.store import withdrawn
+from worker.store import store_budget, withdrawn
 from worker.store.lock import Lease, LeaseLost, lock_key
 from worker.store.scripts import Script
 
@@ -57,11 +58,15 @@ class Written:
 
 # the cache write (`RecommendationCache.put`), atomically:
 #   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
-#         set, 6 the live tracks, 7... the carriers of each track (ARGV 10... in order)
+#         set, 6 the live tracks, 7 turbopuffer's slots, 8... the carriers of each track
+#         (the ids at the end of ARGV, in order)
 #   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form
 #         ('' none), 5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL
 #         (the index entries' expiry, whole seconds: `withdrawn.expiry_score`), 9 the
-#         playlist as a carrier (`withdrawn.carrier_member`), 10... the answer's track ids
+#         playlist as a carrier (`withdrawn.carrier_member`), 10 '1' to release the lock
+#         once written, 11 n, 12...11+n the slots to give back, then the answer's track ids
+# the slots are given back whatever the outcome (the engine run that held them is over);
+# the lock is released only with a write that succeeded, and only while it is ours.
 # replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
 # (nothing written). revs are TIDs compared byte by byte, as Python compares them (a
 # Lua `>` on strings follows the server's locale); an unreadable state is never newer.
@@ -93,11 +98,15 @@ WRITE: Final = Script(
         return there ~= nil and there ~= '' and after(there, rev)
     end
     local ttl, now, expires = ARGV[2], ARGV[7], ARGV[8]
+    local slots = tonumber(ARGV[11])
+    if slots > 0 then
+        redis.call('ZREM', KEYS[7], unpack(ARGV, 12, 11 + slots))
+    end
     if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[6] then
         return {'lease_lost'}
     end
     local ids = {}
-    for i = 10, #ARGV do ids[#ids + 1] = ARGV[i] end
+    for i = 12 + slots, #ARGV do ids[#ids + 1] = ARGV[i] end
     if #ids > 0 then
         local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids))
         local gone = {}
@@ -125,14 +134,17 @@ WRITE: Final = Script(
         for i = 1, #ids do
             -- the playlist's earlier answers may have carried other tracks: members age
             -- out by their score, trimmed so a popular track's set stays its live carriers
-            redis.call('ZREMRANGEBYSCORE', KEYS[6 + i], '-inf', now)
-            redis.call('ZADD', KEYS[6 + i], expires, ARGV[9])
-            redis.call('EXPIRE', KEYS[6 + i], ttl)
+            redis.call('ZREMRANGEBYSCORE', KEYS[7 + i], '-inf', now)
+            redis.call('ZADD', KEYS[7 + i], expires, ARGV[9])
+            redis.call('EXPIRE', KEYS[7 + i], ttl)
         end
     end
     -- the set outlives each member it lists (its TTL restarts with each write)
     redis.call('SADD', KEYS[2], ARGV[3])
     redis.call('EXPIRE', KEYS[2], ttl)
+    if ARGV[10] == '1' and ARGV[6] ~= '' then
+        redis.call('DEL', KEYS[4])  -- ours: checked above, in this same script
+    end
     return {'ok', state_written}
     """
 )
@@ -214,10 +226,16 @@ class RecommendationCache:
         the answer is screened and written again (each time it holds fewer tracks).
         """
         while True:
-            keys, args = _write_call(playlist_id, token, value, state, lease, self.ttl_seconds)
+            slots = store_budget.deferred_slots(self.redis)
+            keys, args = _write_call(
+                playlist_id, token, value, state, lease, self.ttl_seconds, slots
+            )
             reply = await WRITE(self.redis, keys, args)
+            store_budget.given_back(slots)
             outcome = _text(reply[0])
             if outcome == "ok":
+                if lease is not None and lease.ends_with_write:
+                    lease.end.released = True
                 return Written(value, bool(int(reply[1])))
             if outcome == "lease_lost":
                 self.counts["lease_lost"] += 1
@@ -298,8 +316,9 @@ def _write_call(
     state: PlaylistState | None,
     lease: Lease | None,
     ttl_seconds: int,
+    slots: Sequence[str] = (),
 ) -> tuple[list[str], list[Any]]:
-    """the keys and arguments of one `WRITE`."""
+    """the keys and arguments of one `WRITE`; `slots`, turbopuffer slots it gives back."""
     ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
     lock = lease.key if lease is not None else lock_key(playlist_id)
     keys = [
@@ -309,6 +328,7 @@ def _write_call(
         lock,
         WITHDRAWN_KEY,
         WITHDRAWAL_LIVE_KEY,
+        STORE_SLOTS_KEY,
         *(withdrawn.carriers_key(int(track_id)) for track_id in ids),
     ]
     now = time.time()
@@ -322,6 +342,9 @@ def _write_call(
         now,
         withdrawn.expiry_score(now, ttl_seconds),
         withdrawn.carrier_member(playlist_id),
+        "1" if lease is not None and lease.ends_with_write else "",
+        len(slots),
+        *slots,
         *ids,
     ]
     return keys, args

@@ -44,7 +44,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -88,14 +88,28 @@ class LeaseLost(TransientError):
     was written, and the task is retried like any transient fault."""
 
 
+@dataclass(slots=True)
+class LeaseEnd:
+    """set by a cache write that released the lock in its own script."""
+
+    released: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """the held lock: its key and the fencing token the write checks; `along`, what
-    the reads queued with the acquire returned (`playlist_lock(along=...)`)."""
+    the reads queued with the acquire returned (`playlist_lock(along=...)`).
+
+    `ends_with_write`: the first cache write that succeeds under this lease also
+    releases it, in the same script (`RecommendationCache.put`), and says so in `end`:
+    the block's end then has nothing to release. for a run whose write is its last
+    step under the lock (a recompute), that is one round trip fewer."""
 
     key: str
     token: str
     along: tuple[Any, ...] = ()
+    ends_with_write: bool = False
+    end: LeaseEnd = field(default_factory=LeaseEnd)
 
 
 def lock_key(playlist_id: str) -> str:
@@ -109,12 +123,15 @@ async def playlist_lock(
     *,
     lease_seconds: float,
     along: Callable[[Any], None] | None = None,
+    ends_with_write: bool = False,
 ) -> AsyncIterator[Lease]:
     """hold the playlist's lock for the block; `PlaylistBusy` if someone else holds it.
 
     `along(pipeline)` queues commands sent in the same round trip as the acquire,
     after it (so what they read is read under the lock); their results are the
     lease's `along`. they run even when the lock is busy: reads, or idempotent writes.
+    `ends_with_write`: the block's cache write releases the lock (`Lease`); nothing
+    may then need the lock after that write.
     """
     key = lock_key(playlist_id)
     token = uuid.uuid4().hex
@@ -134,19 +151,25 @@ async def playlist_lock(
     if not taken:
         raise PlaylistBusy(playlist_id)
     renewer = _Renewer(redis, key, token, lease_seconds)
+    lease = Lease(key, token, results, ends_with_write=ends_with_write)
     try:
-        yield Lease(key, token, results)
+        yield lease
     finally:
         # the renewer stops at once; a renewal in flight is cancelled, not waited
         # for, so nothing it is in the middle of can hold the task (and the lock) up
         renewer.stop()
-        try:
-            with _tracer.start_as_current_span("redis lock.release", kind=SpanKind.CLIENT):
-                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
-                    await RELEASE(redis, [key], [token])
-        except (*REDIS_UNAVAILABLE, TimeoutError) as error:
-            # it expires one lease from its last renewal
-            logger.warning("could not release the lock of %s: %r", playlist_id, error)
+        if not lease.end.released:  # else the write released it
+            await _release(redis, key, token, playlist_id)
+
+
+async def _release(redis: Any, key: str, token: str, playlist_id: str) -> None:
+    try:
+        with _tracer.start_as_current_span("redis lock.release", kind=SpanKind.CLIENT):
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                await RELEASE(redis, [key], [token])
+    except (*REDIS_UNAVAILABLE, TimeoutError) as error:
+        # it expires one lease from its last renewal
+        logger.warning("could not release the lock of %s: %r", playlist_id, error)
 
 
 class _Renewer:

@@ -121,10 +121,16 @@ class _Kept:
 _run: ContextVar[list[_Kept] | None] = ContextVar("store_budget_run", default=None)
 
 
+# the slots whose give-back waits for the cache write (None outside
+# `give_back_with_the_write`): the runs' kept slots as they end
+_deferred: ContextVar[list[_Kept] | None] = ContextVar("store_budget_deferred", default=None)
+
+
 @asynccontextmanager
 async def one_slot_per_run() -> AsyncIterator[None]:
     """the block's store requests share one slot (per budget), taken by the first and
-    given back as the block ends; a request made while another of the block is in
+    given back as the block ends (or by the cache write that follows, inside
+    `give_back_with_the_write`); a request made while another of the block is in
     flight takes its own, as outside."""
     kept: list[_Kept] = []
     token = _run.set(kept)
@@ -132,8 +138,44 @@ async def one_slot_per_run() -> AsyncIterator[None]:
         yield
     finally:
         _run.reset(token)
+        deferred = _deferred.get()
         for slot in kept:
+            if deferred is not None:
+                deferred.append(slot)
+            else:
+                await slot.budget.give_back(slot.holder)
+
+
+@asynccontextmanager
+async def give_back_with_the_write() -> AsyncIterator[None]:
+    """the slots the block's runs end with are given back by the block's cache write,
+    in its own script (`RecommendationCache.put`, `deferred_slots`): a recompute's
+    engine run ends right before its write, so the slot is held a moment longer and
+    the give-back costs no round trip of its own. what no write took is given back
+    as the block ends (a run that wrote nothing, a write that failed)."""
+    pending: list[_Kept] = []
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        for slot in pending:
             await slot.budget.give_back(slot.holder)
+
+
+def deferred_slots(redis: Any) -> list[str]:
+    """the holders of the slots waiting for a write on `redis` (the budget's client
+    must be the cache's: a budget elsewhere gives its slots back itself)."""
+    pending = _deferred.get()
+    return [slot.holder for slot in pending if slot.budget.redis is redis] if pending else []
+
+
+def given_back(holders: Sequence[str]) -> None:
+    """the write's script gave these back: nothing is left to give back at the end."""
+    pending = _deferred.get()
+    if pending and holders:
+        gone = set(holders)
+        pending[:] = [slot for slot in pending if slot.holder not in gone]
 
 
 class SharedStoreBudget:
