@@ -44,7 +44,9 @@ def pack(rev: str, document: bytes) -> bytes:
     """the stored form of a state's JSON `document` whose rev is `rev`."""
     if not packable(rev):
         raise ValueError("a packed state's rev cannot hold a newline")
-    compressor = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 9, zdict=DICTIONARY)
+    # level 6 with the default memory: ~27 us a state; 9 with the most memory saved ~20
+    # bytes for ~165 us, a write's worth of CPU (its tables are set up per call)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, _WBITS, 8, zdict=DICTIONARY)
     return TAG + rev.encode() + b"\n" + compressor.compress(document) + compressor.flush()
 
 
