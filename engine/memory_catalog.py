@@ -111,6 +111,11 @@ class InMemoryCatalog:
         playlist = self._playlists[playlist_id]
         return PlaylistRef(playlist_id=playlist.playlist_id, owner_did=playlist.owner_did)
 
+    async def resolve_playlist_and_tracks(
+        self, playlist_uri: str, track_uris: Sequence[str]
+    ) -> tuple[PlaylistRef | None, dict[str, int]]:
+        return await self.resolve_playlist(playlist_uri), await self.resolve_tracks(track_uris)
+
     async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
         playlist = self._playlists.get(playlist_id)
         if playlist is None or playlist.owner_pds_url is not None:

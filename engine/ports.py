@@ -74,6 +74,13 @@ class Catalog(Protocol):
         """the playlist a list record URI belongs to, or None if plyr.fm has no row yet."""
         ...
 
+    async def resolve_playlist_and_tracks(
+        self, playlist_uri: str, track_uris: Sequence[str]
+    ) -> tuple[PlaylistRef | None, dict[str, int]]:
+        """`resolve_playlist` and `resolve_tracks` at once (a recompute needs both:
+        one round trip where the database is remote)."""
+        ...
+
     async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
         """a playlist by its id (the API's {playlist_id}), or None."""
         ...

@@ -59,6 +59,18 @@ RESOLVE_PLAYLIST_SQL: Final = """
 SELECT id, owner_did FROM playlists WHERE atproto_record_uri = $1
 """
 
+# both of the above in one statement (a recompute's first read): the playlist's row,
+# if any, first (`uri` NULL), then a row per track URI plyr.fm knows
+RESOLVE_PLAYLIST_AND_TRACKS_SQL: Final = """
+(SELECT NULL::text AS uri, id AS playlist_id, owner_did, NULL::int AS track_id
+ FROM playlists WHERE atproto_record_uri = $1)
+UNION ALL
+(SELECT DISTINCT ON (atproto_record_uri) atproto_record_uri, NULL, NULL, id
+ FROM tracks
+ WHERE atproto_record_uri = ANY($2::text[])
+ ORDER BY atproto_record_uri, id)
+"""
+
 # a left join: a playlist whose owner row is missing still answers (without a PDS).
 GET_PLAYLIST_SQL: Final = """
 SELECT p.id, p.owner_did, p.atproto_record_uri, p.atproto_record_cid, p.is_private,
@@ -226,6 +238,22 @@ class PostgresCatalog:
         if not rows:
             return None
         return PlaylistRef(playlist_id=rows[0]["id"], owner_did=rows[0]["owner_did"])
+
+    async def resolve_playlist_and_tracks(
+        self, playlist_uri: str, track_uris: Sequence[str]
+    ) -> tuple[PlaylistRef | None, dict[str, int]]:
+        wanted = distinct_track_uris(track_uris)
+        rows = await self._fetch(
+            "resolve_playlist_and_tracks", RESOLVE_PLAYLIST_AND_TRACKS_SQL, playlist_uri, wanted
+        )
+        playlist: PlaylistRef | None = None
+        tracks: dict[str, int] = {}
+        for row in rows:
+            if row["uri"] is None:
+                playlist = PlaylistRef(playlist_id=row["playlist_id"], owner_did=row["owner_did"])
+            else:
+                tracks[row["uri"]] = row["track_id"]
+        return playlist, tracks
 
     async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
         rows = await self._fetch("get_playlist", GET_PLAYLIST_SQL, playlist_id)

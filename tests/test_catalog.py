@@ -41,6 +41,7 @@ from engine.postgres_catalog import (
     HYDRATE_SQL,
     LIST_FIRST_PLAYLISTS_SQL,
     LIST_PLAYLISTS_AFTER_SQL,
+    RESOLVE_PLAYLIST_AND_TRACKS_SQL,
     RESOLVE_TRACKS_SQL,
     PostgresCatalog,
     is_unavailable,
@@ -221,6 +222,25 @@ async def test_resolve_playlist_unknown(catalog: Catalog) -> None:
     assert await catalog.resolve_playlist(unknown) is None
 
 
+async def test_the_playlist_and_its_tracks_at_once_answer_as_each_alone(catalog: Catalog) -> None:
+    unknown = f"at://{SAMPLE_ARTIST_DID}/fm.plyr.list/3zzzzzzzzzzzz"
+    uris = [SAMPLE_TRACK_URIS[7], UNKNOWN_TRACK_URI, SAMPLE_TRACK_URIS[2], SAMPLE_TRACK_URIS[7]]
+    for playlist_uri in [*(p["atproto_record_uri"] for p in SAMPLE["playlists"]), unknown]:
+        for track_uris in (uris, [], [UNKNOWN_TRACK_URI]):
+            both = await catalog.resolve_playlist_and_tracks(playlist_uri, track_uris)
+            alone = (
+                await catalog.resolve_playlist(playlist_uri),
+                await catalog.resolve_tracks(track_uris),
+            )
+            assert both == alone
+    playlist, tracks = await catalog.resolve_playlist_and_tracks(
+        SAMPLE["playlists"][0]["atproto_record_uri"], uris
+    )
+    assert playlist is not None
+    assert playlist.playlist_id == SAMPLE["playlists"][0]["id"]
+    assert tracks == {SAMPLE_TRACK_URIS[7]: 7, SAMPLE_TRACK_URIS[2]: 2}  # the lowest id of 7's
+
+
 async def test_get_playlist_public(catalog: Catalog) -> None:
     sample = SAMPLE["playlists"][0]
     row = await catalog.get_playlist(sample["id"])
@@ -398,6 +418,12 @@ async def test_each_call_is_one_statement(postgres_dsn: str) -> None:
         resolved = await catalog.resolve_tracks(list(SAMPLE_TRACK_URIS.values()))
         assert len(resolved) == len(SAMPLE_TRACK_URIS)
         assert await log.drained() == [RESOLVE_TRACKS_SQL]
+
+        playlist_uri = world(for_postgres=True)["playlists"][0]["atproto_record_uri"]
+        both = await catalog.resolve_playlist_and_tracks(playlist_uri, [SAMPLE_TRACK_URIS[1]])
+        assert both[0] is not None
+        assert both[1] == {SAMPLE_TRACK_URIS[1]: 1}
+        assert await log.drained() == [RESOLVE_PLAYLIST_AND_TRACKS_SQL]
 
         assert await catalog.hydrate([]) == []
         assert await catalog.resolve_tracks([]) == {}

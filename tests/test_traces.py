@@ -155,7 +155,8 @@ async def test_a_recompute_is_traced_from_the_consumer_into_the_worker(
     assert recompute.service == "plyr-recs-worker"
     # what the recompute waited on, each a span under the task's
     inside = {s.name for s in under(spans, recompute)}
-    assert {"postgresql resolve_tracks", "postgresql hydrate"} <= inside, inside
+    # the playlist and its tracks: one statement
+    assert {"postgresql resolve_playlist_and_tracks", "postgresql hydrate"} <= inside, inside
     assert {"turbopuffer get_vectors", "turbopuffer query_many"} <= inside, inside
     assert {"redis lock.acquire", "redis cache.put"} <= inside, inside
     # the write releases the lock in its own script: no round trip, so no span, of its own

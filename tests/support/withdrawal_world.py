@@ -68,6 +68,11 @@ class HeldCatalog:
     async def resolve_playlist(self, playlist_uri: str) -> PlaylistRef | None:
         return await self.inner.resolve_playlist(playlist_uri)
 
+    async def resolve_playlist_and_tracks(
+        self, playlist_uri: str, track_uris: Sequence[str]
+    ) -> tuple[PlaylistRef | None, dict[str, int]]:
+        return await self.inner.resolve_playlist_and_tracks(playlist_uri, track_uris)
+
     async def get_playlist(self, playlist_id: str) -> PlaylistRow | None:
         return await self.inner.get_playlist(playlist_id)
 

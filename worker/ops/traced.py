@@ -39,6 +39,7 @@ POSTGRES_METHODS: Final = (
     "resolve_tracks",
     "track_uris",
     "resolve_playlist",
+    "resolve_playlist_and_tracks",
     "get_playlist",
     "hydrate",
     "eligible_ids",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,11 +86,10 @@ class Recommender:
 
     async def track_ids(self, track_uris: Sequence[str]) -> list[int]:
         """the playlist's track ids in playlist order; tracks plyr.fm doesn't know are skipped."""
-        uris = list(dict.fromkeys(track_uris))[:MAX_LIST_ITEMS]
+        uris = playlist_uris(track_uris)
         if not uris:
             return []
-        known = await self.catalog.resolve_tracks(uris)
-        return list(dict.fromkeys(known[uri] for uri in uris if uri in known))
+        return ids_in_order(uris, await self.catalog.resolve_tracks(uris))
 
     async def compute(self, track_ids: Sequence[int]) -> tuple[CachedRecommendations, float]:
         """run the engine (no cache I/O); returns the value and the seconds it took."""
@@ -144,6 +143,7 @@ class Recommender:
         lease: Lease | None,
         force: bool = False,
         seen: Seen | None = None,
+        known_tracks: Mapping[str, int] | None = None,
     ) -> Ensured:
         """make sure the cache holds the answer for `version`, and return it.
 
@@ -153,6 +153,8 @@ class Recommender:
         written with a fresh TTL. without a cache (the API while Redis is down) the
         answer is computed and returned, nothing written. `seen`: the values of
         `look_keys`, read by the caller (else read here, in one round trip).
+        `known_tracks`: the version's track URIs plyr.fm knows, resolved by the caller
+        (`Catalog.resolve_playlist_and_tracks`; else resolved here when needed).
         """
         cache = self.cache
         playlist_id, token = version.playlist_id, version.token
@@ -171,7 +173,10 @@ class Recommender:
                 written = await cache.put(playlist_id, token, speculated.value, state, lease=lease)
                 return Ensured(Outcome.SPECULATIVE, written.value, 0.0)
 
-        track_ids = await self.track_ids(version.track_uris)
+        if known_tracks is None:
+            track_ids = await self.track_ids(version.track_uris)
+        else:
+            track_ids = ids_in_order(playlist_uris(version.track_uris), known_tracks)
         state = version.state(track_ids)
         if cache is not None and not force:
             previous = seen.state
@@ -216,3 +221,13 @@ class Recommender:
             await self.speculative.put(playlist_id, next_uris, Speculated(tuple(next_ids), value))
             computed += 1
         return computed
+
+
+def playlist_uris(track_uris: Sequence[str]) -> list[str]:
+    """a playlist's track URIs, each once, in order, within the record's bound."""
+    return list(dict.fromkeys(track_uris))[:MAX_LIST_ITEMS]
+
+
+def ids_in_order(uris: Sequence[str], known: Mapping[str, int]) -> list[int]:
+    """the ids of the `uris` plyr.fm knows (`known`), in playlist order, each once."""
+    return list(dict.fromkeys(known[uri] for uri in uris if uri in known))

@@ -44,6 +44,7 @@ from worker.recs.policy import (
     ingest_wait_seconds,
     lease_seconds,
 )
+from worker.recs.recommender import playlist_uris
 from worker.recs.services import Services, current_services
 from worker.recs.version import PlaylistVersion, is_newer
 from worker.store.cache import BEFORE_RECOMPUTE_COMMANDS
@@ -114,7 +115,10 @@ async def recompute_playlist(
     drop = _dropped(services, playlist_uri)
     async with failure_policy(counts, "recompute", playlist_uri, dropped=drop):
         check_arguments(playlist_uri, cid, rev, track_uris)
-        playlist = await services.catalog.resolve_playlist(playlist_uri)
+        # the playlist and its tracks in one statement: a new version needs both
+        playlist, known_tracks = await services.catalog.resolve_playlist_and_tracks(
+            playlist_uri, playlist_uris(track_uris)
+        )
         if playlist is None:
             delay = ingest_retry_delay(retry.attempt, ingest_wait)
             if delay is None:
@@ -166,7 +170,9 @@ async def recompute_playlist(
                 )
                 return
             seen = recommender.seen(version, held.along[BEFORE_RECOMPUTE_COMMANDS:])
-            ensured = await recommender.ensure(version, lease=held, force=force, seen=seen)
+            ensured = await recommender.ensure(
+                version, lease=held, force=force, seen=seen, known_tracks=known_tracks
+            )
         counts[f"recompute:{ensured.outcome.value}"] += 1
         if services.observer is not None:
             services.observer.recomputed(playlist_uri, cid, ensured)
