@@ -39,8 +39,8 @@ from bench.journey_servers import record_value
 from bench.load.stack import ServiceProcess, plyr_recs_command
 from bench.load.world import WorldSpec
 from bench.loopback.catalog_rows import load_into_postgres
-from bench.loopback.servers import PostgresServer, RedisServer, free_port
-from engine.schema import SCHEMA_PATH
+from bench.loopback.plyr_database import plyr_database
+from bench.loopback.servers import RedisServer, free_port
 from jetstream.replay import ReplayServer
 
 HOST: Final = "127.0.0.1"
@@ -101,7 +101,7 @@ class JourneyBackends:
 
     async def _start(self) -> None:
         options = self.options
-        self.database_dsn = await self._own_database()
+        self.database_dsn = await plyr_database(self._stack)
         rows = options.world.catalog_rows()
         for index, artist in enumerate(rows["artists"]):
             artist["pds_url"] = self.pds_url(index)
@@ -122,22 +122,6 @@ class JourneyBackends:
         for port in self.pds_ports:
             await wait_for_port(self.processes["pds"], port)
         await wait_for_port(self.processes["turbopuffer"], self.turbopuffer_port)
-
-    async def _own_database(self) -> str:
-        server = PostgresServer()
-        await asyncio.to_thread(server.start)
-        self._stack.callback(server.cleanup)
-        admin = await asyncpg.connect(server.dsn())
-        try:
-            await admin.execute('CREATE DATABASE "plyr"')
-        finally:
-            await admin.close()
-        connection = await asyncpg.connect(server.dsn("plyr"))
-        try:
-            await connection.execute(SCHEMA_PATH.read_text())
-        finally:
-            await connection.close()
-        return server.dsn("plyr")
 
 
 async def wait_for_port(process: ServiceProcess, port: int) -> None:

@@ -33,16 +33,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, Self
 
-import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
 from bench.api import Connection, request_bytes
 from bench.load.world import Edit, Mix, StreamSpec, WorldSpec
 from bench.loopback.catalog_rows import load_into_postgres
-from bench.loopback.servers import PostgresServer, RedisServer, free_port
+from bench.loopback.plyr_database import plyr_database
+from bench.loopback.servers import RedisServer, free_port
 from engine.cache import cache_key
-from engine.schema import SCHEMA_PATH
 from jetstream.status import read_status
 
 HOST: Final = "127.0.0.1"
@@ -278,7 +277,7 @@ class Stack:
         self.redis = aioredis.Redis.from_url(self.redis_url)
         self._stack.push_async_callback(self.redis.aclose)
         if not self.database_dsn:
-            self.database_dsn = await self._own_database()
+            self.database_dsn = await plyr_database(self._stack)
         await load_into_postgres(self.database_dsn, options.world.catalog_rows())
 
         turbopuffer_port, stream_port = free_port(), free_port()
@@ -299,22 +298,6 @@ class Stack:
             self._spawn("api", [*command, "api"], env=env)
             await self._wait_for_health()
         self._spawn("jetstream", [*command, "jetstream"], env=env)
-
-    async def _own_database(self) -> str:
-        server = PostgresServer()
-        await asyncio.to_thread(server.start)
-        self._stack.callback(server.cleanup)
-        admin = await asyncpg.connect(server.dsn())
-        try:
-            await admin.execute('CREATE DATABASE "plyr"')
-        finally:
-            await admin.close()
-        connection = await asyncpg.connect(server.dsn("plyr"))
-        try:
-            await connection.execute(SCHEMA_PATH.read_text())
-        finally:
-            await connection.close()
-        return server.dsn("plyr")
 
     def _service_env(self, turbopuffer_port: int, stream_port: int) -> dict[str, str]:
         options = self.options
