@@ -103,7 +103,8 @@ FAMILIES: Final = (
     KeyFamily("withdrawal_live", re.compile(WITHDRAWAL_LIVE_KEY), "the cache TTL, refreshed"),
     KeyFamily(
         "withdrawal_carriers",
-        re.compile(rf"{WITHDRAWAL_CARRIERS_PREFIX}:-?[0-9]+"),
+        # a track's carriers, and past the compact size its overflow shards (`:<shard>`)
+        re.compile(rf"{WITHDRAWAL_CARRIERS_PREFIX}:-?[0-9]+(:[0-9]+)?"),
         "the cache TTL, refreshed on write",
     ),
     KeyFamily("withdrawal_round", re.compile(WITHDRAWAL_ROUND_KEY), "a minute, each round"),

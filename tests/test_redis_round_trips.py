@@ -7,6 +7,7 @@ three in all, where there were twenty-five."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,7 +31,16 @@ from worker.store.store_budget import (
     give_back_with_the_write,
     one_slot_per_run,
 )
-from worker.store.withdrawn import WithdrawalIndex, carrier_member, carriers_key, playlist_of
+from worker.store.withdrawn import (
+    CARRIERS_COMPACT,
+    WithdrawalIndex,
+    carrier_keys,
+    carrier_member,
+    carrier_shard,
+    carriers_key,
+    carriers_shard_key,
+    playlist_of,
+)
 from worker.tasks.playlist import recompute_playlist
 
 pytestmark = pytest.mark.integration
@@ -258,6 +268,35 @@ async def test_the_index_keeps_packed_carriers_with_whole_second_expiries(
     earlier = "33333333-3333-4333-8333-333333333333"
     await counted.zadd(carriers_key(1), {earlier: members[0][1]})
     assert await WithdrawalIndex(counted).carriers([1, 2]) == {P1_ID, earlier}
+
+
+async def test_a_popular_track_s_carriers_overflow_into_shards_that_stay_compact(
+    counted: aioredis.Redis,
+) -> None:
+    """issue 20: one sorted set per track left Redis's compact encoding past 128
+    carriers (~120-140 B a member); the overflow goes to the playlist's shard."""
+    cache = RecommendationCache(counted)
+    playlists = [str(uuid.UUID(int=n + 1)) for n in range(CARRIERS_COMPACT + 40)]
+    for playlist_id in playlists:
+        await cache.put(playlist_id, "cid-1", answer(1), None)
+    assert await counted.zcard(carriers_key(1)) == CARRIERS_COMPACT
+    overflow = playlists[CARRIERS_COMPACT:]
+    for playlist_id in overflow:
+        member = carrier_member(playlist_id)
+        shard = carriers_shard_key(1, carrier_shard(member))
+        assert await counted.zscore(shard, member) is not None
+    encodings = {await counted.object("encoding", key) for key in carrier_keys(1)}
+    assert encodings - {None} == {b"listpack"}, encodings  # every set compact
+    # a playlist already in the first set stays there as it is written again
+    await cache.put(playlists[0], "cid-2", answer(1), None)
+    assert await counted.zcard(carriers_key(1)) == CARRIERS_COMPACT
+    assert sum([await counted.zcard(key) for key in carrier_keys(1)]) == len(playlists)
+    # the round finds every carrier, in the first set and in the shards
+    assert await WithdrawalIndex(counted).carriers([1]) == set(playlists)
+    # once the first set's members expire, new carriers go to it again
+    await counted.zremrangebyscore(carriers_key(1), "-inf", "+inf")
+    await cache.put(overflow[0], "cid-3", answer(1), None)
+    assert await counted.zscore(carriers_key(1), carrier_member(overflow[0])) is not None
 
 
 async def test_a_track_withdrawn_before_the_write_is_left_out_by_it(

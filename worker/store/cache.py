@@ -58,13 +58,15 @@ class Written:
 
 # the cache write (`RecommendationCache.put`), atomically:
 #   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
-#         set, 6 the live tracks, 7 turbopuffer's slots, 8... the carriers of each track
-#         (the ids at the end of ARGV, in order)
+#         set, 6 the live tracks, 7 turbopuffer's slots, then two per track (the ids at
+#         the end of ARGV, in order): its carriers set and the playlist's overflow shard
+#         of it (`withdrawn.CARRIERS_COMPACT`: a full set's new carriers go there)
 #   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form
 #         ('' none), 5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL
 #         (the index entries' expiry, whole seconds: `withdrawn.expiry_score`), 9 the
 #         playlist as a carrier (`withdrawn.carrier_member`), 10 '1' to release the lock
-#         once written, 11 n, 12...11+n the slots to give back, then the answer's track ids
+#         once written, 11 n, 12...11+n the slots to give back, then the answer's track
+#         ids, last the carriers a set takes before its overflow (`CARRIERS_COMPACT`)
 # the slots are given back whatever the outcome (the engine run that held them is over);
 # the lock is released only with a write that succeeded, and only while it is ours.
 # replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
@@ -106,7 +108,7 @@ WRITE: Final = Script(
         return {'lease_lost'}
     end
     local ids = {}
-    for i = 12 + slots, #ARGV do ids[#ids + 1] = ARGV[i] end
+    for i = 12 + slots, #ARGV - 1 do ids[#ids + 1] = ARGV[i] end
     if #ids > 0 then
         local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids))
         local gone = {}
@@ -131,12 +133,18 @@ WRITE: Final = Script(
         end
         redis.call('ZADD', KEYS[6], unpack(members))
         redis.call('EXPIRE', KEYS[6], ttl)
+        local compact = tonumber(ARGV[12 + slots + #ids])
         for i = 1, #ids do
             -- the playlist's earlier answers may have carried other tracks: members age
             -- out by their score, trimmed so a popular track's set stays its live carriers
-            redis.call('ZREMRANGEBYSCORE', KEYS[7 + i], '-inf', now)
-            redis.call('ZADD', KEYS[7 + i], expires, ARGV[9])
-            redis.call('EXPIRE', KEYS[7 + i], ttl)
+            local set = KEYS[6 + 2 * i]
+            redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+            if redis.call('ZCARD', set) >= compact and not redis.call('ZSCORE', set, ARGV[9]) then
+                set = KEYS[7 + 2 * i]  -- full: this playlist's overflow shard
+                redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+            end
+            redis.call('ZADD', set, expires, ARGV[9])
+            redis.call('EXPIRE', set, ttl)
         end
     end
     -- the set outlives each member it lists (its TTL restarts with each write)
@@ -321,6 +329,8 @@ def _write_call(
     """the keys and arguments of one `WRITE`; `slots`, turbopuffer slots it gives back."""
     ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
     lock = lease.key if lease is not None else lock_key(playlist_id)
+    carrier = withdrawn.carrier_member(playlist_id)
+    shard = withdrawn.carrier_shard(carrier)
     keys = [
         cache_key(playlist_id, token),
         versions_key(playlist_id),
@@ -329,7 +339,14 @@ def _write_call(
         WITHDRAWN_KEY,
         WITHDRAWAL_LIVE_KEY,
         STORE_SLOTS_KEY,
-        *(withdrawn.carriers_key(int(track_id)) for track_id in ids),
+        *(
+            key
+            for track_id in ids
+            for key in (
+                withdrawn.carriers_key(int(track_id)),
+                withdrawn.carriers_shard_key(int(track_id), shard),
+            )
+        ),
     ]
     now = time.time()
     args: list[Any] = [
@@ -341,11 +358,12 @@ def _write_call(
         lease.token if lease is not None else "",
         now,
         withdrawn.expiry_score(now, ttl_seconds),
-        withdrawn.carrier_member(playlist_id),
+        carrier,
         "1" if lease is not None and lease.ends_with_write else "",
         len(slots),
         *slots,
         *ids,
+        withdrawn.CARRIERS_COMPACT,
     ]
     return keys, args
 

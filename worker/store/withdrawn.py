@@ -9,6 +9,8 @@ and what the check round leaves for the readers (keys: `engine.keys`).
     plyr:withdrawal-live           zset track id -> expiry   the tracks of the live answers
     plyr:withdrawal-carriers:{id}  zset playlist -> expiry     whose answer carried the track
                                    (the member: `carrier_member`, 17 bytes for a UUID)
+    plyr:withdrawal-carriers:{id}:{shard}  the same, for the carriers past the first
+                                   `CARRIERS_COMPACT` (`carriers_shard_key`)
     plyr:withdrawal-round          the last round's `RoundRecord` (a minute)
     plyr:withdrawal-stats          hash of counters (a week)
 
@@ -33,6 +35,7 @@ import logging
 import math
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -57,6 +60,15 @@ MAX_WITHDRAWN: Final = 50_000
 ROUND_RECORD_TTL_SECONDS: Final = 60  # no round for a minute: readers see none at all
 STATS_TTL_SECONDS: Final = 7 * 86_400
 CARRIER_BATCH: Final = 500  # carriers sets read per pipeline
+# a track's carriers set takes this many members, then the next go to one of its
+# `CARRIER_SHARDS` overflow sets, by the playlist (`carrier_shard`). Redis keeps a
+# sorted set of up to 128 members compact (zset-max-listpack-entries, its default):
+# ~30 B a member here, against ~120-140 B past it, whatever the member's size. a
+# popular track in a large deployment has thousands of carriers; split, each set
+# stays compact up to 128 + 16 x 128 = 2,176 carriers. readers always read every
+# shard: one may outlive the root (each key's TTL restarts with its own writes).
+CARRIERS_COMPACT: Final = 128
+CARRIER_SHARDS: Final = 16
 
 
 # a carrier is a playlist id. plyr.fm's are UUIDs: kept as their 16 bytes behind this
@@ -68,6 +80,23 @@ UUID_MARKER: Final = b"\xff"
 
 def carriers_key(track_id: int) -> str:
     return f"{WITHDRAWAL_CARRIERS_PREFIX}:{track_id}"
+
+
+def carriers_shard_key(track_id: int, shard: int) -> str:
+    return f"{WITHDRAWAL_CARRIERS_PREFIX}:{track_id}:{shard}"
+
+
+def carrier_shard(member: bytes) -> int:
+    """the overflow set a carrier goes to when its track's first set is full: fixed by
+    the playlist, so its later answers land in the same one."""
+    return zlib.crc32(member) % CARRIER_SHARDS
+
+
+def carrier_keys(track_id: int) -> list[str]:
+    """every set that may hold the track's carriers (the first, then the shards)."""
+    return [carriers_key(track_id)] + [
+        carriers_shard_key(track_id, shard) for shard in range(CARRIER_SHARDS)
+    ]
 
 
 def carrier_member(playlist_id: str) -> bytes:
@@ -215,7 +244,8 @@ class WithdrawalIndex:
         for start in range(0, len(ids), CARRIER_BATCH):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for track_id in ids[start : start + CARRIER_BATCH]:
-                    pipe.zrangebyscore(carriers_key(track_id), now, "+inf")
+                    for key in carrier_keys(track_id):
+                        pipe.zrangebyscore(key, now, "+inf")
                 for members in await pipe.execute():
                     playlists.update(playlist_of(member) for member in members)
         return playlists
