@@ -289,6 +289,9 @@ def cpu_table(stack: JourneyStack, *, recomputes: int) -> Table:
         ("workers, all (since ready)", f"{workers:.1f}"),
         ("stand-ins (PDS, turbopuffer), not the service", f"{stand_ins:.1f}"),
         ("worker CPU per recompute, ms", f"{1e3 * workers / max(recomputes, 1):.1f}"),
+        # the stand-ins serve the same requests in every run: this ratio nets out the
+        # machine's speed, which was seen to change twofold between runs (`bench scale`)
+        ("workers' CPU per stand-ins' CPU", f"{workers / stand_ins:.2f}" if stand_ins else "-"),
     ]
     return table(
         "1c. CPU seconds per process during the cold deploy (total / since ready)",

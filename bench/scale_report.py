@@ -101,6 +101,18 @@ class RunFigures:
         return self.recomputes / self.worker_cpu_seconds if self.worker_cpu_seconds else 0.0
 
     @property
+    def worker_per_stand_in(self) -> float:
+        """the workers' CPU over the stand-ins' (the same requests in every run): this
+        machine's speed was seen to change twofold from one hour to the next (the
+        stand-ins took 9.0 s in one run, 18.6 s in another of the same work), which this
+        ratio cancels; compare builds by it, measured close together."""
+        return (
+            self.worker_cpu_seconds / self.stand_in_cpu_seconds
+            if self.stand_in_cpu_seconds
+            else 0.0
+        )
+
+    @property
     def idle_worker_cpu_seconds(self) -> float:
         """what the workers would have spent idle over the warm-up's length."""
         rate = self.warm_pass.worker_idle_cpu_per_second if self.warm_pass else 0.0
@@ -135,6 +147,7 @@ class RunFigures:
         out["recomputes"] = self.recomputes
         out["per_cpu_second"] = self.per_cpu_second
         out["per_net_cpu_second"] = self.per_net_cpu_second
+        out["worker_per_stand_in"] = self.worker_per_stand_in
         out["used_memory_per_playlist"] = self.used_memory_per_playlist
         out["keys_bytes_per_playlist"] = self.keys_bytes_per_playlist
         out["service_bytes_per_playlist"] = self.service_bytes_per_playlist
@@ -201,6 +214,10 @@ def runs_table(runs: Sequence[RunFigures]) -> Table:
     row(
         "stand-ins' CPU s (PDS, turbopuffer), apart",
         [f"{r.stand_in_cpu_seconds:.1f}" for r in runs],
+    )
+    row(
+        "worker CPU per stand-in CPU (the host's speed netted out)",
+        [f"{r.worker_per_stand_in:.2f}" if r.worker_per_stand_in else "-" for r in runs],
     )
     row("redis-server CPU s", [f"{r.redis_cpu_seconds:.1f}" for r in runs])
     row("PDS requests during the warm-up", [f"{r.pds_reads:,}" for r in runs])
