@@ -24,6 +24,12 @@ from tests.support.world import P1_ID, embedded_services, sample_store, story_co
 from worker.recs.services import installed
 from worker.store.cache import RecommendationCache
 from worker.store.lock import LeaseLost, playlist_lock
+from worker.store.speculative import (
+    SPECULATIVE_TTL_SECONDS,
+    Speculated,
+    SpeculativeAnswers,
+    speculative_key,
+)
 from worker.store.store_budget import (
     BudgetedStore,
     SharedStoreBudget,
@@ -319,6 +325,30 @@ async def test_a_track_withdrawn_before_the_write_is_left_out_by_it(
     assert await index.carriers([1]) == {P1_ID}
     assert await index.carriers([2]) == set()
     assert await counted.ttl(carriers_key(1)) > 0
+
+
+async def test_a_speculative_answer_is_one_round_trip_screened_in_its_script(
+    counted: aioredis.Redis,
+) -> None:
+    speculative = SpeculativeAnswers(counted)
+    uris = ["at://did:plc:a/fm.plyr.track/1", "at://did:plc:a/fm.plyr.track/2"]
+    await speculative.put(P1_ID, ["warm"], Speculated((1,), answer(9)))  # the script is known
+    with round_trips() as trips:
+        await speculative.put(P1_ID, uris, Speculated((1, 2), answer(3, 4, 5)))
+    assert trips.count == 1
+    kept = await speculative.get(P1_ID, uris)
+    assert kept is not None
+    assert [track.id for track in kept.value.tracks] == [3, 4, 5]
+    # a track withdrawn before the write: named by the script, left out, written again
+    await WithdrawalIndex(counted).mark([4], Source.CATALOG)
+    with round_trips() as trips:
+        await speculative.put(P1_ID, uris, Speculated((1, 2), answer(3, 4, 5)))
+    assert trips.count == 2
+    kept = await speculative.get(P1_ID, uris)
+    assert kept is not None
+    assert [track.id for track in kept.value.tracks] == [3, 5]
+    assert kept.track_ids == (1, 2)
+    assert 0 < await counted.ttl(speculative_key(P1_ID, uris)) <= SPECULATIVE_TTL_SECONDS
 
 
 async def test_one_run_keeps_one_slot_and_never_lends_it_twice(counted: aioredis.Redis) -> None:

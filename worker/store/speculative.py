@@ -18,19 +18,46 @@ is either made soon or not at all.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from redis.exceptions import WatchError
 
 from engine.cache import MAX_PAYLOAD_BYTES, CachedRecommendations, CacheFormatError
-from engine.keys import SPECULATIVE_PREFIX, WITHDRAWN_GENERATION_KEY
+from engine.keys import SPECULATIVE_PREFIX, WITHDRAWN_KEY
 from engine.types import MAX_LIST_ITEMS
+from engine.withdrawal import screened
 from worker.store import withdrawn
+from worker.store.scripts import Script
 
 SPECULATIVE_TTL_SECONDS: Final = 600
+SCREEN_ATTEMPTS: Final = 5  # writes refused by new withdrawals before the answer is dropped
+
+# a speculative entry's write, screened: KEYS 1 the entry, 2 the withdrawn set; ARGV 1
+# the entry's JSON, 2 its TTL, 3 now, 4... the answer's track ids. replies {'ok'}, or
+# {'withdrawn', ids...} and nothing written (the answer is screened and written again).
+# one round trip, where the WATCH of the withdrawn set's generation, its read and the
+# MULTI/EXEC were three
+PUT: Final = Script(
+    """
+    if #ARGV > 3 then
+        local ids = {}
+        for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+        local scores = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+        local gone = {}
+        for i = 1, #ids do
+            if scores[i] and tonumber(scores[i]) > tonumber(ARGV[3]) then
+                gone[#gone + 1] = ids[i]
+            end
+        end
+        if #gone > 0 then return {'withdrawn', unpack(gone)} end
+    end
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return {'ok'}
+    """
+)
 # a cached answer's bound, and room for the ids of a full playlist (501 of at most 20 digits)
 MAX_SPECULATED_BYTES: Final = MAX_PAYLOAD_BYTES + (MAX_LIST_ITEMS + 1) * 21
 
@@ -96,19 +123,25 @@ class SpeculativeAnswers:
     async def put(
         self, playlist_id: str, track_uris: Sequence[str], speculated: Speculated
     ) -> None:
-        """keep `speculated`, screened against the withdrawn set as it is written (a
-        withdrawal landing meanwhile makes the write retry, as the cache's does)."""
+        """keep `speculated`, screened against the withdrawn set as it is written: one
+        script (`PUT`) checks the answer's tracks and writes atomically; one that finds
+        tracks withdrawn writes nothing and names them, and the answer is screened and
+        written again (each time it holds fewer tracks), as the cache's write does."""
         key = speculative_key(playlist_id, track_uris)
-        for _ in range(5):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(WITHDRAWN_GENERATION_KEY)
-                    value = await withdrawn.screen_for_write(pipe, speculated.value)
-                    pipe.multi()
-                    entry = Speculated(speculated.track_ids, value)
-                    pipe.set(key, entry.to_json(), ex=self.ttl_seconds)
-                    await pipe.execute()
-                    return
-                except WatchError:  # a withdrawal landed meanwhile: screen again
-                    continue
+        value = speculated.value
+        for _ in range(SCREEN_ATTEMPTS):
+            entry = Speculated(speculated.track_ids, value)
+            ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
+            reply = await PUT(
+                self.redis,
+                [key, WITHDRAWN_KEY],
+                [entry.to_json(), self.ttl_seconds, time.time(), *ids],
+            )
+            if _text(reply[0]) == "ok":
+                return
+            value = screened(value, withdrawn.ids_of(reply[1:]))
         # a set that keeps changing: this answer is not needed that badly
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -24,9 +24,8 @@ carriers set by the playlists, the withdrawn set by `MAX_WITHDRAWN`.
 the cache write (`RecommendationCache.put`) is one script that screens the
 answer against the withdrawn set and indexes its tracks atomically, so an answer
 is either written before a track is marked, and then found among the track's
-carriers, or after, and then written without it. a speculative answer is
-screened by `screen_for_write` under WATCH of the generation (a withdrawal
-landing between the read and the write makes the write retry).
+carriers, or after, and then written without it. a speculative answer's write
+(`SpeculativeAnswers.put`) screens it in its script the same way.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from engine.cache import CACHE_TTL_SECONDS, CachedRecommendations
+from engine.cache import CACHE_TTL_SECONDS
 from engine.keys import (
     WITHDRAWAL_CARRIERS_PREFIX,
     WITHDRAWAL_LIVE_KEY,
@@ -49,7 +48,7 @@ from engine.keys import (
     WITHDRAWN_GENERATION_KEY,
     WITHDRAWN_KEY,
 )
-from engine.withdrawal import RoundRecord, Source, screened
+from engine.withdrawal import RoundRecord, Source
 
 logger = logging.getLogger(__name__)
 
@@ -145,24 +144,6 @@ def ids_of(members: Iterable[bytes | str]) -> set[int]:
         if text.lstrip("-").isdigit() and len(text) <= 12:
             ids.add(int(text))
     return ids
-
-
-# --- the speculative write path (inside SpeculativeAnswers.put's transaction) -----------
-
-
-async def screen_for_write(pipe: Any, value: CachedRecommendations) -> CachedRecommendations:
-    """`value` without the tracks marked withdrawn; `pipe` is watching the generation
-    and still in immediate mode, so this read is part of the compare-and-set."""
-    if not value.tracks:
-        return value
-    scores = await pipe.zmscore(WITHDRAWN_KEY, [str(track.id) for track in value.tracks])
-    now = time.time()
-    withdrawn = {
-        track.id
-        for track, score in zip(value.tracks, scores, strict=True)
-        if score is not None and float(score) > now
-    }
-    return screened(value, withdrawn)
 
 
 # --- the check round, the firehose task and the refill ---------------------------------
