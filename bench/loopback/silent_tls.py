@@ -63,36 +63,13 @@ class SilentTlsHost:
             writer.close()
 
 
-class Rerouted(httpcore.AsyncNetworkBackend):
-    """connections to `address` (every one, when None) go to 127.0.0.1:`port`."""
-
-    def __init__(self, port: int, address: str | None = None) -> None:
-        self._port = port
-        self._address = address
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if self._address is None or host == self._address:
-            host, port = "127.0.0.1", self._port
-        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 class Routes(httpcore.AsyncNetworkBackend):
     """connections to each (public) address of `ports` go to 127.0.0.1 at its port;
-    any other address is dialled as it is."""
+    any other address to 127.0.0.1:`every_other` when it is given, else as it is."""
 
-    def __init__(self, ports: dict[str, int]) -> None:
+    def __init__(self, ports: dict[str, int], *, every_other: int | None = None) -> None:
         self._ports = dict(ports)
+        self._every_other = every_other
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -105,7 +82,19 @@ class Routes(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         if host in self._ports:
             host, port = "127.0.0.1", self._ports[host]
+        elif self._every_other is not None:
+            host, port = "127.0.0.1", self._every_other
         return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class Rerouted(Routes):
+    """connections to `address` (every one, when None) go to 127.0.0.1:`port`."""
+
+    def __init__(self, port: int, address: str | None = None) -> None:
+        if address is None:
+            super().__init__({}, every_other=port)
+        else:
+            super().__init__({address: port})
