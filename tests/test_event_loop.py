@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import uvloop
 
@@ -40,13 +42,37 @@ def test_a_loop_that_does_not_exist_is_refused_in_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_the_embedded_service_runs_on_asyncio_s_loop_too() -> None:
-    # the default (uvloop) runs in every other test of `plyr-recs run`
+def test_the_embedded_service_runs_on_asyncio_s_loop_too(tmp_path: Path) -> None:
+    # the default (uvloop) runs in every other test of `plyr-recs run`; a small world
+    # (2,000 tracks, edits 20 ms apart) keeps this one short
+    summary_path = tmp_path / "summary.json"
     done = subprocess.run(
-        [sys.executable, "-m", "worker", "run", "--until-idle", "--playlists", "6"],
-        env={"EVENT_LOOP": "asyncio", "PATH": ""},
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "run",
+            "--until-idle",
+            "--tracks",
+            "2000",
+            "--spacing-ms",
+            "20",
+            "--summary",
+            str(summary_path),
+        ],
+        cwd=tmp_path,
+        env={
+            "EVENT_LOOP": "asyncio",
+            "PATH": "",
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "DEBOUNCE_SECONDS": "0.3",
+            "API_PORT": "0",
+        },
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(summary_path.read_text())
+    assert summary["reason"] == "idle"
+    assert any(not playlist["deleted"] for playlist in summary["playlists"])
