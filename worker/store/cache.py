@@ -36,7 +36,7 @@ from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
 from worker.store import store_budget, withdrawn
 from worker.store.lock import Lease, LeaseLost, lock_key
-from worker.store.scripts import Script
+from worker.store.scripts import WITHDRAWN_AMONG, Script, outcome
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class Written:
 # (nothing written). revs are TIDs compared byte by byte, as Python compares them (a
 # Lua `>` on strings follows the server's locale); an unreadable state is never newer.
 WRITE: Final = Script(
-    """
+    WITHDRAWN_AMONG
+    + """
     local function after(a, b)
         for i = 1, math.min(#a, #b) do
             local x, y = string.byte(a, i), string.byte(b, i)
@@ -109,16 +110,8 @@ WRITE: Final = Script(
     end
     local ids = {}
     for i = 12 + slots, #ARGV - 1 do ids[#ids + 1] = ARGV[i] end
-    if #ids > 0 then
-        local scores = redis.call('ZMSCORE', KEYS[5], unpack(ids))
-        local gone = {}
-        for i = 1, #ids do
-            if scores[i] and tonumber(scores[i]) > tonumber(now) then
-                gone[#gone + 1] = ids[i]
-            end
-        end
-        if #gone > 0 then return {'withdrawn', unpack(gone)} end
-    end
+    local gone = withdrawn_among(KEYS[5], ids, now)
+    if #gone > 0 then return {'withdrawn', unpack(gone)} end
     local state_written = 0
     if ARGV[4] ~= '' and not newer_there(redis.call('GET', KEYS[3]), ARGV[5]) then
         redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
@@ -240,12 +233,12 @@ class RecommendationCache:
             )
             reply = await WRITE(self.redis, keys, args)
             store_budget.given_back(slots)
-            outcome = _text(reply[0])
-            if outcome == "ok":
+            said = outcome(reply)
+            if said == "ok":
                 if lease is not None and lease.ends_with_write:
                     lease.end.released = True
                 return Written(value, bool(int(reply[1])))
-            if outcome == "lease_lost":
+            if said == "lease_lost":
                 self.counts["lease_lost"] += 1
                 raise LeaseLost(f"the lock of {playlist_id} is no longer ours")
             # withdrawn since the answer was computed: a mark landed before this write

@@ -16,9 +16,35 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from redis.exceptions import NoScriptError
+
+# a Lua function for the scripts that store an answer (`worker.store.cache.WRITE`,
+# `worker.store.speculative.PUT`): the ids of `ids` marked withdrawn in the sorted set
+# `key` (scored by expiry, so marked while their score is past `now`). a script that
+# finds any writes nothing and replies {'withdrawn', ids...}; the caller screens the
+# answer and writes again
+WITHDRAWN_AMONG: Final = """
+    local function withdrawn_among(key, ids, now)
+        local gone = {}
+        if #ids == 0 then return gone end
+        local scores = redis.call('ZMSCORE', key, unpack(ids))
+        for i = 1, #ids do
+            if scores[i] and tonumber(scores[i]) > tonumber(now) then
+                gone[#gone + 1] = ids[i]
+            end
+        end
+        return gone
+    end
+"""
+
+
+def outcome(reply: Sequence[Any]) -> str:
+    """the first word of a script's reply ('ok', 'withdrawn', ...), whatever the
+    client's decoding."""
+    first = reply[0]
+    return first.decode() if isinstance(first, bytes) else str(first)
 
 
 class Script:

@@ -30,7 +30,7 @@ from engine.keys import SPECULATIVE_PREFIX, WITHDRAWN_KEY
 from engine.types import MAX_LIST_ITEMS
 from engine.withdrawal import screened
 from worker.store import withdrawn
-from worker.store.scripts import Script
+from worker.store.scripts import WITHDRAWN_AMONG, Script, outcome
 
 SPECULATIVE_TTL_SECONDS: Final = 600
 SCREEN_ATTEMPTS: Final = 5  # writes refused by new withdrawals before the answer is dropped
@@ -41,19 +41,12 @@ SCREEN_ATTEMPTS: Final = 5  # writes refused by new withdrawals before the answe
 # one round trip, where the WATCH of the withdrawn set's generation, its read and the
 # MULTI/EXEC were three
 PUT: Final = Script(
-    """
-    if #ARGV > 3 then
-        local ids = {}
-        for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
-        local scores = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-        local gone = {}
-        for i = 1, #ids do
-            if scores[i] and tonumber(scores[i]) > tonumber(ARGV[3]) then
-                gone[#gone + 1] = ids[i]
-            end
-        end
-        if #gone > 0 then return {'withdrawn', unpack(gone)} end
-    end
+    WITHDRAWN_AMONG
+    + """
+    local ids = {}
+    for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+    local gone = withdrawn_among(KEYS[2], ids, ARGV[3])
+    if #gone > 0 then return {'withdrawn', unpack(gone)} end
     redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
     return {'ok'}
     """
@@ -137,11 +130,7 @@ class SpeculativeAnswers:
                 [key, WITHDRAWN_KEY],
                 [entry.to_json(), self.ttl_seconds, time.time(), *ids],
             )
-            if _text(reply[0]) == "ok":
+            if outcome(reply) == "ok":
                 return
             value = screened(value, withdrawn.ids_of(reply[1:]))
         # a set that keeps changing: this answer is not needed that badly
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
