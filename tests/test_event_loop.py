@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import uvloop
 
+from tests.support.embedded_run import run_until_idle
 from worker.processes.event_loop import run
 from worker.settings import Settings
 
@@ -43,36 +43,9 @@ def test_a_loop_that_does_not_exist_is_refused_in_one_line() -> None:
 
 
 def test_the_embedded_service_runs_on_asyncio_s_loop_too(tmp_path: Path) -> None:
-    # the default (uvloop) runs in every other test of `plyr-recs run`; a small world
-    # (2,000 tracks, edits 20 ms apart) keeps this one short
-    summary_path = tmp_path / "summary.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker",
-            "run",
-            "--until-idle",
-            "--tracks",
-            "2000",
-            "--spacing-ms",
-            "20",
-            "--summary",
-            str(summary_path),
-        ],
-        cwd=tmp_path,
-        env={
-            "EVENT_LOOP": "asyncio",
-            "PATH": "",
-            "XDG_CACHE_HOME": str(tmp_path / "cache"),
-            "DEBOUNCE_SECONDS": "0.3",
-            "API_PORT": "0",
-        },
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    # the default (uvloop) runs in every other test of `plyr-recs run`
+    done, summary = run_until_idle(tmp_path, {"EVENT_LOOP": "asyncio", "PATH": ""})
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(summary_path.read_text())
+    assert summary is not None
     assert summary["reason"] == "idle"
     assert any(not playlist["deleted"] for playlist in summary["playlists"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import redis
 
 from bench.loopback.servers import RedisServer
 from engine.cache import cache_key, cache_key_pattern
+from tests.support.embedded_run import run_until_idle
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -23,42 +22,15 @@ def test_run_until_idle_leaves_every_final_version_cached(
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
-    summary_path = tmp_path / "summary.json"
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("REDIS_", "DOCKET_", "DATABASE_", "TURBOPUFFER_", "JETSTREAM_"))
     }
-    environment |= {
-        "REDIS_URL": redis_server.url,
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "DEBOUNCE_SECONDS": "0.3",
-        "API_PORT": "0",
-        "COLUMNS": "120",
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "worker",
-            "run",
-            "--until-idle",
-            "--tracks",
-            "2000",
-            "--spacing-ms",
-            "20",
-            "--summary",
-            str(summary_path),
-        ],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
+    environment |= {"REDIS_URL": redis_server.url, "COLUMNS": "120"}
+    result, summary = run_until_idle(tmp_path, environment)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads(summary_path.read_text())
+    assert summary is not None
     assert summary["reason"] == "idle"
     # the catalogue was generated into the fresh cache directory
     assert list((tmp_path / "cache" / "plyr-recs").glob("*.npz"))
