@@ -55,7 +55,7 @@ class ApiMetrics:
         )
         self.more_tracks = Counter(
             "plyr_recs_api_more_tracks",
-            "answers that reached past the tracks an entry keeps whole (\"more\" past the "
+            'answers that reached past the tracks an entry keeps whole ("more" past the '
             "first page, or a withdrawal's gap): hydrated from plyr.fm's database, or "
             "failed (served the whole tracks alone).",
             ["result"],
