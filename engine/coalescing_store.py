@@ -15,7 +15,7 @@ caller's ids in one lookup, and each caller gets back exactly its own part.
 
 no timer: a batch is opened by the first call of a turn and sent by a callback
 `call_soon` schedules then, after every call of that turn has joined. a lone call
-goes out one loop step later, in the very request it made before. a batch is one
+goes out a loop step later as the very request it would have made alone. a batch is one
 request: when full, the next call (or the rest of this one) opens another. a
 caller whose searches or ids alone need more than one request bypasses the
 batches (the store sends them as it always did, one request after the other), so
@@ -31,7 +31,7 @@ if all of them are gone: a cancellation is only seen after the send is scheduled
 that task runs in a fresh context: it belongs to no caller's trace or budget run.
 
 what is pending is bounded by the callers waiting: each holds its place in at most
-a few batches, and each batch is one request's worth. batches are per event loop
+two batches, and each batch is one request's worth. batches are per event loop
 (the worker and the API may call one store from loops in different threads).
 """
 

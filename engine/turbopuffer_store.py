@@ -3,6 +3,10 @@
 two calls per recompute, whatever the playlist's size: one id-ordered lookup
 fetches the playlist's vectors (never a dummy ANN query), one multi-query sends
 every query vector at once with the playlist's own tracks excluded server-side.
+a multi-query's sub-queries are independent (each its own filter and `top_k`), so
+several recomputes' searches can share one request: `subqueries` checks and
+encodes a caller's, `multi_query` sends up to 16 of anyone's (`engine.ports.
+MultiQueryStore`, used by `engine.coalescing_store`).
 
 the client holds an aiohttp session, which belongs to the event loop it was
 opened in; the worker and the API may run in different loops, so there is one
