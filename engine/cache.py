@@ -1,7 +1,9 @@
 """the cache contract: what the worker writes and the API reads (DESIGN.md, "The cache").
 
     plyr:recommendations:{playlist_id}:{token}    the answer for one version of a playlist
-    plyr:recommendations-versions:{playlist_id}   the tokens cached for it (a set)
+    plyr:recommendations-tokens:{playlist_id}     the tokens cached for it (a sorted set,
+                                                  scored by expiry; the previous release's
+                                                  `-versions` set is still read by a forget)
     plyr:recommendations-state:{playlist_id}      the last computed version (cid, fingerprint,
                                                   track ids, owner): how a reorder or rename
                                                   is recognised and served without a
@@ -26,7 +28,7 @@ from typing import Any
 import orjson
 
 from engine import state_codec
-from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, VERSIONS_PREFIX
+from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, TOKENS_PREFIX, VERSIONS_PREFIX
 from engine.types import MAX_BECAUSE_TITLE, Because, Track
 
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
@@ -64,9 +66,15 @@ def state_key(playlist_id: str) -> str:
     return f"{STATE_PREFIX}:{playlist_id}"
 
 
+def tokens_key(playlist_id: str) -> str:
+    """the version tokens cached for a playlist, each scored by its entry's expiry
+    (whole seconds): what a delete must remove, found without scanning the keyspace."""
+    return f"{TOKENS_PREFIX}:{playlist_id}"
+
+
 def versions_key(playlist_id: str) -> str:
-    """the set of version tokens cached for a playlist: what a delete must remove,
-    found without scanning the keyspace."""
+    """the previous release's set of a playlist's version tokens (a set of strings):
+    a forget still reads it, nothing writes it."""
     return f"{VERSIONS_PREFIX}:{playlist_id}"
 
 

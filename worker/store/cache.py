@@ -22,6 +22,7 @@ from engine.cache import (
     PlaylistState,
     cache_key,
     state_key,
+    tokens_key,
     versions_key,
 )
 from engine.keys import (
@@ -57,11 +58,11 @@ class Written:
 
 
 # the cache write (`RecommendationCache.put`), atomically:
-#   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
-#         set, 6 the live tracks, 7 turbopuffer's slots, then two per indexed track (the
-#         first ids at the end of ARGV, in order): its carriers set and the playlist's
-#         overflow shard of it (`withdrawn.CARRIERS_COMPACT`: a full set's new carriers
-#         go there)
+#   KEYS  1 the entry, 2 the playlist's tokens (`tokens_key`), 3 its state, 4 its lock,
+#         5 the withdrawn set, 6 the live tracks, 7 turbopuffer's slots, then two per
+#         indexed track (the first ids at the end of ARGV, in order): its carriers set
+#         and the playlist's overflow shard of it (`withdrawn.CARRIERS_COMPACT`: a full
+#         set's new carriers go there)
 #   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form
 #         ('' none), 5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL
 #         (the index entries' expiry, whole seconds: `withdrawn.expiry_score`), 9 the
@@ -146,8 +147,10 @@ WRITE: Final = Script(
             redis.call('EXPIRE', set, ttl)
         end
     end
-    -- the set outlives each member it lists (its TTL restarts with each write)
-    redis.call('SADD', KEYS[2], ARGV[3])
+    -- the tokens outlive each entry they list (the key's TTL restarts with each write);
+    -- a token is scored by its entry's expiry, and those past it are trimmed
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+    redis.call('ZADD', KEYS[2], expires, ARGV[3])
     redis.call('EXPIRE', KEYS[2], ttl)
     if ARGV[10] == '1' and ARGV[6] ~= '' then
         redis.call('DEL', KEYS[4])  -- ours: checked above, in this same script
@@ -301,13 +304,18 @@ class RecommendationCache:
     async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
         """delete every cached version of a playlist and its state; the count deleted.
 
-        the versions come from the playlist's set, not a SCAN: a SCAN walks the
-        whole keyspace (every playlist's entries) for each delete.
+        the versions come from the playlist's tokens, not a SCAN: a SCAN walks the
+        whole keyspace (every playlist's entries) for each delete. the previous
+        release's set of them is read too (its entries live a day after a deploy).
         """
-        versions = versions_key(playlist_id)
-        tokens = await self.redis.smembers(versions)
-        keys = [cache_key(playlist_id, _text(token)) for token in tokens]
-        keys += [state_key(playlist_id), versions]
+        tokens, versions = tokens_key(playlist_id), versions_key(playlist_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(tokens, 0, -1)
+            pipe.smembers(versions)
+            listed, listed_before = await pipe.execute()
+        found = {_text(token) for token in [*listed, *listed_before]}
+        keys = [cache_key(playlist_id, token) for token in sorted(found)]
+        keys += [state_key(playlist_id), tokens, versions]
         if playlist_uri:
             keys.append(_uri_key(playlist_uri))
         deleted = 0
@@ -334,7 +342,7 @@ def _write_call(
     shard = withdrawn.carrier_shard(carrier)
     keys = [
         cache_key(playlist_id, token),
-        versions_key(playlist_id),
+        tokens_key(playlist_id),
         state_key(playlist_id),
         lock,
         WITHDRAWN_KEY,
