@@ -9,7 +9,7 @@ library, only these shapes. their errors are of the two kinds in `engine.errors`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
 from engine.errors import PermanentError, TransientError
 from engine.types import Candidate, PlaylistRef, PlaylistRow, Track, Vector
@@ -55,6 +55,40 @@ class VectorStore(Protocol):
     ) -> list[list[Candidate]]:
         """one ranked candidate list (closest first, at most `top_k`) per query vector,
         never containing an id of `exclude_ids`."""
+        ...
+
+
+# a store's own form of one prepared nearest-neighbour search (`MultiQueryStore`)
+SubQuery = TypeVar("SubQuery")
+
+
+@runtime_checkable
+class MultiQueryStore(VectorStore, Protocol[SubQuery]):
+    """a `VectorStore` that can send searches of several callers in one request, each
+    with its own exclusions and `top_k` (turbopuffer's multi-query), and says how
+    much one request may carry. what `engine.coalescing_store` needs to share
+    requests between concurrent recomputes."""
+
+    @property
+    def max_subqueries(self) -> int:
+        """how many searches one `multi_query` request may carry."""
+        ...
+
+    @property
+    def max_lookup_ids(self) -> int:
+        """how many ids one `get_vectors` request may carry (more take several)."""
+        ...
+
+    def subqueries(
+        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
+    ) -> list[SubQuery]:
+        """one search per vector, checked as `query_many` checks them (ValueError,
+        TypeError) and ready to send: never sent by this call."""
+        ...
+
+    async def multi_query(self, subqueries: Sequence[SubQuery]) -> list[list[Candidate]]:
+        """one request for 1..`max_subqueries` searches: each one's ranked candidates
+        (closest first, at most its `top_k`, none of its excluded ids), in order."""
         ...
 
 

@@ -3,6 +3,10 @@
 two calls per recompute, whatever the playlist's size: one id-ordered lookup
 fetches the playlist's vectors (never a dummy ANN query), one multi-query sends
 every query vector at once with the playlist's own tracks excluded server-side.
+a multi-query's sub-queries are independent (each its own filter and `top_k`), so
+several recomputes' searches can share one request: `subqueries` checks and
+encodes a caller's, `multi_query` sends up to 16 of anyone's (`engine.ports.
+MultiQueryStore`, used by `engine.coalescing_store`).
 
 the client holds an aiohttp session, which belongs to the event loop it was
 opened in; the worker and the API may run in different loops, so there is one
@@ -93,12 +97,25 @@ class _LoopClient(NamedTuple):
     client: turbopuffer.AsyncTurbopuffer
 
 
+class AnnSubquery(NamedTuple):
+    """one nearest-neighbour search, encoded for the wire (`TurbopufferStore.subqueries`)."""
+
+    body: dict[str, Any]  # the sub-query as sent
+    top_k: int
+    excluded: frozenset[int]  # ids its answer must not hold (checked again on the way back)
+
+
 class _NamespaceMissingError(Exception):
     """the namespace was never written (404): no embeddings, no neighbours."""
 
 
 class TurbopufferStore:
-    """`engine.ports.VectorStore` over one turbopuffer namespace."""
+    """`engine.ports.VectorStore` over one turbopuffer namespace (and a
+    `MultiQueryStore`: several callers' searches can share one request)."""
+
+    # what one request may carry (engine.ports.MultiQueryStore)
+    max_subqueries: Final = MAX_SUBQUERIES_PER_REQUEST
+    max_lookup_ids: Final = LOOKUP_BATCH_SIZE
 
     def __init__(
         self,
@@ -169,34 +186,48 @@ class TurbopufferStore:
         exclude_ids: Iterable[int],
     ) -> list[list[Candidate]]:
         """one multi-query per MAX_SUBQUERIES_PER_REQUEST vectors, results in input order."""
+        subqueries = self.subqueries(vectors, top_k=top_k, exclude_ids=exclude_ids)
+        results: list[list[Candidate]] = []
+        for chunk in _chunks(subqueries, MAX_SUBQUERIES_PER_REQUEST):
+            try:
+                results.extend(await self._multi_query(chunk))
+            except _NamespaceMissingError:
+                return [[] for _ in subqueries]  # no namespace yet: no neighbours either
+        return results
+
+    # --- several callers' searches in one request (engine.ports.MultiQueryStore) ------
+
+    def subqueries(
+        self, vectors: Sequence[Vector], *, top_k: int, exclude_ids: Iterable[int]
+    ) -> list[AnnSubquery]:
+        """the searches `query_many` would send for these arguments, checked and encoded
+        (bounds as there: `top_k`, the vectors' size, MAX_EXCLUDED_IDS); sends nothing."""
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be in 1..{MAX_TOP_K}, got {top_k}")
         targets = [self._query_vector(vector) for vector in vectors]
         excluded = sorted(set(_plain_ids(exclude_ids)))
         if len(excluded) > MAX_EXCLUDED_IDS:
             raise ValueError(f"{len(excluded)} excluded ids, more than {MAX_EXCLUDED_IDS}")
-        if not targets:
-            return []
-        excluded_set = set(excluded)
-        results: list[list[Candidate]] = []
-        for chunk in _chunks(targets, MAX_SUBQUERIES_PER_REQUEST):
-            body = {"queries": [_ann_subquery(target, top_k, excluded) for target in chunk]}
-            try:
-                response = await self._post("query_many", self._multi_query_path, body)
-            except _NamespaceMissingError:
-                return [[] for _ in targets]  # no namespace yet: no neighbours either
-            answers = response.get("results") if isinstance(response, dict) else None
-            if not isinstance(answers, list) or len(answers) != len(chunk):
-                raise PermanentStoreError(
-                    f"turbopuffer query_many on {self._namespace!r}: the answer does not "
-                    f"hold one result per subquery ({len(chunk)})"
-                )
-            for answer in answers:
-                rows = _rows(answer, "query_many")
-                results.append(self._candidates(rows, top_k=top_k, excluded=excluded_set))
-        return results
+        excluded_set = frozenset(excluded)  # one set for all of them: answers are checked on it
+        return [
+            AnnSubquery(_ann_subquery(target, top_k, excluded), top_k, excluded_set)
+            for target in targets
+        ]
 
-    # --- lifecycle ---------------------------------------------------------------
+    async def multi_query(self, subqueries: Sequence[AnnSubquery]) -> list[list[Candidate]]:
+        """one multi-query request of 1..MAX_SUBQUERIES_PER_REQUEST searches, whoever
+        asked for each; each answer is checked against its own search's exclusions."""
+        if not 1 <= len(subqueries) <= MAX_SUBQUERIES_PER_REQUEST:
+            raise ValueError(
+                f"a multi-query holds 1..{MAX_SUBQUERIES_PER_REQUEST} searches, "
+                f"got {len(subqueries)}"
+            )
+        try:
+            return await self._multi_query(subqueries)
+        except _NamespaceMissingError:
+            return [[] for _ in subqueries]
+
+        # --- lifecycle ---------------------------------------------------------------
 
     @property
     def open_clients(self) -> int:
@@ -265,6 +296,22 @@ class TurbopufferStore:
         except orjson.JSONDecodeError as error:
             raise self._store_error(call, error) from error
 
+    async def _multi_query(self, subqueries: Sequence[AnnSubquery]) -> list[list[Candidate]]:
+        body = {"queries": [subquery.body for subquery in subqueries]}
+        response = await self._post("query_many", self._multi_query_path, body)
+        answers = response.get("results") if isinstance(response, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(subqueries):
+            raise PermanentStoreError(
+                f"turbopuffer query_many on {self._namespace!r}: the answer does not "
+                f"hold one result per subquery ({len(subqueries)})"
+            )
+        return [
+            self._candidates(
+                _rows(answer, "query_many"), top_k=subquery.top_k, excluded=subquery.excluded
+            )
+            for subquery, answer in zip(subqueries, answers, strict=True)
+        ]
+
     def _query_vector(self, vector: Vector) -> list[float]:
         with np.errstate(over="ignore"):  # out-of-range floats become inf, refused below
             array = np.asarray(vector, dtype=np.float32)
@@ -315,7 +362,9 @@ class TurbopufferStore:
             log.warning("turbopuffer get_vectors: skipped %d unusable rows", rejected)
         return vectors
 
-    def _candidates(self, rows: list[Any], *, top_k: int, excluded: set[int]) -> list[Candidate]:
+    def _candidates(
+        self, rows: list[Any], *, top_k: int, excluded: frozenset[int]
+    ) -> list[Candidate]:
         candidates: list[Candidate] = []
         seen: set[int] = set()
         rejected = 0

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.coalescing_store import coalescing
 from engine.ports import Catalog, VectorStore
 from worker.identity.pds import PdsRecords
 from worker.ops.traced import (
@@ -99,6 +100,11 @@ async def open_services(
             )
         if store is _UNSET:
             store = store_from_settings(settings)
+            if store is not None:
+                # concurrent runs' requests shared (engine.coalescing_store): under the
+                # budget, so each run still holds its slot while its part is in flight;
+                # under the spans, so each run's span is its own wait
+                store = coalescing(store)
             if store is not None and tracing_enabled():
                 store = traced(store, system="turbopuffer", methods=TURBOPUFFER_METHODS)
             if store is None:
