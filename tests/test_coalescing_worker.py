@@ -1,5 +1,5 @@
-"""a burst of recomputes in a real worker shares turbopuffer requests, and answers
-as the same recomputes do one at a time.
+"""a burst of recomputes in a real worker shares turbopuffer requests and PostgreSQL
+hydrate statements, and answers as the same recomputes do one at a time.
 
 every part is real: docket and the cache on a redis-server, plyr.fm's PostgreSQL
 (from the shared schema), the real turbopuffer client against the loopback
@@ -23,6 +23,8 @@ from bench.loopback.catalog_rows import load_into_postgres
 from bench.loopback.servers import RedisServer
 from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import cache_key
+from engine.coalescing import CoalescingStats
+from engine.coalescing_catalog import CoalescingCatalog
 from engine.coalescing_store import CoalescingStore
 from tests.support.reconcile_world import fake_cid
 from tests.support.samples import load_catalog, track_vector
@@ -72,9 +74,9 @@ async def turbopuffer() -> AsyncIterator[TurbopufferServer]:
 
 async def recompute_all(
     settings: Settings, playlists: list[dict[str, Any]], *, concurrency: int
-) -> dict[str, Any]:
-    """every playlist recomputed by a worker running `concurrency` tasks at once; the
-    cached answers by playlist id."""
+) -> tuple[dict[str, Any], CoalescingStats]:
+    """every playlist recomputed by a worker running `concurrency` tasks at once: the
+    cached answers by playlist id, and the catalog's hydrate calls and statements."""
     async with (
         open_services(settings) as services,
         Docket(name=settings.docket_name, url=settings.docket_url) as docket,
@@ -82,6 +84,8 @@ async def recompute_all(
         store = services.store
         assert isinstance(store, BudgetedStore)  # no vector cache: VECTOR_CACHE_SIZE=0
         assert isinstance(store.inner, CoalescingStore)
+        catalog = services.catalog
+        assert isinstance(catalog, CoalescingCatalog)
         for playlist in playlists:
             await docket.add(recompute_playlist)(
                 playlist["atproto_record_uri"],
@@ -98,8 +102,8 @@ async def recompute_all(
             )
             assert raw is not None, playlist["name"]
             value = orjson.loads(raw)
-            answers[playlist["id"]] = (value["available"], value["tracks"])
-        return answers
+            answers[playlist["id"]] = (value["available"], value["tracks"], value.get("more"))
+        return answers, catalog.stats
 
 
 async def test_a_burst_of_recomputes_shares_requests_and_answers_the_same(
@@ -127,11 +131,11 @@ async def test_a_burst_of_recomputes_shares_requests_and_answers_the_same(
 
     try:
         # one at a time: each recompute alone, its two requests as before
-        alone = await recompute_all(settings(1), playlists, concurrency=1)
+        alone, hydrates_alone = await recompute_all(settings(1), playlists, concurrency=1)
         requests_alone = len(turbopuffer.requests)
         turbopuffer.reset()
         # all at once, in a database of their own (nothing cached yet)
-        together = await recompute_all(settings(2), playlists, concurrency=BURST)
+        together, hydrates_together = await recompute_all(settings(2), playlists, concurrency=BURST)
         requests_together = len(turbopuffer.requests)
     finally:
         for db in (1, 2):  # the fixture flushes only the default database
@@ -141,4 +145,8 @@ async def test_a_burst_of_recomputes_shares_requests_and_answers_the_same(
     assert requests_alone >= 2 * BURST
     assert requests_together < 2 * BURST
     assert together == alone
-    assert all(available for available, _ in alone.values())
+    assert all(available for available, _, _ in alone.values())
+    # the recomputes a shared answer woke hydrated their candidates together too
+    assert hydrates_alone.requests == hydrates_alone.calls >= BURST
+    assert hydrates_together.calls == hydrates_alone.calls
+    assert hydrates_together.requests < hydrates_together.calls

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.coalescing_catalog import CoalescingCatalog
 from engine.coalescing_store import coalescing
 from engine.ports import Catalog, VectorStore
 from worker.identity.pds import PdsRecords
@@ -98,6 +99,9 @@ async def open_services(
                     settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
                 )
             )
+            # the recomputes a shared turbopuffer answer wakes together hydrate their
+            # candidates in one statement (engine.coalescing_catalog)
+            catalog = CoalescingCatalog(catalog)
         if store is _UNSET:
             store = store_from_settings(settings)
             if store is not None:
