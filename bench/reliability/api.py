@@ -126,5 +126,7 @@ class ApiProbe:
         """until the API's cache breaker is closed (at most BREAKER_WAIT_SECONDS; past
         that the pass goes ahead, and its answers tell what the API serves)."""
         deadline = asyncio.get_running_loop().time() + BREAKER_WAIT_SECONDS
-        while not self.breaker.closed and asyncio.get_running_loop().time() < deadline:
+        while asyncio.get_running_loop().time() < deadline:
+            if self.breaker.closed:
+                return
             await asyncio.sleep(PROBE_INTERVAL_SECONDS)
