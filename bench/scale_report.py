@@ -23,7 +23,7 @@ KIB: Final = 1024
 GROUPS: Final = (
     ("entry (the answer)", ("recommendations",)),
     ("state", ("state",)),
-    ("version set", ("versions",)),
+    ("version tokens", ("tokens", "versions")),
     (
         "withdrawal indexes",
         (

@@ -1,7 +1,9 @@
 """the cache contract: what the worker writes and the API reads (DESIGN.md, "The cache").
 
     plyr:recommendations:{playlist_id}:{token}    the answer for one version of a playlist
-    plyr:recommendations-versions:{playlist_id}   the tokens cached for it (a set)
+    plyr:recommendations-tokens:{playlist_id}     the tokens cached for it (a sorted set,
+                                                  scored by expiry; the previous release's
+                                                  `-versions` set is still read by a forget)
     plyr:recommendations-state:{playlist_id}      the last computed version (cid, fingerprint,
                                                   track ids, owner): how a reorder or rename
                                                   is recognised and served without a
@@ -18,15 +20,15 @@ the worker and the API.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from engine import state_codec
-from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, VERSIONS_PREFIX
+from engine.keys import RECOMMENDATIONS_PREFIX, STATE_PREFIX, TOKENS_PREFIX, VERSIONS_PREFIX
 from engine.types import MAX_BECAUSE_TITLE, Because, Track
 
 CACHE_PREFIX = RECOMMENDATIONS_PREFIX
@@ -64,9 +66,15 @@ def state_key(playlist_id: str) -> str:
     return f"{STATE_PREFIX}:{playlist_id}"
 
 
+def tokens_key(playlist_id: str) -> str:
+    """the version tokens cached for a playlist, each scored by its entry's expiry
+    (whole seconds): what a delete must remove, found without scanning the keyspace."""
+    return f"{TOKENS_PREFIX}:{playlist_id}"
+
+
 def versions_key(playlist_id: str) -> str:
-    """the set of version tokens cached for a playlist: what a delete must remove,
-    found without scanning the keyspace."""
+    """the previous release's set of a playlist's version tokens (a set of strings):
+    a forget still reads it, nothing writes it."""
     return f"{VERSIONS_PREFIX}:{playlist_id}"
 
 
@@ -83,28 +91,90 @@ def fingerprint(track_ids: Iterable[int]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Ranked:
+    """a track an entry keeps by id only, past the ones it keeps whole: the id and the
+    playlist track that explains it (`Because.id`), hydrated when a reader reaches it."""
+
+    id: int
+    because: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CachedRecommendations:
-    """the cached value: the API's response (`tracks`, `available`) plus provenance."""
+    """the cached value: the API's response (`tracks`, `available`) plus provenance.
+
+    `tracks` are whole (the API's five fields, and `because`), best first; `more` are
+    the ranks after them, by id only (`Ranked`). a computed value holds every rank
+    whole; the stored form keeps the first `ANSWER_TRACKS` whole, as DESIGN.md's
+    contract reads ("tracks": up to 10), and the rest as ids: 35 whole tracks were
+    three quarters of a cached playlist's bytes in Redis, and the ranks past 10 are
+    read only by "more" past the first page and by a withdrawal's gap, both of which
+    hydrate them from plyr.fm's database (`with_more`), eligibility applied.
+    """
 
     tracks: list[Track]
     available: bool
     strategy: str = ""
     fingerprint: str = ""
     computed_at: str = ""
+    more: tuple[Ranked, ...] = ()
+
+    def ids(self) -> list[int]:
+        """every rank's track id, best first (whole tracks, then `more`)."""
+        return [track.id for track in self.tracks] + [ranked.id for ranked in self.more]
+
+    def stored_whole(self) -> list[Track]:
+        """the tracks the stored form keeps whole: the ones a withdrawal must find
+        (`worker.store.withdrawn` indexes them)."""
+        return self.tracks[:ANSWER_TRACKS]
+
+    def reaches_past_whole(self, limit: int, offset: int = 0) -> bool:
+        """whether an answer of `limit` from `offset` needs ranks kept by id only."""
+        return bool(self.more) and offset + limit > len(self.tracks)
+
+    def with_more(self, hydrated: Mapping[int, Track]) -> CachedRecommendations:
+        """every rank whole, from `hydrated` (plyr.fm's eligible tracks by id: the
+        ranks of `more` and the playlist tracks that explain them). a rank absent from
+        it is no longer eligible and is left out; an explanation absent from it
+        explains nothing (as when computed: `engine.recommend`)."""
+        if not self.more:
+            return self
+        whole = list(self.tracks)
+        for ranked in self.more:
+            track = hydrated.get(ranked.id)
+            if track is None:
+                continue
+            reason = hydrated.get(ranked.because) if ranked.because is not None else None
+            whole.append(
+                replace(
+                    track,
+                    because=None
+                    if reason is None
+                    else Because(reason.id, reason.title[:MAX_BECAUSE_TITLE]),
+                )
+            )
+        return replace(self, tracks=whole, more=())
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "tracks": [track.as_json() for track in self.tracks[:MAX_CACHED_TRACKS]],
-                "available": self.available,
-                "strategy": self.strategy,
-                "fingerprint": self.fingerprint,
-                "computed_at": self.computed_at,
-            }
-        )
+        whole = self.stored_whole()
+        rest = [_ranked(track) for track in self.tracks[len(whole) :]] + list(self.more)
+        document: dict[str, object] = {
+            "tracks": [track.as_json() for track in whole],
+            "available": self.available,
+            "strategy": self.strategy,
+            "fingerprint": self.fingerprint,
+            "computed_at": self.computed_at,
+        }
+        if rest:
+            document["more"] = [
+                [ranked.id] if ranked.because is None else [ranked.id, ranked.because]
+                for ranked in rest[: MAX_CACHED_TRACKS - len(whole)]
+            ]
+        return orjson.dumps(document)
 
     def response(self, limit: int, offset: int = 0) -> dict[str, object]:
-        """the API's answer: `limit` tracks from the `offset`-th on, and availability."""
+        """the API's answer: `limit` tracks from the `offset`-th on, and availability
+        (of the whole tracks: `with_more` first when `reaches_past_whole`)."""
         return {
             "tracks": [track.as_json() for track in self.tracks[offset : offset + limit]],
             "available": self.available,
@@ -129,12 +199,19 @@ class CachedRecommendations:
         raw_tracks = data.get("tracks")
         if not isinstance(available, bool) or not isinstance(raw_tracks, list):
             raise CacheFormatError("cached payload lacks `tracks` or `available`")
+        tracks = [_track(item) for item in raw_tracks[:MAX_CACHED_TRACKS]]
+        # absent in entries written before the ranks past 10 were kept by id
+        raw_more = data.get("more", [])
+        if not isinstance(raw_more, list):
+            raise CacheFormatError("cached `more` is not a list")
+        more = tuple(_ranked_item(item) for item in raw_more[: MAX_CACHED_TRACKS - len(tracks)])
         return cls(
-            tracks=[_track(item) for item in raw_tracks[:MAX_CACHED_TRACKS]],
+            tracks=tracks,
             available=available,
             strategy=_text(data.get("strategy")),
             fingerprint=_text(data.get("fingerprint")),
             computed_at=_text(data.get("computed_at")),
+            more=more,
         )
 
 
@@ -230,6 +307,21 @@ def _track(item: Any) -> Track:
     ):
         raise CacheFormatError("cached track has missing or mistyped fields")
     return Track(track_id, title, handle, display, image, _because(item.get("because")))
+
+
+def _ranked(track: Track) -> Ranked:
+    return Ranked(track.id, None if track.because is None else track.because.id)
+
+
+def _ranked_item(item: Any) -> Ranked:
+    """one rank of a cached `more`: `[id]` or `[id, the id that explains it]`."""
+    if (
+        not isinstance(item, list)
+        or not 1 <= len(item) <= 2
+        or not all(isinstance(part, int) and not isinstance(part, bool) for part in item)
+    ):
+        raise CacheFormatError("cached `more` holds something other than [id] or [id, id]")
+    return Ranked(item[0], item[1] if len(item) == 2 else None)
 
 
 def _because(raw: Any) -> Because | None:

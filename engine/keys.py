@@ -50,6 +50,10 @@ class KeyFamily:
 
 
 RECOMMENDATIONS_PREFIX: Final = "plyr:recommendations"
+# a playlist's cached version tokens: a sorted set scored by each entry's expiry (Redis
+# 7.0 keeps a small one compact: 200 B for one token, where the set of strings the
+# previous release wrote, still read by a forget, takes 296)
+TOKENS_PREFIX: Final = "plyr:recommendations-tokens"
 VERSIONS_PREFIX: Final = "plyr:recommendations-versions"
 STATE_PREFIX: Final = "plyr:recommendations-state"
 PLAYLIST_ID_PREFIX: Final = "plyr:recommendations-playlist"
@@ -90,6 +94,8 @@ FAMILIES: Final = (
         re.compile(rf"{RECOMMENDATIONS_PREFIX}:{_SEGMENT}:{_ANY}"),
         "the cache TTL",
     ),
+    KeyFamily("tokens", re.compile(rf"{TOKENS_PREFIX}:{_ANY}"), "the cache TTL"),
+    # the previous release's form of `tokens`: read and deleted by a forget, not written
     KeyFamily("versions", re.compile(rf"{VERSIONS_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("state", re.compile(rf"{STATE_PREFIX}:{_ANY}"), "the cache TTL"),
     KeyFamily("playlist_id", re.compile(rf"{PLAYLIST_ID_PREFIX}:{_ANY}"), "the cache TTL"),

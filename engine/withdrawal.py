@@ -70,9 +70,10 @@ def screened(value: CachedRecommendations, withdrawn: Collection[int]) -> Cached
     if not withdrawn:
         return value
     kept = [track for track in value.tracks if track.id not in withdrawn]
-    if len(kept) == len(value.tracks):
+    more = tuple(ranked for ranked in value.more if ranked.id not in withdrawn)
+    if len(kept) == len(value.tracks) and len(more) == len(value.more):
         return value
-    return dataclasses.replace(value, tracks=kept)
+    return dataclasses.replace(value, tracks=kept, more=more)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def test_a_tiny_scale_run_warms_everything_and_reports_it(tmp_path: Path) -> Non
     assert run["worker_per_stand_in"] == run["worker_cpu_seconds"] / run["stand_in_cpu_seconds"]
     assert "the host's speed netted out" in result.stdout
     assert run["pds_reads"] >= run["live"]  # the cold pass read every record
-    for family in ("recommendations", "state", "versions", "withdrawal_carriers"):
+    for family in ("recommendations", "state", "tokens", "withdrawal_carriers"):
         assert run["memory"][family]["keys"] > 0, family
         assert run["memory"][family]["bytes"] > 0, family
     assert run["memory"]["recommendations"]["keys"] == run["cached"]

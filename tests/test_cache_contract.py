@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from engine.cache import (
+    ANSWER_TRACKS,
     CACHE_TTL_SECONDS,
     MAX_CACHED_TRACKS,
     CachedRecommendations,
     CacheFormatError,
     PlaylistState,
+    Ranked,
     cache_key,
     cache_key_pattern,
     fingerprint,
@@ -22,7 +25,7 @@ from engine.cache import (
     state_key,
 )
 from engine.state_codec import MAX_DOCUMENT_BYTES, TAG
-from engine.types import Track
+from engine.types import Because, Track
 
 
 def tracks(n: int) -> list[Track]:
@@ -66,12 +69,28 @@ def test_payload_round_trip_and_api_response() -> None:
     value = CachedRecommendations(
         tracks(MAX_CACHED_TRACKS + 2), True, strategy="kmeans", fingerprint="f"
     )
-    decoded = CachedRecommendations.from_json(value.to_json())
-    assert len(decoded.tracks) == MAX_CACHED_TRACKS == 35
-    assert decoded.tracks == tracks(MAX_CACHED_TRACKS)
-    # "more": the next tracks of the same answer, as far as it goes
+    raw = value.to_json()
+    # the stored form: the first page whole (DESIGN.md: "tracks": up to 10), the
+    # ranks after it by id, up to the 35 an entry keeps
+    document = orjson.loads(raw)
+    assert [t["id"] for t in document["tracks"]] == list(range(ANSWER_TRACKS)) == list(range(10))
+    assert document["more"] == [[i] for i in range(10, MAX_CACHED_TRACKS)]
+    decoded = CachedRecommendations.from_json(raw)
+    assert decoded.tracks == tracks(ANSWER_TRACKS)
+    assert decoded.more == tuple(Ranked(i) for i in range(10, 35))
+    assert decoded.ids() == list(range(MAX_CACHED_TRACKS)) == list(range(35))
+    # "more" within the first page is a read of the whole tracks
+    assert not decoded.reaches_past_whole(3, 3)
     assert decoded.response(3, 3)["tracks"] == [t.as_json() for t in tracks(6)[3:]]
-    assert decoded.response(10, 25)["tracks"] == [t.as_json() for t in tracks(35)[25:]]
+    assert decoded.reaches_past_whole(3, 8)
+    # past it, the ranks are hydrated (here from the tracks themselves)
+    whole = decoded.with_more({t.id: t for t in tracks(35)})
+    assert whole.tracks == tracks(35)
+    assert whole.more == ()
+    assert not whole.reaches_past_whole(10, 25)
+    assert whole.response(10, 25)["tracks"] == [t.as_json() for t in tracks(35)[25:]]
+    # stored again, the same form
+    assert orjson.loads(whole.to_json()) == document == orjson.loads(decoded.to_json())
     assert decoded.strategy == "kmeans"
     response = decoded.response(3)
     assert response == {"tracks": [t.as_json() for t in tracks(3)], "available": True}
@@ -82,6 +101,53 @@ def test_payload_round_trip_and_api_response() -> None:
         "artist_display_name",
         "image_url",
     }
+
+
+def test_ranks_kept_by_id_keep_their_explanation_and_hydrate_as_computed() -> None:
+    """a rank past the first page keeps which playlist track explains it; hydrated, a
+    rank no longer eligible is left out, and an explanation no longer eligible
+    explains nothing (as `engine.recommend` does when it computes)."""
+    playlist_track = Track(900, "the song", "h", "d", None)
+    ranked = [replace(t, because=Because(900, "the song")) for t in tracks(14)]
+    value = CachedRecommendations(ranked, True)
+    decoded = CachedRecommendations.from_json(value.to_json())
+    assert decoded.more == tuple(Ranked(i, 900) for i in range(10, 14))
+    eligible = {t.id: t for t in [*tracks(14), playlist_track] if t.id != 12}
+    assert decoded.with_more(eligible).tracks == [t for t in ranked if t.id != 12]
+    unexplained = decoded.with_more({t.id: t for t in tracks(14)})
+    assert [t.because for t in unexplained.tracks[10:]] == [None] * 4
+    assert unexplained.tracks[:10] == ranked[:10]  # the whole ones keep theirs
+
+
+def test_an_entry_written_whole_is_read_as_before() -> None:
+    """entries written before the ranks past 10 were kept by id hold 35 whole tracks
+    and no `more`: read as they are, nothing to hydrate."""
+    old = orjson.dumps({"tracks": [t.as_json() for t in tracks(35)], "available": True})
+    decoded = CachedRecommendations.from_json(old)
+    assert decoded.tracks == tracks(35)
+    assert decoded.more == ()
+    assert not decoded.reaches_past_whole(10, 25)
+
+
+@pytest.mark.parametrize(
+    "more",
+    [{}, [5], [["5"]], [[]], [[1, 2, 3]], [[True]], [[1, None]]],
+)
+def test_a_malformed_more_is_a_format_error(more: object) -> None:
+    raw = orjson.dumps({"tracks": [], "available": True, "more": more})
+    with pytest.raises(CacheFormatError, match="more"):
+        CachedRecommendations.from_json(raw)
+
+
+def test_more_is_bounded_by_the_ranks_an_entry_keeps() -> None:
+    raw = orjson.dumps(
+        {
+            "tracks": [t.as_json() for t in tracks(10)],
+            "available": True,
+            "more": [[i] for i in range(10, 500)],
+        }
+    )
+    assert len(CachedRecommendations.from_json(raw).ids()) == MAX_CACHED_TRACKS
 
 
 def test_unavailable_payload() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from bench.loopback.servers import PostgresServer
 from engine.cache import ANSWER_TRACKS, MAX_CACHED_TRACKS
-from engine.keys import WITHDRAWN_KEY
+from engine.keys import WITHDRAWAL_LIVE_KEY, WITHDRAWN_KEY
 from engine.withdrawal import Source
 from tests.support.api_world import (
     CID_1,
@@ -28,6 +28,7 @@ from tests.support.api_world import (
     PRIVATE_UPDATED_AT,
     PUBLIC_ID,
     URI_OF,
+    internal,
 )
 from tests.support.pds_server import list_record
 from tests.support.withdrawal_world import (
@@ -39,7 +40,7 @@ from tests.support.withdrawal_world import (
 )
 from worker.api.app import SOURCE_HEADER
 from worker.recs.version import PlaylistVersion, rev_at
-from worker.store.withdrawn import WithdrawalIndex
+from worker.store.withdrawn import WithdrawalIndex, carriers_key
 from worker.tasks.withdrawals import withdrawal_handler
 
 pytestmark = pytest.mark.timeout(120)
@@ -91,7 +92,7 @@ async def test_each_kind_of_withdrawal_leaves_the_cached_answer(
     assert first.headers[SOURCE_HEADER] == "computed"
     entry = await w.cached(PUBLIC_ID, CID_1)
     assert entry is not None
-    offered = [track.id for track in entry.tracks]
+    offered = entry.ids()
     # the answer's 10, and spares beyond them (as many as the small sample catalogue has)
     assert ANSWER_TRACKS < len(offered) <= MAX_CACHED_TRACKS
     assert (await w.round()).withdrawn == frozenset()  # a round before: the view covers
@@ -103,7 +104,9 @@ async def test_each_kind_of_withdrawal_leaves_the_cached_answer(
     assert target in ids(await w.answer())
 
     report = await w.round()
-    assert report.withdrawn == frozenset(gone)
+    # the round re-checks the tracks entries keep whole (the first page); the ranks
+    # kept by id are checked as the API hydrates them (eligibility applied)
+    assert report.withdrawn == frozenset(gone) & frozenset(offered[:ANSWER_TRACKS])
     assert report.refills == 1
     screened = await w.answer()
     assert screened.headers[SOURCE_HEADER] == "hit"
@@ -114,11 +117,56 @@ async def test_each_kind_of_withdrawal_leaves_the_cached_answer(
     assert w.worker.counts["refill:done"] == 1
     refilled = await w.cached(PUBLIC_ID, CID_1)
     assert refilled is not None
-    assert not {track.id for track in refilled.tracks} & gone
+    assert not set(refilled.ids()) & gone
     assert refilled.computed_at != entry.computed_at  # recomputed, not only screened
     # as full as the sample catalogue allows: with 35 kept it may hold no replacement
-    assert len(refilled.tracks) >= len(offered) - len(gone)
-    assert ids(await w.answer()) == [track.id for track in refilled.tracks][:10]
+    assert len(refilled.ids()) >= len(offered) - len(gone)
+    assert ids(await w.answer()) == refilled.ids()[:10]
+
+
+async def test_a_rank_kept_by_id_is_checked_as_it_is_served(w: WithdrawalWorld) -> None:
+    """ranks past the first page are kept by id and not indexed for the rounds: "more"
+    hydrates them from plyr.fm's database, so one taken down since is not served,
+    and one whose record was deleted (plyr.fm keeps the row a while) is screened by
+    the withdrawn set. nothing is recomputed for either: the first page is intact."""
+    await w.answer()
+    entry = await w.cached(PUBLIC_ID, CID_1)
+    assert entry is not None
+    assert len(entry.tracks) == ANSWER_TRACKS
+    assert len(entry.more) >= 4
+    deep = [ranked.id for ranked in entry.more]
+    # what the write indexed: the live tracks and their carriers, the first page alone
+    redis = w.worker.redis
+    live = {int(member) for member in await redis.zrange(WITHDRAWAL_LIVE_KEY, 0, -1)}
+    assert live == {track.id for track in entry.tracks}
+    assert await redis.exists(carriers_key(entry.tracks[0].id))
+    assert not await redis.exists(carriers_key(deep[0]))
+    more_page = await w.api.get(PUBLIC_ID, internal(w.world.alice.did), limit=10, offset=10)
+    assert more_page.headers[SOURCE_HEADER] == "hit"
+    assert ids(more_page) == deep[:10]
+    assert all(track["title"] for track in more_page.json()["tracks"])  # hydrated whole
+
+    taken_down, deleted = deep[0], deep[1]
+    await w.sql(TAKEDOWN, taken_down)
+    await WithdrawalIndex(w.worker.redis).mark([deleted], Source.FIREHOSE)
+    report = await w.round()
+    assert taken_down not in report.withdrawn  # not a live track: the round never asks
+    assert report.refills == 0
+    more_page = await w.api.get(PUBLIC_ID, internal(w.world.alice.did), limit=10, offset=10)
+    assert ids(more_page) == [i for i in deep if i not in (taken_down, deleted)][:10]
+    assert ids(await w.answer()) == entry.ids()[:ANSWER_TRACKS]  # the first page as it was
+
+    # the database failing as "more" is hydrated: the whole tracks alone, no error
+    w.api_catalog.hydrate_fails = True
+    straddling = await w.api.get(PUBLIC_ID, internal(w.world.alice.did), limit=4, offset=8)
+    assert straddling.status_code == 200
+    assert straddling.json() == {
+        "tracks": [t.as_json() for t in entry.tracks[8:]],
+        "available": True,
+    }
+    metrics = (await w.api.client.get("/metrics")).text
+    assert 'plyr_recs_api_more_tracks_total{result="failed"} 1.0' in metrics
+    assert 'plyr_recs_api_more_tracks_total{result="hydrated"} 2.0' in metrics
 
 
 async def test_a_lifted_takedown_is_unmarked_by_the_next_round(w: WithdrawalWorld) -> None:
@@ -167,7 +215,7 @@ async def test_a_worker_recompute_in_flight_is_caught_whichever_lands_first(
     await refresh
     written = await w.cached(PUBLIC_ID, CID_1)
     assert written is not None
-    assert target in {track.id for track in written.tracks}
+    assert target in written.ids()
     # ...but the write indexed it with the answer: the next round finds it and its carrier
     report = await w.round()
     assert report.withdrawn == {target}
@@ -186,9 +234,7 @@ async def test_a_write_after_the_mark_is_written_without_the_track(w: Withdrawal
     await w.worker.recommender.ensure(version_of(track_uris), lease=None)
     written = await w.cached(PUBLIC_ID, CID_1)
     assert written is not None
-    assert [track.id for track in written.tracks] == [
-        track.id for track in expected.tracks if track.id != target
-    ]
+    assert written.ids() == [track.id for track in expected.tracks if track.id != target]
 
 
 async def test_an_api_compute_in_flight_does_not_serve_a_track_withdrawn_meanwhile(
@@ -294,7 +340,7 @@ async def test_many_withdrawals_at_once_take_one_query_and_one_refill_each(
     for playlist_id, token in ((PUBLIC_ID, CID_1), (PRIVATE_ID, PRIVATE_UPDATED_AT.isoformat())):
         entry = await w.cached(playlist_id, token)
         assert entry is not None
-        assert not {track.id for track in entry.tracks} & set(targets)
+        assert not set(entry.ids()) & set(targets)
     members = await w.api.redis.zrange(WITHDRAWN_KEY, 0, -1)
     assert sorted(int(member) for member in members) == targets
 

@@ -4,6 +4,7 @@ against the embedded store and catalog and a fakeredis cache."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 
@@ -17,6 +18,7 @@ from engine.cache import (
     PlaylistState,
     cache_key,
     state_key,
+    tokens_key,
     versions_key,
 )
 from engine.ports import CatalogUnavailableError, PermanentStoreError, TransientStoreError
@@ -77,7 +79,7 @@ async def test_recompute_writes_the_cache_entry_and_state_with_ttl(docket: Docke
         assert not playlist_ids & {track["id"] for track in tracks}
         # eligibility: track 39 (copyright-violation) and 40 (unlisted) never appear
         assert not {39, 40} & {track["id"] for track in tracks}
-        for key in (cache_key(P1_ID, P1_EIGHT.cid), state_key(P1_ID), versions_key(P1_ID)):
+        for key in (cache_key(P1_ID, P1_EIGHT.cid), state_key(P1_ID), tokens_key(P1_ID)):
             ttl = await services.redis.ttl(key)
             assert CACHE_TTL_SECONDS - 60 < ttl <= CACHE_TTL_SECONDS
         # the owner, from plyr.fm's row: the API's word on whose it is while that is down
@@ -284,6 +286,33 @@ async def test_forget_removes_every_version_and_state(docket: Docket) -> None:
         assert not any(P1_ID in key or P1_URI in key for key in remaining)
         assert cache_key(P2_ID, p2.cid) in remaining
         assert services.counts["forget:done"] == 1
+
+
+async def test_forget_finds_the_versions_the_previous_release_listed(docket: Docket) -> None:
+    """the previous release listed a playlist's tokens in a set of strings; this one
+    in a sorted set scored by expiry (compact in Redis 7.0). mid-deploy, a forget
+    finds the entries either listed, and the tokens past their expiry are trimmed."""
+    async with embedded_services() as services:
+        redis = services.redis
+        await enqueue(docket, P1_EIGHT)
+        await drain(docket, services)
+        tokens = await redis.zrange(tokens_key(P1_ID), 0, -1, withscores=True)
+        assert [token.decode() for token, _ in tokens] == [P1_EIGHT.cid]
+        assert tokens[0][1] == pytest.approx(time.time() + CACHE_TTL_SECONDS, abs=5)
+        assert await redis.type(tokens_key(P1_ID)) == b"zset"
+        # an entry of the previous release, listed in its set; a token long expired
+        older = cache_key(P1_ID, "bafyolder")
+        await redis.set(older, b"{}", ex=CACHE_TTL_SECONDS)
+        await redis.sadd(versions_key(P1_ID), "bafyolder")
+        await redis.zadd(tokens_key(P1_ID), {"bafygone": time.time() - 1})
+        await enqueue(docket, P1_THREE)
+        await drain(docket, services)
+        listed = {token.decode() for token in await redis.zrange(tokens_key(P1_ID), 0, -1)}
+        assert listed == {P1_EIGHT.cid, P1_THREE.cid}  # trimmed at the write
+        await docket.add(forget_playlist)(P1_URI)
+        await drain(docket, services)
+        remaining = {key.decode() for key in await redis.keys("*")}
+        assert not any(P1_ID in key for key in remaining), remaining
 
 
 async def test_forget_of_an_unknown_playlist_is_a_no_op(docket: Docket) -> None:

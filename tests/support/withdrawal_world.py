@@ -24,6 +24,7 @@ from docket import Docket
 from bench.loopback.catalog_rows import load_into_postgres
 from bench.loopback.turbopuffer import TurbopufferServer
 from engine.cache import CachedRecommendations
+from engine.ports import CatalogUnavailableError
 from engine.postgres_catalog import PostgresCatalog
 from engine.turbopuffer_store import TurbopufferStore
 from engine.types import PlaylistRef, PlaylistRow, Track
@@ -58,6 +59,7 @@ class HeldCatalog:
         self.held = asyncio.Event()
         self.release = asyncio.Event()
         self.eligible_calls = 0
+        self.hydrate_fails = False  # `hydrate` raises as a database that went away would
 
     async def resolve_tracks(self, track_uris: Sequence[str]) -> dict[str, int]:
         return await self.inner.resolve_tracks(track_uris)
@@ -77,6 +79,8 @@ class HeldCatalog:
         return await self.inner.get_playlist(playlist_id)
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
+        if self.hydrate_fails:
+            raise CatalogUnavailableError("hydrate: the database went away")
         tracks = await self.inner.hydrate(track_ids)
         if self.hold:
             self.held.set()

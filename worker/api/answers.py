@@ -237,6 +237,27 @@ class Answers:
         self.metrics.answers.labels(answer.source).inc()
         return answer
 
+    async def reaching(self, answer: Answer, limit: int, offset: int) -> Answer:
+        """`answer` with the ranks `limit` from `offset` needs whole: an entry keeps
+        the first page whole and the ranks after it by id (`CachedRecommendations`),
+        hydrated here in one statement, eligibility applied (screened already: the
+        withdrawn set's screen covers the ids). if the database fails, the whole
+        tracks alone (counted): fewer tracks, never an error."""
+        value = answer.value
+        if value is None or not value.reaches_past_whole(limit, offset):
+            return answer
+        wanted = [ranked.id for ranked in value.more]
+        wanted += [ranked.because for ranked in value.more if ranked.because is not None]
+        try:
+            hydrated = await self.recommender.catalog.hydrate(list(dict.fromkeys(wanted)))
+        except CatalogError as error:
+            self.metrics.more_tracks.labels("failed").inc()
+            self.catalog_failed(error)
+            return answer
+        self.metrics.more_tracks.labels("hydrated").inc()
+        whole = value.with_more({track.id: track for track in hydrated})
+        return Answer(whole, answer.source, unversioned=answer.unversioned)
+
     def served(self, playlist: PlaylistRow, answer: Answer, limit: int, offset: int) -> None:
         """an answer went to the playlist's owner, showing `limit` tracks from `offset`:
         the versions "+" would make next are computed in the background."""
@@ -245,7 +266,7 @@ class Answers:
             return
         if answer.source == "last_known" or not self._cache_up():
             return
-        shown = [track.id for track in answer.value.tracks[offset : offset + limit]]
+        shown = answer.value.ids()[offset : offset + limit]
         self.speculation.after_answer(playlist.playlist_id, token, shown)
 
     async def last_known(self, playlist_id: str) -> LastKnown:

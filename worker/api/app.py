@@ -256,6 +256,8 @@ async def recommendations(request: Request) -> Response:
             raise HTTPException(403, "not the playlist's owner")
         answer = await state.answers.answer(playlist)
         state.answers.served(playlist, answer, limit, offset)
+        # plyr.fm's database answers: ranks past the first page can be hydrated
+        answer = await state.answers.reaching(answer, limit, offset)
     return Response(
         answer.body(limit, offset),
         media_type="application/json",

@@ -53,6 +53,14 @@ class ApiMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.more_tracks = Counter(
+            "plyr_recs_api_more_tracks",
+            'answers that reached past the tracks an entry keeps whole ("more" past the '
+            "first page, or a withdrawal's gap): hydrated from plyr.fm's database, or "
+            "failed (served the whole tracks alone).",
+            ["result"],
+            registry=self.registry,
+        )
         self.redis_faults = Counter(
             "plyr_recs_api_redis_faults",
             "Redis errors or timeouts met by the API (each pauses the cache for a moment).",

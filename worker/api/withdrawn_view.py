@@ -142,15 +142,16 @@ class WithdrawnView:
         holds (a deleted record plyr.fm may still have a row for): one statement. if the
         database fails, the copy alone (counted): the request's own read of the
         playlist, or the compute, just worked, so this is rare."""
-        if not value.tracks:
+        ids = value.ids()
+        if not ids:
             return value
         try:
-            eligible = await catalog.eligible_ids([track.id for track in value.tracks])
+            eligible = await catalog.eligible_ids(ids)
         except CatalogError as error:
             self.counts["verify_failed"] += 1
             logger.warning("could not check an answer's tracks: %s", error)
             return self.screen(value)
-        gone = {track.id for track in value.tracks if track.id not in eligible}
+        gone = {track_id for track_id in ids if track_id not in eligible}
         kept = screened(value, gone | self.ids)
         if kept is not value:
             self.counts["answers_filtered"] += 1

@@ -22,6 +22,7 @@ from engine.cache import (
     PlaylistState,
     cache_key,
     state_key,
+    tokens_key,
     versions_key,
 )
 from engine.keys import (
@@ -57,16 +58,21 @@ class Written:
 
 
 # the cache write (`RecommendationCache.put`), atomically:
-#   KEYS  1 the entry, 2 the playlist's versions, 3 its state, 4 its lock, 5 the withdrawn
-#         set, 6 the live tracks, 7 turbopuffer's slots, then two per track (the ids at
-#         the end of ARGV, in order): its carriers set and the playlist's overflow shard
-#         of it (`withdrawn.CARRIERS_COMPACT`: a full set's new carriers go there)
+#   KEYS  1 the entry, 2 the playlist's tokens (`tokens_key`), 3 its state, 4 its lock,
+#         5 the withdrawn set, 6 the live tracks, 7 turbopuffer's slots, then two per
+#         indexed track (the first ids at the end of ARGV, in order): its carriers set
+#         and the playlist's overflow shard of it (`withdrawn.CARRIERS_COMPACT`: a full
+#         set's new carriers go there)
 #   ARGV  1 the entry's JSON, 2 the TTL, 3 the version token, 4 the state's stored form
 #         ('' none), 5 the state's rev, 6 the lease's token ('' none), 7 now, 8 now + TTL
 #         (the index entries' expiry, whole seconds: `withdrawn.expiry_score`), 9 the
 #         playlist as a carrier (`withdrawn.carrier_member`), 10 '1' to release the lock
 #         once written, 11 n, 12...11+n the slots to give back, then the answer's track
-#         ids, last the carriers a set takes before its overflow (`CARRIERS_COMPACT`)
+#         ids (every rank: all are screened), then how many of them are indexed (the
+#         ones the entry keeps whole, `CachedRecommendations.stored_whole`: the live
+#         tracks a check round re-checks, and the carriers a withdrawal refills; the
+#         ranks kept by id are checked when a reader hydrates them), last the carriers
+#         a set takes before its overflow (`CARRIERS_COMPACT`)
 # the slots are given back whatever the outcome (the engine run that held them is over);
 # the lock is released only with a write that succeeded, and only while it is ours.
 # replies {'ok', 1 if the state was written}, {'lease_lost'}, or {'withdrawn', ids...}
@@ -109,7 +115,8 @@ WRITE: Final = Script(
         return {'lease_lost'}
     end
     local ids = {}
-    for i = 12 + slots, #ARGV - 1 do ids[#ids + 1] = ARGV[i] end
+    for i = 12 + slots, #ARGV - 2 do ids[#ids + 1] = ARGV[i] end
+    local indexed = tonumber(ARGV[#ARGV - 1])
     local gone = withdrawn_among(KEYS[5], ids, now)
     if #gone > 0 then return {'withdrawn', unpack(gone)} end
     local state_written = 0
@@ -118,16 +125,16 @@ WRITE: Final = Script(
         state_written = 1
     end
     redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
-    if #ids > 0 then
+    if indexed > 0 then
         local members = {}
-        for i = 1, #ids do
+        for i = 1, indexed do
             members[#members + 1] = expires
             members[#members + 1] = ids[i]
         end
         redis.call('ZADD', KEYS[6], unpack(members))
         redis.call('EXPIRE', KEYS[6], ttl)
-        local compact = tonumber(ARGV[12 + slots + #ids])
-        for i = 1, #ids do
+        local compact = tonumber(ARGV[#ARGV])
+        for i = 1, indexed do
             -- the playlist's earlier answers may have carried other tracks: members age
             -- out by their score, trimmed so a popular track's set stays its live carriers
             local set = KEYS[6 + 2 * i]
@@ -140,8 +147,10 @@ WRITE: Final = Script(
             redis.call('EXPIRE', set, ttl)
         end
     end
-    -- the set outlives each member it lists (its TTL restarts with each write)
-    redis.call('SADD', KEYS[2], ARGV[3])
+    -- the tokens outlive each entry they list (the key's TTL restarts with each write);
+    -- a token is scored by its entry's expiry, and those past it are trimmed
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+    redis.call('ZADD', KEYS[2], expires, ARGV[3])
     redis.call('EXPIRE', KEYS[2], ttl)
     if ARGV[10] == '1' and ARGV[6] ~= '' then
         redis.call('DEL', KEYS[4])  -- ours: checked above, in this same script
@@ -295,13 +304,18 @@ class RecommendationCache:
     async def forget(self, playlist_id: str, *, playlist_uri: str | None = None) -> int:
         """delete every cached version of a playlist and its state; the count deleted.
 
-        the versions come from the playlist's set, not a SCAN: a SCAN walks the
-        whole keyspace (every playlist's entries) for each delete.
+        the versions come from the playlist's tokens, not a SCAN: a SCAN walks the
+        whole keyspace (every playlist's entries) for each delete. the previous
+        release's set of them is read too (its entries live a day after a deploy).
         """
-        versions = versions_key(playlist_id)
-        tokens = await self.redis.smembers(versions)
-        keys = [cache_key(playlist_id, _text(token)) for token in tokens]
-        keys += [state_key(playlist_id), versions]
+        tokens, versions = tokens_key(playlist_id), versions_key(playlist_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(tokens, 0, -1)
+            pipe.smembers(versions)
+            listed, listed_before = await pipe.execute()
+        found = {_text(token) for token in [*listed, *listed_before]}
+        keys = [cache_key(playlist_id, token) for token in sorted(found)]
+        keys += [state_key(playlist_id), tokens, versions]
         if playlist_uri:
             keys.append(_uri_key(playlist_uri))
         deleted = 0
@@ -320,13 +334,15 @@ def _write_call(
     slots: Sequence[str] = (),
 ) -> tuple[list[str], list[Any]]:
     """the keys and arguments of one `WRITE`; `slots`, turbopuffer slots it gives back."""
-    ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
+    # the whole tracks first: the script indexes the leading `len(indexed)` ids
+    indexed = list(dict.fromkeys(str(track.id) for track in value.stored_whole()))
+    ids = list(dict.fromkeys([*indexed, *map(str, value.ids())]))
     lock = lease.key if lease is not None else lock_key(playlist_id)
     carrier = withdrawn.carrier_member(playlist_id)
     shard = withdrawn.carrier_shard(carrier)
     keys = [
         cache_key(playlist_id, token),
-        versions_key(playlist_id),
+        tokens_key(playlist_id),
         state_key(playlist_id),
         lock,
         WITHDRAWN_KEY,
@@ -334,7 +350,7 @@ def _write_call(
         STORE_SLOTS_KEY,
         *(
             key
-            for track_id in ids
+            for track_id in indexed
             for key in (
                 withdrawn.carriers_key(int(track_id)),
                 withdrawn.carriers_shard_key(int(track_id), shard),
@@ -356,6 +372,7 @@ def _write_call(
         len(slots),
         *slots,
         *ids,
+        len(indexed),
         withdrawn.CARRIERS_COMPACT,
     ]
     return keys, args

@@ -124,7 +124,7 @@ class SpeculativeAnswers:
         value = speculated.value
         for _ in range(SCREEN_ATTEMPTS):
             entry = Speculated(speculated.track_ids, value)
-            ids = list(dict.fromkeys(str(track.id) for track in value.tracks))
+            ids = list(dict.fromkeys(map(str, value.ids())))
             reply = await PUT(
                 self.redis,
                 [key, WITHDRAWN_KEY],

@@ -236,7 +236,7 @@ async def refill_playlist(
                 counts["refill:gone"] += 1
                 return
             index = WithdrawalIndex(services.redis, ttl_seconds=services.settings.cache_ttl_seconds)
-            if not await index.withdrawn_among(track.id for track in entry.tracks):
+            if not await index.withdrawn_among(entry.ids()):
                 counts["refill:not_needed"] += 1
                 return
             version = PlaylistVersion(
