@@ -288,6 +288,13 @@ def bench_scale(
         [], "--env", help="KEY=VALUE: a setting of the service's processes (repeatable)."
     ),
     json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
+    idle_window: float = typer.Option(
+        10.0,
+        min=1,
+        max=600,
+        help="seconds of idle baseline (docket's polling, the loops) measured before the "
+        "warm pass and netted out of its Redis figures; shorter is noisier.",
+    ),
 ) -> None:
     """a cold deploy on a fresh Redis for each worker count (the same PostgreSQL world):
     time to 50 %/100 % warm, recomputes per worker-CPU-second beside the first count's,
@@ -314,6 +321,7 @@ def bench_scale(
         pace=pace,
         pds_hosts=pds_hosts,
         timeout_seconds=timeout,
+        idle_window_seconds=idle_window,
     )
     run_scale_bench(options, json_path=json_path)
 

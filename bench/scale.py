@@ -74,6 +74,8 @@ class ScaleOptions:
     pds_hosts: int = 8
     timeout_seconds: float = 1_800.0
     pass_timeout_seconds: float = 300.0
+    # the idle baseline's length before the warm pass (shorter: a noisier idle rate)
+    idle_window_seconds: float = IDLE_WINDOW_SECONDS
     extra_env: tuple[tuple[str, str], ...] = ()  # more settings for the service
 
 
@@ -179,8 +181,14 @@ async def snapshot(stack: JourneyStack) -> Snapshot:
     )
 
 
-async def warm_pass(stack: JourneyStack, progress: Progress, limit_seconds: float) -> PassFigures:
-    """one reconcile pass requested now, everything cached; its figures net of idle."""
+async def warm_pass(
+    stack: JourneyStack,
+    progress: Progress,
+    limit_seconds: float,
+    idle_window_seconds: float = IDLE_WINDOW_SECONDS,
+) -> PassFigures:
+    """one reconcile pass requested now, everything cached; its figures net of idle
+    (the idle rate measured over `idle_window_seconds` just before)."""
     assert stack.redis is not None
     assert stack.redis_server is not None
     task = progress.add_task("warm pass: idle baseline", total=None)
@@ -188,7 +196,7 @@ async def warm_pass(stack: JourneyStack, progress: Progress, limit_seconds: floa
     async with Docket(name=stack.docket_name, url=stack.redis_server.url) as docket:
         await asyncio.sleep(PG_STATS_SETTLE_SECONDS)  # the warm-up's statistics land
         idle_start = await snapshot(stack)
-        await asyncio.sleep(IDLE_WINDOW_SECONDS)
+        await asyncio.sleep(idle_window_seconds)
         rows_before = await playlist_rows_read(stack.database_dsn)
         before = await snapshot(stack)
         idle_seconds = before.at - idle_start.at
@@ -292,7 +300,9 @@ async def one_run(
             f"{workers} worker(s): {cached:,}/{len(live):,} warm in {full:.1f} s, "
             f"{figures.recomputes:,} recomputes, {worker_cpu:.1f} worker CPU s"
         )
-        figures.warm_pass = await warm_pass(stack, progress, options.pass_timeout_seconds)
+        figures.warm_pass = await warm_pass(
+            stack, progress, options.pass_timeout_seconds, options.idle_window_seconds
+        )
         console.print(
             f"  warm pass: {figures.warm_pass.seconds:.2f} s over {figures.warm_pass.listed:,}"
         )

@@ -42,7 +42,7 @@ def test_the_report_prints_the_table_of_a_clean_run() -> None:
         cell.strip() for cell in rows[0].strip("|").split("|")
     )
     assert (scenario, faults, lost, wrong, errors) == ("none", "0", "0", "0", "0")
-    assert int(events) > 400  # the CI stream: a few hundred frames
+    assert int(events) > 200  # the CI stream: a couple of hundred frames
     assert int(asked) > 0  # the API was asked throughout
 
 

@@ -25,26 +25,33 @@ from bench.loopback.asgi import app_client
 from bench.reliability.stream import PlaylistLife, SyntheticStream
 from engine.cache import cache_key
 from worker.api.answers import AnswerLimits
-from worker.api.app import create_app
+from worker.api.app import ApiState, create_app
+from worker.api.breaker import CacheBreaker
 from worker.identity.auth import Authenticator
 from worker.recs.services import open_services
 from worker.settings import Settings
 
 PROBE_INTERVAL_SECONDS = 0.05  # ~20 requests a second while the run goes on
 FINAL_LIMIT = 10
-
-
-# beyond the API's cache retry period before the final pass
-FINAL_PASS_SLACK_SECONDS = 0.5
+# the most the final pass waits for the API's cache breaker to close: it closes by
+# itself `cache_retry_seconds` after it opened, unless Redis keeps failing
+BREAKER_WAIT_SECONDS = 3 * AnswerLimits().cache_retry_seconds
 
 
 class ApiProbe:
     """asks for recommendations round the live playlists; counts every status."""
 
-    def __init__(self, client: httpx.AsyncClient, stream: SyntheticStream, token: str) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        stream: SyntheticStream,
+        token: str,
+        breaker: CacheBreaker,
+    ) -> None:
         self.client = client
         self.stream = stream
         self.token = token
+        self.breaker = breaker  # the API's own: whether it asks the cache now
         self.statuses: Counter[int] = Counter()
         self.final_mismatches: list[str] = []
 
@@ -61,7 +68,9 @@ class ApiProbe:
             async with open_services(settings) as services:
                 app = create_app(services, authenticator)
                 async with app_client(app) as client:
-                    probe = cls(client, stream, settings.internal_api_token.get_secret_value())
+                    state: ApiState = app.state.api
+                    token = settings.internal_api_token.get_secret_value()
+                    probe = cls(client, stream, token, state.answers.breaker)
                     loop = asyncio.create_task(probe._ask_round_and_round())
                     try:
                         yield probe
@@ -95,8 +104,10 @@ class ApiProbe:
 
         judged once the API is back on the cache: after a Redis fault it computes
         without the cache for `cache_retry_seconds` on purpose (no request waits on a
-        Redis that just failed), and those answers are not the cache's."""
-        await asyncio.sleep(AnswerLimits().cache_retry_seconds + FINAL_PASS_SLACK_SECONDS)
+        Redis that just failed), and those answers are not the cache's. the API's own
+        breaker says when that is (a fixed wait of the retry period cost every run
+        2.5 s, though the breaker had long closed by the time a run settled)."""
+        await self.back_on_the_cache()
         for life in self.stream.live():
             assert life.final is not None
             response = await self.ask(life, FINAL_LIMIT)
@@ -110,3 +121,12 @@ class ApiProbe:
             if response.status_code != 200 or response.json() != expected:
                 self.final_mismatches.append(life.playlist_id)
         return self.final_mismatches
+
+    async def back_on_the_cache(self) -> None:
+        """until the API's cache breaker is closed (at most BREAKER_WAIT_SECONDS; past
+        that the pass goes ahead, and its answers tell what the API serves)."""
+        deadline = asyncio.get_running_loop().time() + BREAKER_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            if self.breaker.closed:
+                return
+            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
