@@ -8,7 +8,7 @@ which also loads it. the embedded mode's fakeredis runs them through lupa.
 
 Redis Cluster: a script may only touch keys of one hash slot. the scripts here
 declare every key they touch in KEYS; the cache write's keys (the entry, the
-playlist's state and versions, its lock, the withdrawal indexes) are in several
+playlist's state and version tokens, its lock, the withdrawal indexes) are in several
 slots, as they were in the MULTI/EXEC it replaces (which Cluster refuses too).
 """
 
