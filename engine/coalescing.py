@@ -110,6 +110,18 @@ class Batches(Generic[_Item, _Answer]):
             placed.append((batch, positions))
         return placed
 
+    async def each(
+        self, items: Sequence[_Item], alone: Callable[[list[_Item]], Awaitable[_Answer]]
+    ) -> list[_Answer]:
+        """the answers of the requests that carry `items`: this turn's shared ones, or,
+        when `items` alone need more than one request, `alone(items)`'s (as they
+        would be sent without sharing), each call counted as one or the other."""
+        if len(items) > self.capacity:
+            self._stats.bypassed += 1
+            return [await alone(list(items))]
+        self._stats.calls += 1
+        return await self.answers(self.join(items))
+
     async def answers(self, placed: Placed[_Item, _Answer]) -> list[_Answer]:
         """the answers of the batches a caller joined, in order; the first failure
         among them is raised (a copy of it, chained to the shared error)."""

@@ -41,12 +41,8 @@ class CoalescingCatalog:
         wanted = distinct_track_ids(track_ids)
         if not wanted:
             return []
-        if len(wanted) > self._hydrates.capacity:
-            self.stats.bypassed += 1
-            return await self.catalog.hydrate(wanted)
-        self.stats.calls += 1
         found: dict[int, Track] = {}
-        for answer in await self._hydrates.answers(self._hydrates.join(wanted)):
+        for answer in await self._hydrates.each(wanted, self.catalog.hydrate):
             found.update((track.id, track) for track in answer)
         # the shared answers hold other callers' tracks too
         return [found[track_id] for track_id in wanted if track_id in found]

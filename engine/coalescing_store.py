@@ -56,12 +56,8 @@ class CoalescingStore(Generic[SubQuery]):
         wanted = list(dict.fromkeys(_plain_ids(track_ids)))  # a bad id fails its caller only
         if not wanted:
             return {}
-        if len(wanted) > self._lookups.capacity:
-            self.stats.bypassed += 1
-            return await self.store.get_vectors(wanted)
-        self.stats.calls += 1
         found: dict[int, Vector] = {}
-        for answer in await self._lookups.answers(self._lookups.join(wanted)):
+        for answer in await self._lookups.each(wanted, self.store.get_vectors):
             found.update(answer)
         # the shared answers hold other callers' ids too
         return {track_id: found[track_id] for track_id in wanted if track_id in found}
