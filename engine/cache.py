@@ -132,6 +132,13 @@ class CachedRecommendations:
         """whether an answer of `limit` from `offset` needs ranks kept by id only."""
         return bool(self.more) and offset + limit > len(self.tracks)
 
+    def to_hydrate(self) -> list[int]:
+        """the ids `with_more` needs hydrated: the ranks of `more` and the playlist
+        tracks that explain them, each once."""
+        wanted = [ranked.id for ranked in self.more]
+        wanted += [ranked.because for ranked in self.more if ranked.because is not None]
+        return list(dict.fromkeys(wanted))
+
     def with_more(self, hydrated: Mapping[int, Track]) -> CachedRecommendations:
         """every rank whole, from `hydrated` (plyr.fm's eligible tracks by id: the
         ranks of `more` and the playlist tracks that explain them). a rank absent from

@@ -246,10 +246,8 @@ class Answers:
         value = answer.value
         if value is None or not value.reaches_past_whole(limit, offset):
             return answer
-        wanted = [ranked.id for ranked in value.more]
-        wanted += [ranked.because for ranked in value.more if ranked.because is not None]
         try:
-            hydrated = await self.recommender.catalog.hydrate(list(dict.fromkeys(wanted)))
+            hydrated = await self.recommender.catalog.hydrate(value.to_hydrate())
         except CatalogError as error:
             self.metrics.more_tracks.labels("failed").inc()
             self.catalog_failed(error)
