@@ -13,6 +13,7 @@ python -m bench pds         CPU per PDS answer decoded: the SDK's models beside 
 python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 python -m bench task-bytes  Redis growth while accounts at their pace wait for plyr.fm's ingest
 python -m bench scale       a cold deploy at 1, 2, 4 workers: CPU per recompute, Redis bytes, a pass
+python -m bench floor       one recompute's CPU step by step (clients, docket, engine), the whole
 """
 
 from __future__ import annotations
@@ -324,6 +325,56 @@ def bench_scale(
         idle_window_seconds=idle_window,
     )
     run_scale_bench(options, json_path=json_path)
+
+
+@app.command("floor")
+def bench_floor(
+    rounds: int = typer.Option(5, min=1, max=50, help="rounds; each figure is their median."),
+    tracks: int = typer.Option(
+        0, min=0, max=100, help="tracks of the typical playlist (0: the median of bench scale's)."
+    ),
+    playlists: int = typer.Option(
+        100, min=1, max=400, help="recomputes per round of the whole (playlists, no track shared)."
+    ),
+    tasks: int = typer.Option(500, min=1, max=100_000, help="no-op tasks per round of docket's."),
+    concurrency: int = typer.Option(
+        1, min=1, max=64, help="the docket worker's concurrency (1: each task alone, as the steps)."
+    ),
+    round_seconds: float = typer.Option(
+        0.25, min=0.01, max=10, help="CPU seconds each step's calls are repeated for, a round."
+    ),
+    loop: str = typer.Option("uvloop", help="the event loop: uvloop (the worker's) or asyncio."),
+    json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
+) -> None:
+    """the caller's CPU per call of each step a recompute must take (turbopuffer's id
+    lookup and multi-query, each beside a bare HTTP client; PostgreSQL's two statements;
+    Redis' lock, slot and write; docket's run of a task; the engine), their sum beside the
+    real recompute task through a docket worker, and the glue between. needs
+    redis-server and PostgreSQL installed (it starts its own on loopback)."""
+    from bench.floor import FloorOptions
+    from bench.floor import main as run_floor_bench
+    from bench.floor_world import max_playlists, median_playlist_size
+
+    if loop not in ("uvloop", "asyncio"):
+        raise typer.BadParameter("uvloop or asyncio", param_hint="--loop")
+    size = tracks or median_playlist_size()
+    if size < 6:
+        raise typer.BadParameter("at least 6 tracks (three moods)", param_hint="--tracks")
+    if playlists > max_playlists(size):
+        raise typer.BadParameter(
+            f"at most {max_playlists(size)} playlists of {size} tracks without a shared track",
+            param_hint="--playlists",
+        )
+    options = FloorOptions(
+        rounds=rounds,
+        tracks=size,
+        playlists=playlists,
+        tasks=tasks,
+        concurrency=concurrency,
+        round_cpu_seconds=round_seconds,
+        loop="uvloop" if loop == "uvloop" else "asyncio",
+    )
+    run_floor_bench(options, json_path=json_path)
 
 
 def main() -> None:

@@ -84,15 +84,15 @@ def _serve(connection: Connection) -> None:
         server.stop_thread()
 
 
-async def cpu_ms_per_call(call: Call) -> float:
-    """CPU milliseconds of this process per awaited `call`, over ROUND_CPU_SECONDS."""
+async def cpu_ms_per_call(call: Call, seconds: float = ROUND_CPU_SECONDS) -> float:
+    """CPU milliseconds of this process per awaited `call`, over `seconds` of CPU."""
     runs = 0
     started = time.process_time()
     while True:
         await call()
         runs += 1
         elapsed = time.process_time() - started
-        if elapsed >= ROUND_CPU_SECONDS:
+        if elapsed >= seconds:
             return elapsed / runs * 1e3
 
 

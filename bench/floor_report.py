@@ -1,0 +1,157 @@
+"""`python -m bench floor`'s figures: the table, the whole beside the sum of its parts,
+and the JSON. pure: the figures in, text and a table out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Step:
+    """one step a recompute takes, measured alone: the caller's CPU per call."""
+
+    key: str  # its name in the JSON
+    label: str  # its name in the table
+    calls: int  # per recompute
+    us_per_call: float
+    in_sum: bool = True  # False: another process's CPU (shown, not summed)
+
+    @property
+    def us_per_recompute(self) -> float:
+        return self.calls * self.us_per_call
+
+
+@dataclass(frozen=True)
+class Reference:
+    """a step through the turbopuffer SDK beside the same request by a bare HTTP client."""
+
+    key: str
+    label: str
+    sdk_us: float
+    bare_us: float
+
+    @property
+    def ratio(self) -> float:
+        return self.sdk_us / self.bare_us
+
+
+@dataclass(frozen=True)
+class FloorFigures:
+    tracks: int  # the typical playlist's
+    queries: int  # sub-queries of its multi-query
+    top_k: int
+    candidates: int  # ids hydrated
+    playlists: int  # recomputes per round of the whole
+    tasks: int  # no-op tasks per round of the docket step
+    rounds: int
+    concurrency: int
+    loop: str
+    whole_us: float  # CPU per recompute of the real task through a docket worker
+    steps: list[Step] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+
+    @property
+    def sum_us(self) -> float:
+        return sum(step.us_per_recompute for step in self.steps if step.in_sum)
+
+    @property
+    def glue_us(self) -> float:
+        """the whole's CPU that no step accounts for (negative: the parts overstate it)."""
+        return self.whole_us - self.sum_us
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tracks": self.tracks,
+            "queries": self.queries,
+            "top_k": self.top_k,
+            "candidates": self.candidates,
+            "playlists": self.playlists,
+            "tasks": self.tasks,
+            "rounds": self.rounds,
+            "concurrency": self.concurrency,
+            "loop": self.loop,
+            "steps": {
+                step.key: {
+                    "label": step.label,
+                    "calls_per_recompute": step.calls,
+                    "us_per_call": step.us_per_call,
+                    "us_per_recompute": step.us_per_recompute,
+                    "in_sum": step.in_sum,
+                }
+                for step in self.steps
+            },
+            "references": {
+                ref.key: {
+                    "label": ref.label,
+                    "sdk_us": ref.sdk_us,
+                    "bare_us": ref.bare_us,
+                    "ratio": ref.ratio,
+                }
+                for ref in self.references
+            },
+            "sum_us": self.sum_us,
+            "whole_us": self.whole_us,
+            "glue_us": self.glue_us,
+        }
+
+
+def floor_table(figures: FloorFigures) -> Table:
+    whole = figures.whole_us
+    table = Table(
+        title=f"client CPU of one recompute, step by step ({figures.tracks} tracks, "
+        f"median of {figures.rounds} rounds)"
+    )
+    table.add_column("step")
+    table.add_column("calls / recompute", justify="right")
+    table.add_column("µs / call", justify="right")
+    table.add_column("µs / recompute", justify="right")
+    table.add_column("share of the whole", justify="right")
+    for step in figures.steps:
+        if step.in_sum:
+            share = f"{step.us_per_recompute / whole:.0%}"
+            per_recompute = f"{step.us_per_recompute:,.0f}"
+        else:
+            share, per_recompute = "not in the sum", f"({step.us_per_recompute:,.0f})"
+        table.add_row(step.label, str(step.calls), f"{step.us_per_call:,.0f}", per_recompute, share)
+    table.add_section()
+    table.add_row(
+        "sum of the steps", "", "", f"{figures.sum_us:,.0f}", f"{figures.sum_us / whole:.0%}"
+    )
+    table.add_row(
+        f"whole: the recompute task in a docket worker (x{figures.playlists} a round)",
+        "",
+        "",
+        f"{whole:,.0f}",
+        "100%",
+    )
+    table.add_row(
+        "glue: whole - sum", "", "", f"{figures.glue_us:,.0f}", f"{figures.glue_us / whole:.0%}"
+    )
+    return table
+
+
+def reference_table(figures: FloorFigures) -> Table:
+    table = Table(title="the turbopuffer SDK's request path beside a bare aiohttp POST + orjson")
+    table.add_column("call")
+    table.add_column("SDK µs", justify="right")
+    table.add_column("bare µs", justify="right")
+    table.add_column("SDK / bare", justify="right")
+    for ref in figures.references:
+        table.add_row(ref.label, f"{ref.sdk_us:,.0f}", f"{ref.bare_us:,.0f}", f"{ref.ratio:.2f}")
+    return table
+
+
+def summary_lines(figures: FloorFigures) -> list[str]:
+    return [
+        f"typical playlist: {figures.tracks} tracks (the median of `bench scale`'s world), "
+        f"{figures.queries} queries x top_k {figures.top_k}, {figures.candidates} candidates "
+        "hydrated",
+        f"whole: {figures.playlists} recomputes a round, worker concurrency "
+        f"{figures.concurrency}, {figures.loop} loop; every step's CPU is this process's "
+        "(time.process_time), the servers run apart",
+        f"sum of the steps {figures.sum_us / 1e3:.2f} ms, whole {figures.whole_us / 1e3:.2f} ms, "
+        f"glue {figures.glue_us / 1e3:.2f} ms per recompute",
+    ]
