@@ -338,7 +338,7 @@ def bench_floor(
     ),
     tasks: int = typer.Option(500, min=1, max=100_000, help="no-op tasks per round of docket's."),
     concurrency: int = typer.Option(
-        1, min=1, max=64, help="the docket worker's concurrency (1: each task alone, as the steps)."
+        10, min=1, max=64, help="the docket worker's concurrency (WORKER_CONCURRENCY's default)."
     ),
     round_seconds: float = typer.Option(
         0.25, min=0.01, max=10, help="CPU seconds each step's calls are repeated for, a round."

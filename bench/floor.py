@@ -28,6 +28,11 @@ stand-in run in processes of their own, `bench.floor_world`):
   logging configured as the worker's (lines to /dev/null), K playlists a round,
   each a new version of a playlist nothing is cached for.
 
+both docket figures are a worker's runs at WORKER_CONCURRENCY's default (10), each
+net of an empty run's CPU (start, one look, stop: a running worker pays it once).
+at concurrency 1 docket's loop sleeps its check interval (250 ms) after every task,
+and its background loops' CPU meanwhile lands on each task (`--concurrency 1`).
+
 glue = whole - sum of the steps: what the recompute costs beyond its required calls.
 each figure is the median of `rounds` rounds; a round measures every step in turn
 (a step's calls repeated for `round_cpu_seconds` of CPU), then the docket step, then
@@ -95,6 +100,7 @@ ROUNDS: Final = 5
 PLAYLISTS: Final = 100  # recomputes per round of the whole
 TASKS: Final = 500  # no-op tasks per round of the docket step
 WARM_UP_PLAYLISTS: Final = 5
+WORKER_CONCURRENCY: Final = Settings.model_fields["worker_concurrency"].default
 REV_BASE: Final = 1 << 41  # above the world's revs (`bench.load.world.REV_BASE`)
 
 Call = Callable[[], Awaitable[object]]
@@ -106,7 +112,10 @@ class FloorOptions:
     tracks: int = 0  # 0: the median playlist of `bench scale`'s world
     playlists: int = PLAYLISTS
     tasks: int = TASKS
-    concurrency: int = 1  # the docket worker's: 1, each recompute alone, as the steps
+    # the docket worker's, as `plyr-recs worker`'s default (WORKER_CONCURRENCY). not 1:
+    # with every slot busy docket's loop sleeps its check interval (250 ms) before it
+    # looks for the next task, and its background loops' CPU meanwhile lands on each task
+    concurrency: int = WORKER_CONCURRENCY
     round_cpu_seconds: float = ROUND_CPU_SECONDS
     loop: LoopName = "uvloop"
 
@@ -334,12 +343,22 @@ async def prepare_parts(
     )
 
 
+async def empty_run(worker: Worker) -> float:
+    """CPU seconds of a worker's run with nothing to do: its start, one look, its stop.
+    a running worker pays it once, not per task: taken out of the runs below."""
+    started = time.process_time()
+    await worker.run_until_finished()
+    return time.process_time() - started
+
+
 async def docket_round(
     docket: Docket, worker: Worker, typical: FloorPlaylist, tasks: int, tag: str
 ) -> tuple[float, float]:
-    """(µs to enqueue, µs of the worker's run) per no-op task, over `tasks` of them."""
+    """(µs to enqueue, µs of the worker's run) per no-op task, over `tasks` of them
+    (the run net of an empty run's)."""
     args = (typical.uri, cid(f"floor:noop:{tag}"), tid(REV_BASE), typical.track_uris())
     before = noop_runs
+    idle = await empty_run(worker)  # before anything is queued
     now = datetime.now(UTC)
     started = time.process_time()
     calls = [docket.call(floor_noop, now, f"floor-noop:{tag}:{i}")(*args) for i in range(tasks)]
@@ -347,7 +366,7 @@ async def docket_round(
     enqueued = time.process_time() - started
     started = time.process_time()
     await worker.run_until_finished()
-    ran = time.process_time() - started
+    ran = time.process_time() - started - idle
     if noop_runs - before != tasks:
         raise RuntimeError(f"{noop_runs - before} of {tasks} no-op tasks ran")
     return enqueued / tasks * 1e6, ran / tasks * 1e6
@@ -360,12 +379,14 @@ async def whole_round(
     playlists: Sequence[FloorPlaylist],
     round_index: int,
 ) -> float:
-    """µs of CPU per recompute of `playlists`, each a new version of a playlist
-    nothing is cached for (forgotten first) and whose vectors the process has not seen."""
+    """µs of CPU per recompute of `playlists` (the run net of an empty run's), each a
+    new version of a playlist nothing is cached for (forgotten first) and whose vectors
+    the process has not seen."""
     for playlist in playlists:
         await services.cache.forget(playlist.known.playlist_id, playlist_uri=playlist.uri)
     if isinstance(services.store, VectorCache):
         services.store.forget()
+    idle = await empty_run(worker)  # before anything is queued
     now = datetime.now(UTC)
     rev = tid(REV_BASE + 1 + round_index)
     calls = [
@@ -378,7 +399,7 @@ async def whole_round(
     before = services.counts["recompute:computed"]
     started = time.process_time()
     await worker.run_until_finished()
-    ran = time.process_time() - started
+    ran = time.process_time() - started - idle
     computed = services.counts["recompute:computed"] - before
     if computed != len(playlists):
         raise RuntimeError(
