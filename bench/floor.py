@@ -41,6 +41,7 @@ the whole, so a noisy neighbour on a shared machine hurts them alike.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -343,11 +344,21 @@ async def prepare_parts(
     )
 
 
+async def run_worker(worker: Worker) -> None:
+    """the worker's run until nothing is left. docket's loop takes a cancel (Ctrl-C,
+    SIGTERM) as a request to stop and returns: passed on here, so the benchmark stops
+    (and stops its servers) instead of starting its next round."""
+    await worker.run_until_finished()
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def empty_run(worker: Worker) -> float:
     """CPU seconds of a worker's run with nothing to do: its start, one look, its stop.
     a running worker pays it once, not per task: taken out of the runs below."""
     started = time.process_time()
-    await worker.run_until_finished()
+    await run_worker(worker)
     return time.process_time() - started
 
 
@@ -365,7 +376,7 @@ async def docket_round(
     await docket.add_many(calls)
     enqueued = time.process_time() - started
     started = time.process_time()
-    await worker.run_until_finished()
+    await run_worker(worker)
     ran = time.process_time() - started - idle
     if noop_runs - before != tasks:
         raise RuntimeError(f"{noop_runs - before} of {tasks} no-op tasks ran")
@@ -398,7 +409,7 @@ async def whole_round(
     await docket.add_many(calls)
     before = services.counts["recompute:computed"]
     started = time.process_time()
-    await worker.run_until_finished()
+    await run_worker(worker)
     ran = time.process_time() - started - idle
     computed = services.counts["recompute:computed"] - before
     if computed != len(playlists):
