@@ -15,6 +15,7 @@ from typing import Any, Final
 from rich.table import Table
 
 from bench.scale_redis import FamilyBytes
+from bench.yardstick import HostSpeed
 
 MILLION: Final = 1_000_000
 KIB: Final = 1024
@@ -87,6 +88,18 @@ class RunFigures:
     used_memory_delta: int  # INFO used_memory at 100 % warm minus at start
     warm_pass: PassFigures | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    host: HostSpeed | None = None  # the yardstick around the whole invocation
+
+    @property
+    def cpu_ms_per_recompute(self) -> float:
+        return 1e3 / self.per_cpu_second if self.per_cpu_second else 0.0
+
+    @property
+    def cpu_ms_per_recompute_at_reference(self) -> float:
+        """the same at the yardstick's reference speed (`bench.yardstick`)."""
+        if self.host is None:
+            return 0.0
+        return self.host.at_reference(self.cpu_ms_per_recompute)
 
     @property
     def recomputes(self) -> int:
@@ -148,6 +161,9 @@ class RunFigures:
         out["per_cpu_second"] = self.per_cpu_second
         out["per_net_cpu_second"] = self.per_net_cpu_second
         out["worker_per_stand_in"] = self.worker_per_stand_in
+        out["cpu_ms_per_recompute"] = self.cpu_ms_per_recompute
+        out["cpu_ms_per_recompute_at_reference"] = self.cpu_ms_per_recompute_at_reference
+        out["host"] = self.host.to_json() if self.host else None
         out["used_memory_per_playlist"] = self.used_memory_per_playlist
         out["keys_bytes_per_playlist"] = self.keys_bytes_per_playlist
         out["service_bytes_per_playlist"] = self.service_bytes_per_playlist
@@ -208,7 +224,14 @@ def runs_table(runs: Sequence[RunFigures]) -> Table:
     )
     row(
         "worker CPU ms per recompute",
-        [f"{1e3 / r.per_cpu_second:.1f}" if r.per_cpu_second else "-" for r in runs],
+        [f"{r.cpu_ms_per_recompute:.1f}" if r.per_cpu_second else "-" for r in runs],
+    )
+    row(
+        "  at the yardstick's reference speed",
+        [
+            f"{r.cpu_ms_per_recompute_at_reference:.1f}" if r.host and r.per_cpu_second else "-"
+            for r in runs
+        ],
     )
     row("service CPU s (workers, API, consumer)", [f"{r.service_cpu_seconds:.1f}" for r in runs])
     row(
@@ -339,6 +362,14 @@ def goal_lines(runs: Sequence[RunFigures], pass_goal_playlists: int = 20_000) ->
             f"warm pass over {last.warm_pass.listed:,}: {last.warm_pass.seconds:.2f} s, "
             f"{scaled:.2f} s per {pass_goal_playlists:,} (goal <= 5 s)"
         )
+    for run in runs:
+        if run.host is not None and run.per_cpu_second:
+            lines.append(
+                f"{run.workers} worker{'s' if run.workers > 1 else ''}: "
+                f"{run.cpu_ms_per_recompute:.1f} ms of worker CPU per recompute here, "
+                f"{run.cpu_ms_per_recompute_at_reference:.1f} ms at the yardstick's reference "
+                "speed (goal <= 5 ms)"
+            )
     for run in runs:
         lines.append(
             f"{run.workers} worker{'s' if run.workers > 1 else ''}: {run.live:,} warm in "

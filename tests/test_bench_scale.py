@@ -53,6 +53,20 @@ def test_a_tiny_scale_run_warms_everything_and_reports_it(tmp_path: Path) -> Non
     assert run["worker_cpu_seconds"] > 0
     assert run["worker_per_stand_in"] == run["worker_cpu_seconds"] / run["stand_in_cpu_seconds"]
     assert "the host's speed netted out" in result.stdout
+    # the yardstick before and after, and the CPU per recompute put at its speed
+    host = run["host"]
+    assert host["before_ms"] > 0
+    assert host["after_ms"] > 0
+    assert run["cpu_ms_per_recompute"] == pytest.approx(
+        1e3
+        * run["worker_cpu_seconds"]
+        / sum(n for kind, n in run["outcomes"].items() if kind.startswith("recompute:"))
+    )
+    at_reference = run["cpu_ms_per_recompute"] * host["speed"]
+    assert run["cpu_ms_per_recompute_at_reference"] == pytest.approx(at_reference)
+    said = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "yardstick (bench.yardstick)" in said
+    assert "at the yardstick's reference speed (goal <= 5 ms)" in said
     assert run["pds_reads"] >= run["live"]  # the cold pass read every record
     for family in ("recommendations", "state", "tokens", "withdrawal_carriers"):
         assert run["memory"][family]["keys"] > 0, family
