@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.yardstick import HostSpeed
+
 
 @dataclass(frozen=True)
 class Step:
@@ -52,6 +54,7 @@ class FloorFigures:
     whole_us: float  # CPU per recompute of the real task through a docket worker
     steps: list[Step] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
+    host: HostSpeed | None = None  # the yardstick before and after the run
 
     @property
     def sum_us(self) -> float:
@@ -95,6 +98,14 @@ class FloorFigures:
             "sum_us": self.sum_us,
             "whole_us": self.whole_us,
             "glue_us": self.glue_us,
+            "host": self.host.to_json() if self.host is not None else None,
+            "at_reference": None
+            if self.host is None
+            else {
+                "sum_us": self.host.at_reference(self.sum_us),
+                "whole_us": self.host.at_reference(self.whole_us),
+                "glue_us": self.host.at_reference(self.glue_us),
+            },
         }
 
 
@@ -145,6 +156,7 @@ def reference_table(figures: FloorFigures) -> Table:
 
 
 def summary_lines(figures: FloorFigures) -> list[str]:
+    host = figures.host
     return [
         f"typical playlist: {figures.tracks} tracks (the median of `bench scale`'s world), "
         f"{figures.queries} queries x top_k {figures.top_k}, {figures.candidates} candidates "
@@ -154,4 +166,15 @@ def summary_lines(figures: FloorFigures) -> list[str]:
         "(time.process_time), the servers run apart",
         f"sum of the steps {figures.sum_us / 1e3:.2f} ms, whole {figures.whole_us / 1e3:.2f} ms, "
         f"glue {figures.glue_us / 1e3:.2f} ms per recompute",
+        *(
+            []
+            if host is None
+            else [
+                host.line(),
+                f"at the yardstick's reference speed: sum "
+                f"{host.at_reference(figures.sum_us) / 1e3:.2f} ms, whole "
+                f"{host.at_reference(figures.whole_us) / 1e3:.2f} ms, glue "
+                f"{host.at_reference(figures.glue_us) / 1e3:.2f} ms per recompute",
+            ]
+        ),
     ]

@@ -64,6 +64,12 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
         sum(steps[key]["us_per_recompute"] for key in STEPS), rel=1e-12
     )
     assert figures["glue_us"] == pytest.approx(figures["whole_us"] - figures["sum_us"])
+    # the host's speed around the run, and the figures at the yardstick's reference
+    speed = figures["host"]["speed"]
+    assert speed > 0
+    at_reference = figures["at_reference"]
+    assert at_reference["whole_us"] == pytest.approx(figures["whole_us"] * speed)
+    assert at_reference["sum_us"] == pytest.approx(figures["sum_us"] * speed)
     # the typical playlist: the world's median size, three moods, the engine's top_k
     assert figures["tracks"] == median_playlist_size()
     assert figures["queries"] == 3
