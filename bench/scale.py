@@ -21,8 +21,8 @@ then the table, the issue's goals beside the figures and the extrapolation to 1 
 playlists (`bench.scale_report`). every figure depends on this machine: the
 recomputes per worker-CPU-second are compared with the first worker count's, run
 in the same invocation. the host's speed changes by the hour: the yardstick
-(`bench.yardstick`), measured before the first deploy and after the last, puts
-the CPU per recompute at one reference speed too.
+(`bench.yardstick`), sampled every few seconds while the deploys run, puts the
+CPU per recompute at one reference speed too.
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ from bench.scale_report import (
     goal_lines,
     runs_table,
 )
-from bench.yardstick import HostSpeed
-from bench.yardstick import measure as measure_yardstick
+from bench.yardstick import Sampler as YardstickSampler
 from worker.store.reconcile_state import ReconcileState
 from worker.tasks.reconcile import request_pass
 
@@ -328,16 +327,11 @@ async def run(options: ScaleOptions, console: Console) -> list[RunFigures]:
         setup = progress.add_task(f"PostgreSQL with {options.playlists:,} playlists", total=None)
         async with JourneyBackends(backend_options) as backends:
             progress.remove_task(setup)
-            # the host's speed before the first deploy and after the last (the
-            # service is down both times): its CPU figures, also at one speed
-            yardstick = progress.add_task("the yardstick (bench.yardstick)", total=None)
-            before = await measure_yardstick()
-            progress.remove_task(yardstick)
-            for workers in options.workers:
-                runs.append(await one_run(backends, world, workers, options, progress, console))
-            yardstick = progress.add_task("the yardstick again", total=None)
-            host = HostSpeed(before, await measure_yardstick())
-            progress.remove_task(yardstick)
+            # the host's speed under the same conditions as the deploys (bench.yardstick)
+            async with YardstickSampler() as sampler:
+                for workers in options.workers:
+                    runs.append(await one_run(backends, world, workers, options, progress, console))
+    host = sampler.host()
     console.print(host.line())
     for figures in runs:
         figures.host = host

@@ -1,35 +1,36 @@
-"""the host's speed, measured: a fixed piece of work timed in a fresh interpreter.
+"""the host's speed, measured: a fixed piece of work timed in a process of its own.
 
 this machine's speed was seen to change twofold from one hour to the next (the
-same cold deploy's stand-ins took 9.0 s of CPU in one run, 18.6 s in another), so
-a CPU figure from one hour says little beside one from another. the yardstick is
-the same work every time, in the mix a worker does (the interpreter's own work on
-dicts, lists and strings, JSON both ways, many small NumPy calls, an event loop
-switching between tasks), run in a process of its own so the benchmark's state
-does not weigh on it. a benchmark measures it before and after its own run and
-reports its CPU figures also at `REFERENCE_MS`, the yardstick's time on the
-development machine in one of its fast hours:
+same cold deploy's stand-ins took 9.0 s of CPU in one run, 18.6 s in another), and
+a busy process on the other core costs a single thread up to half its speed. so a
+CPU figure from one run says little beside one from another. the yardstick is the
+same work every time, in the mix a worker does (the interpreter's own work on
+tuples, dicts and strings, JSON both ways, many small NumPy calls, an event loop
+switching between tasks). `Sampler` runs one round every few seconds in a process
+of its own while a benchmark runs, under the same conditions as the work it
+measures, and a benchmark reports its CPU figures also at `REFERENCE_MS`, the
+yardstick's time on the development machine in one of its fast, quiet hours:
 
-    at the reference speed = measured * REFERENCE_MS / yardstick
+    at the reference speed = measured * REFERENCE_MS / median round
 
-which is what a figure would have been on that machine at that speed, comparable
-across hours (and with the issue's goals, set on that machine). the yardstick
-moves with the host only as far as its mix resembles the measured work: report
-both, and its drift between before and after (a host that changed speed in the
-middle of a run shows there).
+which is what a figure would have been on that machine then, comparable across
+hours (and with the issue's goals, set on that machine). the yardstick moves with
+the host only as far as its mix resembles the measured work: report both.
 
-`python -m bench.yardstick` prints one measurement as JSON (what `measure` runs).
+`python -m bench.yardstick` prints one measurement as JSON; `--every SECONDS`, a
+round every SECONDS until stopped (what `Sampler` runs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import orjson
@@ -39,7 +40,7 @@ import orjson
 # never re-measured by a run, so every figure "at the reference speed" is on one scale
 REFERENCE_MS: Final = 74.0
 ROUNDS: Final = 5  # the work is done this many times in the process; the median is kept
-DRIFT_WARNING: Final = 0.15  # before and after differing more: the host changed speed
+SPREAD_WARNING: Final = 0.25  # rounds differing more: the host changed speed
 
 
 def _interpreter_work() -> int:
@@ -115,40 +116,72 @@ def median_ms(rounds: int = ROUNDS) -> float:
     return statistics.median(one_round() for _ in range(rounds)) * 1e3
 
 
-async def measure(rounds: int = ROUNDS) -> float:
-    """the yardstick in a fresh interpreter: its median CPU ms."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.yardstick",
-        str(rounds),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"the yardstick failed: {err.decode(errors='replace')[-500:]}")
-    value = orjson.loads(out)["ms"]
-    if not isinstance(value, float) or value <= 0:
-        raise RuntimeError(f"the yardstick printed {out!r:.200}")
-    return value
+SAMPLE_EVERY_SECONDS: Final = 5.0  # the sampler's pace: ~2 % of one core at 100 ms a round
+
+
+class Sampler:
+    """the yardstick, one round every `every` seconds in a process of its own, for as
+    long as the block runs: the host's speed under the same conditions as the work
+    measured meanwhile (a yardstick taken only before and after a run was seen to
+    read 141 ms where the run's own conditions gave 77: another process was busy on
+    the other core at those two moments, which costs a single thread up to half its
+    speed on this machine)."""
+
+    def __init__(self, every: float = SAMPLE_EVERY_SECONDS) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Sampler:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.yardstick",
+            "--every",
+            f"{self.every:g}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._reader = asyncio.create_task(self._read(self._process))
+        return self
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            value = orjson.loads(line).get("ms")
+            if isinstance(value, float) and value > 0:
+                self.samples.append(value)
+
+    async def __aexit__(self, *_: object) -> None:
+        process, reader = self._process, self._reader
+        if process is not None and process.returncode is None:
+            process.terminate()
+            await process.wait()
+        if reader is not None:
+            await reader
+
+    def host(self) -> HostSpeed:
+        if not self.samples:
+            raise RuntimeError("the yardstick's sampler took no sample")
+        return HostSpeed(tuple(self.samples))
 
 
 @dataclass(frozen=True)
 class HostSpeed:
-    """the yardstick before and after a benchmark's run."""
+    """the yardstick's rounds taken during a benchmark's run."""
 
-    before_ms: float
-    after_ms: float
+    samples: tuple[float, ...]
 
     @property
     def ms(self) -> float:
-        return (self.before_ms + self.after_ms) / 2
+        """the median round: the run's speed."""
+        return statistics.median(self.samples)
 
     @property
-    def drift(self) -> float:
-        """after over before, minus one: how far the host's speed moved during the run."""
-        return self.after_ms / self.before_ms - 1
+    def spread(self) -> float:
+        """the slowest round over the fastest, minus one: how far the speed moved."""
+        return max(self.samples) / min(self.samples) - 1
 
     def at_reference(self, cpu: float) -> float:
         """a CPU figure measured during the run, at the reference speed."""
@@ -156,27 +189,39 @@ class HostSpeed:
 
     def line(self) -> str:
         moved = (
-            f"; the host changed speed during the run (beyond {DRIFT_WARNING:.0%}): "
-            "compare with care"
-            if abs(self.drift) > DRIFT_WARNING
+            f"; its speed moved by more than {SPREAD_WARNING:.0%} during the run: compare with care"
+            if self.spread > SPREAD_WARNING
             else ""
         )
         return (
-            f"yardstick (bench.yardstick): {self.before_ms:.1f} ms before, "
-            f"{self.after_ms:.1f} ms after ({self.drift:+.0%}); reference {REFERENCE_MS:.1f} ms, "
-            f"so this host ran at {REFERENCE_MS / self.ms:.2f}x the reference speed{moved}"
+            f"yardstick (bench.yardstick): median {self.ms:.1f} ms over {len(self.samples)} "
+            f"rounds during the run ({min(self.samples):.1f}-{max(self.samples):.1f}); "
+            f"reference {REFERENCE_MS:.1f} ms, so this host ran at "
+            f"{REFERENCE_MS / self.ms:.2f}x the reference speed{moved}"
         )
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, Any]:
         return {
-            "before_ms": self.before_ms,
-            "after_ms": self.after_ms,
+            "samples_ms": list(self.samples),
+            "median_ms": self.ms,
             "reference_ms": REFERENCE_MS,
             "speed": REFERENCE_MS / self.ms,
         }
 
 
 def main(argv: list[str]) -> None:
+    """`python -m bench.yardstick [ROUNDS]`: one measurement (the median of ROUNDS);
+    `--every SECONDS`: one round every SECONDS, a line each, until stopped."""
+    if argv[:1] == ["--every"]:
+        every = float(argv[1]) if len(argv) > 1 else SAMPLE_EVERY_SECONDS
+        if not 0.1 <= every <= 600:
+            raise SystemExit("--every must be within 0.1..600 seconds")
+        one_round()  # warm: the first round pays for imports and caches
+        while True:
+            line = orjson.dumps({"ms": one_round() * 1e3}).decode() + "\n"
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            time.sleep(every)
     rounds = int(argv[0]) if argv else ROUNDS
     if not 1 <= rounds <= 50:
         raise SystemExit("rounds must be within 1..50")
@@ -184,4 +229,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        main(sys.argv[1:])

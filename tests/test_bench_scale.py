@@ -55,8 +55,8 @@ def test_a_tiny_scale_run_warms_everything_and_reports_it(tmp_path: Path) -> Non
     assert "the host's speed netted out" in result.stdout
     # the yardstick before and after, and the CPU per recompute put at its speed
     host = run["host"]
-    assert host["before_ms"] > 0
-    assert host["after_ms"] > 0
+    assert host["samples_ms"]  # rounds taken while the deploy ran
+    assert all(ms > 0 for ms in host["samples_ms"])
     assert run["cpu_ms_per_recompute"] == pytest.approx(
         1e3
         * run["worker_cpu_seconds"]
