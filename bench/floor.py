@@ -34,8 +34,8 @@ at concurrency 1 docket's loop sleeps its check interval (250 ms) after every ta
 and its background loops' CPU meanwhile lands on each task (`--concurrency 1`).
 
 glue = whole - sum of the steps: what the recompute costs beyond its required calls.
-the host's speed changes by the hour: the yardstick (`bench.yardstick`), measured
-before and after, puts the sum and the whole also at its reference speed.
+the host's speed changes by the hour: the yardstick (`bench.yardstick`), sampled
+while the run goes on, puts the sum and the whole also at its reference speed.
 each figure is the median of `rounds` rounds; a round measures every step in turn
 (a step's calls repeated for `round_cpu_seconds` of CPU), then the docket step, then
 the whole, so a noisy neighbour on a shared machine hurts them alike.
@@ -79,8 +79,7 @@ from bench.floor_world import (
     median_playlist_size,
 )
 from bench.store import ROUND_CPU_SECONDS, cpu_ms_per_call
-from bench.yardstick import HostSpeed
-from bench.yardstick import measure as measure_yardstick
+from bench.yardstick import Sampler as YardstickSampler
 from engine.cache import CachedRecommendations, fingerprint
 from engine.postgres_catalog import PostgresCatalog
 from engine.recommend import DEFAULT_TOP_N, initial_top_k, plan_for, recommend
@@ -445,13 +444,15 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
     tracks = options.playlist_size()
     playlists = floor_playlists(options.playlists, tracks)
     typical = playlists[0]
-    console.print("floor: the yardstick of the host's speed (bench.yardstick)")
-    yardstick_before = await measure_yardstick()
     console.print(
         "floor: starting PostgreSQL (bench scale's world), redis-server and the "
         "turbopuffer stand-in..."
     )
-    async with FloorServers() as servers, AsyncExitStack() as stack:
+    async with (
+        YardstickSampler() as sampler,
+        FloorServers() as servers,
+        AsyncExitStack() as stack,
+    ):
         settings = floor_settings(servers)
         quiet_worker_logging(settings)
         services = await stack.enter_async_context(open_services(settings))
@@ -487,8 +488,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             whole = await whole_round(docket, worker, services, playlists, index)
             samples.setdefault("whole", []).append(whole)
 
-    console.print("floor: the yardstick again")
-    host = HostSpeed(yardstick_before, await measure_yardstick())
+    host = sampler.host()
     medians = {key: statistics.median(values) for key, values in samples.items()}
     names = labels(tracks, parts)
     order = [key for key in parts.steps if key != "engine"] + ["docket.run", "engine"]

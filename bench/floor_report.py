@@ -54,7 +54,7 @@ class FloorFigures:
     whole_us: float  # CPU per recompute of the real task through a docket worker
     steps: list[Step] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
-    host: HostSpeed | None = None  # the yardstick before and after the run
+    host: HostSpeed | None = None  # the yardstick, sampled during the run
 
     @property
     def sum_us(self) -> float:

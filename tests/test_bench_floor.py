@@ -64,7 +64,7 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
         sum(steps[key]["us_per_recompute"] for key in STEPS), rel=1e-12
     )
     assert figures["glue_us"] == pytest.approx(figures["whole_us"] - figures["sum_us"])
-    # the host's speed around the run, and the figures at the yardstick's reference
+    # the host's speed during the run, and the figures at the yardstick's reference
     speed = figures["host"]["speed"]
     assert speed > 0
     at_reference = figures["at_reference"]
