@@ -44,6 +44,7 @@ the whole, so a noisy neighbour on a shared machine hurts them alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -105,6 +106,7 @@ PLAYLISTS: Final = 100  # recomputes per round of the whole
 TASKS: Final = 500  # no-op tasks per round of the docket step
 WARM_UP_PLAYLISTS: Final = 5
 WORKER_CONCURRENCY: Final = Settings.model_fields["worker_concurrency"].default
+IDLE_SECONDS: Final = 1.0  # a running worker with nothing to do, timed this long
 REV_BASE: Final = 1 << 41  # above the world's revs (`bench.load.world.REV_BASE`)
 
 Call = Callable[[], Awaitable[object]]
@@ -392,10 +394,10 @@ async def whole_round(
     services: Services,
     playlists: Sequence[FloorPlaylist],
     round_index: int,
-) -> float:
-    """µs of CPU per recompute of `playlists` (the run net of an empty run's), each a
-    new version of a playlist nothing is cached for (forgotten first) and whose vectors
-    the process has not seen."""
+) -> tuple[float, float]:
+    """(µs of CPU per recompute, seconds of wall time) of a run of `playlists` (the CPU
+    net of an empty run's), each a new version of a playlist nothing is cached for
+    (forgotten first) and whose vectors the process has not seen."""
     for playlist in playlists:
         await services.cache.forget(playlist.known.playlist_id, playlist_uri=playlist.uri)
     if isinstance(services.store, VectorCache):
@@ -411,15 +413,33 @@ async def whole_round(
     ]
     await docket.add_many(calls)
     before = services.counts["recompute:computed"]
-    started = time.process_time()
+    started, wall_started = time.process_time(), time.monotonic()
     await run_worker(worker)
     ran = time.process_time() - started - idle
+    wall = time.monotonic() - wall_started
     computed = services.counts["recompute:computed"] - before
     if computed != len(playlists):
         raise RuntimeError(
             f"{computed} of {len(playlists)} recomputes computed: {dict(services.counts)}"
         )
-    return ran / len(playlists) * 1e6
+    return ran / len(playlists) * 1e6, wall
+
+
+async def idle_cpu_per_second(worker: Worker, seconds: float = IDLE_SECONDS) -> float:
+    """CPU seconds a second of a running worker with nothing to do (its polling, the
+    scheduler, the lease renewal, the heartbeat): what its waits between tasks cost."""
+    running = asyncio.create_task(worker.run_forever())
+    await asyncio.sleep(0.2)  # past its start
+    started = time.process_time()
+    await asyncio.sleep(seconds)
+    spent = time.process_time() - started
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return spent / seconds
 
 
 def labels(tracks: int, parts: Parts) -> dict[str, str]:
@@ -469,6 +489,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             await call()
         await docket_round(docket, worker, typical, WARM_UP_PLAYLISTS, "warm")
         await whole_round(docket, worker, services, playlists[:WARM_UP_PLAYLISTS], -1)
+        await idle_cpu_per_second(worker, 0.2)
 
         samples: dict[str, list[float]] = {}
         for index in range(options.rounds):
@@ -485,8 +506,11 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             enqueue, ran = await docket_round(docket, worker, typical, options.tasks, str(index))
             samples.setdefault("docket.enqueue", []).append(enqueue)
             samples.setdefault("docket.run", []).append(ran)
-            whole = await whole_round(docket, worker, services, playlists, index)
+            whole, wall = await whole_round(docket, worker, services, playlists, index)
             samples.setdefault("whole", []).append(whole)
+            samples.setdefault("wall", []).append(wall)
+            rate = await idle_cpu_per_second(worker)
+            samples.setdefault("idle", []).append(rate * wall / options.playlists * 1e6)
 
     host = sampler.host()
     medians = {key: statistics.median(values) for key, values in samples.items()}
@@ -510,6 +534,8 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         concurrency=options.concurrency,
         loop=options.loop,
         whole_us=medians["whole"],
+        idle_us=medians["idle"],
+        whole_wall_seconds=medians["wall"],
         steps=steps,
         references=references,
         host=host,

@@ -52,6 +52,10 @@ class FloorFigures:
     concurrency: int
     loop: str
     whole_us: float  # CPU per recompute of the real task through a docket worker
+    # the whole's share spent by the worker's loops while it waited (its idle CPU a
+    # second x the round's wall time / recomputes): part of the glue
+    idle_us: float
+    whole_wall_seconds: float  # a round of the whole, on the clock
     steps: list[Step] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
     host: HostSpeed | None = None  # the yardstick, sampled during the run
@@ -98,6 +102,8 @@ class FloorFigures:
             "sum_us": self.sum_us,
             "whole_us": self.whole_us,
             "glue_us": self.glue_us,
+            "idle_us": self.idle_us,
+            "whole_wall_seconds": self.whole_wall_seconds,
             "host": self.host.to_json() if self.host is not None else None,
             "at_reference": None
             if self.host is None
@@ -141,6 +147,13 @@ def floor_table(figures: FloorFigures) -> Table:
     table.add_row(
         "glue: whole - sum", "", "", f"{figures.glue_us:,.0f}", f"{figures.glue_us / whole:.0%}"
     )
+    table.add_row(
+        "  of which docket's loops while the worker waits (idle CPU/s x wall)",
+        "",
+        "",
+        f"{figures.idle_us:,.0f}",
+        f"{figures.idle_us / whole:.0%}",
+    )
     return table
 
 
@@ -161,9 +174,9 @@ def summary_lines(figures: FloorFigures) -> list[str]:
         f"typical playlist: {figures.tracks} tracks (the median of `bench scale`'s world), "
         f"{figures.queries} queries x top_k {figures.top_k}, {figures.candidates} candidates "
         "hydrated",
-        f"whole: {figures.playlists} recomputes a round, worker concurrency "
-        f"{figures.concurrency}, {figures.loop} loop; every step's CPU is this process's "
-        "(time.process_time), the servers run apart",
+        f"whole: {figures.playlists} recomputes a round ({figures.whole_wall_seconds:.1f} s "
+        f"on the clock), worker concurrency {figures.concurrency}, {figures.loop} loop; "
+        "every step's CPU is this process's (time.process_time), the servers run apart",
         f"sum of the steps {figures.sum_us / 1e3:.2f} ms, whole {figures.whole_us / 1e3:.2f} ms, "
         f"glue {figures.glue_us / 1e3:.2f} ms per recompute",
         *(

@@ -64,6 +64,7 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
         sum(steps[key]["us_per_recompute"] for key in STEPS), rel=1e-12
     )
     assert figures["glue_us"] == pytest.approx(figures["whole_us"] - figures["sum_us"])
+    assert figures["idle_us"] > 0  # a waiting worker still polls
     # the host's speed during the run, and the figures at the yardstick's reference
     speed = figures["host"]["speed"]
     assert speed > 0
@@ -116,6 +117,8 @@ def test_the_sum_counts_only_the_steps_in_it_and_the_glue_is_the_rest() -> None:
         concurrency=10,
         loop="uvloop",
         whole_us=10_000.0,
+        idle_us=500.0,
+        whole_wall_seconds=1.0,
         steps=[
             Step("a", "a", 1, 3_000.0),
             Step("b", "b", 2, 1_500.0),
