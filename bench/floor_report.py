@@ -148,7 +148,7 @@ def floor_table(figures: FloorFigures) -> Table:
         "glue: whole - sum", "", "", f"{figures.glue_us:,.0f}", f"{figures.glue_us / whole:.0%}"
     )
     table.add_row(
-        "  of which docket's loops while the worker waits (idle CPU/s x wall)",
+        "  of which: docket's loops while it waits",
         "",
         "",
         f"{figures.idle_us:,.0f}",
