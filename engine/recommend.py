@@ -7,12 +7,20 @@ the candidates. eligibility is applied after the store's ranking (DESIGN.md),
 to the candidates before they are fused, so each query over-fetches; if too
 few eligible tracks survive and the store had more to give, the queries are
 repeated with a larger top_k (the embeddings are not fetched again).
+
+the hydrate reads the head of each list first: the fusion places at most `limit`
+candidates and asks about them in its lists' order, so it seldom looks past the
+first `limit + HYDRATE_SLACK` of any list (3 x 115 candidates come back, about a
+third are ever asked about). one that does reach past them stops, the rest are
+hydrated, and the fusion runs again: the same answer as hydrating everything at
+once (eligibility is a property of each track alone), in two statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from engine.cache import MAX_CACHED_TRACKS
 from engine.consensus import consensus_fuse
@@ -35,6 +43,9 @@ MAX_TOP_K = 1000  # an explicit bound on candidates per query (turbopuffer allow
 # ids per hydrate call: up to 16 lists of up to MAX_TOP_K candidates can be asked
 # about, and the catalogs take at most 2000 ids a call (engine.eligibility)
 HYDRATE_BATCH = 1000
+# candidates past `limit` hydrated from the head of each list before the fusion runs
+# (the module's doc): refused ones (ineligible, an artist over its cap) leave room
+HYDRATE_SLACK = 15
 # the production defaults, chosen with `python -m bench quality` (README, "Quality"):
 # proportional slots keep a playlist's moods in its answer in their proportions, and
 # setting strays aside keeps a centroid off the tracks that belong to no mood.
@@ -99,7 +110,8 @@ def fuse(
         )
     ranking = rrf_fuse(ranked_lists, exclude=exclude)
     if accept is not None:
-        ranking = [candidate for candidate in ranking if accept(candidate)]
+        # asked in rank order until `limit` are taken, as the other fusions ask
+        return list(islice((candidate for candidate in ranking if accept(candidate)), limit))
     return ranking[:limit]
 
 
@@ -155,11 +167,22 @@ async def recommend(
         # eligibility (and the artist cap) while the fusion hands out slots, not after:
         # a cluster's first pick lost to eligibility afterwards took its mood out of
         # the top 3 (`python -m bench quality`)
-        eligible = await eligible_tracks(catalog, ranked_lists, exclude, also=stands_for)
-        accept = acceptance(eligible, max_per_artist)
-        ranking = fuse(
-            plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
-        )
+        wanted = wanted_ids(ranked_lists, exclude, also=stands_for)
+        head = wanted_ids(ranked_lists, exclude, also=stands_for, depth=limit + HYDRATE_SLACK)
+        eligible = await eligible_tracks(catalog, head)
+        try:
+            accept = acceptance(eligible, max_per_artist, hydrated=set(head))
+            ranking = fuse(
+                plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
+            )
+        except NotHydrated:
+            # the fusion reached past the head: the rest, and the fusion again
+            hydrated = set(head)
+            eligible |= await eligible_tracks(catalog, [i for i in wanted if i not in hydrated])
+            accept = acceptance(eligible, max_per_artist)
+            ranking = fuse(
+                plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
+            )
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
         if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
@@ -179,14 +202,24 @@ async def recommend(
     )
 
 
-def acceptance(eligible: dict[int, Track], cap: int | None) -> Callable[[Candidate], bool]:
+class NotHydrated(Exception):  # a signal inside `recommend`, never an error
+    """the fusion asked about a candidate the first hydrate did not read."""
+
+
+def acceptance(
+    eligible: dict[int, Track], cap: int | None, *, hydrated: Container[int] | None = None
+) -> Callable[[Candidate], bool]:
     """whether a candidate may take the next slot: eligible, and its artist (by handle,
-    unique per account in the AT Protocol) below `cap` tracks so far."""
+    unique per account in the AT Protocol) below `cap` tracks so far. with `hydrated`
+    (the ids the catalog was asked about), a candidate outside it raises NotHydrated:
+    its absence from `eligible` would say nothing."""
     per_artist: dict[str, int] = {}
 
     def accept(candidate: Candidate) -> bool:
         track = eligible.get(candidate.track_id)
         if track is None:
+            if hydrated is not None and candidate.track_id not in hydrated:
+                raise NotHydrated(candidate.track_id)
             return False
         if cap is None:
             return True
@@ -199,31 +232,34 @@ def acceptance(eligible: dict[int, Track], cap: int | None) -> Callable[[Candida
     return accept
 
 
-async def eligible_tracks(
-    catalog: TrackLookup,
+def wanted_ids(
     ranked_lists: Sequence[Sequence[Candidate]],
     exclude: set[int],
     *,
     also: Sequence[int] = (),
-) -> dict[int, Track]:
-    """the eligible, hydrated tracks among all the lists' candidates (by id), and among
-    `also` (playlist tracks whose titles explain picks: never picked, they are excluded
-    from the fusion)."""
-    wanted = list(
-        dict.fromkeys(
-            [
-                *(
-                    c.track_id
-                    for candidates in ranked_lists
-                    for c in candidates
-                    if c.track_id not in exclude
-                ),
-                *also,
-            ]
-        )
-    )
+    depth: int | None = None,
+) -> list[int]:
+    """the ids to hydrate, each once: every list's candidates (its first `depth` not
+    excluded, with a depth), in list order, then `also` (playlist tracks whose titles
+    explain picks: never picked, they are excluded from the fusion)."""
+    ids: dict[int, None] = {}
+    for candidates in ranked_lists:
+        kept = 0
+        for candidate in candidates:
+            if depth is not None and kept >= depth:
+                break
+            if candidate.track_id not in exclude:
+                ids[candidate.track_id] = None
+                kept += 1
+    for track_id in also:
+        ids[track_id] = None
+    return list(ids)
+
+
+async def eligible_tracks(catalog: TrackLookup, ids: Sequence[int]) -> dict[int, Track]:
+    """the eligible tracks among `ids`, hydrated, by id."""
     eligible: dict[int, Track] = {}
-    for start in range(0, len(wanted), HYDRATE_BATCH):
-        for track in await catalog.hydrate(wanted[start : start + HYDRATE_BATCH]):
+    for start in range(0, len(ids), HYDRATE_BATCH):
+        for track in await catalog.hydrate(ids[start : start + HYDRATE_BATCH]):
             eligible[track.id] = track
     return eligible
