@@ -13,7 +13,8 @@ stand-in run in processes of their own, `bench.floor_world`):
   a bare aiohttp POST (`BareHttpStore`: the same bodies, the same orjson parse and
   checks), so the ratio is what the SDK costs on top;
 - PostgreSQL: `PostgresCatalog.resolve_playlist_and_tracks` and `hydrate` of the
-  candidates the multi-query answered (what `recommend` hydrates);
+  heads of the multi-query's lists (what `recommend` hydrates first); beside it,
+  the hydrate of every candidate (what it hydrated before);
 - Redis: the playlist lock's acquire with the reads a recompute queues along (its
   release rides the cache write), a turbopuffer slot taken and given back
   (`SharedStoreBudget`; in a recompute the give rides the write, so this overstates
@@ -83,7 +84,14 @@ from bench.store import ROUND_CPU_SECONDS, cpu_ms_per_call
 from bench.yardstick import Sampler as YardstickSampler
 from engine.cache import CachedRecommendations, fingerprint
 from engine.postgres_catalog import PostgresCatalog
-from engine.recommend import DEFAULT_TOP_N, initial_top_k, plan_for, recommend
+from engine.recommend import (
+    DEFAULT_TOP_N,
+    HYDRATE_SLACK,
+    initial_top_k,
+    plan_for,
+    recommend,
+    wanted_ids,
+)
 from engine.turbopuffer_store import TurbopufferStore
 from engine.types import Track
 from engine.vector_cache import VectorCache
@@ -216,6 +224,8 @@ class Parts:
 
     steps: dict[str, Call]
     references: dict[str, Call]
+    hydrate_every: Call  # the hydrate of every candidate (before the heads)
+    every_candidate: int
     queries: int
     top_k: int
     candidates: int
@@ -254,15 +264,11 @@ async def prepare_parts(
     top_k = initial_top_k(DEFAULT_TOP_N)
     lists = await store.query_many(plan.vectors, top_k=top_k, exclude_ids=ids)
     exclude = set(ids)
-    # what `recommend` hydrates (engine.recommend.eligible_tracks): the candidates, then
-    # the playlist tracks the queries stand for
-    wanted = list(
-        dict.fromkeys(
-            [c.track_id for ranked in lists for c in ranked if c.track_id not in exclude]
-            + list(plan.stands_for)
-        )
-    )
-    hydrated = await catalog.hydrate(wanted)
+    # what `recommend` hydrates: the head of each list first (engine.recommend), and
+    # beside it every candidate, as it hydrated before (the step's other way)
+    every = wanted_ids(lists, exclude, also=plan.stands_for)
+    wanted = wanted_ids(lists, exclude, also=plan.stands_for, depth=DEFAULT_TOP_N + HYDRATE_SLACK)
+    hydrated = await catalog.hydrate(every)
     playlist, _ = await catalog.resolve_playlist_and_tracks(typical.uri, uris)
     if playlist is None:
         raise RuntimeError(f"the world's playlist {typical.uri} is not in PostgreSQL")
@@ -337,6 +343,8 @@ async def prepare_parts(
             "redis.write": write,
             "engine": engine,
         },
+        hydrate_every=lambda: catalog.hydrate(every),
+        every_candidate=len(every),
         references={
             "turbopuffer.get_vectors": lambda: bare.get_vectors(ids),
             "turbopuffer.query_many": lambda: bare.query_many(
@@ -450,7 +458,7 @@ def labels(tracks: int, parts: Parts) -> dict[str, str]:
             f"{tracks} ids excluded"
         ),
         "postgres.resolve": "PostgreSQL: the playlist and its tracks",
-        "postgres.hydrate": f"PostgreSQL: hydrate {parts.candidates} candidates",
+        "postgres.hydrate": f"PostgreSQL: hydrate the lists' heads, {parts.candidates} ids",
         "redis.lock": "Redis: the lock, with the first reads along",
         "redis.budget": "Redis: a turbopuffer slot, take + give back",
         "redis.write": "Redis: the cache write (35 tracks, state, lease)",
@@ -485,7 +493,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         parts = await prepare_parts(stack, servers, settings, services, typical)
 
         console.print("floor: warming up (every step once, a few tasks, a few recomputes)")
-        for call in (*parts.steps.values(), *parts.references.values()):
+        for call in (*parts.steps.values(), *parts.references.values(), parts.hydrate_every):
             await call()
         await docket_round(docket, worker, typical, WARM_UP_PLAYLISTS, "warm")
         await whole_round(docket, worker, services, playlists[:WARM_UP_PLAYLISTS], -1)
@@ -503,6 +511,8 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             for key, call in parts.references.items():
                 ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
                 samples.setdefault(f"bare:{key}", []).append(ms * 1e3)
+            ms = await cpu_ms_per_call(parts.hydrate_every, options.round_cpu_seconds)
+            samples.setdefault("hydrate_every", []).append(ms * 1e3)
             enqueue, ran = await docket_round(docket, worker, typical, options.tasks, str(index))
             samples.setdefault("docket.enqueue", []).append(enqueue)
             samples.setdefault("docket.run", []).append(ran)
@@ -528,6 +538,8 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         queries=parts.queries,
         top_k=parts.top_k,
         candidates=parts.candidates,
+        every_candidate=parts.every_candidate,
+        hydrate_every_us=medians["hydrate_every"],
         playlists=options.playlists,
         tasks=options.tasks,
         rounds=options.rounds,

@@ -45,7 +45,9 @@ class FloorFigures:
     tracks: int  # the typical playlist's
     queries: int  # sub-queries of its multi-query
     top_k: int
-    candidates: int  # ids hydrated
+    candidates: int  # ids hydrated (the lists' heads)
+    every_candidate: int  # the lists' candidates, all (what was hydrated before the heads)
+    hydrate_every_us: float  # the hydrate of all of them
     playlists: int  # recomputes per round of the whole
     tasks: int  # no-op tasks per round of the docket step
     rounds: int
@@ -75,6 +77,8 @@ class FloorFigures:
             "queries": self.queries,
             "top_k": self.top_k,
             "candidates": self.candidates,
+            "every_candidate": self.every_candidate,
+            "hydrate_every_us": self.hydrate_every_us,
             "playlists": self.playlists,
             "tasks": self.tasks,
             "rounds": self.rounds,
@@ -174,6 +178,10 @@ def summary_lines(figures: FloorFigures) -> list[str]:
         f"typical playlist: {figures.tracks} tracks (the median of `bench scale`'s world), "
         f"{figures.queries} queries x top_k {figures.top_k}, {figures.candidates} candidates "
         "hydrated",
+        f"the hydrate of the lists' heads ({figures.candidates} ids) beside every candidate "
+        f"({figures.every_candidate}): {_step_us(figures, 'postgres.hydrate'):,.0f} / "
+        f"{figures.hydrate_every_us:,.0f} µs "
+        f"({_step_us(figures, 'postgres.hydrate') / figures.hydrate_every_us:.2f}x)",
         f"whole: {figures.playlists} recomputes a round ({figures.whole_wall_seconds:.1f} s "
         f"on the clock), worker concurrency {figures.concurrency}, {figures.loop} loop; "
         "every step's CPU is this process's (time.process_time), the servers run apart",
@@ -191,3 +199,7 @@ def summary_lines(figures: FloorFigures) -> list[str]:
             ]
         ),
     ]
+
+
+def _step_us(figures: FloorFigures, key: str) -> float:
+    return next(step.us_per_call for step in figures.steps if step.key == key)

@@ -50,6 +50,7 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "glue: whole - sum" in result.stdout
     assert "SDK / bare" in result.stdout
+    assert "the hydrate of the lists' heads" in " ".join(result.stdout.split())
     figures = json.loads(figures_path.read_bytes())
     steps = figures["steps"]
     # every required step, and the enqueue side apart (another process's CPU)
@@ -76,6 +77,9 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
     assert figures["queries"] == 3
     assert figures["top_k"] == 115
     assert figures["candidates"] > figures["top_k"]
+    # the hydrate reads the lists' heads, measured beside every candidate
+    assert figures["every_candidate"] > figures["candidates"]
+    assert figures["hydrate_every_us"] > 0
     for key in ("turbopuffer.get_vectors", "turbopuffer.query_many"):
         reference = figures["references"][key]
         assert reference["sdk_us"] == steps[key]["us_per_call"]
@@ -110,7 +114,9 @@ def test_the_sum_counts_only_the_steps_in_it_and_the_glue_is_the_rest() -> None:
         tracks=23,
         queries=3,
         top_k=115,
-        candidates=340,
+        candidates=150,
+        every_candidate=340,
+        hydrate_every_us=2_000.0,
         playlists=10,
         tasks=10,
         rounds=1,
