@@ -45,6 +45,7 @@ def test_secrets_never_show_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DEBOUNCE_SECONDS", "-1"),
         ("FUSION_MODE", "average"),
         ("WORKER_CONCURRENCY", "0"),
+        ("WORKER_CHECK_SECONDS", "0"),
     ],
 )
 def test_bad_values_are_refused_by_name(

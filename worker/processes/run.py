@@ -53,7 +53,7 @@ from worker.processes.run_report import (
     self_check,
     summary,
 )
-from worker.processes.worker import PERPETUAL_KEYS, build_worker
+from worker.processes.worker import PERPETUAL_KEYS, configured_worker
 from worker.recs.services import Services, installed, open_services
 from worker.settings import Settings
 from worker.tasks.markers import WorkerMarkers
@@ -293,7 +293,7 @@ async def _start(
     worker = await stack.enter_async_context(
         # the perpetual loops too: the demo's playlists go through the reconcile loop
         # like plyr.fm's, and its withdrawals through the check round
-        build_worker(docket, concurrency=settings.worker_concurrency, automatic=True)
+        configured_worker(docket, settings)
     )
     stack.enter_context(installed(services))
     authenticator = Authenticator.from_settings(settings)

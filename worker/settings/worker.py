@@ -18,6 +18,13 @@ class WorkerSettings(Section):
         description="recomputes one `plyr-recs worker` process runs at once (they wait on "
         "turbopuffer and PostgreSQL, so more than the cores).",
     )
+    worker_check_seconds: Annotated[float, Field(ge=0.01, le=5)] = Field(
+        default=0.05,
+        description="how long a worker with every slot busy waits before it looks again "
+        "for work, and how long its read of the queue blocks when idle (docket's "
+        "`minimum_check_interval`). docket's own 0.25 s held a busy worker to "
+        "WORKER_CONCURRENCY / 0.25 recomputes a second, its slots idle in between.",
+    )
     worker_redelivery_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
         default=180.0,
         description="how long a task stays claimed by a worker that stopped renewing its "
