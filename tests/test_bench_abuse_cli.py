@@ -5,28 +5,17 @@ refusal of a row name it does not know."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
 import pytest
 
 from bench.abuse.table import API_COLUMNS
-
-REPOSITORY = Path(__file__).resolve().parent.parent
+from tests.support.bench_cli import run_bench
 
 pytestmark = pytest.mark.integration
 
 
-def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench", "abuse", *args],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+bench = partial(run_bench, "abuse", timeout=240)
 
 
 def table_rows(output: str, title: str) -> list[list[str]]:

@@ -5,16 +5,15 @@ recomputes, and the arithmetic of its report. no figure here is a speed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from bench.floor_report import FloorFigures, Reference, Step
 from bench.floor_world import WORLD, floor_playlists, max_playlists, median_playlist_size
+from tests.support.bench_cli import run_bench
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 STEPS = {
     "turbopuffer.get_vectors",
     "turbopuffer.query_many",
@@ -28,15 +27,7 @@ STEPS = {
 }
 
 
-def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench", "floor", *args],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+bench = partial(run_bench, "floor")
 
 
 @pytest.mark.integration

@@ -4,26 +4,16 @@ tests/test_reliability_faults.py), and its refusal of a bad option."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from tests.support.bench_cli import run_bench
 
 pytestmark = pytest.mark.integration
 
 
-def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench", "reliability", *args],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+bench = partial(run_bench, "reliability", timeout=240)
 
 
 @pytest.mark.timeout(300)

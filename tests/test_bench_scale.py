@@ -5,8 +5,7 @@ option, and the arithmetic of its report. no figure here is a speed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,12 @@ from bench.journey_servers import DELETED_EVERY
 from bench.scale import parse_outcomes
 from bench.scale_redis import FamilyBytes, family_name
 from bench.scale_report import PassFigures, RunFigures, extrapolate
+from tests.support.bench_cli import run_bench
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 PLAYLISTS = 50
 
 
-def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench", "scale", *args],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+bench = partial(run_bench, "scale")
 
 
 @pytest.mark.integration
