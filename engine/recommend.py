@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import islice
 
 from engine.cache import MAX_CACHED_TRACKS
@@ -167,22 +168,17 @@ async def recommend(
         # eligibility (and the artist cap) while the fusion hands out slots, not after:
         # a cluster's first pick lost to eligibility afterwards took its mood out of
         # the top 3 (`python -m bench quality`)
-        wanted = wanted_ids(ranked_lists, exclude, also=stands_for)
         head = wanted_ids(ranked_lists, exclude, also=stands_for, depth=limit + HYDRATE_SLACK)
+        hydrated = set(head)
         eligible = await eligible_tracks(catalog, head)
+        fused = partial(fuse, plan, ranked_lists, fusion, exclude, limit=limit, consensus=consensus)
         try:
-            accept = acceptance(eligible, max_per_artist, hydrated=set(head))
-            ranking = fuse(
-                plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
-            )
+            ranking = fused(accept=acceptance(eligible, max_per_artist, hydrated=hydrated))
         except NotHydrated:
-            # the fusion reached past the head: the rest, and the fusion again
-            hydrated = set(head)
-            eligible |= await eligible_tracks(catalog, [i for i in wanted if i not in hydrated])
-            accept = acceptance(eligible, max_per_artist)
-            ranking = fuse(
-                plan, ranked_lists, fusion, exclude, limit=limit, accept=accept, consensus=consensus
-            )
+            # the fusion reached past the heads: the rest, and the fusion again
+            every = wanted_ids(ranked_lists, exclude, also=stands_for)
+            eligible |= await eligible_tracks(catalog, [i for i in every if i not in hydrated])
+            ranking = fused(accept=acceptance(eligible, max_per_artist))
         store_exhausted = all(len(candidates) < top_k for candidates in ranked_lists)
         if len(ranking) >= limit or store_exhausted or top_k >= MAX_TOP_K:
             break
