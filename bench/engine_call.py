@@ -37,13 +37,17 @@ class InHandStore:
 
 
 class InHandLookup:
-    """a TrackLookup over prebuilt tracks (every candidate eligible)."""
+    """a TrackLookup over tracks in hand: these, hydrated once elsewhere, or with
+    `made_up`, prebuilt ones (every candidate eligible)."""
 
-    def __init__(self, track_ids: Iterable[int]) -> None:
-        self.tracks = {
-            t: Track(t, f"track {t}", f"artist{t % LOOKUP_ARTISTS}", "Artist", None)
-            for t in track_ids
-        }
+    def __init__(self, tracks: Iterable[Track]) -> None:
+        self.tracks = {track.id: track for track in tracks}
+
+    @classmethod
+    def made_up(cls, track_ids: Iterable[int]) -> InHandLookup:
+        return cls(
+            Track(t, f"track {t}", f"artist{t % LOOKUP_ARTISTS}", "Artist", None) for t in track_ids
+        )
 
     async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
         tracks = self.tracks
@@ -64,7 +68,9 @@ def whole_call(
     vectors: dict[int, Vector], lists: list[list[Candidate]], *, catalog: bool
 ) -> tuple[InHandStore, InHandLookup | None]:
     store = InHandStore(vectors, lists)
-    lookup = InHandLookup(c.track_id for ranked in lists for c in ranked) if catalog else None
+    lookup = (
+        InHandLookup.made_up(c.track_id for ranked in lists for c in ranked) if catalog else None
+    )
     return store, lookup
 
 

@@ -31,7 +31,7 @@ stand-in run in processes of their own, `bench.floor_world`):
 
 both docket figures are a worker's runs at WORKER_CONCURRENCY's default (10), each
 net of an empty run's CPU (start, one look, stop: a running worker pays it once).
-at concurrency 1 docket's loop sleeps its check interval (250 ms) after every task,
+at concurrency 1 docket's loop sleeps its check interval (`CHECK_INTERVAL`) after every task,
 and its background loops' CPU meanwhile lands on each task (`--concurrency 1`).
 
 glue = whole - sum of the steps: what the recompute costs beyond its required calls.
@@ -64,7 +64,7 @@ import orjson
 from docket import Depends, Docket, ExponentialRetry, Timeout, Worker
 from rich.console import Console
 
-from bench.engine_call import InHandStore, run_now
+from bench.engine_call import InHandLookup, InHandStore, run_now
 from bench.floor_report import (
     FloorFigures,
     Reference,
@@ -93,7 +93,6 @@ from engine.recommend import (
     wanted_ids,
 )
 from engine.turbopuffer_store import TurbopufferStore
-from engine.types import Track
 from engine.vector_cache import VectorCache
 from jetstream.contract import recompute_key
 from worker.demo.wire import cid, tid
@@ -127,7 +126,7 @@ class FloorOptions:
     playlists: int = PLAYLISTS
     tasks: int = TASKS
     # the docket worker's, as `plyr-recs worker`'s default (WORKER_CONCURRENCY). not 1:
-    # with every slot busy docket's loop sleeps its check interval (250 ms) before it
+    # with every slot busy docket's loop sleeps its check interval (`CHECK_INTERVAL`) before it
     # looks for the next task, and its background loops' CPU meanwhile lands on each task
     concurrency: int = WORKER_CONCURRENCY
     round_cpu_seconds: float = ROUND_CPU_SECONDS
@@ -161,17 +160,6 @@ class BareHttpStore(TurbopufferStore):
         if self._session is not None:
             await self._session.close()
         await super().aclose()
-
-
-class TracksInHand:
-    """a TrackLookup over tracks hydrated once from PostgreSQL."""
-
-    def __init__(self, tracks: Sequence[Track]) -> None:
-        self.tracks = {track.id: track for track in tracks}
-
-    async def hydrate(self, track_ids: Sequence[int]) -> list[Track]:
-        tracks = self.tracks
-        return [tracks[t] for t in track_ids if t in tracks]
 
 
 noop_runs = 0
@@ -287,7 +275,7 @@ async def prepare_parts(
     )
     state = version.state(ids)
     in_hand = InHandStore(vectors, lists)
-    lookup = TracksInHand(hydrated)
+    lookup = InHandLookup(hydrated)
 
     looked = services.recommender.look_keys(version)
     locks = itertools.count()
