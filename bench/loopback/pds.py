@@ -56,6 +56,8 @@ class LoopbackPds(LoopbackHttpServer):
     # benchmark can tell a refetch's own cost from the PDS's share of it
     paired_latency: bool = False
     requests: Counter[str] = field(default_factory=Counter)  # by method
+    # the client ends of the connections requests came on: how many a client opened
+    peers: set[tuple[str, int]] = field(default_factory=set)
     drip_seconds: float = 0.05  # between two bytes of a "drip" answer
     thread_name: str = "loopback-pds"
 
@@ -92,8 +94,14 @@ class LoopbackPds(LoopbackHttpServer):
             return web.Response(body=b"\x00not json{", content_type="application/json")
         return None
 
+    def _count(self, request: web.Request, method: str) -> None:
+        self.requests[method] += 1
+        transport = request.transport
+        if transport is not None:
+            self.peers.add(transport.get_extra_info("peername"))
+
     async def _get_record(self, request: web.Request) -> web.StreamResponse:
-        self.requests["getRecord"] += 1
+        self._count(request, "getRecord")
         query = request.query
         uri = f"at://{query.get('repo')}/{query.get('collection')}/{query.get('rkey')}"
         faulted = await self._answer_fault(uri)
@@ -127,7 +135,7 @@ class LoopbackPds(LoopbackHttpServer):
         return response
 
     async def _list_records(self, request: web.Request) -> web.StreamResponse:
-        self.requests["listRecords"] += 1
+        self._count(request, "listRecords")
         faulted = await self._answer_fault()
         if faulted is not None:
             return faulted

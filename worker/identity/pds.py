@@ -108,8 +108,12 @@ class PdsRecords:
         self.max_bytes = max_bytes
         self.max_page_bytes = max_page_bytes
         self.failures = FailureMemory(backoff or Backoff(), clock)
+        # every connection may stay open for the next request (httpx keeps them
+        # `keepalive_expiry`, 5 s, idle): with fewer kept than opened, each burst of a
+        # reconcile pass (up to PDS_MAX_IN_FLIGHT at once) closed the extra ones and
+        # the next burst opened them again, a TLS handshake each
         inner = transport or bounded_transport(  # TLS inside its bound (handshake.py)
-            httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=8)
+            httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         )
         self._owned_lookup: DnsLookup | None = None
         if host_addresses is None:
