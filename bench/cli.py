@@ -10,6 +10,7 @@ python -m bench reliability every fault scenario against real parts, beside a fa
 python -m bench abuse       each attack on the API from the network, beside a quiet phase
 python -m bench withdrawn   takedown -> gone from every answer; the check round; screened hits
 python -m bench pds         CPU per PDS answer decoded: the SDK's models beside orjson + validator
+python -m bench pds-client  client CPU per PDS read: aiohttp (now) beside httpx (before)
 python -m bench journey     a cold deploy, opens, short TTLs, the edit flow and healing, end to end
 python -m bench task-bytes  Redis growth while accounts at their pace wait for plyr.fm's ingest
 python -m bench scale       a cold deploy at 1, 2, 4 workers: CPU per recompute, Redis bytes, a pass
@@ -201,6 +202,22 @@ def bench_pds() -> None:
     from bench.pds import main as run_pds_bench
 
     raise typer.Exit(run_pds_bench())
+
+
+@app.command("pds-client")
+def bench_pds_client(
+    rounds: int = typer.Option(7, min=1, max=100, help="rounds; the median is reported."),
+    reads: int = typer.Option(320, min=16, max=100_000, help="reads per path and shape a round."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="also write the figures here.", dir_okay=False
+    ),
+) -> None:
+    """client CPU per getRecord read through `PdsRecords` (aiohttp) beside the httpx
+    client it replaced, one read after another and 16 at once; the PDS stand-in in a
+    thread of its own, its CPU left out."""
+    from bench.pds_client import main as run_pds_client_bench
+
+    run_pds_client_bench(rounds=rounds, reads=reads, json_path=json_path)
 
 
 @app.command("reliability")

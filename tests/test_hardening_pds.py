@@ -4,10 +4,10 @@ and one that lies about a record's CID must not turn every request into a comput
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -34,6 +34,7 @@ from tests.support.world import sample_store
 from worker.api.answers import AnswerLimits
 from worker.api.app import SOURCE_HEADER
 from worker.identity.pds import PdsRecords, RecordRejected
+from worker.identity.pds_guard import PdsRefused, PinnedResolver
 
 RECORD_URI = f"at://{did(1)}/fm.plyr.list/3m64hnzv42222"
 CID = "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -87,70 +88,117 @@ async def test_a_redirect_is_refused_never_followed(private_service: Internal) -
     assert private_service.hits == []
 
 
-class Recorded:
-    """the transport under the guard: records what would leave, answers a record."""
+class Listener:
+    """a TCP port on loopback that counts what connects to it: where a refused request
+    would have gone."""
 
     def __init__(self) -> None:
-        self.sent: list[httpx.Request] = []
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
 
-    def transport(self) -> httpx.MockTransport:
-        def answer(request: httpx.Request) -> httpx.Response:
-            self.sent.append(request)
-            value = list_record([track_uri(1)])
-            return httpx.Response(200, json={"uri": RECORD_URI, "cid": CID, "value": value})
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
-        return httpx.MockTransport(answer)
+    async def __aenter__(self) -> Listener:
+        self._server = await asyncio.start_server(self._count, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _count(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
 
 
-def production_records(recorded: Recorded, *addresses: str) -> PdsRecords:
-    async def lookup(host: str) -> list[str]:
-        return list(addresses)
+class Lookup:
+    """a name lookup answering `addresses` for every name, and noting the names."""
 
-    return PdsRecords(
-        limits=RecordLimits(),
-        list_collection="fm.plyr.list",
-        transport=recorded.transport(),
-        host_addresses=lookup,
-    )
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str) -> list[str]:
+        self.asked.append(host)
+        return list(self.addresses)
 
 
 @pytest.mark.parametrize(
     ("pds_url", "addresses", "reason"),
     [
-        ("http://pds.example", ("93.184.216.34",), "not_https"),
-        ("https://pds.example", ("127.0.0.1",), "private_address"),
-        ("https://pds.example", ("93.184.216.34", "10.0.0.5"), "private_address"),
-        ("https://pds.example", ("169.254.169.254",), "private_address"),
+        ("http://pds.example:{port}", ("93.184.216.34",), "not_https"),
+        ("https://pds.example:{port}", ("127.0.0.1",), "private_address"),
+        ("https://pds.example:{port}", ("93.184.216.34", "127.0.0.1"), "private_address"),
+        ("https://pds.example:{port}", ("169.254.169.254",), "private_address"),
+        ("https://pds.example:{port}", ("10.0.0.5",), "private_address"),
+        ("https://127.0.0.1:{port}", (), "private_address"),
         ("https://10.0.0.5", (), "private_address"),
         ("https://[::1]:8443", (), "private_address"),
-        ("https://pds.example", (), "private_address"),
+        ("https://pds.example:{port}", (), "private_address"),
     ],
 )
 async def test_outside_tests_a_pds_must_be_https_on_public_addresses(
     pds_url: str, addresses: tuple[str, ...], reason: str
 ) -> None:
-    recorded = Recorded()
-    records = production_records(recorded, *addresses)
-    try:
-        with pytest.raises(RecordRejected, match=reason):
-            await records.fetch(pds_url, RECORD_URI)
-    finally:
-        await records.aclose()
-    assert recorded.sent == []  # refused before anything left
+    """the client as production builds it (no `allow_private`), its lookup answering
+    `addresses`: refused by name, and nothing reached the loopback port a request
+    to a private address would have dialled."""
+    lookup = Lookup(*addresses)
+    async with Listener() as listener:
+        records = PdsRecords(
+            limits=RecordLimits(), list_collection="fm.plyr.list", host_addresses=lookup
+        )
+        try:
+            with pytest.raises(RecordRejected, match=reason):
+                await records.fetch(pds_url.format(port=listener.port), RECORD_URI)
+        finally:
+            await records.aclose()
+        assert listener.accepted == 0
+    # an address is judged as it is; a name by its lookup, unless not even https
+    named = "pds.example" in pds_url and reason != "not_https"
+    assert lookup.asked == (["pds.example"] if named else [])
 
 
-async def test_a_public_pds_is_dialled_at_the_checked_address() -> None:
-    recorded = Recorded()
-    records = production_records(recorded, "93.184.216.34")
-    try:
-        record = await records.fetch("https://pds.example", RECORD_URI)
-    finally:
-        await records.aclose()
+async def test_a_name_is_dialled_at_the_address_its_lookup_gave() -> None:
+    """the name reaches only the lookup: the connection goes to the address it gave
+    (`pds.example` is in no real DNS), the name travels in the Host header."""
+    lookup = Lookup("127.0.0.1")
+    async with PdsServer() as pds:
+        pds.put(RECORD_URI, CID, list_record([track_uri(1)]))
+        records = PdsRecords(
+            limits=RecordLimits(),
+            list_collection="fm.plyr.list",
+            host_addresses=lookup,
+            allow_private=True,  # 127.0.0.1 is what the loopback test can dial
+        )
+        try:
+            record = await records.fetch(f"http://pds.example:{pds.port}", RECORD_URI)
+        finally:
+            await records.aclose()
     assert record.track_uris == (track_uri(1),)
-    [sent] = recorded.sent
-    assert sent.url.host == "93.184.216.34"
-    assert sent.headers["host"] == "pds.example"
-    assert sent.extensions["sni_hostname"] == "pds.example"
+    assert lookup.asked == ["pds.example"]
+    assert pds.hosts == [f"pds.example:{pds.port}"]
+
+
+async def test_the_pinned_resolver_gives_the_checked_addresses_under_the_name() -> None:
+    """what aiohttp dials (`host`) and the name it sends as the TLS server name and
+    checks the certificate against (`hostname`)."""
+    resolver = PinnedResolver(Lookup("93.184.216.34", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"))
+    results = await resolver.resolve("pds.example", 443)
+    assert [(r["hostname"], r["host"], r["port"]) for r in results] == [
+        ("pds.example", "93.184.216.34", 443),
+        ("pds.example", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", 443),
+    ]
+    assert [r["family"] for r in results] == [socket.AF_INET, socket.AF_INET6]
+    with pytest.raises(PdsRefused, match="private_address"):
+        await PinnedResolver(Lookup("93.184.216.34", "192.168.1.1")).resolve("pds.example", 443)
+    loopback = await PinnedResolver(Lookup("127.0.0.1"), allow_private=True).resolve("x", 80)
+    assert [r["host"] for r in loopback] == ["127.0.0.1"]
 
 
 async def test_the_loopback_pds_still_serves_tests() -> None:

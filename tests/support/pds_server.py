@@ -41,6 +41,7 @@ class PdsServer(LoopbackHttpServer):
         default_factory=dict
     )  # uri -> (cid, value)
     requests: list[dict[str, str]] = field(default_factory=list)  # the query of each getRecord
+    hosts: list[str] = field(default_factory=list)  # the Host header of each getRecord
     fault: Fault | None = None
     delay: float = 0.0  # seconds every answer waits first (a slow but working PDS)
 
@@ -53,6 +54,7 @@ class PdsServer(LoopbackHttpServer):
     async def _get_record(self, request: web.Request) -> web.StreamResponse:
         query = dict(request.query)
         self.requests.append(query)
+        self.hosts.append(request.headers.get("host", ""))
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fault == "stall":

@@ -1,7 +1,8 @@
 """connections to hosts that strangers name: the TLS handshake inside its own bound, and
 the socket closed whenever a handshake does not finish.
 
-a did:web host (or a PDS) can accept TCP and never answer the ClientHello. the
+a did:web host can accept TCP and never answer the ClientHello (a PDS too: the PDS
+client, on aiohttp, bounds it as `worker.identity.pds.CONNECT_SECONDS`). the
 request's deadline (an `asyncio.timeout` around the fetch) then cancels the
 handshake, and httpcore closes the socket only when a handshake *raises*, not when
 it is cancelled: each such token left one socket open after the request gave up

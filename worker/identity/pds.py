@@ -5,7 +5,9 @@ the API needs a playlist's tracks when it computes a version the worker has not
 (the worker's stored state names another version, or there is none); a reconcile
 pass needs them for every playlist not cached. the record lives in the owner's
 repo: `com.atproto.repo.getRecord` (or `listRecords`, a page of one repo's lists)
-on their PDS, read here with plain httpx.
+on their PDS, read here with aiohttp. (it was httpx: a getRecord on loopback cost
+~1.1 ms of CPU through httpx's async stack, ~0.2 ms through aiohttp, and a cold
+deploy reads one record per playlist: issue 20, README "Benchmarks".)
 
 a PDS is someone else's server, so every answer is untrusted, and it is bounded
 before it is parsed (issue 23, finding 1):
@@ -26,17 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+import certifi
 
 from jetstream.records import RecordLimits
 from jetstream.syntax import is_did, is_nsid, is_rkey
-from worker.identity.handshake import bounded_transport
+from worker.identity.handshake import HANDSHAKE_SECONDS
 from worker.identity.host_lookup import DnsLookup, HostLookup
 from worker.identity.pds_backoff import HOST_FAILING, RECORD_FAILING, Backoff, Scope, scope_of
 from worker.identity.pds_decode import (
@@ -47,7 +51,7 @@ from worker.identity.pds_decode import (
     decode_record,
 )
 from worker.identity.pds_failures import FailureMemory
-from worker.identity.pds_guard import GuardedTransport, PdsRefused
+from worker.identity.pds_guard import PdsRefused, PinnedResolver, checked_target
 
 __all__ = [
     "HOST_FAILING",
@@ -69,8 +73,14 @@ MAX_PAGE_BYTES: Final = 1024 * 1024  # a listRecords page past it is read record
 MAX_PDS_URL_LENGTH: Final = 2048
 MAX_CONNECTIONS: Final = 32  # to all PDSes together, per process
 MAX_LIST_CURSOR_LENGTH: Final = 512  # listRecords cursors are rkeys (~13 characters)
+# a new connection's TCP and TLS handshakes together (aiohttp's `sock_connect`): two
+# round trips, which a second covers to the far side of the world several times over.
+# a host that accepts TCP and never answers the ClientHello costs this, not the whole
+# call; asyncio closes the socket of a handshake cut short, timed out or cancelled
+CONNECT_SECONDS: Final = HANDSHAKE_SECONDS
+READ_CHUNK_BYTES: Final = 64 * 1024
 # an honest PDS answers JSON as it is; an encoded body would be inflated past the bound
-_HEADERS: Final = {"accept": "application/json", "accept-encoding": "identity"}
+REQUEST_HEADERS: Final = {"accept": "application/json", "accept-encoding": "identity"}
 
 
 def pds_host(pds_url: str) -> str:
@@ -93,13 +103,13 @@ class PdsRecords:
         timeout_seconds: float = PDS_TIMEOUT_SECONDS,
         max_bytes: int = MAX_RECORD_BYTES,
         max_page_bytes: int = MAX_PAGE_BYTES,
-        transport: httpx.AsyncBaseTransport | None = None,
         host_addresses: HostLookup | None = None,
         allow_private: bool = False,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`allow_private` lets plain http and loopback addresses through: tests only."""
+        """`allow_private` lets plain http and loopback addresses through: tests and the
+        embedded demo only. `host_addresses` replaces the c-ares lookup of names (tests)."""
         if timeout_seconds <= 0 or max_bytes <= 0 or max_page_bytes <= 0:
             raise ValueError("the PDS timeout and size bounds must be positive")
         self.limits = limits
@@ -108,32 +118,62 @@ class PdsRecords:
         self.max_bytes = max_bytes
         self.max_page_bytes = max_page_bytes
         self.failures = FailureMemory(backoff or Backoff(), clock)
-        # every connection may stay open for the next request (httpx keeps them
-        # `keepalive_expiry`, 5 s, idle): with fewer kept than opened, each burst of a
-        # reconcile pass (up to PDS_MAX_IN_FLIGHT at once) closed the extra ones and
-        # the next burst opened them again, a TLS handshake each
-        inner = transport or bounded_transport(  # TLS inside its bound (handshake.py)
-            httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-        )
+        self._allow_private = allow_private
         self._owned_lookup: DnsLookup | None = None
-        if host_addresses is None:
+        if host_addresses is None and not allow_private:
             # most accounts live on a few big hosts (bsky.network's PDSes are one
             # "source"), so the per-source bound is the whole connection budget.
             host_addresses = self._owned_lookup = DnsLookup(max_per_source=MAX_CONNECTIONS)
-        self._client = httpx.AsyncClient(
-            transport=GuardedTransport(
-                inner, host_addresses=host_addresses, allow_private=allow_private
-            ),
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,  # and the guard refuses a 3xx as it is
-            headers=_HEADERS,
-            trust_env=False,  # no proxy or certificate settings from the environment
-        )
+        # None (loopback only): aiohttp's own resolver, names as the system has them
+        self._host_addresses = host_addresses
+        # an aiohttp session belongs to the event loop it was opened in: one per loop
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """close the sessions (this loop's, and those of loops that still run)."""
+        current = asyncio.get_running_loop()
+        sessions, self._sessions = self._sessions, {}
+        for loop, session in sessions.items():
+            if loop is current:
+                await session.close()
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(session.close(), loop)
+            # a stopped loop's sockets went with it
         if self._owned_lookup is not None:
             await self._owned_lookup.aclose()
+
+    def _session(self) -> aiohttp.ClientSession:
+        """this event loop's session, opened on first use.
+
+        one pool of MAX_CONNECTIONS for every PDS, every connection kept for the next
+        request; names pinned by `PinnedResolver` (aiohttp's cache of answers off, so
+        it asks each time: the lookup keeps its own, bounded); no cookies kept (a PDS
+        could send any number); bodies not decompressed (refused if encoded)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            for stale in [other for other in self._sessions if other.is_closed()]:
+                del self._sessions[stale]
+            resolver = (
+                None
+                if self._host_addresses is None
+                else PinnedResolver(self._host_addresses, allow_private=self._allow_private)
+            )
+            connector = aiohttp.TCPConnector(
+                limit=MAX_CONNECTIONS,
+                use_dns_cache=False,
+                resolver=resolver,
+                ssl=_verified_tls(),
+            )
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                connector=connector,
+                headers=REQUEST_HEADERS,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS),
+                trust_env=False,  # no proxy or certificate settings from the environment
+            )
+        return session
 
     def failing(self, pds_url: str) -> str | None:
         """why the PDS at `pds_url` is refused now (its last fault), or None: for a
@@ -218,17 +258,21 @@ class PdsRecords:
         root = base.rstrip("/")
         # as the SDK took it: a base URL with or without its `/xrpc`
         url = f"{root if root.endswith('/xrpc') else root + '/xrpc'}/{method}"
+        parts = urlsplit(url)
         try:
+            checked_target(parts.scheme, parts.hostname or "", allow_private=self._allow_private)
             async with (
                 asyncio.timeout(self.timeout_seconds),
-                self._client.stream("GET", url, params=params) as response,
+                self._session().get(url, params=params, allow_redirects=False) as response,
             ):
+                if 300 <= response.status < 400:
+                    raise PdsRefused("redirect")  # never followed, never taken as the record
                 return await _bounded_body(response, max_bytes)
-        except (TimeoutError, httpx.TimeoutException) as error:
+        except TimeoutError as error:  # the call's deadline, or aiohttp's connect bound
             raise RecordUnavailable("timeout") from error
         except PdsRefused as error:
             raise RecordRejected(error.reason) from error
-        except httpx.HTTPError as error:  # refused, reset, DNS, a protocol error
+        except aiohttp.ClientError as error:  # refused, reset, DNS, TLS, a protocol error
             raise RecordUnavailable("unreachable") from error
 
     def _parse_record_uri(self, record_uri: str) -> tuple[str, str]:
@@ -246,8 +290,8 @@ class PdsRecords:
         return did, rkey
 
 
-async def _bounded_body(response: httpx.Response, max_bytes: int) -> bytes:
-    status = response.status_code
+async def _bounded_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    status = response.status
     if not 200 <= status < 300:
         # a PDS says RecordNotFound with a 400 (the XRPC convention), some proxies with a 404.
         if status == 429:
@@ -262,12 +306,18 @@ async def _bounded_body(response: httpx.Response, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     received = 0
     # unencoded (checked above), so these are the bytes as they came, counted as they come
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
         received += len(chunk)
         if received > max_bytes:
             raise RecordRejected("too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _verified_tls() -> ssl.SSLContext:
+    """certificates checked against certifi's roots (as httpx did: the same trust on
+    every machine, whatever its system store holds)."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _checked_pds_url(pds_url: str) -> str:
