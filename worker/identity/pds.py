@@ -5,9 +5,9 @@ the API needs a playlist's tracks when it computes a version the worker has not
 (the worker's stored state names another version, or there is none); a reconcile
 pass needs them for every playlist not cached. the record lives in the owner's
 repo: `com.atproto.repo.getRecord` (or `listRecords`, a page of one repo's lists)
-on their PDS, read here with aiohttp. (it was httpx: a getRecord on loopback cost
-~1.1 ms of CPU through httpx's async stack, ~0.2 ms through aiohttp, and a cold
-deploy reads one record per playlist: issue 20, README "Benchmarks".)
+on their PDS, read here with aiohttp. (it was httpx, whose async stack cost the client
+5x the CPU per read, `python -m bench pds-client`; a cold deploy reads one record per
+playlist: issue 20.)
 
 a PDS is someone else's server, so every answer is untrusted, and it is bounded
 before it is parsed (issue 23, finding 1):
