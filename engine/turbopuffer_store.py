@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
-import math
 import os
 import re
 import sys
@@ -49,6 +48,7 @@ import orjson
 import pybase64
 import turbopuffer
 
+from engine.candidate_rows import checked_candidates
 from engine.ports import PermanentStoreError, TransientStoreError, VectorStoreError
 from engine.types import Candidate, Vector
 
@@ -365,31 +365,11 @@ class TurbopufferStore:
     def _candidates(
         self, rows: list[Any], *, top_k: int, excluded: frozenset[int]
     ) -> list[Candidate]:
-        candidates: list[Candidate] = []
-        seen: set[int] = set()
-        rejected = 0
-        for row in rows:
-            try:
-                track_id, distance = row["id"], row["$dist"]
-            except (KeyError, TypeError):  # no distance, or not a row at all
-                rejected += 1
-                continue
-            # orjson gives exact ints and floats: a bool, a string or a null is refused
-            if (
-                type(track_id) is not int
-                or track_id in excluded
-                or track_id in seen
-                or type(distance) not in (float, int)
-                or not math.isfinite(distance)
-            ):
-                rejected += 1
-                continue
-            seen.add(track_id)
-            candidates.append(Candidate(track_id=track_id, distance=float(distance)))
+        candidates, rejected = checked_candidates(rows, top_k=top_k, excluded=excluded)
         if rejected:
             self.stats.rejected_candidates += rejected
             log.warning("turbopuffer query_many: skipped %d unusable rows", rejected)
-        return candidates[:top_k]
+        return candidates
 
     def _store_error(self, call: str, error: Exception) -> VectorStoreError:
         """sort a client failure into transient or permanent, without the API key."""
