@@ -10,7 +10,9 @@ read, parsed and checked. three tables:
 - one id lookup of 500 tracks: JSON floats through the client's models, base64
   through them (the adapter before), base64 parsed by orjson and decoded by
   pybase64 (the adapter now), and the vector cache with every id in it;
-- one multi-query (3 centroids, 115 candidates each, 500 ids excluded);
+- one multi-query (3 centroids, 115 candidates each, 500 ids excluded): the
+  client's models, the answer's rows checked one by one (before issue 20's fast
+  path, `engine.candidate_rows`), and the adapter now;
 - the whole `engine.recommend` per playlist size (no catalog: PostgreSQL is not
   part of this), through the old adapter, the new one, and the new one behind a
   warm vector cache.
@@ -33,7 +35,7 @@ import turbopuffer
 from rich.console import Console
 from rich.table import Table
 
-from bench.store_baseline import ClientModelsStore
+from bench.store_baseline import ClientModelsStore, RowByRowStore
 from engine.ports import VectorStore
 from engine.recommend import recommend
 from engine.turbopuffer_store import TurbopufferStore
@@ -161,6 +163,7 @@ async def run(base_url: str, sizes: list[int], console: Console) -> None:
         cache = VectorCache(store)
         floats = ClientModelsStore(client, NAMESPACE, "float")
         before = ClientModelsStore(client, NAMESPACE, "base64")
+        row_by_row = RowByRowStore(api_key=API_KEY, namespace=NAMESPACE, base_url=base_url)
         try:
             lookups = await medians(
                 lookup_paths(
@@ -178,7 +181,13 @@ async def run(base_url: str, sizes: list[int], console: Console) -> None:
                 [(f"{LOOKUP_SIZE} ids", lookups)],
             )
             queries = await medians(
-                query_paths({"client models (before)": before, "orjson (now)": store})
+                query_paths(
+                    {
+                        "client models (before)": before,
+                        "orjson, rows one by one": row_by_row,
+                        "orjson, rows' fast path (now)": store,
+                    }
+                )
             )
             print_table(
                 console,
@@ -193,6 +202,7 @@ async def run(base_url: str, sizes: list[int], console: Console) -> None:
             print_table(console, "client CPU per whole recommend (no catalog)", rows)
         finally:
             await store.aclose()
+            await row_by_row.aclose()
 
 
 def main(sizes: list[int]) -> None:

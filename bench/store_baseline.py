@@ -1,4 +1,4 @@
-"""the turbopuffer adapter's previous way, kept callable for `python -m bench store`.
+"""the turbopuffer adapter's previous ways, kept callable for `python -m bench store`.
 
 both calls through the client's typed methods (`namespace.query`, `namespace.
 multi_query`): the client walks every request body (its transform) and builds a
@@ -19,6 +19,8 @@ import numpy as np
 import turbopuffer
 from turbopuffer.types import namespace_multi_query_params
 
+from engine.candidate_rows import _row_by_row
+from engine.turbopuffer_store import TurbopufferStore
 from engine.types import Candidate, Vector
 
 Encoding = Literal["float", "base64"]
@@ -95,3 +97,14 @@ def _decode_vector(raw: Any, dimensions: int) -> Vector | None:
         return None
     vector: Vector = array.astype(np.float32)
     return vector
+
+
+class RowByRowStore(TurbopufferStore):
+    """the adapter now, its answers' rows checked one by one in Python as before
+    issue 20's fast path (`engine.candidate_rows._row_by_row`): what that path saves."""
+
+    def _candidates(
+        self, rows: list[Any], *, top_k: int, excluded: frozenset[int]
+    ) -> list[Candidate]:
+        candidates, _ = _row_by_row(rows, top_k=top_k, excluded=excluded)
+        return candidates
