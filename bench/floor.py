@@ -80,6 +80,8 @@ from bench.floor_world import (
     floor_playlists,
     median_playlist_size,
 )
+from bench.loopback.pds import list_record_value
+from bench.pds_client import HttpxPdsRecords
 from bench.store import ROUND_CPU_SECONDS, cpu_ms_per_call
 from bench.yardstick import Sampler as YardstickSampler
 from engine.cache import CachedRecommendations, fingerprint
@@ -106,7 +108,7 @@ from worker.settings import Settings
 from worker.store.cache import RecommendationCache
 from worker.store.lock import Lease, lock_key, playlist_lock
 from worker.tasks.playlist import recompute_playlist
-from worker.wiring import connect_redis, open_docket
+from worker.wiring import connect_redis, open_docket, pds_client
 
 ROUNDS: Final = 5
 PLAYLISTS: Final = 100  # recomputes per round of the whole
@@ -115,6 +117,7 @@ WARM_UP_PLAYLISTS: Final = 5
 WORKER_CONCURRENCY: Final = Settings.model_fields["worker_concurrency"].default
 IDLE_SECONDS: Final = 1.0  # a running worker with nothing to do, timed this long
 REV_BASE: Final = 1 << 41  # above the world's revs (`bench.load.world.REV_BASE`)
+RECORD_CID: Final = "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 Call = Callable[[], Awaitable[object]]
 
@@ -183,6 +186,11 @@ async def floor_noop(
     noop_runs += 1
 
 
+def typical_record(playlist: FloorPlaylist) -> dict[str, Any]:
+    """the playlist's list record, as its owner's PDS holds it."""
+    return list_record_value(playlist.track_uris())
+
+
 def floor_settings(servers: FloorServers) -> Settings:
     return Settings(
         _env_file=None,
@@ -193,6 +201,7 @@ def floor_settings(servers: FloorServers) -> Settings:
         turbopuffer_api_key=API_KEY,
         turbopuffer_base_url=servers.turbopuffer_url,
         turbopuffer_namespace=servers.namespace,
+        pds_allow_private=True,  # the PDS stand-in is on loopback, over http
     )
 
 
@@ -212,6 +221,9 @@ class Parts:
 
     steps: dict[str, Call]
     references: dict[str, Call]
+    # steps a recompute's work takes outside its task: shown, not in the sum
+    apart: dict[str, Call]
+    pds_before: Call  # the PDS read through the httpx client it had before issue 20
     hydrate_every: Call  # the hydrate of every candidate (before the heads)
     every_candidate: int
     queries: int
@@ -241,6 +253,14 @@ async def prepare_parts(
     catalog = await stack.enter_async_context(
         await PostgresCatalog.connect(servers.database_dsn, pool_size=settings.database_pool_size)
     )
+    pds = pds_client(settings)  # as the worker's reconcile loop builds it
+    stack.push_async_callback(pds.aclose)
+    pds_before = HttpxPdsRecords()
+    stack.push_async_callback(pds_before.aclose)
+    for client in (pds, pds_before):  # opened (session, connection), and read alike
+        record = await client.fetch(servers.pds_url, typical.uri)
+        if list(record.track_uris) != typical.track_uris():
+            raise RuntimeError(f"{type(client).__name__} read the typical record differently")
     cache = RecommendationCache(
         redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
     )
@@ -333,6 +353,8 @@ async def prepare_parts(
         },
         hydrate_every=lambda: catalog.hydrate(every),
         every_candidate=len(every),
+        apart={"pds.fetch": lambda: pds.fetch(servers.pds_url, typical.uri)},
+        pds_before=lambda: pds_before.fetch(servers.pds_url, typical.uri),
         references={
             "turbopuffer.get_vectors": lambda: bare.get_vectors(ids),
             "turbopuffer.query_many": lambda: bare.query_many(
@@ -453,6 +475,10 @@ def labels(tracks: int, parts: Parts) -> dict[str, str]:
         "docket.run": "docket: a worker's run of a task (no-op)",
         "engine": f"engine: recommend, vectors in hand ({tracks} tracks)",
         "docket.enqueue": "docket: enqueue a task (add_many; the enqueuer's CPU)",
+        "pds.fetch": (
+            "PDS: getRecord of the playlist's record (a cold deploy's or a refresh's "
+            "read, in the reconcile pass, not in the task)"
+        ),
     }
 
 
@@ -466,7 +492,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
     )
     async with (
         YardstickSampler() as sampler,
-        FloorServers() as servers,
+        FloorServers(records={typical.uri: (RECORD_CID, typical_record(typical))}) as servers,
         AsyncExitStack() as stack,
     ):
         settings = floor_settings(servers)
@@ -499,6 +525,11 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             for key, call in parts.references.items():
                 ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
                 samples.setdefault(f"bare:{key}", []).append(ms * 1e3)
+            for key, call in parts.apart.items():
+                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
+                samples.setdefault(key, []).append(ms * 1e3)
+            ms = await cpu_ms_per_call(parts.pds_before, options.round_cpu_seconds)
+            samples.setdefault("pds_before", []).append(ms * 1e3)
             ms = await cpu_ms_per_call(parts.hydrate_every, options.round_cpu_seconds)
             samples.setdefault("hydrate_every", []).append(ms * 1e3)
             enqueue, ran = await docket_round(docket, worker, typical, options.tasks, str(index))
@@ -518,6 +549,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
     steps.append(
         Step("docket.enqueue", names["docket.enqueue"], 1, medians["docket.enqueue"], False)
     )
+    steps.extend(Step(key, names[key], 1, medians[key], False) for key in parts.apart)
     references = [
         Reference(key, names[key], medians[key], medians[f"bare:{key}"]) for key in parts.references
     ]
@@ -539,6 +571,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         steps=steps,
         references=references,
         host=host,
+        pds_before_us=medians["pds_before"],
     )
 
 

@@ -61,6 +61,8 @@ class FloorFigures:
     steps: list[Step] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
     host: HostSpeed | None = None  # the yardstick, sampled during the run
+    # the PDS read (step "pds.fetch") through the httpx client it had before issue 20
+    pds_before_us: float | None = None
 
     @property
     def sum_us(self) -> float:
@@ -108,6 +110,7 @@ class FloorFigures:
             "glue_us": self.glue_us,
             "idle_us": self.idle_us,
             "whole_wall_seconds": self.whole_wall_seconds,
+            "pds_before_us": self.pds_before_us,
             "host": self.host.to_json() if self.host is not None else None,
             "at_reference": None
             if self.host is None
@@ -185,6 +188,7 @@ def summary_lines(figures: FloorFigures) -> list[str]:
         f"whole: {figures.playlists} recomputes a round ({figures.whole_wall_seconds:.1f} s "
         f"on the clock), worker concurrency {figures.concurrency}, {figures.loop} loop; "
         "every step's CPU is this process's (time.process_time), the servers run apart",
+        *_pds_lines(figures),
         f"sum of the steps {figures.sum_us / 1e3:.2f} ms, whole {figures.whole_us / 1e3:.2f} ms, "
         f"glue {figures.glue_us / 1e3:.2f} ms per recompute",
         *(
@@ -203,3 +207,15 @@ def summary_lines(figures: FloorFigures) -> list[str]:
 
 def _step_us(figures: FloorFigures, key: str) -> float:
     return next(step.us_per_call for step in figures.steps if step.key == key)
+
+
+def _pds_lines(figures: FloorFigures) -> list[str]:
+    now = next((step for step in figures.steps if step.key == "pds.fetch"), None)
+    if now is None or figures.pds_before_us is None:
+        return []
+    before = figures.pds_before_us
+    return [
+        f"the PDS read through aiohttp (now) beside httpx (before issue 20): "
+        f"{now.us_per_call:,.0f} / {before:,.0f} µs ({now.us_per_call / before:.2f}x); "
+        "it is the reconcile pass's, one per playlist not cached, so not in the sum"
+    ]

@@ -4,8 +4,10 @@ the world is `bench scale`'s (`WorldSpec(playlists=2_000)`: 10,000 tracks in 16
 sound regions, playlists of 5 to 40 tracks), loaded into a real PostgreSQL built
 from the repository's schema (`bench.loopback.plyr_database`); the turbopuffer
 stand-in is the load benchmarks' indexed one with the world's vectors, no latency
-(`python -m bench.load.servers turbopuffer`); Redis is a real redis-server. each
-runs in a process of its own, so the benchmark's CPU is the caller's alone.
+(`python -m bench.load.servers turbopuffer`); Redis is a real redis-server; the
+playlists' owners' PDS is the loopback one, holding the typical playlist's record
+(`python -m bench.load.servers pds`). each runs in a process of its own, so the
+benchmark's CPU is the caller's alone.
 
 the recomputes measured are of the world's playlists, each given its own `tracks`
 tracks, drawn in equal parts from three regions (three moods: the engine's plan is
@@ -26,7 +28,7 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import orjson
 
@@ -92,13 +94,18 @@ def floor_playlists(count: int, tracks: int, world: WorldSpec = WORLD) -> list[F
 
 
 class FloorServers:
-    """PostgreSQL with the world's rows, the turbopuffer stand-in, a redis-server:
-    started on enter, stopped (and their directories removed) on exit, Ctrl-C too."""
+    """PostgreSQL with the world's rows, the turbopuffer stand-in, a redis-server, a
+    PDS holding `records` (`{uri: (cid, value)}`): started on enter, stopped (and
+    their directories removed) on exit, Ctrl-C too."""
 
-    def __init__(self, world: WorldSpec = WORLD) -> None:
+    def __init__(
+        self, world: WorldSpec = WORLD, *, records: dict[str, tuple[str, Any]] | None = None
+    ) -> None:
         self.world = world
+        self.records = records or {}
         self.directory = Path(tempfile.mkdtemp(prefix="plyr-floor-"))
         self.turbopuffer_port = free_port()
+        self.pds_port = free_port()
         self.database_dsn = ""
         self.redis = RedisServer(self.directory / "redis")
         self._stack = AsyncExitStack()
@@ -106,6 +113,10 @@ class FloorServers:
     @property
     def turbopuffer_url(self) -> str:
         return f"http://127.0.0.1:{self.turbopuffer_port}"
+
+    @property
+    def pds_url(self) -> str:
+        return f"http://127.0.0.1:{self.pds_port}"
 
     @property
     def namespace(self) -> str:
@@ -141,9 +152,18 @@ class FloorServers:
             stdin=False,
         )
         self._stack.callback(turbopuffer.stop)
+        pds = ServiceProcess(
+            "pds",
+            [*command[:-1], "pds", str(self.pds_port), orjson.dumps(self.records).decode()],
+            env=os.environ,
+            cwd=self.directory,
+            stdin=False,
+        )
+        self._stack.callback(pds.stop)
         await asyncio.to_thread(self.redis.start)
         self._stack.callback(self.redis.stop)
         # PostgreSQL starts and fills while the stand-in builds its index
         self.database_dsn = await plyr_database(self._stack)
         await load_into_postgres(self.database_dsn, self.world.catalog_rows())
         await wait_for_port(turbopuffer, self.turbopuffer_port)
+        await wait_for_port(pds, self.pds_port)

@@ -1,7 +1,8 @@
-"""the two stand-ins the load benchmarks run in processes of their own.
+"""the stand-ins the load benchmarks run in processes of their own.
 
     python -m bench.load.servers stream PORT STREAM_SPEC_JSON RATE HOLD
     python -m bench.load.servers turbopuffer PORT WORLD_SPEC_JSON
+    python -m bench.load.servers pds PORT RECORDS_JSON
 
 `stream` is a Jetstream-compatible `/subscribe` endpoint that builds frame i when it is
 due (`StreamSpec.frame`), so it holds nothing however long it runs. it honours
@@ -16,7 +17,10 @@ vectors, with plyr-recs' two query shapes indexed (`IndexedTurbopufferServer`). 
 records every request for the tests' assertions; here nobody reads them, so they
 are dropped every few seconds (a long run would otherwise grow without end).
 
-both run apart from the processes measured, so their CPU and memory are not the
+`pds` is the loopback PDS (`bench.loopback.pds.LoopbackPds`) holding RECORDS_JSON's
+records (`{uri: [cid, value]}`), for `bench floor`'s read of a playlist's record.
+
+all run apart from the processes measured, so their CPU and memory are not the
 service's (the driver reports every process's CPU time separately).
 """
 
@@ -37,6 +41,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from bench.load.world import FIRST_TRACK_ID, StreamSpec, WorldSpec
+from bench.loopback.pds import LoopbackPds
 from bench.loopback.turbopuffer import BILLING, PERFORMANCE, TurbopufferServer
 from jetstream.replay import is_utf8
 
@@ -193,6 +198,14 @@ async def serve_turbopuffer(port: int, world: WorldSpec) -> None:
             server.reset()
 
 
+async def serve_pds(port: int, records: dict[str, tuple[str, Any]]) -> None:
+    server = LoopbackPds(port=port)
+    for uri, (cid, value) in records.items():
+        server.put(uri, cid, value)
+    async with server:
+        await asyncio.Event().wait()  # until the driver stops the process
+
+
 def main(argv: list[str]) -> None:
     role, port = argv[0], int(argv[1])
     if role == "stream":
@@ -201,8 +214,10 @@ def main(argv: list[str]) -> None:
     elif role == "turbopuffer":
         world = WorldSpec(**orjson.loads(argv[2]))
         asyncio.run(serve_turbopuffer(port, world))
+    elif role == "pds":
+        asyncio.run(serve_pds(port, orjson.loads(argv[2])))
     else:
-        raise SystemExit(f"unknown role {role!r}: stream or turbopuffer")
+        raise SystemExit(f"unknown role {role!r}: stream, turbopuffer or pds")
 
 
 if __name__ == "__main__":
