@@ -184,7 +184,7 @@ async def recommend(
             break
         top_k = min(top_k * TOP_K_GROWTH, MAX_TOP_K)
 
-    query_of = nearest_query(ranked_lists)
+    query_of = nearest_query(ranked_lists, {candidate.track_id for candidate in ranking})
     tracks = []
     for candidate in ranking:
         track = eligible[candidate.track_id]
