@@ -19,7 +19,7 @@ once (eligibility is a property of each track alone), in two statements.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 
@@ -191,7 +191,7 @@ async def recommend(
         # a playlist track that is not surfaceable (private, taken down) explains nothing
         reason = eligible.get(stands_for[query_of[candidate.track_id]])
         if reason is not None:
-            track = replace(track, because=Because(reason.id, reason.title))
+            track = track.explained_by(Because(reason.id, reason.title))
         tracks.append(track)
     return Recommendation(
         plan.strategy, plan.embedded_count, len(plan.vectors), ranking, tracks, top_k=top_k

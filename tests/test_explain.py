@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -130,3 +131,18 @@ def test_because_survives_the_cache_and_is_served() -> None:
     assert isinstance(served, list)
     assert served[0]["because"] == {"id": 4, "title": "four"}
     assert "because" not in served[1]  # the seed's fields, unchanged, when unknown
+
+
+def test_a_track_explained_is_the_track_with_its_because_and_nothing_else_changed() -> None:
+    track = Track(7, "a title", "someone.bsky.social", "Someone", "https://img.example/7.jpg")
+    because = Because(3, "the reason")
+    assert track.explained_by(because) == dataclasses.replace(track, because=because)
+    # explained_by builds the track field by field: a new field must be added there too
+    assert [f.name for f in dataclasses.fields(Track)] == [
+        "id",
+        "title",
+        "artist_handle",
+        "artist_display_name",
+        "image_url",
+        "because",
+    ]
