@@ -9,9 +9,8 @@ encodes a caller's, `multi_query` sends up to 16 of anyone's (`engine.ports.
 MultiQueryStore`, used by `engine.coalescing_store`).
 
 the client holds an aiohttp session, which belongs to the event loop it was
-opened in; the worker and the API may run in different loops, so there is one
-client per loop, opened on first use there and reused after. `aclose()` closes
-them all.
+opened in: one client per loop (`engine.loop_clients`), opened on first use there
+and reused after. `aclose()` closes them all.
 
 a namespace that was never written (404) means "no embeddings yet", not an
 error. everything else is sorted for the caller's retry policy: 429, 5xx,
@@ -32,7 +31,6 @@ through the models, mostly per-row decoding (README, "Benchmarks").
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import logging
 import os
@@ -49,6 +47,7 @@ import pybase64
 import turbopuffer
 
 from engine.candidate_rows import checked_candidates
+from engine.loop_clients import LoopClients
 from engine.ports import PermanentStoreError, TransientStoreError, VectorStoreError
 from engine.types import Candidate, Vector
 
@@ -91,10 +90,6 @@ class TurbopufferStats:
     clients_opened: int = 0
     rejected_vectors: int = 0  # lookup rows with a missing, malformed or non-finite vector
     rejected_candidates: int = 0  # ANN rows with a bad id or distance, or an excluded id
-
-
-class _LoopClient(NamedTuple):
-    client: turbopuffer.AsyncTurbopuffer
 
 
 class AnnSubquery(NamedTuple):
@@ -148,7 +143,12 @@ class TurbopufferStore:
         self._timeout = timeout
         self._max_retries = max_retries
         self._dimensions = dimensions
-        self._clients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._clients = LoopClients(
+            self._open_client,
+            _close_client,
+            what="turbopuffer client",
+            close_seconds=timeout,
+        )
         self.stats = TurbopufferStats()
 
     def __repr__(self) -> str:  # no API key here, ever
@@ -236,20 +236,7 @@ class TurbopufferStore:
 
     async def aclose(self) -> None:
         """close every client this store opened; safe to call twice."""
-        current = asyncio.get_running_loop()
-        clients, self._clients = self._clients, {}
-        for loop, opened in clients.items():
-            if loop is current:
-                await opened.client.close()
-            elif loop.is_running():
-                # an aiohttp session must be closed in its own loop
-                future = asyncio.run_coroutine_threadsafe(opened.client.close(), loop)
-                try:
-                    await asyncio.wait_for(asyncio.wrap_future(future), timeout=self._timeout)
-                except TimeoutError:
-                    log.warning("turbopuffer client of another event loop did not close in time")
-            else:
-                log.warning("turbopuffer client of a stopped event loop left unclosed")
+        await self._clients.aclose()
 
     async def __aenter__(self) -> TurbopufferStore:
         return self
@@ -264,27 +251,20 @@ class TurbopufferStore:
 
     # --- internals ---------------------------------------------------------------
 
-    def _current(self) -> _LoopClient:
-        """this event loop's client, opened on first use."""
-        loop = asyncio.get_running_loop()
-        opened = self._clients.get(loop)
-        if opened is None:
-            for stale in [other for other in self._clients if other.is_closed()]:
-                del self._clients[stale]  # its sockets went with its loop
-            client = turbopuffer.AsyncTurbopuffer(
-                api_key=self._api_key,
-                region=self._region,
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-            )
-            opened = self._clients[loop] = _LoopClient(client)
-            self.stats.clients_opened += 1
-        return opened
+    def _open_client(self) -> turbopuffer.AsyncTurbopuffer:
+        client = turbopuffer.AsyncTurbopuffer(
+            api_key=self._api_key,
+            region=self._region,
+            base_url=self._base_url,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+        )
+        self.stats.clients_opened += 1
+        return client
 
     async def _post(self, call: str, path: str, body: dict[str, Any]) -> Any:
         """POST `body` to `path` with this loop's client; the answer, parsed by orjson."""
-        client = self._current().client
+        client = self._clients.current()
         try:
             raw = await client.post(path, cast_to=bytes, body=body)
         except turbopuffer.NotFoundError as error:
@@ -469,3 +449,7 @@ def _checked_id(track_id: object) -> int:
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+async def _close_client(client: turbopuffer.AsyncTurbopuffer) -> None:
+    await client.close()

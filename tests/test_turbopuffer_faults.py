@@ -172,7 +172,7 @@ async def test_each_event_loop_gets_its_own_client_and_aclose_closes_all(
     assert list(found_elsewhere) == [2]
     assert store.stats.clients_opened == 2
     # peek at the clients themselves: closing them is the point of aclose
-    clients = [opened.client for opened in store._clients.values()]
+    clients = store._clients.values()
 
     await store.aclose()
 

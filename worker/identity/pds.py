@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import certifi
 
+from engine.loop_clients import LoopClients
 from jetstream.records import RecordLimits
 from jetstream.syntax import is_did, is_nsid, is_rkey
 from worker.identity.handshake import HANDSHAKE_SECONDS
@@ -127,53 +128,42 @@ class PdsRecords:
         # None (loopback only): aiohttp's own resolver, names as the system has them
         self._host_addresses = host_addresses
         # an aiohttp session belongs to the event loop it was opened in: one per loop
-        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._sessions = LoopClients(
+            self._open_session, _close_session, what="PDS session", close_seconds=timeout_seconds
+        )
 
     async def aclose(self) -> None:
-        """close the sessions (this loop's, and those of loops that still run)."""
-        current = asyncio.get_running_loop()
-        sessions, self._sessions = self._sessions, {}
-        for loop, session in sessions.items():
-            if loop is current:
-                await session.close()
-            elif loop.is_running():
-                asyncio.run_coroutine_threadsafe(session.close(), loop)
-            # a stopped loop's sockets went with it
+        """close the sessions (each in its own loop) and the lookup this client owns."""
+        await self._sessions.aclose()
         if self._owned_lookup is not None:
             await self._owned_lookup.aclose()
 
-    def _session(self) -> aiohttp.ClientSession:
-        """this event loop's session, opened on first use.
+    def _open_session(self) -> aiohttp.ClientSession:
+        """a session for this event loop.
 
         one pool of MAX_CONNECTIONS for every PDS, every connection kept for the next
         request; names pinned by `PinnedResolver` (aiohttp's cache of answers off, so
         it asks each time: the lookup keeps its own, bounded); no cookies kept (a PDS
         could send any number); bodies not decompressed (refused if encoded)."""
-        loop = asyncio.get_running_loop()
-        session = self._sessions.get(loop)
-        if session is None or session.closed:
-            for stale in [other for other in self._sessions if other.is_closed()]:
-                del self._sessions[stale]
-            resolver = (
-                None
-                if self._host_addresses is None
-                else PinnedResolver(self._host_addresses, allow_private=self._allow_private)
-            )
-            connector = aiohttp.TCPConnector(
-                limit=MAX_CONNECTIONS,
-                use_dns_cache=False,
-                resolver=resolver,
-                ssl=_verified_tls(),
-            )
-            session = self._sessions[loop] = aiohttp.ClientSession(
-                connector=connector,
-                headers=REQUEST_HEADERS,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS),
-                trust_env=False,  # no proxy or certificate settings from the environment
-            )
-        return session
+        resolver = (
+            None
+            if self._host_addresses is None
+            else PinnedResolver(self._host_addresses, allow_private=self._allow_private)
+        )
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS,
+            use_dns_cache=False,
+            resolver=resolver,
+            ssl=_verified_tls(),
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            headers=REQUEST_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS),
+            trust_env=False,  # no proxy or certificate settings from the environment
+        )
 
     def failing(self, pds_url: str) -> str | None:
         """why the PDS at `pds_url` is refused now (its last fault), or None: for a
@@ -263,7 +253,7 @@ class PdsRecords:
             checked_target(parts.scheme, parts.hostname or "", allow_private=self._allow_private)
             async with (
                 asyncio.timeout(self.timeout_seconds),
-                self._session().get(url, params=params, allow_redirects=False) as response,
+                self._sessions.current().get(url, params=params, allow_redirects=False) as response,
             ):
                 if 300 <= response.status < 400:
                     raise PdsRefused("redirect")  # never followed, never taken as the record
@@ -312,6 +302,10 @@ async def _bounded_body(response: aiohttp.ClientResponse, max_bytes: int) -> byt
             raise RecordRejected("too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()
 
 
 def _verified_tls() -> ssl.SSLContext:
