@@ -17,7 +17,8 @@ pure functions over what `recommend` has in hand.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -35,18 +36,17 @@ def representatives(ids: Sequence[int], matrix: Matrix, queries: Sequence[Vector
 
 
 def nearest_query(
-    ranked_lists: Sequence[Sequence[Candidate]], track_ids: Collection[int]
+    ranked_lists: Sequence[Sequence[Candidate]], track_ids: AbstractSet[int]
 ) -> dict[int, int]:
     """for each of `track_ids` that a list holds: the index of the query it is closest
     to (its lowest distance; the first list on a tie). only the answer's tracks are
     asked about (35 of 3 x 115 candidates): a look at each candidate's id, the rest
     of the work for those alone."""
-    wanted = track_ids if isinstance(track_ids, (set, frozenset)) else set(track_ids)
     best: dict[int, tuple[float, int]] = {}
     for index, candidates in enumerate(ranked_lists):
         for candidate in candidates:
             track_id = candidate.track_id
-            if track_id not in wanted:
+            if track_id not in track_ids:
                 continue
             seen = best.get(track_id)
             if seen is None or candidate.distance < seen[0]:

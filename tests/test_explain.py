@@ -66,10 +66,10 @@ def test_a_candidate_belongs_to_the_query_it_is_closest_to() -> None:
         [Candidate(1, 0.30), Candidate(2, 0.10)],
         [Candidate(1, 0.20), Candidate(3, 0.50)],
     ]
-    assert nearest_query(lists, [1, 2, 3]) == {1: 1, 2: 0, 3: 1}
+    assert nearest_query(lists, {1, 2, 3}) == {1: 1, 2: 0, 3: 1}
     # only the tracks asked about (the answer's), whatever the lists hold
     assert nearest_query(lists, {1, 3, 99}) == {1: 1, 3: 1}
-    assert nearest_query(lists, []) == {}
+    assert nearest_query(lists, set()) == {}
 
 
 def test_a_tie_goes_to_the_first_list_and_a_track_twice_in_a_list_to_its_closer() -> None:

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bench.loopback.http import LoopbackHttpServer
+from bench.loopback.silent_tls import SilentTlsHost
 from engine.cache import cache_key_pattern
 from engine.memory_catalog import InMemoryCatalog
 from jetstream.records import RecordLimits
@@ -88,34 +89,6 @@ async def test_a_redirect_is_refused_never_followed(private_service: Internal) -
     assert private_service.hits == []
 
 
-class Listener:
-    """a TCP port on loopback that counts what connects to it: where a refused request
-    would have gone."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    async def __aenter__(self) -> Listener:
-        self._server = await asyncio.start_server(self._count, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _count(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        writer.close()
-
-
 class Lookup:
     """a name lookup answering `addresses` for every name, and noting the names."""
 
@@ -147,9 +120,9 @@ async def test_outside_tests_a_pds_must_be_https_on_public_addresses(
 ) -> None:
     """the client as production builds it (no `allow_private`), its lookup answering
     `addresses`: refused by name, and nothing reached the loopback port a request
-    to a private address would have dialled."""
+    to a private address would have dialled (a host that counts what connects)."""
     lookup = Lookup(*addresses)
-    async with Listener() as listener:
+    async with SilentTlsHost() as listener:
         records = PdsRecords(
             limits=RecordLimits(), list_collection="fm.plyr.list", host_addresses=lookup
         )
