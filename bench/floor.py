@@ -81,6 +81,7 @@ from bench.floor_world import (
     median_playlist_size,
 )
 from bench.loopback.pds import list_record_value
+from bench.pds_client import CID as RECORD_CID
 from bench.pds_client import HttpxPdsRecords
 from bench.store import ROUND_CPU_SECONDS, cpu_ms_per_call
 from bench.yardstick import Sampler as YardstickSampler
@@ -117,7 +118,6 @@ WARM_UP_PLAYLISTS: Final = 5
 WORKER_CONCURRENCY: Final = Settings.model_fields["worker_concurrency"].default
 IDLE_SECONDS: Final = 1.0  # a running worker with nothing to do, timed this long
 REV_BASE: Final = 1 << 41  # above the world's revs (`bench.load.world.REV_BASE`)
-RECORD_CID: Final = "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 Call = Callable[[], Awaitable[object]]
 
