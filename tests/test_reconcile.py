@@ -130,10 +130,12 @@ async def test_a_malformed_record_is_refused_and_counted(
 async def test_an_edit_pending_when_the_pass_comes_is_not_overwritten(
     world: ReconcileWorld, redis_client: aioredis.Redis
 ) -> None:
+    """one task per playlist (batch size 1): the pass's task meets the edit's key.
+    batched, the edit's newer version wins under the lock (test_reconcile_batch.py)."""
     alice0 = world.playlists["alice0"]
     assert alice0.uri is not None
     newer_cid = "bafyreinewer" + "q" * 47
-    async with running_parts(world.settings()) as (services, docket):
+    async with running_parts(world.settings(reconcile_batch_size=1)) as (services, docket):
         # the consumer enqueued an edit (settling for a second) that plyr.fm has not ingested
         when = datetime.now(UTC) + timedelta(seconds=1)
         await docket.replace(recompute_playlist, when=when, key=recompute_key(alice0.uri))(
@@ -149,10 +151,11 @@ async def test_an_edit_pending_when_the_pass_comes_is_not_overwritten(
 async def test_an_edit_arriving_after_the_pass_enqueued_replaces_its_task(
     world: ReconcileWorld, redis_client: aioredis.Redis
 ) -> None:
+    """one task per playlist (batch size 1): the edit replaces the pass's task."""
     alice1 = world.playlists["alice1"]
     assert alice1.uri is not None
     newer_cid = "bafyreinewer" + "r" * 47
-    async with running_parts(world.settings()) as (services, docket):
+    async with running_parts(world.settings(reconcile_batch_size=1)) as (services, docket):
         summary = await reconcile_once(services, docket, run="loop")  # enqueued, not run yet
         assert summary.counts["enqueued:cold"] == 8
         now = datetime.now(UTC)

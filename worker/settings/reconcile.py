@@ -3,11 +3,15 @@ refreshes before they expire."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field
 
 from worker.settings.base import Section
+
+# the most playlists one reconcile batch carries (`worker.tasks.batch`): its items run
+# one after another, so this bounds how long one task holds a worker's slot
+MAX_BATCH_ITEMS: Final = 16
 
 
 class ReconcileSettings(Section):
@@ -24,6 +28,13 @@ class ReconcileSettings(Section):
         description="most recomputes a pass enqueues per second (a cold deploy of 2,000 "
         "playlists takes 40 s at the default); keeps a pass from flooding the workers, "
         "turbopuffer and the owners' PDSes.",
+    )
+    reconcile_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_ITEMS)] = Field(
+        default=8,
+        description="due public playlists a pass enqueues as one docket task, recomputed "
+        "one after another (docket's own cost, about a millisecond of worker CPU a task, "
+        "is paid once for them all). 1: a recompute_playlist task each, under the "
+        "playlist's docket key.",
     )
     reconcile_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=200,

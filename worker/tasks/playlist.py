@@ -111,6 +111,46 @@ async def recompute_playlist(
     """compute (or reuse) a playlist's recommendations for its record version `cid`
     at `rev`; `refresh` (the reconcile loop, before an active playlist's entry
     expires) recomputes even a cached version."""
+
+    def unknown() -> None:
+        delay = ingest_retry_delay(retry.attempt, ingest_wait)
+        if delay is None:
+            services.counts["dropped:unknown_playlist"] += 1
+            logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
+            _dropped(services, playlist_uri)("unknown playlist")
+            return
+        # an expected wait (plyr.fm's ingest lags the firehose), not a fault
+        services.counts["waiting:unknown_playlist"] += 1
+        retry.after(timedelta(seconds=delay))
+
+    await recompute_version(
+        services,
+        playlist_uri,
+        cid,
+        rev,
+        track_uris,
+        refresh=refresh,
+        lease=lease,
+        unknown=unknown,
+    )
+
+
+async def recompute_version(
+    services: Services,
+    playlist_uri: str,
+    cid: str,
+    rev: str,
+    track_uris: list[str],
+    *,
+    refresh: bool,
+    lease: float,
+    unknown: Callable[[], None],
+) -> None:
+    """the body of a recompute, whichever task runs it (`recompute_playlist`, one
+    playlist; `worker.tasks.batch`, several the reconcile loop found due): checks,
+    the playlist's lock, and the one path. `unknown()` is called when plyr.fm has
+    no such playlist (yet): it raises to wait (docket's `ForcedRetry`), or returns and
+    the playlist is dropped. faults are counted and raised as `failure_policy` says."""
     counts = services.counts
     drop = _dropped(services, playlist_uri)
     async with failure_policy(counts, "recompute", playlist_uri, dropped=drop):
@@ -120,15 +160,8 @@ async def recompute_playlist(
             playlist_uri, playlist_uris(track_uris)
         )
         if playlist is None:
-            delay = ingest_retry_delay(retry.attempt, ingest_wait)
-            if delay is None:
-                counts["dropped:unknown_playlist"] += 1
-                logger.info("dropping %s: plyr.fm has no such playlist", playlist_uri)
-                drop("unknown playlist")
-                return
-            # an expected wait (plyr.fm's ingest lags the firehose), not a fault
-            counts["waiting:unknown_playlist"] += 1
-            retry.after(timedelta(seconds=delay))
+            unknown()  # raises to wait for plyr.fm's ingest; a return drops it
+            return
         cache, recommender = services.cache, services.recommender
         version = PlaylistVersion(
             playlist.playlist_id, cid, rev, playlist.owner_did, tuple(track_uris)

@@ -39,6 +39,7 @@ from worker.settings import Settings
 from worker.store.activity import active_days_seconds
 from worker.store.lock import playlist_lock
 from worker.store.reconcile_state import PassSummary
+from worker.tasks.batch import recompute_batch
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.reconcile_decide import Policy
 from worker.tasks.reconcile_pass import PassConfig, PassTasks, Progress, run_pass
@@ -75,6 +76,7 @@ def pass_config(settings: Settings, *, run: str, dry_run: bool = False) -> PassC
         position_ttl_seconds=int(max(3 * interval, 3600)),
         list_collection=settings.list_collection,
         dry_run=dry_run,
+        batch_size=settings.reconcile_batch_size,
     )
 
 
@@ -119,7 +121,12 @@ async def reconcile_once(
             catalog=services.catalog,
             docket=docket,
             records=parts.records,
-            tasks=PassTasks(recompute_playlist, recompute_private_playlist, private_recompute_key),
+            tasks=PassTasks(
+                recompute_playlist,
+                recompute_private_playlist,
+                private_recompute_key,
+                recompute_batch,
+            ),
             config=pass_config(services.settings, run=run, dry_run=dry_run),
             progress=progress,
             resume=resume,
@@ -197,5 +204,8 @@ async def recompute_private_playlist(
 # what `plyr-recs worker` registers besides the playlist tasks: the private path
 # always (the pass enqueues it), the perpetual only where automatic tasks are
 # scheduled (a test's drain of the queue would never finish with it there)
-RECONCILE_TASKS: list[Callable[..., Awaitable[None]]] = [recompute_private_playlist]
+RECONCILE_TASKS: list[Callable[..., Awaitable[None]]] = [
+    recompute_private_playlist,
+    recompute_batch,
+]
 PERPETUAL_TASKS: list[Callable[..., Awaitable[None]]] = [reconcile_playlists]

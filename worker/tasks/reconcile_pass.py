@@ -5,9 +5,12 @@ rows): one pipelined Redis read of every playlist's probe (the entry of its
 current version, its activity, its lapse marker, the consumer's last accepted
 CID), the decisions (`worker.tasks.reconcile_decide`), the due public
 playlists' list records from their owners' PDSes (`worker.identity.pds_lists`),
-then one `add_many` of the recomputes: the consumer's own task and docket key
-(`recompute_playlist`, `recompute_key(uri)`), so a pending edit of the playlist
-is never overwritten by the pass (`add` keeps what is there) and an edit arriving
+then one `add_many` of the recomputes. the public ones go `RECONCILE_BATCH_SIZE`
+to a task (`recompute_batch`, `worker.tasks.batch`: docket's cost per task paid
+once for several; how a batch keeps a pending edit's newer version is said
+there); at a batch size of 1, each is the consumer's own task under its docket key
+(`recompute_playlist`, `recompute_key(uri)`), so a pending edit of the playlist is
+never overwritten by the pass (`add` keeps what is there) and an edit arriving
 after replaces what the pass enqueued. private playlists (no record) get
 `recompute_private_playlist`, which reads `items_json` when it runs.
 
@@ -79,6 +82,9 @@ class PassConfig:
     position_ttl_seconds: int
     list_collection: str
     dry_run: bool = False
+    # due public playlists per enqueued task (`worker.tasks.batch`); 1: one
+    # `recompute_playlist` each, under its playlist's key
+    batch_size: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,7 @@ class PassTasks:
     recompute: Callable[..., Any]
     recompute_private: Callable[..., Any]
     private_key: Callable[[str], str]
+    recompute_batch: Callable[..., Any] | None = None  # with batch_size > 1
 
 
 Progress = Callable[[PassSummary], None]
@@ -233,7 +240,9 @@ async def _enqueue_chunk(
     accepted: Mapping[str, tuple[str, str | None]],
 ) -> None:
     calls: list[TaskCall] = []
-    reasons: list[str] = []
+    reasons: list[list[str]] = []  # each call's items' reasons (a batch has several)
+    batched: list[tuple[tuple[Any, ...], str]] = []  # public items, when batching
+    batching = config.batch_size > 1 and tasks.recompute_batch is not None
     healed: list[str] = []
     gone: list[tuple[str, str]] = []
     now = datetime.now(UTC)
@@ -249,13 +258,13 @@ async def _enqueue_chunk(
                     row.playlist_id, verdict.token, refresh=refresh
                 )
             )
-            reasons.append("private")
+            reasons.append(["private"])
             continue
         if row.owner_pds_url is None:
             summary.counts["failed:no_pds"] += 1
             continue
         if config.dry_run:
-            reasons.append(verdict.reason.value)
+            reasons.append([verdict.reason.value])
             continue
         result = fetched.get(row.record_uri, RecordMissing("unread"))
         if isinstance(result, RecordMissing):
@@ -274,33 +283,46 @@ async def _enqueue_chunk(
             summary.counts["failed:pds_other_version"] += 1
             continue
         rev = database_rev(row, accepted.get(row.playlist_id))
-        calls.append(
-            docket.call(tasks.recompute, now, recompute_key(row.record_uri))(
-                row.record_uri, token, rev, list(result.track_uris), refresh=refresh
+        arguments = (row.record_uri, token, rev, list(result.track_uris), refresh)
+        if batching:
+            batched.append((arguments, verdict.reason.value))
+        else:
+            calls.append(
+                docket.call(tasks.recompute, now, recompute_key(row.record_uri))(
+                    *arguments[:4], refresh=refresh
+                )
             )
-        )
-        reasons.append(verdict.reason.value)
+            reasons.append([verdict.reason.value])
         if verdict.reason is Reason.MISSED_BY_FIREHOSE:
             healed.append(row.playlist_id)
     if config.dry_run:
-        for reason in reasons:
-            summary.counts[f"enqueued:{reason}"] += 1
+        for would in reasons:
+            summary.counts[f"enqueued:{would[0]}"] += 1
         return
+    if batched:
+        assert tasks.recompute_batch is not None
+        for start in range(0, len(batched), config.batch_size):
+            part = batched[start : start + config.batch_size]
+            # no key: docket gives each batch its own (`worker.tasks.batch` says
+            # what a playlist's key gave and how a batch does without)
+            calls.append(docket.call(tasks.recompute_batch, now)([list(args) for args, _ in part]))
+            reasons.append([reason for _, reason in part])
     if gone:
         await mark_gone(redis, gone)
     if calls:
         executions = await docket.add_many(calls)
-        for execution, reason in zip(executions, reasons, strict=True):
+        for execution, call_reasons in zip(executions, reasons, strict=True):
             if execution.disposition is Disposition.FAILED:
                 raise ReconcileEnqueueFailed(
                     f"docket refused {execution.key}: {execution.schedule_exception!r}"
                 ) from execution.schedule_exception
-            if execution.disposition is Disposition.ALREADY_SCHEDULED:
-                summary.counts["pending"] += 1  # an edit (or an earlier pass) has it queued
-            elif execution.disposition is Disposition.STRUCK:
-                summary.counts["struck"] += 1
-            else:
-                summary.counts[f"enqueued:{reason}"] += 1
+            for reason in call_reasons:
+                if execution.disposition is Disposition.ALREADY_SCHEDULED:
+                    summary.counts["pending"] += 1  # an edit (or an earlier pass) has it queued
+                elif execution.disposition is Disposition.STRUCK:
+                    summary.counts["struck"] += 1
+                else:
+                    summary.counts[f"enqueued:{reason}"] += 1
     if healed:
         # a missed edit is an edit: the playlist is active as if the firehose had said so
         await mark_active(redis, healed, ttl_seconds=config.active_ttl_seconds)

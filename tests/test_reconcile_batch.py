@@ -1,0 +1,197 @@
+"""the reconcile pass's batches (`worker.tasks.batch`) against real parts: PostgreSQL
+from the schema, redis-server (cache and docket), the turbopuffer-speaking server
+and PDS stand-ins on loopback. what one task per playlist guaranteed through its
+docket key, a batch must still guarantee; an item that would be retried must not
+be lost, nor retry its whole batch."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from docket import Docket
+
+from bench.loopback.servers import RedisServer
+from engine.cache import cache_key
+from jetstream.contract import recompute_key
+from jetstream.guard import GuardState, RevGuard
+from jetstream.keys import JetstreamKeys
+from tests.support.reconcile_world import (
+    ALICE,
+    BOB,
+    CAROL,
+    ReconcileWorld,
+    reconcile_world,
+    running_parts,
+)
+from tests.support.world import drain
+from worker.recs.services import Services
+from worker.tasks.batch import MAX_BATCH_ITEMS, BatchItem, recompute_batch
+from worker.tasks.playlist import recompute_playlist
+from worker.tasks.reconcile import reconcile_once
+
+pytestmark = pytest.mark.timeout(120)
+
+PUBLIC_LIVE = ["alice0", "alice1", "alice2", "alice3", "bob0", "bob1", "carol0", "carol1"]
+NEWER_REV = "3mzzzzzzzzzz2"
+
+
+@pytest.fixture
+async def world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
+    async with reconcile_world(postgres_dsn, redis_server) as built:
+        for index in range(4):
+            await built.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
+        await built.add("bob0", BOB, [2, 6])
+        await built.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
+        await built.add("secret", ALICE, [10, 14], private=True)
+        await built.add("carol0", CAROL, [12, 16])
+        await built.add("carol1", CAROL, [13, 17])
+        yield built  # type: ignore[misc]
+
+
+async def cached(redis: aioredis.Redis, world: ReconcileWorld, name: str) -> bool:
+    playlist = world.playlists[name]
+    return bool(await redis.exists(cache_key(playlist.playlist_id, playlist.token)))
+
+
+async def queued(docket: Docket) -> list[str]:
+    """the function names of the tasks waiting in `docket`."""
+    snapshot = await docket.snapshot()
+    return sorted(execution.function_name for execution in snapshot.future)
+
+
+async def test_a_cold_deploy_goes_batch_size_playlists_to_a_task_and_warms_them_all(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    async with running_parts(world.settings(reconcile_batch_size=3)) as (services, docket):
+        summary = await reconcile_once(services, docket, run="loop")
+        assert summary.counts["enqueued:cold"] == len(PUBLIC_LIVE)
+        assert summary.counts["enqueued:private"] == 1
+        # 8 public playlists in 3s (a page is one chunk here); the private one alone
+        batches = math.ceil(len(PUBLIC_LIVE) / 3)
+        assert await queued(docket) == ["recompute_batch"] * batches + [
+            "recompute_private_playlist"
+        ]
+        await drain(docket, services)
+    for name in [*PUBLIC_LIVE, "secret"]:
+        assert await cached(redis_client, world, name), name
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE) + 1
+    assert services.counts["batch:handed_off"] == 0
+
+
+@pytest.mark.usefixtures("redis_client")  # flushed: nothing cached by an earlier test
+async def test_at_a_batch_size_of_one_each_playlist_is_its_own_keyed_task(
+    world: ReconcileWorld,
+) -> None:
+    async with running_parts(world.settings(reconcile_batch_size=1)) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        snapshot = await docket.snapshot()
+    keys = {execution.key for execution in snapshot.future}
+    for name in PUBLIC_LIVE:
+        uri = world.playlists[name].uri
+        assert uri is not None
+        assert recompute_key(uri) in keys, name
+    names = {execution.function_name for execution in snapshot.future}
+    assert names == {"recompute_playlist", "recompute_private_playlist"}
+
+
+async def test_an_edit_the_consumer_accepted_wins_over_the_batch_of_the_older_version(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    # the consumer accepted an edit plyr.fm has not ingested yet and queued its task
+    # (settling for a second); the pass, reading plyr.fm, batches the older version
+    alice0 = world.playlists["alice0"]
+    assert alice0.uri is not None
+    newer_cid = "bafyreinewer" + "q" * 47
+    settings = world.settings()
+    async with running_parts(settings) as (services, docket):
+        guard = RevGuard(services.redis, JetstreamKeys(settings.list_collection), 3600)
+        await guard.record({alice0.uri: GuardState(NEWER_REV, newer_cid)})
+        when = datetime.now(UTC) + timedelta(seconds=1)
+        await docket.add(recompute_playlist, when=when, key=recompute_key(alice0.uri))(
+            alice0.uri, newer_cid, NEWER_REV, alice0.track_uris[:2]
+        )
+        summary = await reconcile_once(services, docket, run="loop")
+        assert summary.counts["enqueued:cold"] == len(PUBLIC_LIVE)
+        await drain(docket, services)
+    assert await redis_client.exists(cache_key(alice0.playlist_id, newer_cid))
+    assert not await cached(redis_client, world, "alice0")
+    assert services.counts["dropped:superseded"] == 1, services.counts
+    for name in PUBLIC_LIVE[1:]:
+        assert await cached(redis_client, world, name), name
+
+
+async def test_an_item_that_fails_for_now_is_handed_to_a_task_of_its_own_and_computed(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    # no retries in the client: a refused request fails its recompute for now. two
+    # are refused: the private playlist's task may take one, a batch item the other
+    async with running_parts(world.settings(turbopuffer_max_retries=0)) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        world.turbopuffer.fail_next(503, times=2)
+        await drain(docket, services)
+    assert services.counts["retried:transient"] >= 1, services.counts
+    assert services.counts["batch:handed_off"] >= 1
+    # a failed item does not redo its batch: every playlist computed once, none reused
+    outcomes = {kind for kind in services.counts if kind.startswith("recompute:")}
+    assert outcomes == {"recompute:computed"}
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE) + 1
+    for name in [*PUBLIC_LIVE, "secret"]:
+        assert await cached(redis_client, world, name), name
+
+
+async def test_a_playlist_gone_from_plyr_fm_before_its_batch_runs_waits_in_its_own_task(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    async with running_parts(world.settings(playlist_wait_seconds=1.0)) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        connection = await asyncpg.connect(world.dsn)
+        try:
+            await connection.execute(
+                "DELETE FROM playlists WHERE id = $1", world.playlists["bob0"].playlist_id
+            )
+        finally:
+            await connection.close()
+        await drain(docket, services)
+    assert services.counts["batch:handed_off"] == 1
+    # its own task waited for plyr.fm's ingest, then dropped it
+    assert services.counts["waiting:unknown_playlist"] >= 1
+    assert services.counts["dropped:unknown_playlist"] == 1
+    assert not await cached(redis_client, world, "bob0")
+    for name in [name for name in PUBLIC_LIVE if name != "bob0"]:
+        assert await cached(redis_client, world, name), name
+
+
+async def test_a_bad_batch_or_item_is_dropped_and_counted_and_the_good_items_run(
+    world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    alice0 = world.playlists["alice0"]
+    assert alice0.uri is not None
+    assert alice0.cid is not None
+    good = BatchItem(alice0.uri, alice0.cid, NEWER_REV, alice0.track_uris)
+    async with running_parts(world.settings()) as (services, docket):
+        await docket.add(recompute_batch)("not a list")
+        await docket.add(recompute_batch)([])
+        await docket.add(recompute_batch)([list(good)] * (MAX_BATCH_ITEMS + 1))
+        await docket.add(recompute_batch)(
+            [
+                ["at://not a list uri", alice0.cid, NEWER_REV, [], False],
+                ["three", "fields", "only"],
+                list(good),
+            ]
+        )
+        await drain(docket, services)
+        assert_counted(services)
+    assert await cached(redis_client, world, "alice0")
+
+
+def assert_counted(services: Services) -> None:
+    counts = services.counts
+    assert counts["dropped:bad_batch"] == 3  # a string, an empty list, one too many
+    assert counts["dropped:bad_batch_item"] == 1
+    assert counts["dropped:permanent"] == 1  # the bad URI, refused by the task's checks
+    assert counts["recompute:computed"] == 1
+    assert counts["batch:handed_off"] == 0

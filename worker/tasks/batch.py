@@ -1,0 +1,126 @@
+"""several due playlists' recomputes in one docket task: the reconcile loop's bulk.
+
+a cold deploy, a lost Redis and refresh-ahead are thousands of recomputes that
+nobody is waiting on, all enqueued by the reconcile pass. docket costs about a
+millisecond of the worker's CPU per task (its claim and completion scripts, the
+strike check, the dependencies: `python -m bench floor`), as much as the engine's
+own maths; one task per `RECONCILE_BATCH_SIZE` playlists pays it once for them all.
+
+the items run one after another, each exactly as `recompute_playlist` runs one
+(`recompute_version`: its checks, its lock and lease, the one path), so a batch
+holds one turbopuffer slot at a time, as one task does. what a batch does not
+have is a docket key per playlist; what that key gave, the item gets otherwise:
+
+- an edit of the playlist queued or arriving meanwhile (the consumer's task under
+  `recompute_key`) is not overwritten and does not overwrite: both run, under the
+  playlist's lock, and the older version is dropped there (the consumer's accepted
+  version is newer: `dropped:superseded`) or finds its entry cached;
+- an item that would be retried (a transient fault, the playlist busy, a lease
+  lost, its time up, plyr.fm not knowing the playlist yet) is handed off: enqueued
+  as its own `recompute_playlist` under its key, after the first backoff, with the
+  whole retry schedule of its own. `add` keeps an edit already queued there.
+  the batch goes on with the next item; nothing is retried twice;
+- an item's arguments are checked as the task's are: a bad one is dropped and
+  counted, the others run;
+- a batch cut short (a worker killed, its deadline) is redelivered or retried
+  whole by docket: the items already done find their entries cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from docket import CurrentDocket, Depends, Docket, ExponentialRetry, Timeout
+from docket.dependencies import ForcedRetry
+
+from jetstream.contract import recompute_key
+from worker.recs.policy import BACKOFF, RETRY_MIN_DELAY, TASK_TIMEOUT, lease_seconds
+from worker.recs.services import Services, current_services
+from worker.settings.reconcile import MAX_BATCH_ITEMS
+from worker.tasks.playlist import recompute_playlist, recompute_version
+
+logger = logging.getLogger(__name__)
+
+ITEM_TIMEOUT_SECONDS: Final = TASK_TIMEOUT.total_seconds()
+# every item's own timeout, and the time to hand off what is left, fit in it
+BATCH_TIMEOUT: Final = TASK_TIMEOUT * (MAX_BATCH_ITEMS + 1)
+
+
+class BatchItem(NamedTuple):
+    """one playlist version to recompute: `recompute_playlist`'s arguments."""
+
+    playlist_uri: str
+    cid: str
+    rev: str
+    track_uris: list[str]
+    refresh: bool = False
+
+
+class _HandOff(Exception):
+    """plyr.fm does not know the playlist yet: its own task waits for the ingest."""
+
+
+async def recompute_batch(
+    items: list[Any],
+    retry: ExponentialRetry = BACKOFF,
+    deadline: Timeout = Timeout(BATCH_TIMEOUT),
+    lease: float = Depends(lease_seconds),
+    docket: Docket = CurrentDocket(),
+    services: Services = Depends(current_services),
+) -> None:
+    """recompute (or reuse) each item's version in turn (`items`: each a `BatchItem`,
+    or its fields as a list); an item that would be retried is handed off to a
+    `recompute_playlist` task of its own."""
+    counts = services.counts
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        counts["dropped:bad_batch"] += 1
+        logger.error("dropping a recompute batch: not a list of 1..%d items", MAX_BATCH_ITEMS)
+        return
+    for raw in items:
+        item = _item(raw)
+        if item is None:
+            counts["dropped:bad_batch_item"] += 1
+            logger.error("dropping a recompute batch's item: not a BatchItem: %.120r", raw)
+            continue
+        try:
+            async with asyncio.timeout(ITEM_TIMEOUT_SECONDS):
+                await recompute_version(
+                    services,
+                    item.playlist_uri,
+                    item.cid,
+                    item.rev,
+                    item.track_uris,
+                    refresh=item.refresh,
+                    lease=lease,
+                    unknown=_wait_for_ingest,
+                )
+        except (_HandOff, ForcedRetry, Exception) as error:  # counted by the failure policy
+            await _hand_off(docket, services, item, error)
+
+
+def _wait_for_ingest() -> None:
+    raise _HandOff
+
+
+def _item(raw: Any) -> BatchItem | None:
+    """the item, if it has BatchItem's shape (its values are checked as the task's)."""
+    if isinstance(raw, BatchItem):
+        return raw
+    if isinstance(raw, (list, tuple)) and len(raw) == len(BatchItem._fields):
+        return BatchItem(*raw)
+    return None
+
+
+async def _hand_off(docket: Docket, services: Services, item: BatchItem, error: Exception) -> None:
+    """enqueue the item as its own task, under its playlist's key (an edit queued there
+    is kept: it is the newer version, or the same)."""
+    reason = "unknown_playlist" if isinstance(error, _HandOff) else type(error).__name__
+    services.counts["batch:handed_off"] += 1
+    logger.info("handing %s off to a task of its own: %s", item.playlist_uri, reason)
+    when = datetime.now(UTC) + RETRY_MIN_DELAY
+    await docket.add(recompute_playlist, when=when, key=recompute_key(item.playlist_uri))(
+        item.playlist_uri, item.cid, item.rev, item.track_uris, refresh=item.refresh
+    )
