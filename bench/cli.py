@@ -28,6 +28,8 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import typer  # noqa: E402
 
+from worker.settings.reconcile import DEFAULT_BATCH_SIZE, MAX_BATCH_ITEMS  # noqa: E402
+
 app = typer.Typer(
     name="bench",
     help="Measure a part of plyr-recs beside a baseline measured in the same run.",
@@ -361,12 +363,19 @@ def bench_floor(
         0.25, min=0.01, max=10, help="CPU seconds each step's calls are repeated for, a round."
     ),
     loop: str = typer.Option("uvloop", help="the event loop: uvloop (the worker's) or asyncio."),
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH_SIZE,
+        min=1,
+        max=MAX_BATCH_ITEMS,
+        help="playlists per recompute_batch task of the batched whole (RECONCILE_BATCH_SIZE).",
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="also write the figures here."),
 ) -> None:
     """the caller's CPU per call of each step a recompute must take (turbopuffer's id
     lookup and multi-query, each beside a bare HTTP client; PostgreSQL's two statements;
     Redis' lock, slot and write; docket's run of a task; the engine), their sum beside the
-    real recompute task through a docket worker, and the glue between. needs
+    real recompute task through a docket worker, and the glue between; the same
+    recomputes batched as the reconcile loop enqueues them. needs
     redis-server and PostgreSQL installed (it starts its own on loopback)."""
     from bench.floor import FloorOptions
     from bench.floor import main as run_floor_bench
@@ -390,6 +399,7 @@ def bench_floor(
         concurrency=concurrency,
         round_cpu_seconds=round_seconds,
         loop="uvloop" if loop == "uvloop" else "asyncio",
+        batch_size=batch_size,
     )
     run_floor_bench(options, json_path=json_path)
 

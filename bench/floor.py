@@ -27,7 +27,9 @@ stand-in run in processes of their own, `bench.floor_world`):
 - the whole: the real `recompute_playlist` through a docket worker on the
   services as `plyr-recs worker` opens them (`open_services`, `installed`), its
   logging configured as the worker's (lines to /dev/null), K playlists a round,
-  each a new version of a playlist nothing is cached for.
+  each a new version of a playlist nothing is cached for;
+- the whole, batched: the same K recomputes as the reconcile loop enqueues them,
+  `--batch-size` (RECONCILE_BATCH_SIZE's default) to a `recompute_batch` task.
 
 both docket figures are a worker's runs at WORKER_CONCURRENCY's default (10), each
 net of an empty run's CPU (start, one look, stop: a running worker pays it once).
@@ -106,8 +108,10 @@ from worker.recs.policy import BACKOFF, TASK_TIMEOUT, ingest_wait_seconds, lease
 from worker.recs.services import Services, current_services, installed, open_services, store_budget
 from worker.recs.version import PlaylistVersion
 from worker.settings import Settings
+from worker.settings.reconcile import DEFAULT_BATCH_SIZE
 from worker.store.cache import RecommendationCache
 from worker.store.lock import Lease, lock_key, playlist_lock
+from worker.tasks.batch import recompute_batch
 from worker.tasks.playlist import recompute_playlist
 from worker.wiring import connect_redis, open_docket, pds_client
 
@@ -134,6 +138,8 @@ class FloorOptions:
     concurrency: int = WORKER_CONCURRENCY
     round_cpu_seconds: float = ROUND_CPU_SECONDS
     loop: LoopName = "uvloop"
+    # playlists per `recompute_batch` task of the batched whole (RECONCILE_BATCH_SIZE's default)
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def playlist_size(self) -> int:
         return self.tracks or median_playlist_size()
@@ -443,6 +449,45 @@ async def whole_round(
     return ran / len(playlists) * 1e6, wall
 
 
+async def batched_round(
+    docket: Docket,
+    worker: Worker,
+    services: Services,
+    playlists: Sequence[FloorPlaylist],
+    round_index: int,
+    batch_size: int,
+) -> float:
+    """µs of CPU per recompute of the same playlists as `whole_round`'s, each a new
+    version nothing is cached for, `batch_size` to a `recompute_batch` task: the
+    reconcile loop's way (the CPU net of an empty run's)."""
+    for playlist in playlists:
+        await services.cache.forget(playlist.known.playlist_id, playlist_uri=playlist.uri)
+    if isinstance(services.store, VectorCache):
+        services.store.forget()
+    idle = await empty_run(worker)
+    now = datetime.now(UTC)
+    rev = tid(REV_BASE + 1 + round_index)
+    items = [
+        [playlist.uri, cid(f"floor:batched:{round_index}:{i}"), rev, playlist.track_uris(), False]
+        for i, playlist in enumerate(playlists)
+    ]
+    calls = [
+        docket.call(recompute_batch, now)(items[start : start + batch_size])
+        for start in range(0, len(items), batch_size)
+    ]
+    await docket.add_many(calls)
+    before = services.counts["recompute:computed"]
+    started = time.process_time()
+    await run_worker(worker)
+    ran = time.process_time() - started - idle
+    computed = services.counts["recompute:computed"] - before
+    if computed != len(playlists) or services.counts["batch:handed_off"]:
+        raise RuntimeError(
+            f"{computed} of {len(playlists)} batched recomputes computed: {dict(services.counts)}"
+        )
+    return ran / len(playlists) * 1e6
+
+
 async def idle_cpu_per_second(worker: Worker, seconds: float = IDLE_SECONDS) -> float:
     """CPU seconds a second of a running worker with nothing to do (its polling, the
     scheduler, the lease renewal, the heartbeat): what its waits between tasks cost."""
@@ -511,6 +556,9 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             await call()
         await docket_round(docket, worker, typical, WARM_UP_PLAYLISTS, "warm")
         await whole_round(docket, worker, services, playlists[:WARM_UP_PLAYLISTS], -1)
+        await batched_round(
+            docket, worker, services, playlists[:WARM_UP_PLAYLISTS], -2, options.batch_size
+        )
         await idle_cpu_per_second(worker, 0.2)
 
         samples: dict[str, list[float]] = {}
@@ -537,6 +585,10 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             samples.setdefault("docket.run", []).append(ran)
             whole, wall = await whole_round(docket, worker, services, playlists, index)
             samples.setdefault("whole", []).append(whole)
+            batched = await batched_round(
+                docket, worker, services, playlists, index, options.batch_size
+            )
+            samples.setdefault("whole_batched", []).append(batched)
             samples.setdefault("wall", []).append(wall)
             rate = await idle_cpu_per_second(worker)
             samples.setdefault("idle", []).append(rate * wall / options.playlists * 1e6)
@@ -572,6 +624,8 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         references=references,
         host=host,
         pds_before_us=medians["pds_before"],
+        whole_batched_us=medians["whole_batched"],
+        batch_size=options.batch_size,
     )
 
 

@@ -36,7 +36,7 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
     figures_path = tmp_path / "floor.json"
     result = bench(
         "--rounds", "1", "--playlists", "5", "--tasks", "10", "--round-seconds", "0.02",
-        "--json", str(figures_path), timeout=100,
+        "--batch-size", "2", "--json", str(figures_path), timeout=100,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "glue: whole - sum" in result.stdout
@@ -63,6 +63,11 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
     )
     assert figures["glue_us"] == pytest.approx(figures["whole_us"] - figures["sum_us"])
     assert figures["idle_us"] > 0  # a waiting worker still polls
+    # the same recomputes batched as the reconcile loop enqueues them (5 playlists, 2 a
+    # task: a batch of one too), measured beside the whole
+    assert figures["batch_size"] == 2
+    assert figures["whole_batched_us"] > 0
+    assert "whole, batched: 2 to a recompute_batch task" in " ".join(result.stdout.split())
     # the host's speed during the run, and the figures at the yardstick's reference
     speed = figures["host"]["speed"]
     assert speed > 0

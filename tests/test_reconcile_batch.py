@@ -160,6 +160,7 @@ async def test_a_playlist_gone_from_plyr_fm_before_its_batch_runs_waits_in_its_o
     # its own task waited for plyr.fm's ingest, then dropped it
     assert services.counts["waiting:unknown_playlist"] >= 1
     assert services.counts["dropped:unknown_playlist"] == 1
+    assert services.counts["failed:unexpected"] == 0  # a wait, not a fault
     assert not await cached(redis_client, world, "bob0")
     for name in [name for name in PUBLIC_LIVE if name != "bob0"]:
         assert await cached(redis_client, world, name), name

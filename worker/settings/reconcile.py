@@ -12,6 +12,7 @@ from worker.settings.base import Section
 # the most playlists one reconcile batch carries (`worker.tasks.batch`): its items run
 # one after another, so this bounds how long one task holds a worker's slot
 MAX_BATCH_ITEMS: Final = 16
+DEFAULT_BATCH_SIZE: Final = 8
 
 
 class ReconcileSettings(Section):
@@ -30,7 +31,7 @@ class ReconcileSettings(Section):
         "turbopuffer and the owners' PDSes.",
     )
     reconcile_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_ITEMS)] = Field(
-        default=8,
+        default=DEFAULT_BATCH_SIZE,
         description="due public playlists a pass enqueues as one docket task, recomputed "
         "one after another (docket's own cost, about a millisecond of worker CPU a task, "
         "is paid once for them all). 1: a recompute_playlist task each, under the "
