@@ -29,6 +29,7 @@ from worker.settings import (
     TurbopufferSettings,
 )
 from worker.settings.feeds import build
+from worker.store.redis_packing import pack_with_hiredis
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,15 @@ def connect_redis(url: str | None) -> Any:
     one command. nothing here uses those notifications (they are for Redis Cloud's
     planned failovers), so they are off and the check runs; the retry on a fresh
     connection covers what is left (a server gone between the check and the command).
-    `tests/test_redis_connections.py` pins both against a real redis-server.
+    `tests/test_redis_connections.py` pins both against a real redis-server. commands
+    are packed by hiredis, in C, as redis-py's synchronous client packs them
+    (`worker.store.redis_packing`).
     """
     if url is None:
         import fakeredis  # the embedded mode only: nothing survives the process
 
         return fakeredis.FakeAsyncRedis()
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
@@ -81,6 +84,8 @@ def connect_redis(url: str | None) -> Any:
         # not on timeouts: a hung server would be waited for three times over
         retry_on_error=[RedisConnectionError],
     )
+    pack_with_hiredis(client.connection_pool)
+    return client
 
 
 def open_docket(settings: RedisSettings) -> Docket:
