@@ -63,6 +63,7 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
+import redis.asyncio as aioredis
 from docket import Depends, Docket, ExponentialRetry, Timeout, Worker
 from rich.console import Console
 
@@ -230,6 +231,8 @@ class Parts:
     # steps a recompute's work takes outside its task: shown, not in the sum
     apart: dict[str, Call]
     pds_before: Call  # the PDS read through the httpx client it had before issue 20
+    # the Redis steps through a client packing commands in Python (redis-py's own way)
+    python_packed: dict[str, Call]
     hydrate_every: Call  # the hydrate of every candidate (before the heads)
     every_candidate: int
     queries: int
@@ -267,9 +270,6 @@ async def prepare_parts(
         record = await client.fetch(servers.pds_url, typical.uri)
         if list(record.track_uris) != typical.track_uris():
             raise RuntimeError(f"{type(client).__name__} read the typical record differently")
-    cache = RecommendationCache(
-        redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
-    )
 
     ids = list(typical.track_ids)
     uris = typical.track_uris()
@@ -306,32 +306,46 @@ async def prepare_parts(
     looked = services.recommender.look_keys(version)
     locks = itertools.count()
 
-    def along(pipe: Any) -> None:
-        cache.queue_before_recompute(pipe, typical.uri, playlist.playlist_id)
-        for key in looked:
-            pipe.get(key)
+    async def redis_steps(redis: Any, tag: str) -> dict[str, Call]:
+        """the lock, the slot and the write through `redis` (`tag`: keys of its own)."""
+        cache = RecommendationCache(
+            redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection
+        )
 
-    async def lock() -> None:
-        # a playlist id of its own per call: the lock is left to its lease, as the
-        # recompute's is released by its write (`ends_with_write`), not here
-        name = f"{playlist.playlist_id}:floor:{next(locks)}"
-        async with playlist_lock(
-            redis, name, lease_seconds=60.0, along=along, ends_with_write=True
-        ) as held:
-            held.end.released = True
+        def along(pipe: Any) -> None:
+            cache.queue_before_recompute(pipe, typical.uri, playlist.playlist_id)
+            for key in looked:
+                pipe.get(key)
 
-    budget = store_budget(settings, redis)
+        async def lock() -> None:
+            # a playlist id of its own per call: the lock is left to its lease, as the
+            # recompute's is released by its write (`ends_with_write`), not here
+            name = f"{playlist.playlist_id}:floor:{tag}:{next(locks)}"
+            async with playlist_lock(
+                redis, name, lease_seconds=60.0, along=along, ends_with_write=True
+            ) as held:
+                held.end.released = True
 
-    async def slot() -> None:
-        async with budget.slot(foreground=False):
-            pass
+        budget = store_budget(settings, redis)
 
-    written = f"{playlist.playlist_id}-floor-write"
-    lease = Lease(lock_key(written), "floor-lease")
-    await redis.set(lease.key, lease.token, ex=24 * 3600)
+        async def slot() -> None:
+            async with budget.slot(foreground=False):
+                pass
 
-    async def write() -> None:
-        await cache.put(written, version.token, value, state, lease=lease)
+        written = f"{playlist.playlist_id}-floor-write-{tag}"
+        lease = Lease(lock_key(written), "floor-lease")
+        await redis.set(lease.key, lease.token, ex=24 * 3600)
+
+        async def write() -> None:
+            await cache.put(written, version.token, value, state, lease=lease)
+
+        return {"redis.lock": lock, "redis.budget": slot, "redis.write": write}
+
+    # the same three through a client that packs commands as redis-py's asyncio client
+    # does by itself (in Python), beside the service's (hiredis: worker.store.redis_packing)
+    python_packed = aioredis.Redis.from_url(servers.redis.url)
+    stack.push_async_callback(python_packed.aclose)
+    ours = await redis_steps(redis, "hiredis")
 
     async def engine() -> None:
         run_now(
@@ -352,11 +366,10 @@ async def prepare_parts(
             ),
             "postgres.resolve": lambda: catalog.resolve_playlist_and_tracks(typical.uri, uris),
             "postgres.hydrate": lambda: catalog.hydrate(wanted),
-            "redis.lock": lock,
-            "redis.budget": slot,
-            "redis.write": write,
+            **ours,
             "engine": engine,
         },
+        python_packed=await redis_steps(python_packed, "python"),
         hydrate_every=lambda: catalog.hydrate(every),
         every_candidate=len(every),
         apart={"pds.fetch": lambda: pds.fetch(servers.pds_url, typical.uri)},
@@ -552,7 +565,12 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         parts = await prepare_parts(stack, servers, settings, services, typical)
 
         console.print("floor: warming up (every step once, a few tasks, a few recomputes)")
-        for call in (*parts.steps.values(), *parts.references.values(), parts.hydrate_every):
+        for call in (
+            *parts.steps.values(),
+            *parts.references.values(),
+            *parts.python_packed.values(),
+            parts.hydrate_every,
+        ):
             await call()
         await docket_round(docket, worker, typical, WARM_UP_PLAYLISTS, "warm")
         await whole_round(docket, worker, services, playlists[:WARM_UP_PLAYLISTS], -1)
@@ -576,6 +594,9 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
             for key, call in parts.apart.items():
                 ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
                 samples.setdefault(key, []).append(ms * 1e3)
+            for key, call in parts.python_packed.items():
+                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
+                samples.setdefault(f"python_packed:{key}", []).append(ms * 1e3)
             ms = await cpu_ms_per_call(parts.pds_before, options.round_cpu_seconds)
             samples.setdefault("pds_before", []).append(ms * 1e3)
             ms = await cpu_ms_per_call(parts.hydrate_every, options.round_cpu_seconds)
@@ -625,6 +646,7 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
         host=host,
         pds_before_us=medians["pds_before"],
         whole_batched_us=medians["whole_batched"],
+        python_packed_us={key: medians[f"python_packed:{key}"] for key in parts.python_packed},
         batch_size=options.batch_size,
     )
 

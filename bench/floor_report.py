@@ -66,6 +66,8 @@ class FloorFigures:
     # the same recomputes `batch_size` to a `recompute_batch` task (the reconcile loop's way)
     whole_batched_us: float | None = None
     batch_size: int | None = None
+    # the Redis steps through a client packing in Python (redis-py's asyncio default)
+    python_packed_us: dict[str, float] = field(default_factory=dict)
 
     @property
     def sum_us(self) -> float:
@@ -116,6 +118,7 @@ class FloorFigures:
             "pds_before_us": self.pds_before_us,
             "whole_batched_us": self.whole_batched_us,
             "batch_size": self.batch_size,
+            "python_packed_us": self.python_packed_us,
             "host": self.host.to_json() if self.host is not None else None,
             "at_reference": None
             if self.host is None
@@ -207,6 +210,7 @@ def summary_lines(figures: FloorFigures) -> list[str]:
         "every step's CPU is this process's (time.process_time), the servers run apart",
         *_pds_lines(figures),
         *_batched_lines(figures),
+        *_packing_lines(figures),
         f"sum of the steps {figures.sum_us / 1e3:.2f} ms, whole {figures.whole_us / 1e3:.2f} ms, "
         f"glue {figures.glue_us / 1e3:.2f} ms per recompute",
         *(
@@ -254,3 +258,17 @@ def _batched_lines(figures: FloorFigures) -> list[str]:
             f" ms per recompute, batched"
         )
     return lines
+
+
+def _packing_lines(figures: FloorFigures) -> list[str]:
+    if not figures.python_packed_us:
+        return []
+    parts = [
+        f"{key.removeprefix('redis.')} {_step_us(figures, key):,.0f} / {python:,.0f} µs "
+        f"({_step_us(figures, key) / python:.2f}x)"
+        for key, python in figures.python_packed_us.items()
+    ]
+    return [
+        "Redis, commands packed by hiredis (the service's) beside redis-py's Python packing: "
+        + ", ".join(parts)
+    ]

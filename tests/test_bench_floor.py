@@ -68,6 +68,12 @@ def test_a_tiny_floor_run_measures_every_step_and_the_whole(tmp_path: Path) -> N
     assert figures["batch_size"] == 2
     assert figures["whole_batched_us"] > 0
     assert "whole, batched: 2 to a recompute_batch task" in " ".join(result.stdout.split())
+    # the Redis steps again through a client packing commands in Python (redis-py's way)
+    assert set(figures["python_packed_us"]) == {"redis.lock", "redis.budget", "redis.write"}
+    assert all(us > 0 for us in figures["python_packed_us"].values())
+    assert "packed by hiredis (the service's) beside redis-py's Python packing" in " ".join(
+        result.stdout.split()
+    )
     # the host's speed during the run, and the figures at the yardstick's reference
     speed = figures["host"]["speed"]
     assert speed > 0
