@@ -52,6 +52,19 @@ async def world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
         yield built  # type: ignore[misc]
 
 
+@pytest.fixture
+async def public_world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
+    """the same public playlists, and no private one: one batch is all the work."""
+    async with reconcile_world(postgres_dsn, redis_server) as built:
+        for index in range(4):
+            await built.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
+        await built.add("bob0", BOB, [2, 6])
+        await built.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
+        await built.add("carol0", CAROL, [12, 16])
+        await built.add("carol1", CAROL, [13, 17])
+        yield built  # type: ignore[misc]
+
+
 async def cached(redis: aioredis.Redis, world: ReconcileWorld, name: str) -> bool:
     playlist = world.playlists[name]
     return bool(await redis.exists(cache_key(playlist.playlist_id, playlist.token)))
@@ -80,6 +93,41 @@ async def test_a_cold_deploy_goes_batch_size_playlists_to_a_task_and_warms_them_
         assert await cached(redis_client, world, name), name
     assert services.counts["recompute:computed"] == len(PUBLIC_LIVE) + 1
     assert services.counts["batch:handed_off"] == 0
+
+
+async def test_a_batch_looks_its_tracks_up_in_one_request_ahead_of_its_runs(
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    world = public_world
+    settings = world.settings(vector_cache_size=10_000)
+    async with running_parts(settings) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        world.turbopuffer.reset()
+        await drain(docket, services)
+    # one batch of the 8: one id lookup for all their tracks; each run's own lookup
+    # found every vector in the cache (no track without an embedding here)
+    lookups = world.turbopuffer.requests_of("query")
+    assert len(lookups) == 1
+    asked = set(lookups[0].body["filters"][2])
+    playlists = [world.playlists[name] for name in PUBLIC_LIVE]
+    assert len(asked) == len({uri for playlist in playlists for uri in playlist.track_uris})
+    assert len(world.turbopuffer.requests_of("multi_query")) >= 1
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+    for name in PUBLIC_LIVE:
+        assert await cached(redis_client, world, name), name
+
+
+@pytest.mark.usefixtures("redis_client")  # flushed: nothing cached by an earlier test
+async def test_without_a_vector_cache_each_run_looks_up_its_own(
+    public_world: ReconcileWorld,
+) -> None:
+    world = public_world
+    async with running_parts(world.settings(vector_cache_size=0)) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        world.turbopuffer.reset()
+        await drain(docket, services)
+    assert len(world.turbopuffer.requests_of("query")) == len(PUBLIC_LIVE)
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
 
 
 @pytest.mark.usefixtures("redis_client")  # flushed: nothing cached by an earlier test
@@ -125,21 +173,24 @@ async def test_an_edit_the_consumer_accepted_wins_over_the_batch_of_the_older_ve
 
 
 async def test_an_item_that_fails_for_now_is_handed_to_a_task_of_its_own_and_computed(
-    world: ReconcileWorld, redis_client: aioredis.Redis
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
 ) -> None:
-    # no retries in the client: a refused request fails its recompute for now. two
-    # are refused: the private playlist's task may take one, a batch item the other
+    world = public_world
+    # no retries in the client: a refused request fails at once. two are refused: the
+    # batch's id lookup ahead of its runs (each run then looks up its own), and the
+    # first run's own lookup: that item fails for now
     async with running_parts(world.settings(turbopuffer_max_retries=0)) as (services, docket):
         await reconcile_once(services, docket, run="loop")
         world.turbopuffer.fail_next(503, times=2)
         await drain(docket, services)
-    assert services.counts["retried:transient"] >= 1, services.counts
-    assert services.counts["batch:handed_off"] >= 1
+    assert services.counts["batch:read_ahead_failed"] == 1
+    assert services.counts["retried:transient"] == 1, services.counts
+    assert services.counts["batch:handed_off"] == 1
     # a failed item does not redo its batch: every playlist computed once, none reused
     outcomes = {kind for kind in services.counts if kind.startswith("recompute:")}
     assert outcomes == {"recompute:computed"}
-    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE) + 1
-    for name in [*PUBLIC_LIVE, "secret"]:
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+    for name in PUBLIC_LIVE:
         assert await cached(redis_client, world, name), name
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from docket import Depends, ExponentialRetry, Timeout
 
 from engine.errors import InvalidInputError
+from engine.types import PlaylistRef
 from jetstream.contract import (
     LIST_URI_RE,
     MAX_CID_LENGTH,
@@ -88,6 +89,17 @@ def check_arguments(playlist_uri: str, cid: str, rev: str, track_uris: list[str]
         raise InvalidInputError("track_uris must be strings")
 
 
+# a playlist as plyr.fm's database knows it, and the ids of the tracks it knows
+Resolved = tuple[PlaylistRef | None, dict[str, int]]
+
+
+async def resolve(services: Services, playlist_uri: str, track_uris: list[str]) -> Resolved:
+    """the playlist and its tracks, in one statement (a new version needs both)."""
+    return await services.catalog.resolve_playlist_and_tracks(
+        playlist_uri, playlist_uris(track_uris)
+    )
+
+
 def _dropped(services: Services, playlist_uri: str) -> Callable[[str], None]:
     def tell(reason: str) -> None:
         if services.observer is not None:
@@ -145,20 +157,20 @@ async def recompute_version(
     refresh: bool,
     lease: float,
     unknown: Callable[[], None],
+    resolved: Resolved | None = None,
 ) -> None:
     """the body of a recompute, whichever task runs it (`recompute_playlist`, one
     playlist; `worker.tasks.batch`, several the reconcile loop found due): checks,
     the playlist's lock, and the one path. `unknown()` is called when plyr.fm has
     no such playlist (yet): it raises to wait (docket's `ForcedRetry`), or returns and
-    the playlist is dropped. faults are counted and raised as `failure_policy` says."""
+    the playlist is dropped. `resolved`: the playlist and its tracks as the caller
+    read them moments ago (a batch reads its items' at once), else read here. faults
+    are counted and raised as `failure_policy` says."""
     counts = services.counts
     drop = _dropped(services, playlist_uri)
     async with failure_policy(counts, "recompute", playlist_uri, dropped=drop):
         check_arguments(playlist_uri, cid, rev, track_uris)
-        # the playlist and its tracks in one statement: a new version needs both
-        playlist, known_tracks = await services.catalog.resolve_playlist_and_tracks(
-            playlist_uri, playlist_uris(track_uris)
-        )
+        playlist, known_tracks = resolved or await resolve(services, playlist_uri, track_uris)
         if playlist is None:
             unknown()  # raises to wait for plyr.fm's ingest; a return drops it
             return
