@@ -370,22 +370,6 @@ async def test_one_run_keeps_one_slot_and_never_lends_it_twice(counted: aioredis
     assert await slots.in_use() == 0  # given back as the run ends
 
 
-async def test_runs_inside_a_batch_share_the_batch_slot_taken_once(
-    counted: aioredis.Redis,
-) -> None:
-    slots = budget(counted)
-    async with one_slot_per_run():  # the batch
-        for run in range(3):  # its runs, one after another
-            async with one_slot_per_run(), give_back_with_the_write():
-                with round_trips() as trips:
-                    async with slots.slot(foreground=False):
-                        assert await slots.in_use() == 1
-                # the batch's first request took it; the next runs' cost no round trip
-                assert trips.count == (1 if run == 0 else 0) + 1  # + the in_use read
-            assert await slots.in_use() == 1  # a run's end leaves it to the batch
-    assert await slots.in_use() == 0  # given back as the batch ends
-
-
 async def test_a_slot_kept_past_half_its_lease_is_taken_afresh(counted: aioredis.Redis) -> None:
     slots = budget(counted, lease_seconds=0.2)
     async with one_slot_per_run():

@@ -131,12 +131,7 @@ async def one_slot_per_run() -> AsyncIterator[None]:
     """the block's store requests share one slot (per budget), taken by the first and
     given back as the block ends (or by the cache write that follows, inside
     `give_back_with_the_write`); a request made while another of the block is in
-    flight takes its own, as outside. inside another such block (a batch's runs, one
-    after another: `worker.tasks.batch`) the outer block's slot is shared, and given
-    back when the outer block ends."""
-    if _run.get() is not None:
-        yield
-        return
+    flight takes its own, as outside."""
     kept: list[_Kept] = []
     token = _run.set(kept)
     try:

@@ -8,14 +8,16 @@ own maths; one task per `RECONCILE_BATCH_SIZE` playlists pays it once for them a
 
 the items run one after another, each exactly as `recompute_playlist` runs one
 (`recompute_version`: its checks, its lock and lease, the one path), so a batch
-has one run's turbopuffer requests in flight at a time, as one task does, and
-holds one slot for them all (`one_slot_per_run` around the batch: one take for
-the batch, not one per run). before they run, the batch reads what the runs would
-each read alone: every item's playlist and tracks from PostgreSQL at once, and
-their embeddings in one id lookup into the vector cache (`VECTOR_CACHE_SIZE`),
-where each run finds its own (measured: `python -m bench floor`, the batched
-whole). what a batch does not have is a docket key per playlist; what that key
-gave, the item gets otherwise:
+has one run's turbopuffer requests in flight at a time, each run with its own
+slot of the shared budget, as one task has. (one slot held for the whole batch
+saved a take per run, but held it through every run's database and Redis steps
+too: at 4 workers a quarter of the batches' lookups and 1,209 of 19,500 runs
+found no slot within their second, `bench scale --playlists 20000`.) before they
+run, the batch reads what the runs would each read alone: every item's playlist
+and tracks from PostgreSQL at once, and their embeddings in one id lookup into
+the vector cache (`VECTOR_CACHE_SIZE`), where each run finds its own (`python -m
+bench scale`). what a batch does not have is a docket key per playlist; what that
+key gave, the item gets otherwise:
 
 - an edit of the playlist queued or arriving meanwhile (the consumer's task under
   `recompute_key`) is not overwritten and does not overwrite: both run, under the
@@ -47,7 +49,6 @@ from jetstream.contract import recompute_key
 from worker.recs.policy import BACKOFF, RETRY_MIN_DELAY, TASK_TIMEOUT, lease_seconds
 from worker.recs.services import Services, current_services
 from worker.settings.reconcile import MAX_BATCH_ITEMS
-from worker.store.store_budget import one_slot_per_run
 from worker.tasks.playlist import (
     Resolved,
     check_arguments,
@@ -105,26 +106,23 @@ async def recompute_batch(
             logger.error("dropping a recompute batch's item: not a BatchItem: %.120r", raw)
             continue
         checked.append(item)
-    # the runs follow one another, so they share one turbopuffer slot: taken by the
-    # batch's first request, given back as the batch ends (`one_slot_per_run`)
-    async with one_slot_per_run():
-        resolved = await _read_ahead(services, checked)
-        for item in checked:
-            try:
-                async with asyncio.timeout(ITEM_TIMEOUT_SECONDS):
-                    await recompute_version(
-                        services,
-                        item.playlist_uri,
-                        item.cid,
-                        item.rev,
-                        item.track_uris,
-                        refresh=item.refresh,
-                        lease=lease,
-                        unknown=_wait_for_ingest,
-                        resolved=resolved.get(item.playlist_uri),
-                    )
-            except Exception as error:  # a fault was counted by the failure policy
-                await _hand_off(docket, services, item, error)
+    resolved = await _read_ahead(services, checked)
+    for item in checked:
+        try:
+            async with asyncio.timeout(ITEM_TIMEOUT_SECONDS):
+                await recompute_version(
+                    services,
+                    item.playlist_uri,
+                    item.cid,
+                    item.rev,
+                    item.track_uris,
+                    refresh=item.refresh,
+                    lease=lease,
+                    unknown=_wait_for_ingest,
+                    resolved=resolved.get(item.playlist_uri),
+                )
+        except Exception as error:  # a fault was counted by the failure policy
+            await _hand_off(docket, services, item, error)
 
 
 async def _read_ahead(services: Services, items: list[BatchItem]) -> dict[str, Resolved]:
