@@ -43,19 +43,23 @@ def pack_command(*args: Any) -> list[bytes]:
         raise DataError(str(error)) from error
 
 
-class HiredisConnection(Connection):
+class _PackedByHiredis:
+    """put first among a connection class's bases: its commands packed by hiredis."""
+
     def pack_command(self, *args: Any) -> list[bytes]:
         return pack_command(*args)
 
 
-class HiredisSSLConnection(SSLConnection):
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return pack_command(*args)
+class HiredisConnection(_PackedByHiredis, Connection):
+    pass
 
 
-class HiredisUnixConnection(UnixDomainSocketConnection):
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return pack_command(*args)
+class HiredisSSLConnection(_PackedByHiredis, SSLConnection):
+    pass
+
+
+class HiredisUnixConnection(_PackedByHiredis, UnixDomainSocketConnection):
+    pass
 
 
 _PACKED_BY_HIREDIS: dict[type[AbstractConnection], type[AbstractConnection]] = {

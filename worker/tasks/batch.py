@@ -158,9 +158,8 @@ def _wait_for_ingest() -> None:
 
 
 def _item(raw: Any) -> BatchItem | None:
-    """the item, if it has BatchItem's shape (its values are checked as the task's)."""
-    if isinstance(raw, BatchItem):
-        return raw
+    """the item, if it has BatchItem's shape (its values are checked as the task's); a
+    BatchItem is a tuple of that shape too."""
     if isinstance(raw, (list, tuple)) and len(raw) == len(BatchItem._fields):
         return BatchItem(*raw)
     return None

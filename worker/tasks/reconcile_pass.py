@@ -95,7 +95,7 @@ class PassTasks:
     recompute: Callable[..., Any]
     recompute_private: Callable[..., Any]
     private_key: Callable[[str], str]
-    recompute_batch: Callable[..., Any] | None = None  # with batch_size > 1
+    recompute_batch: Callable[..., Any]  # RECONCILE_BATCH_SIZE public playlists a task
 
 
 Progress = Callable[[PassSummary], None]
@@ -241,8 +241,7 @@ async def _enqueue_chunk(
 ) -> None:
     calls: list[TaskCall] = []
     reasons: list[list[str]] = []  # each call's items' reasons (a batch has several)
-    batched: list[tuple[tuple[Any, ...], str]] = []  # public items, when batching
-    batching = config.batch_size > 1 and tasks.recompute_batch is not None
+    batched: list[tuple[list[Any], str]] = []  # public items' arguments, when batching
     healed: list[str] = []
     gone: list[tuple[str, str]] = []
     now = datetime.now(UTC)
@@ -283,13 +282,13 @@ async def _enqueue_chunk(
             summary.counts["failed:pds_other_version"] += 1
             continue
         rev = database_rev(row, accepted.get(row.playlist_id))
-        arguments = (row.record_uri, token, rev, list(result.track_uris), refresh)
-        if batching:
-            batched.append((arguments, verdict.reason.value))
+        arguments = (row.record_uri, token, rev, list(result.track_uris))
+        if config.batch_size > 1:
+            batched.append(([*arguments, refresh], verdict.reason.value))
         else:
             calls.append(
                 docket.call(tasks.recompute, now, recompute_key(row.record_uri))(
-                    *arguments[:4], refresh=refresh
+                    *arguments, refresh=refresh
                 )
             )
             reasons.append([verdict.reason.value])
@@ -299,14 +298,12 @@ async def _enqueue_chunk(
         for would in reasons:
             summary.counts[f"enqueued:{would[0]}"] += 1
         return
-    if batched:
-        assert tasks.recompute_batch is not None
-        for start in range(0, len(batched), config.batch_size):
-            part = batched[start : start + config.batch_size]
-            # no key: docket gives each batch its own (`worker.tasks.batch` says
-            # what a playlist's key gave and how a batch does without)
-            calls.append(docket.call(tasks.recompute_batch, now)([list(args) for args, _ in part]))
-            reasons.append([reason for _, reason in part])
+    for start in range(0, len(batched), config.batch_size):
+        part = batched[start : start + config.batch_size]
+        # no key: docket gives each batch its own (`worker.tasks.batch` says what a
+        # playlist's key gave and how a batch does without)
+        calls.append(docket.call(tasks.recompute_batch, now)([args for args, _ in part]))
+        reasons.append([reason for _, reason in part])
     if gone:
         await mark_gone(redis, gone)
     if calls:
