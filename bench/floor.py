@@ -585,18 +585,15 @@ async def measure(options: FloorOptions, console: Console) -> FloorFigures:
                 f"floor: round {index + 1}/{options.rounds}: the steps, {options.tasks} "
                 f"no-op tasks, {options.playlists} recomputes"
             )
-            for key, call in parts.steps.items():
-                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
-                samples.setdefault(key, []).append(ms * 1e3)
-            for key, call in parts.references.items():
-                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
-                samples.setdefault(f"bare:{key}", []).append(ms * 1e3)
-            for key, call in parts.apart.items():
-                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
-                samples.setdefault(key, []).append(ms * 1e3)
-            for key, call in parts.python_packed.items():
-                ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
-                samples.setdefault(f"python_packed:{key}", []).append(ms * 1e3)
+            for prefix, calls in (
+                ("", parts.steps),
+                ("bare:", parts.references),
+                ("", parts.apart),
+                ("python_packed:", parts.python_packed),
+            ):
+                for key, call in calls.items():
+                    ms = await cpu_ms_per_call(call, options.round_cpu_seconds)
+                    samples.setdefault(prefix + key, []).append(ms * 1e3)
             ms = await cpu_ms_per_call(parts.pds_before, options.round_cpu_seconds)
             samples.setdefault("pds_before", []).append(ms * 1e3)
             ms = await cpu_ms_per_call(parts.hydrate_every, options.round_cpu_seconds)

@@ -16,10 +16,8 @@ from jetstream.contract import recompute_key
 from jetstream.guard import GuardState
 from jetstream.keys import JetstreamKeys
 from tests.support.reconcile_world import (
-    ALICE,
-    BOB,
-    CAROL,
     ReconcileWorld,
+    add_sample_playlists,
     ago,
     pass_and_drain,
     reconcile_world,
@@ -39,14 +37,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 async def world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
     async with reconcile_world(postgres_dsn, redis_server) as built:
-        for index in range(4):
-            await built.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
-        await built.add("bob0", BOB, [2, 6])
-        await built.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
-        await built.add("gone", ALICE, [4, 8], on_pds=False)  # deleted from its owner's repo
-        await built.add("secret", ALICE, [10, 14], private=True)
-        await built.add("carol0", CAROL, [12, 16])
-        await built.add("carol1", CAROL, [13, 17])
+        await add_sample_playlists(built)
         yield built  # type: ignore[misc]
 
 

@@ -20,10 +20,8 @@ from jetstream.contract import recompute_key
 from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
 from tests.support.reconcile_world import (
-    ALICE,
-    BOB,
-    CAROL,
     ReconcileWorld,
+    add_sample_playlists,
     reconcile_world,
     running_parts,
 )
@@ -42,13 +40,7 @@ NEWER_REV = "3mzzzzzzzzzz2"
 @pytest.fixture
 async def world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
     async with reconcile_world(postgres_dsn, redis_server) as built:
-        for index in range(4):
-            await built.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
-        await built.add("bob0", BOB, [2, 6])
-        await built.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
-        await built.add("secret", ALICE, [10, 14], private=True)
-        await built.add("carol0", CAROL, [12, 16])
-        await built.add("carol1", CAROL, [13, 17])
+        await add_sample_playlists(built, gone=False)
         yield built  # type: ignore[misc]
 
 
@@ -56,12 +48,7 @@ async def world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
 async def public_world(postgres_dsn: str, redis_server: RedisServer) -> ReconcileWorld:
     """the same public playlists, and no private one: one batch is all the work."""
     async with reconcile_world(postgres_dsn, redis_server) as built:
-        for index in range(4):
-            await built.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
-        await built.add("bob0", BOB, [2, 6])
-        await built.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
-        await built.add("carol0", CAROL, [12, 16])
-        await built.add("carol1", CAROL, [13, 17])
+        await add_sample_playlists(built, gone=False, private=False)
         yield built  # type: ignore[misc]
 
 

@@ -156,6 +156,24 @@ class ReconcileWorld:
         return new
 
 
+async def add_sample_playlists(
+    world: ReconcileWorld, *, gone: bool = True, private: bool = True
+) -> None:
+    """alice's four playlists (read with listRecords), bob's two (getRecord), carol's two
+    (on the PDS a test breaks); with `gone`, one of alice's deleted from her repo, and
+    with `private`, one private playlist."""
+    for index in range(4):
+        await world.add(f"alice{index}", ALICE, [1 + index, 5 + index, 9 + index])
+    await world.add("bob0", BOB, [2, 6])
+    await world.add("bob1", BOB, [3, 7, 11, 15, 19, 23, 27])
+    if gone:
+        await world.add("gone", ALICE, [4, 8], on_pds=False)  # deleted from its owner's repo
+    if private:
+        await world.add("secret", ALICE, [10, 14], private=True)
+    await world.add("carol0", CAROL, [12, 16])
+    await world.add("carol1", CAROL, [13, 17])
+
+
 @asynccontextmanager
 async def reconcile_world(
     postgres_dsn: str, redis_server: RedisServer
