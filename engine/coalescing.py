@@ -130,7 +130,7 @@ class Batches(Generic[_Item, _Answer]):
             # shielded: a caller cancelled here cancels its own wait, not the request
             outcome = await asyncio.shield(batch.outcome)
             if outcome.error is not None:
-                own = _own_copy(outcome.error)
+                own = own_copy(outcome.error)
                 if own is outcome.error:
                     raise own
                 raise own from outcome.error
@@ -166,7 +166,7 @@ class Batches(Generic[_Item, _Answer]):
             batch.outcome.set_result(_Outcome(answer=answer))
 
 
-def _own_copy(error: Exception) -> Exception:
+def own_copy(error: Exception) -> Exception:
     """`error` as a new exception of the same type and message, for one caller (one
     exception object raised in several tasks would gather all their tracebacks)."""
     if isinstance(error, TransientError | PermanentError):

@@ -26,6 +26,7 @@ from engine.cache import cache_key
 from engine.coalescing import CoalescingStats
 from engine.coalescing_catalog import CoalescingCatalog
 from engine.coalescing_store import CoalescingStore
+from engine.query_gate import GatedStore
 from tests.support.reconcile_world import fake_cid
 from tests.support.samples import load_catalog, track_vector
 from tests.support.world import drain
@@ -81,8 +82,10 @@ async def recompute_all(
         open_services(settings) as services,
         Docket(name=settings.docket_name, url=settings.docket_url) as docket,
     ):
-        store = services.store
-        assert isinstance(store, BudgetedStore)  # no vector cache: VECTOR_CACHE_SIZE=0
+        gated = services.store  # no vector cache: VECTOR_CACHE_SIZE=0
+        assert isinstance(gated, GatedStore)  # a batch's gate (not used by single tasks)
+        store = gated.store
+        assert isinstance(store, BudgetedStore)
         assert isinstance(store.inner, CoalescingStore)
         catalog = services.catalog
         assert isinstance(catalog, CoalescingCatalog)

@@ -16,6 +16,7 @@ from docket import Docket
 
 from bench.loopback.servers import RedisServer
 from engine.cache import cache_key
+from engine.keys import STORE_SLOTS_KEY
 from jetstream.contract import recompute_key
 from jetstream.guard import GuardState, RevGuard
 from jetstream.keys import JetstreamKeys
@@ -95,6 +96,7 @@ async def test_a_batch_looks_its_tracks_up_in_one_request_ahead_of_its_runs(
     # found every vector in the cache (no track without an embedding here)
     lookups = world.turbopuffer.requests_of("query")
     assert len(lookups) == 1
+    assert services.counts["batch:read_ahead"] == 1
     asked = set(lookups[0].body["filters"][2])
     playlists = [world.playlists[name] for name in PUBLIC_LIVE]
     assert len(asked) == len({uri for playlist in playlists for uri in playlist.track_uris})
@@ -104,8 +106,54 @@ async def test_a_batch_looks_its_tracks_up_in_one_request_ahead_of_its_runs(
         assert await cached(redis_client, world, name), name
 
 
+async def test_a_batchs_searches_go_out_together_under_one_slot(
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    world = public_world
+    async with running_parts(world.settings()) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        world.turbopuffer.reset()
+        await drain(docket, services)
+        slots = await redis_client.zcard(STORE_SLOTS_KEY)
+    searches = [q for r in world.turbopuffer.requests_of("multi_query") for q in r.body["queries"]]
+    # every run's searches waited for the others' and went out in one release: the
+    # fewest requests turbopuffer takes (16 searches each), one after another
+    assert services.counts["batch:gate_releases"] == 1
+    assert services.counts["batch:gated_searches"] == len(searches) > len(PUBLIC_LIVE)
+    sizes = [len(r.body["queries"]) for r in world.turbopuffer.requests_of("multi_query")]
+    assert sizes == [16] * (len(searches) // 16) + (
+        [len(searches) % 16] if len(searches) % 16 else []
+    )
+    assert slots == 0  # the release's slot was given back
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+
+
+async def test_a_batch_computes_the_answers_one_task_each_would(
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    world = public_world
+
+    async def answers(batch_size: int) -> dict[str, list[int]]:
+        await redis_client.flushall()
+        settings = world.settings(reconcile_batch_size=batch_size)
+        async with running_parts(settings) as (services, docket):
+            await reconcile_once(services, docket, run="loop")
+            await drain(docket, services)
+            found: dict[str, list[int]] = {}
+            for name in PUBLIC_LIVE:
+                playlist = world.playlists[name]
+                entry = await services.cache.get(playlist.playlist_id, playlist.token)
+                assert entry is not None, name
+                found[name] = [track.id for track in entry.tracks]
+        return found
+
+    batched = await answers(8)
+    assert any(batched.values())
+    assert batched == await answers(1)
+
+
 @pytest.mark.usefixtures("redis_client")  # flushed: nothing cached by an earlier test
-async def test_without_a_vector_cache_each_run_looks_up_its_own(
+async def test_without_a_vector_cache_the_runs_look_up_their_own(
     public_world: ReconcileWorld,
 ) -> None:
     world = public_world
@@ -113,7 +161,13 @@ async def test_without_a_vector_cache_each_run_looks_up_its_own(
         await reconcile_once(services, docket, run="loop")
         world.turbopuffer.reset()
         await drain(docket, services)
-    assert len(world.turbopuffer.requests_of("query")) == len(PUBLIC_LIVE)
+    # no read-ahead (it would only fill a cache): the runs asked for every track
+    assert services.counts["batch:read_ahead"] == 0
+    asked = {
+        i for request in world.turbopuffer.requests_of("query") for i in request.body["filters"][2]
+    }
+    playlists = [world.playlists[name] for name in PUBLIC_LIVE]
+    assert len(asked) == len({uri for playlist in playlists for uri in playlist.track_uris})
     assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
 
 
@@ -159,20 +213,38 @@ async def test_an_edit_the_consumer_accepted_wins_over_the_batch_of_the_older_ve
         assert await cached(redis_client, world, name), name
 
 
-async def test_an_item_that_fails_for_now_is_handed_to_a_task_of_its_own_and_computed(
+async def test_a_failed_read_ahead_leaves_each_run_to_look_up_its_own(
     public_world: ReconcileWorld, redis_client: aioredis.Redis
 ) -> None:
     world = public_world
-    # no retries in the client: a refused request fails at once. two are refused: the
-    # batch's id lookup ahead of its runs (each run then looks up its own), and the
-    # first run's own lookup: that item fails for now
+    # no retries in the client: a refused request fails at once (the read-ahead here)
     async with running_parts(world.settings(turbopuffer_max_retries=0)) as (services, docket):
         await reconcile_once(services, docket, run="loop")
-        world.turbopuffer.fail_next(503, times=2)
+        world.turbopuffer.fail_next(503)
         await drain(docket, services)
     assert services.counts["batch:read_ahead_failed"] == 1
-    assert services.counts["retried:transient"] == 1, services.counts
-    assert services.counts["batch:handed_off"] == 1
+    assert services.counts["batch:handed_off"] == 0
+    # the refused lookup, then the runs' own (shared by the runs of a turn)
+    assert len(world.turbopuffer.requests_of("query")) >= 2
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+    for name in PUBLIC_LIVE:
+        assert await cached(redis_client, world, name), name
+
+
+async def test_a_failed_shared_search_hands_its_runs_off_and_each_is_computed_once(
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    world = public_world
+    # the read-ahead is answered, the batch's first multi-query refused: every run
+    # whose searches it carried fails for now, and is handed to a task of its own
+    async with running_parts(world.settings(turbopuffer_max_retries=0)) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        world.turbopuffer.delay_next(0.0)
+        world.turbopuffer.fail_next(503)
+        await drain(docket, services)
+    assert services.counts["batch:gate_releases"] == 1
+    assert services.counts["retried:transient"] == len(PUBLIC_LIVE), services.counts
+    assert services.counts["batch:handed_off"] == len(PUBLIC_LIVE)
     # a failed item does not redo its batch: every playlist computed once, none reused
     outcomes = {kind for kind in services.counts if kind.startswith("recompute:")}
     assert outcomes == {"recompute:computed"}

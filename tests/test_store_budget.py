@@ -14,6 +14,7 @@ from bench.loopback.servers import RedisServer
 from bench.loopback.turbopuffer import TurbopufferServer
 from engine.errors import TransientError
 from engine.memory_catalog import InMemoryCatalog
+from engine.query_gate import GatedStore
 from engine.types import Candidate, Vector
 from engine.vector_cache import VectorCache
 from tests.support.samples import load_catalog, track_vector
@@ -31,7 +32,7 @@ from worker.store.store_budget import (
 pytestmark = pytest.mark.integration
 
 
-class GatedStore:
+class HeldStore:
     """the sample store, each request held until `gate` opens; counts requests at once."""
 
     def __init__(self) -> None:
@@ -79,7 +80,7 @@ async def test_the_budget_holds_across_processes_and_keeps_slots_for_the_api(
     url = redis_server.url
     clients = [aioredis.Redis.from_url(url) for _ in range(3)]
     try:
-        inner = GatedStore()
+        inner = HeldStore()
         worker_a = BudgetedStore(inner, budget(clients[0]), foreground=False)
         worker_b = BudgetedStore(inner, budget(clients[1]), foreground=False)
         api = BudgetedStore(inner, budget(clients[2]), foreground=True)
@@ -125,7 +126,7 @@ async def test_guesses_take_only_slots_no_recompute_asks_for(
     )
     other = aioredis.Redis.from_url(redis_server.url)  # a worker process
     try:
-        inner = GatedStore()
+        inner = HeldStore()
         api = BudgetedStore(inner, wide, foreground=True)
         worker = BudgetedStore(
             inner,
@@ -205,7 +206,9 @@ async def test_the_services_of_a_deployment_query_turbopuffer_through_the_budget
             settings, redis=redis_client, catalog=InMemoryCatalog.from_json(load_catalog())
         ) as api:
             assert isinstance(api.store, VectorCache)  # in front: its hits cost no slot
-            store = api.store.store
+            gated = api.store.store  # a worker's: a batch's searches wait at its gate
+            assert isinstance(gated, GatedStore)
+            store = gated.store
             assert isinstance(store, BudgetedStore)
             assert not store.foreground  # a worker's unless opened for the API
             vectors = await store.get_vectors([1, 2, 3])

@@ -13,11 +13,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from engine.coalescing_catalog import CoalescingCatalog
 from engine.coalescing_store import coalescing
-from engine.ports import Catalog, VectorStore
+from engine.ports import Catalog, MultiQueryStore, VectorStore
+from engine.query_gate import GatedStore
 from worker.identity.pds import PdsRecords
 from worker.ops.traced import (
     CACHE_METHODS,
@@ -103,7 +105,7 @@ async def open_services(
             # candidates in one statement (engine.coalescing_catalog)
             catalog = CoalescingCatalog(catalog)
         if store is _UNSET:
-            store = store_from_settings(settings)
+            store = raw_store = store_from_settings(settings)
             if store is not None:
                 # concurrent runs' requests shared (engine.coalescing_store): under the
                 # budget, so each run still holds its slot while its part is in flight;
@@ -120,9 +122,14 @@ async def open_services(
                 if redis is not None:
                     # turbopuffer's concurrency limit is the deployment's, not this
                     # process's (no Redis, as the reliability report's oracle: no budget)
-                    store = BudgetedStore(
-                        store, store_budget(settings, redis), foreground=foreground
-                    )
+                    budget = store_budget(settings, redis)
+                    store = BudgetedStore(store, budget, foreground=foreground)
+                    if isinstance(raw_store, MultiQueryStore) and not foreground:
+                        # a reconcile batch's searches sent together, under one slot
+                        # (engine.query_gate); the store as it is outside a batch
+                        store = GatedStore(
+                            store, raw_store, hold=partial(budget.slot, foreground=False)
+                        )
                 store = with_vector_cache(settings, store)
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection

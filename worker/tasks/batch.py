@@ -44,6 +44,7 @@ from typing import Any, Final, NamedTuple
 from docket import CurrentDocket, Depends, Disposition, Docket, ExponentialRetry, Timeout
 from docket.dependencies import ForcedRetry
 
+from engine.query_gate import QueryGate
 from engine.vector_cache import VectorCache
 from jetstream.contract import recompute_key
 from worker.recs.policy import BACKOFF, RETRY_MIN_DELAY, TASK_TIMEOUT, lease_seconds
@@ -106,23 +107,32 @@ async def recompute_batch(
             logger.error("dropping a recompute batch's item: not a BatchItem: %.120r", raw)
             continue
         checked.append(item)
+    if not checked:
+        return
     resolved = await _read_ahead(services, checked)
-    for item in checked:
+    gate = QueryGate(len(checked))
+
+    async def run(item: BatchItem) -> None:
         try:
-            async with asyncio.timeout(ITEM_TIMEOUT_SECONDS):
-                await recompute_version(
-                    services,
-                    item.playlist_uri,
-                    item.cid,
-                    item.rev,
-                    item.track_uris,
-                    refresh=item.refresh,
-                    lease=lease,
-                    unknown=_wait_for_ingest,
-                    resolved=resolved.get(item.playlist_uri),
-                )
+            with gate.taking_part():
+                async with asyncio.timeout(ITEM_TIMEOUT_SECONDS):
+                    await recompute_version(
+                        services,
+                        item.playlist_uri,
+                        item.cid,
+                        item.rev,
+                        item.track_uris,
+                        refresh=item.refresh,
+                        lease=lease,
+                        unknown=_wait_for_ingest,
+                        resolved=resolved.get(item.playlist_uri),
+                    )
         except Exception as error:  # a fault was counted by the failure policy
             await _hand_off(docket, services, item, error)
+
+    await asyncio.gather(*map(run, checked))
+    counts["batch:gated_searches"] += gate.stats.searches
+    counts["batch:gate_releases"] += gate.stats.releases
 
 
 async def _read_ahead(services: Services, items: list[BatchItem]) -> dict[str, Resolved]:
@@ -145,6 +155,7 @@ async def _read_ahead(services: Services, items: list[BatchItem]) -> dict[str, R
         # at most half the cache: what the batch fetches must not push out itself
         wanted = ids[: min(READ_AHEAD_MAX_IDS, store.max_vectors // 2)]
         if wanted:
+            services.counts["batch:read_ahead"] += 1
             try:
                 await store.get_vectors(wanted)
             except Exception as error:  # each run asks for its own, and meets the fault
