@@ -138,6 +138,9 @@ async def test_the_worker_serves_metrics_and_readiness_and_shows_a_dead_vector_s
             ):
                 assert name in text, name
             assert (sample(text, "plyr_recs_worker_docket_workers") or 0) >= 1
+            # start-up's heap frozen for good (worker.ops.heap), and the collections shown
+            assert (sample(text, "plyr_recs_gc_frozen_objects") or 0) > 10_000
+            assert 'python_gc_collections_total{generation="2"}' in text
 
             await turbopuffer.stop()  # the vector store dies
 

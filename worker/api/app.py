@@ -26,7 +26,6 @@ connections all busy; 431 for headers past their bounds (`worker.api.http_guard`
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -60,6 +59,7 @@ from worker.api.schema import (
 from worker.api.withdrawn_view import WithdrawnView
 from worker.identity.auth import Authenticator, AuthError
 from worker.identity.pds import PdsRecords
+from worker.ops.heap import freeze_startup_heap
 from worker.ops.probes import CachedProbe, Readiness, catalog_probe, redis_probe, store_probe
 from worker.ops.server import OpsServer
 from worker.ops.traced import PDS_METHODS, traced
@@ -469,20 +469,6 @@ def run(settings: Settings) -> None:
     """
     with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         runner.run(serve(settings))
-
-
-def freeze_startup_heap() -> None:
-    """put everything alive at start-up out of the garbage collector's sight.
-
-    what a serving process holds for good (FastAPI's, pydantic's and the
-    atproto SDK's classes and models, the pools, an embedded catalog) is
-    ~180,000 objects in `python -m bench api`'s server, and each full
-    collection walked all of them: ~110 ms with every request waiting. frozen,
-    a full collection walks only what requests left behind (the bench, 64
-    clients: p99 157 ms -> 40 ms).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def serve(settings: Settings) -> None:

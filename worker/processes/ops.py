@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from worker.api.reconcile_metrics import ReconcileMetrics
 from worker.ops.consumer_metrics import ConsumerCollector, ConsumerView
+from worker.ops.heap import heap_metrics
 from worker.ops.probes import (
     CachedProbe,
     DependencyGauge,
@@ -59,6 +60,7 @@ async def worker_ops(
         registry, counts=services.counts, snapshot=docket.snapshot, redis=services.redis
     )
     reconcile = ReconcileMetrics(registry, services.redis)
+    heap_metrics(registry)
     async with AsyncExitStack() as stack:
         docket_redis = _docket_client(settings, stack)
         probes = {

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from docket import Docket, Worker
 
+from worker.ops.heap import settle_worker_heap
 from worker.processes.ops import wait_for_dependencies, worker_ops
 from worker.recs.services import installed, open_services
 from worker.settings import Settings
@@ -129,6 +130,8 @@ async def serve(settings: Settings) -> None:
         worker = configured_worker(docket, settings)
         with installed(services):
             async with worker:
+                # what start-up built is there for good (worker.ops.heap)
+                settle_worker_heap()
                 running = asyncio.create_task(worker.run_forever())
                 with stop_on_signals(running):
                     logger.info(

@@ -10,7 +10,7 @@ from pydantic import Field
 from worker.settings.base import Section
 
 # the most playlists one reconcile batch carries (`worker.tasks.batch`): its items run
-# one after another, so this bounds how long one task holds a worker's slot
+# side by side, their searches sent together (16 searches a request)
 MAX_BATCH_ITEMS: Final = 16
 DEFAULT_BATCH_SIZE: Final = 8
 
@@ -33,9 +33,10 @@ class ReconcileSettings(Section):
     reconcile_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_ITEMS)] = Field(
         default=DEFAULT_BATCH_SIZE,
         description="due public playlists a pass enqueues as one docket task, recomputed "
-        "one after another (docket's own cost, about a millisecond of worker CPU a task, "
-        "is paid once for them all). 1: a recompute_playlist task each, under the "
-        "playlist's docket key.",
+        "side by side, their turbopuffer searches sent together (docket's own cost, "
+        "about a millisecond of worker CPU a task, is paid once for them all, and a "
+        "multi-query request carries up to 16 searches). 1: a recompute_playlist task "
+        "each, under the playlist's docket key.",
     )
     reconcile_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=200,

@@ -6,18 +6,25 @@ millisecond of the worker's CPU per task (its claim and completion scripts, the
 strike check, the dependencies: `python -m bench floor`), as much as the engine's
 own maths; one task per `RECONCILE_BATCH_SIZE` playlists pays it once for them all.
 
-the items run one after another, each exactly as `recompute_playlist` runs one
-(`recompute_version`: its checks, its lock and lease, the one path), so a batch
-has one run's turbopuffer requests in flight at a time, each run with its own
-slot of the shared budget, as one task has. (one slot held for the whole batch
-saved a take per run, but held it through every run's database and Redis steps
-too: at 4 workers a quarter of the batches' lookups and 1,209 of 19,500 runs
-found no slot within their second, `bench scale --playlists 20000`.) before they
-run, the batch reads what the runs would each read alone: every item's playlist
-and tracks from PostgreSQL at once, and their embeddings in one id lookup into
-the vector cache (`VECTOR_CACHE_SIZE`), where each run finds its own (`python -m
-bench scale`). what a batch does not have is a docket key per playlist; what that
-key gave, the item gets otherwise:
+the items run side by side, each exactly as `recompute_playlist` runs one
+(`recompute_version`: its checks, its lock and lease, the one path). their
+turbopuffer searches wait at the batch's gate (`engine.query_gate`) until every
+run still going waits there too, then go out together: a batch of eight
+playlists' searches is two multi-query requests instead of eight, sent one after
+another under one slot of the shared budget, so a batch has at most one request
+of its searches in flight, as one task has. the runs that request answers resume
+in one turn, and their hydrates go to PostgreSQL as one statement
+(`engine.coalescing_catalog`). (one slot held by the batch through all its runs,
+tried before, held it through every run's database and Redis steps too: at 4
+workers a quarter of the batches' lookups and 1,209 of 19,500 runs found no slot
+within their second, `bench scale --playlists 20000`; the gate holds its slot only
+while its requests are in flight.) before they run, the batch reads what the runs
+would each read alone: every item's playlist and tracks from PostgreSQL at once,
+and their embeddings in one id lookup into the vector cache (`VECTOR_CACHE_SIZE`),
+where each run finds its own (`python -m bench scale`).
+
+what a batch does not have is a docket key per playlist; what that key gave, the
+item gets otherwise:
 
 - an edit of the playlist queued or arriving meanwhile (the consumer's task under
   `recompute_key`) is not overwritten and does not overwrite: both run, under the
@@ -27,7 +34,8 @@ key gave, the item gets otherwise:
   lost, its time up, plyr.fm not knowing the playlist yet) is handed off: enqueued
   as its own `recompute_playlist` under its key, after the first backoff, with the
   whole retry schedule of its own. `add` keeps an edit already queued there.
-  the batch goes on with the next item; nothing is retried twice;
+  the other items go on; nothing is retried twice. a shared search request that
+  fails fails every run whose searches it carried: each is handed off;
 - an item's arguments are checked as the task's are: a bad one is dropped and
   counted, the others run;
 - a batch cut short (a worker killed, its deadline) is redelivered or retried
@@ -64,8 +72,9 @@ ITEM_TIMEOUT_SECONDS: Final = TASK_TIMEOUT.total_seconds()
 # the most track ids a batch looks up ahead of its runs (turbopuffer's adapter asks
 # 500 a request: 4 requests)
 READ_AHEAD_MAX_IDS: Final = 2_000
-# every item's own timeout, and the time to hand off what is left, fit in it
-BATCH_TIMEOUT: Final = TASK_TIMEOUT * (MAX_BATCH_ITEMS + 1)
+# the read-ahead, the items' own timeout (they run side by side) and the time to
+# hand off what is left fit in it
+BATCH_TIMEOUT: Final = TASK_TIMEOUT * 2
 
 
 class BatchItem(NamedTuple):
@@ -91,9 +100,9 @@ async def recompute_batch(
     docket: Docket = CurrentDocket(),
     services: Services = Depends(current_services),
 ) -> None:
-    """recompute (or reuse) each item's version in turn (`items`: each a `BatchItem`,
-    or its fields as a list); an item that would be retried is handed off to a
-    `recompute_playlist` task of its own."""
+    """recompute (or reuse) each item's version, side by side, their searches sent
+    together (`items`: each a `BatchItem`, or its fields as a list); an item that
+    would be retried is handed off to a `recompute_playlist` task of its own."""
     counts = services.counts
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
         counts["dropped:bad_batch"] += 1
