@@ -15,6 +15,7 @@ from bench.loopback.turbopuffer import TurbopufferServer
 from engine.exact_store import ExactStore
 from engine.memory_catalog import InMemoryCatalog
 from engine.ports import TransientStoreError
+from engine.query_gate import GatedStore
 from engine.recommend import recommend
 from engine.types import Strategy
 from engine.vector_cache import VectorCache
@@ -211,7 +212,9 @@ async def test_the_services_put_the_cache_in_front_of_the_shared_budget(
         cache = worker.store
         assert isinstance(cache, VectorCache)
         assert (cache.max_vectors, cache.ttl_seconds) == (20_000, 60.0)
-        budgeted = cache.store
+        gated = cache.store  # a worker's: a batch's searches wait at its gate
+        assert isinstance(gated, GatedStore)
+        budgeted = gated.store
         assert isinstance(budgeted, BudgetedStore)
         await cache.get_vectors([1, 2, 3])
         # every slot taken (by the API, say): a lookup the cache answers waits for none
