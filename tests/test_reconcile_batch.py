@@ -6,6 +6,7 @@ be lost, nor retry its whole batch."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +28,7 @@ from tests.support.reconcile_world import (
     running_parts,
 )
 from tests.support.world import drain
-from worker.recs.services import Services
+from worker.recs.services import Services, store_budget
 from worker.tasks.batch import MAX_BATCH_ITEMS, BatchItem, recompute_batch
 from worker.tasks.playlist import recompute_playlist
 from worker.tasks.reconcile import reconcile_once
@@ -126,6 +127,34 @@ async def test_a_batchs_searches_go_out_together_under_one_slot(
     )
     assert slots == 0  # the release's slot was given back
     assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+
+
+async def test_a_batch_waits_past_a_second_for_a_slot_instead_of_handing_its_runs_off(
+    public_world: ReconcileWorld, redis_client: aioredis.Redis
+) -> None:
+    world = public_world
+    settings = world.settings()
+    async with running_parts(settings) as (services, docket):
+        await reconcile_once(services, docket, run="loop")
+        # every slot the workers may use is held (by other workers, say) for 1.5 s:
+        # longer than a background request waits, shorter than a batch's patience
+        budget = store_budget(settings, redis_client)
+        holders = [f"elsewhere-{n}" for n in range(budget.limit - budget.reserved)]
+        for holder in holders:
+            assert await budget._take(holder, budget.limit - budget.reserved)
+        draining = asyncio.ensure_future(drain(docket, services))
+        await asyncio.sleep(1.5)
+        assert services.counts["recompute:computed"] == 0
+        for holder in holders:
+            await budget.give_back(holder)
+        await draining
+    # the read-ahead and the gate's searches waited for their slots: nothing failed
+    assert services.counts["batch:read_ahead_failed"] == 0
+    assert services.counts["batch:handed_off"] == 0
+    assert services.counts["batch:read_ahead"] == services.counts["batch:gate_releases"] == 1
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+    for name in PUBLIC_LIVE:
+        assert await cached(redis_client, world, name), name
 
 
 async def test_a_batch_computes_the_answers_one_task_each_would(

@@ -4,6 +4,7 @@ with the API's misses ahead of the workers' background work."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -26,6 +27,8 @@ from worker.store.store_budget import (
     SharedStoreBudget,
     SpeculationDeferred,
     StoreBudgetExhausted,
+    patient,
+    patient_slot,
     speculative_work,
 )
 
@@ -170,6 +173,43 @@ async def test_guesses_take_only_slots_no_recompute_asks_for(
             await api.get_vectors([9])
     finally:
         await other.aclose()
+
+
+async def test_a_patient_request_waits_for_a_slot_with_ever_longer_looks(
+    redis_client: aioredis.Redis,
+) -> None:
+    shared = SharedStoreBudget(
+        redis_client,
+        limit=2,
+        reserved=1,  # the workers' share: one slot
+        lease_seconds=30,
+        wait_seconds=5,
+        background_wait_seconds=0.05,
+    )
+    async with shared.slot(foreground=False):
+        # the share is taken: an impatient background request is refused in its 50 ms
+        with pytest.raises(StoreBudgetExhausted):
+            async with shared.slot(foreground=False):
+                pass
+        looks_before = shared.waits
+
+        async def patient_one() -> float:
+            started = time.monotonic()
+            async with patient_slot(shared):
+                assert await shared.in_use() == 1
+                return time.monotonic() - started
+
+        waiting = asyncio.ensure_future(patient_one())
+        await asyncio.sleep(0.6)
+        assert not waiting.done()  # past its 50 ms: it waits on
+    waited = await waiting  # the slot given back: taken by the patient request
+    assert 0.6 <= waited < 5
+    # looks 10, 20, 40, 80 ms apart, then every 100 ms: about 9 in 0.6 s, not 60
+    assert shared.waits - looks_before <= 12
+    assert await shared.in_use() == 0
+    with patient(0.2):  # a patience shorter than the budget's own changes nothing
+        async with shared.slot(foreground=False):
+            assert await shared.in_use() == 1
 
 
 async def test_a_dead_holders_slot_ends_with_its_lease(redis_client: aioredis.Redis) -> None:

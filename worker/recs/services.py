@@ -33,7 +33,7 @@ from worker.recs.recommender import Ensured, Recommender
 from worker.settings import Settings
 from worker.store.cache import RecommendationCache
 from worker.store.speculative import SpeculativeAnswers
-from worker.store.store_budget import BudgetedStore, SharedStoreBudget
+from worker.store.store_budget import BudgetedStore, SharedStoreBudget, patient_slot
 from worker.wiring import (
     ConfigurationError,
     connect_redis,
@@ -127,9 +127,7 @@ async def open_services(
                     if isinstance(raw_store, MultiQueryStore) and not foreground:
                         # a reconcile batch's searches sent together, under one slot
                         # (engine.query_gate); the store as it is outside a batch
-                        store = GatedStore(
-                            store, raw_store, hold=partial(budget.slot, foreground=False)
-                        )
+                        store = GatedStore(store, raw_store, hold=partial(patient_slot, budget))
                 store = with_vector_cache(settings, store)
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection

@@ -19,7 +19,10 @@ API's misses come first: background work (the workers) may hold at most
 behind a cold deploy's thousands of recomputes. a background request that finds
 no slot within `background_wait_seconds` (1 s: a request holds one for tens of
 milliseconds) raises `StoreBudgetExhausted`, a transient fault (docket retries the
-task with backoff); an API request waits for one, at most `wait_seconds`.
+task with backoff); an API request waits for one, at most `wait_seconds`. a
+reconcile batch's shared requests, each carrying several runs' work, wait longer
+(`patient`, PATIENT_WAIT_SECONDS). a background request looks again after 10 ms,
+then 20, 40, up to 100 ms between looks; an API request every 10 ms.
 
 one computation's requests follow one another (the id lookup, then the query,
 then another query if too few candidates survive): inside `one_slot_per_run()`
@@ -60,6 +63,15 @@ from engine.types import Candidate, Vector
 from worker.store.scripts import Script
 
 WAIT_STEP_SECONDS: Final = 0.01
+# a background request's waits grow from WAIT_STEP_SECONDS to this, doubling: each
+# look is a script in Redis and a round trip, and nobody is waiting on the answer
+MAX_BACKGROUND_STEP_SECONDS: Final = 0.1
+# how long a reconcile batch's shared requests (its id lookup ahead of its runs, the
+# searches of its gate) wait for a slot: each carries several runs' work, which a
+# refusal hands off to tasks of their own to be done again (`python -m bench scale
+# --workers 4`: at 1 s, 655 of 1,950 runs handed off on two busy cores; the batch
+# holds one of its worker's task slots while it waits, so the worker takes no more)
+PATIENT_WAIT_SECONDS: Final = 30.0
 
 WANTED_MILLISECONDS: Final = 1000  # how long a worker's unmet request keeps guesses off
 
@@ -115,6 +127,22 @@ class _Kept:
     holder: str
     taken_at: float  # monotonic
     busy: bool = False
+
+
+# how long a background request of the block waits for a slot, when longer than the
+# budget's `background_wait_seconds` (None outside `patient`)
+_patience: ContextVar[float | None] = ContextVar("store_budget_patience", default=None)
+
+
+@contextmanager
+def patient(seconds: float = PATIENT_WAIT_SECONDS) -> Iterator[None]:
+    """a background request made in the block waits up to `seconds` for a slot: work
+    that costs more to do again than to wait for (a batch's shared requests)."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
 
 
 # the slots the current run keeps (None outside `one_slot_per_run`): one per budget
@@ -249,16 +277,23 @@ class SharedStoreBudget:
             return holder
         kind = "miss" if foreground else "worker"
         ceiling = self.limit if foreground else self.limit - self.reserved
-        wait = self.wait_seconds if foreground else self.background_wait_seconds
+        if foreground:
+            wait = self.wait_seconds
+        else:
+            wait = max(self.background_wait_seconds, _patience.get() or 0.0)
         deadline = time.monotonic() + wait
+        step = WAIT_STEP_SECONDS
         while not await self._take(holder, ceiling, kind):
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 self.refused += 1
                 raise StoreBudgetExhausted(
                     f"all {ceiling} turbopuffer slots this work may use are taken"
                 )
             self.waits += 1
-            await asyncio.sleep(WAIT_STEP_SECONDS)
+            await asyncio.sleep(min(step, deadline - now))
+            if not foreground:  # a person waits on a miss: it keeps looking every step
+                step = min(step * 2, MAX_BACKGROUND_STEP_SECONDS)
         return holder
 
     async def give_back(self, holder: str) -> None:
@@ -279,6 +314,15 @@ class SharedStoreBudget:
 
     async def in_use(self) -> int:
         return int(await self.redis.zcount(STORE_SLOTS_KEY, self._clock(), "+inf"))
+
+
+@asynccontextmanager
+async def patient_slot(budget: SharedStoreBudget) -> AsyncIterator[None]:
+    """one background slot of `budget`, waited for `patient`ly: a batch's gate holds
+    it while its shared searches are in flight (`engine.query_gate`)."""
+    with patient():
+        async with budget.slot(foreground=False):
+            yield
 
 
 class BudgetedStore:

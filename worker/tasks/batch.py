@@ -18,7 +18,9 @@ in one turn, and their hydrates go to PostgreSQL as one statement
 tried before, held it through every run's database and Redis steps too: at 4
 workers a quarter of the batches' lookups and 1,209 of 19,500 runs found no slot
 within their second, `bench scale --playlists 20000`; the gate holds its slot only
-while its requests are in flight.) before they run, the batch reads what the runs
+while its requests are in flight.) the batch's shared requests wait for their slot
+up to PATIENT_WAIT_SECONDS (`worker.store.store_budget.patient`), not a single
+run's second: a refusal would hand all their runs off, to be done again. before they run, the batch reads what the runs
 would each read alone: every item's playlist and tracks from PostgreSQL at once,
 and their embeddings in one id lookup into the vector cache (`VECTOR_CACHE_SIZE`),
 where each run finds its own (`python -m bench scale`).
@@ -58,6 +60,7 @@ from jetstream.contract import recompute_key
 from worker.recs.policy import BACKOFF, RETRY_MIN_DELAY, TASK_TIMEOUT, lease_seconds
 from worker.recs.services import Services, current_services
 from worker.settings.reconcile import MAX_BATCH_ITEMS
+from worker.store.store_budget import patient
 from worker.tasks.playlist import (
     Resolved,
     check_arguments,
@@ -166,7 +169,8 @@ async def _read_ahead(services: Services, items: list[BatchItem]) -> dict[str, R
         if wanted:
             services.counts["batch:read_ahead"] += 1
             try:
-                await store.get_vectors(wanted)
+                with patient():  # several runs' lookups: worth a wait for a slot
+                    await store.get_vectors(wanted)
             except Exception as error:  # each run asks for its own, and meets the fault
                 services.counts["batch:read_ahead_failed"] += 1
                 logger.info("a batch's id lookup failed; its runs look up their own: %s", error)
