@@ -178,6 +178,13 @@ class GatedStore(Generic[SubQuery]):
         subqueries = self.searches.subqueries(vectors, top_k=top_k, exclude_ids=exclude_ids)
         if not subqueries:
             return []
+        return await self.shared_query(subqueries, gate)
+
+    async def shared_query(
+        self, subqueries: list[SubQuery], gate: QueryGate
+    ) -> list[list[Candidate]]:
+        """these searches, sent with the other runs' of `gate` (a method of its own so
+        that a worker's traces wrap it: one span per run, its wait and its share)."""
         return await gate.wait(subqueries, self._send)
 
     async def _send(self, subqueries: list[SubQuery]) -> list[list[Candidate]]:

@@ -201,3 +201,29 @@ async def test_without_an_exporter_nothing_is_wrapped(
     async with open_services(Settings(database_url=postgres_dsn), redis=redis_client) as services:
         for method in (services.cache.put, services.catalog.hydrate, services.pds.fetch):  # type: ignore[union-attr]
             assert getattr(method, "__wrapped__", None) is None, method
+
+
+async def test_with_an_exporter_a_batch_runs_searches_at_the_gate_are_a_span(
+    redis_client: aioredis.Redis, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker that exports traces wraps the gate's shared searches too: a batch's
+    # runs send theirs there, not through the store's query_many
+    from pydantic import SecretStr
+
+    from engine.query_gate import GatedStore
+    from worker.ops import tracing
+    from worker.recs.services import open_services
+    from worker.settings import Settings
+
+    monkeypatch.setattr(tracing, "_installed", True)
+    settings = Settings(
+        database_url=postgres_dsn,
+        turbopuffer_api_key=SecretStr(API_KEY),
+        turbopuffer_base_url="http://127.0.0.1:9",
+        vector_cache_size=0,
+    )
+    async with open_services(settings, redis=redis_client) as services:
+        gated = services.store
+        assert isinstance(gated, GatedStore)
+        assert getattr(gated.shared_query, "__wrapped__", None) is not None
+        assert getattr(services.catalog.hydrate, "__wrapped__", None) is not None

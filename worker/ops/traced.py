@@ -17,6 +17,9 @@ enqueue) or an API request (FastAPI's server span) the tree reads, for one recom
       redis cache.put
       redis lock.release
 
+(a run of a reconcile batch has `turbopuffer shared_query` in place of query_many:
+its wait at the batch's gate and the request shared with the batch's other runs.)
+
 one span per call, not per Redis command or SQL statement: the client libraries'
 own instrumentation would also trace docket's polling of Redis, a stream of root
 spans with no recompute above them. the spans carry sizes (how many ids, how many
@@ -46,6 +49,9 @@ POSTGRES_METHODS: Final = (
     "list_playlists",
 )
 TURBOPUFFER_METHODS: Final = ("get_vectors", "query_many")
+# a reconcile batch's run: its searches' wait at the batch's gate, and the shared
+# request that answers them (`engine.query_gate`), in place of its query_many
+GATE_METHODS: Final = ("shared_query",)
 PDS_METHODS: Final = ("fetch", "list_page")
 CACHE_METHODS: Final = ("get", "get_state", "put")
 

@@ -23,6 +23,7 @@ from engine.query_gate import GatedStore
 from worker.identity.pds import PdsRecords
 from worker.ops.traced import (
     CACHE_METHODS,
+    GATE_METHODS,
     PDS_METHODS,
     POSTGRES_METHODS,
     TURBOPUFFER_METHODS,
@@ -128,6 +129,8 @@ async def open_services(
                         # a reconcile batch's searches sent together, under one slot
                         # (engine.query_gate); the store as it is outside a batch
                         store = GatedStore(store, raw_store, hold=partial(patient_slot, budget))
+                        if tracing_enabled():
+                            store = traced(store, system="turbopuffer", methods=GATE_METHODS)
                 store = with_vector_cache(settings, store)
         cache = RecommendationCache(
             redis, ttl_seconds=settings.cache_ttl_seconds, list_collection=settings.list_collection

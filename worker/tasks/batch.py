@@ -8,22 +8,22 @@ own maths; one task per `RECONCILE_BATCH_SIZE` playlists pays it once for them a
 
 the items run side by side, each exactly as `recompute_playlist` runs one
 (`recompute_version`: its checks, its lock and lease, the one path). their
-turbopuffer searches wait at the batch's gate (`engine.query_gate`) until every
-run still going waits there too, then go out together: a batch of eight
-playlists' searches is two multi-query requests instead of eight, sent one after
-another under one slot of the shared budget, so a batch has at most one request
-of its searches in flight, as one task has. the runs that request answers resume
-in one turn, and their hydrates go to PostgreSQL as one statement
-(`engine.coalescing_catalog`). (one slot held by the batch through all its runs,
-tried before, held it through every run's database and Redis steps too: at 4
-workers a quarter of the batches' lookups and 1,209 of 19,500 runs found no slot
-within their second, `bench scale --playlists 20000`; the gate holds its slot only
-while its requests are in flight.) the batch's shared requests wait for their slot
-up to PATIENT_WAIT_SECONDS (`worker.store.store_budget.patient`), not a single
-run's second: a refusal would hand all their runs off, to be done again. before they run, the batch reads what the runs
-would each read alone: every item's playlist and tracks from PostgreSQL at once,
-and their embeddings in one id lookup into the vector cache (`VECTOR_CACHE_SIZE`),
-where each run finds its own (`python -m bench scale`).
+turbopuffer searches wait at the batch's gate (`engine.query_gate`) until every run
+still going waits there too, then go out together: a batch of eight playlists'
+searches is two multi-query requests instead of eight, sent one after another under
+one slot of the shared budget, so a batch has at most one request of its searches in
+flight, as one task has. the runs that request answers resume in one turn, and their
+hydrates go to PostgreSQL as one statement (`engine.coalescing_catalog`). (one slot
+held by the batch through all its runs, tried before, held it through every run's
+database and Redis steps too: at 4 workers a quarter of the batches' lookups and
+1,209 of 19,500 runs found no slot within their second, `bench scale --playlists
+20000`; the gate holds its slot only while its requests are in flight.) the batch's
+shared requests wait for their slot up to PATIENT_WAIT_SECONDS
+(`worker.store.store_budget.patient`), not a single run's second: a refusal would
+hand all their runs off, to be done again. before they run, the batch reads what the
+runs would each read alone: every item's playlist and tracks from PostgreSQL at
+once, and their embeddings in one id lookup into the vector cache
+(`VECTOR_CACHE_SIZE`), where each run finds its own (`python -m bench scale`).
 
 what a batch does not have is a docket key per playlist; what that key gave, the
 item gets otherwise:
