@@ -10,15 +10,16 @@ the items run side by side, each exactly as `recompute_playlist` runs one
 (`recompute_version`: its checks, its lock and lease, the one path). their
 turbopuffer searches wait at the batch's gate (`engine.query_gate`) until every run
 still going waits there too, then go out together: a batch of eight playlists'
-searches is two multi-query requests instead of eight, sent one after another under
-one slot of the shared budget, so a batch has at most one request of its searches in
-flight, as one task has. the runs that request answers resume in one turn, and their
-hydrates go to PostgreSQL as one statement (`engine.coalescing_catalog`). (one slot
-held by the batch through all its runs, tried before, held it through every run's
-database and Redis steps too: at 4 workers a quarter of the batches' lookups and
-1,209 of 19,500 runs found no slot within their second, `bench scale --playlists
-20000`; the gate holds its slot only while its requests are in flight.) the batch's
-shared requests wait for their slot up to PATIENT_WAIT_SECONDS
+searches is one or two multi-query requests instead of eight (11 searches a batch in
+`bench scale`'s world: mostly one), sent one after another under one slot of the
+shared budget, so a batch has at most one request of its searches in flight, as one
+task has. the runs that request answers resume in one turn, and their hydrates go to
+PostgreSQL as one statement (`engine.coalescing_catalog`). (one slot held by the
+batch through all its runs, tried before, held it through every run's database and
+Redis steps too: at 4 workers a quarter of the batches' lookups and 1,209 of 19,500
+runs found no slot within their second, `bench scale --playlists 20000`; the gate
+holds its slot only while its requests are in flight.) the batch's shared requests
+wait for their slot up to PATIENT_WAIT_SECONDS
 (`worker.store.store_budget.patient`), not a single run's second: a refusal would
 hand all their runs off, to be done again. before they run, the batch reads what the
 runs would each read alone: every item's playlist and tracks from PostgreSQL at
