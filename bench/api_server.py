@@ -135,8 +135,9 @@ async def serve_bench(
 ) -> None:
     import uvicorn
 
-    from worker.api.app import create_app, freeze_startup_heap, server_config
+    from worker.api.app import create_app, server_config
     from worker.identity.auth import Authenticator
+    from worker.ops.heap import freeze_startup_heap
     from worker.recs.services import open_services
     from worker.settings import Settings
 

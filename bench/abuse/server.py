@@ -83,10 +83,11 @@ async def serve(
 
     from bench.api_server import INTERNAL_TOKEN, bench_playlists, bench_world, warm_cache
     from bench.loopback.silent_tls import Routes
-    from worker.api.app import create_app, freeze_startup_heap, server_config
+    from worker.api.app import create_app, server_config
     from worker.identity.auth import Authenticator
     from worker.identity.did_resolver import CachedDidResolver
     from worker.identity.host_lookup import DnsLookup
+    from worker.ops.heap import freeze_startup_heap
     from worker.recs.services import open_services
     from worker.settings import Settings
 
