@@ -167,11 +167,14 @@ class Batches(Generic[_Item, _Answer]):
 
 
 def own_copy(error: Exception) -> Exception:
-    """`error` as a new exception of the same type and message, for one caller (one
-    exception object raised in several tasks would gather all their tracebacks)."""
+    """`error` as a new exception of the same type and message, chained to it, for one
+    caller (one exception object raised in several tasks would gather all their
+    tracebacks)."""
     if isinstance(error, TransientError | PermanentError):
         try:
-            return copy.copy(error)
+            own = copy.copy(error)
         except Exception:  # an error type that cannot be copied: shared as it is
             return error
+        own.__cause__ = error
+        return own
     return error

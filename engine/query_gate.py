@@ -129,10 +129,7 @@ async def _request(send: Send, group: list[_Waiting], stats: GateStats) -> None:
         stats.failed += 1
         for waiting in group:
             if not waiting.answer.done():
-                own = own_copy(error)
-                if own is not error:
-                    own.__cause__ = error  # as `engine.coalescing` chains them
-                waiting.answer.set_exception(own)
+                waiting.answer.set_exception(own_copy(error))
         return
     start = 0
     for waiting in group:
