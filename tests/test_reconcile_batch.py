@@ -59,6 +59,15 @@ async def cached(redis: aioredis.Redis, world: ReconcileWorld, name: str) -> boo
     return bool(await redis.exists(cache_key(playlist.playlist_id, playlist.token)))
 
 
+async def assert_every_public_playlist_computed(
+    services: Services, redis: aioredis.Redis, world: ReconcileWorld
+) -> None:
+    """each public playlist computed once (no more, no fewer) and its version cached."""
+    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
+    for name in PUBLIC_LIVE:
+        assert await cached(redis, world, name), name
+
+
 async def queued(docket: Docket) -> list[str]:
     """the function names of the tasks waiting in `docket`."""
     snapshot = await docket.snapshot()
@@ -102,9 +111,7 @@ async def test_a_batch_looks_its_tracks_up_in_one_request_ahead_of_its_runs(
     playlists = [world.playlists[name] for name in PUBLIC_LIVE]
     assert len(asked) == len({uri for playlist in playlists for uri in playlist.track_uris})
     assert len(world.turbopuffer.requests_of("multi_query")) >= 1
-    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
-    for name in PUBLIC_LIVE:
-        assert await cached(redis_client, world, name), name
+    await assert_every_public_playlist_computed(services, redis_client, world)
 
 
 async def test_a_batchs_searches_go_out_together_under_one_slot(
@@ -152,9 +159,7 @@ async def test_a_batch_waits_past_a_second_for_a_slot_instead_of_handing_its_run
     assert services.counts["batch:read_ahead_failed"] == 0
     assert services.counts["batch:handed_off"] == 0
     assert services.counts["batch:read_ahead"] == services.counts["batch:gate_releases"] == 1
-    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
-    for name in PUBLIC_LIVE:
-        assert await cached(redis_client, world, name), name
+    await assert_every_public_playlist_computed(services, redis_client, world)
 
 
 async def test_a_batch_computes_the_answers_one_task_each_would(
@@ -255,9 +260,7 @@ async def test_a_failed_read_ahead_leaves_each_run_to_look_up_its_own(
     assert services.counts["batch:handed_off"] == 0
     # the refused lookup, then the runs' own (shared by the runs of a turn)
     assert len(world.turbopuffer.requests_of("query")) >= 2
-    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
-    for name in PUBLIC_LIVE:
-        assert await cached(redis_client, world, name), name
+    await assert_every_public_playlist_computed(services, redis_client, world)
 
 
 async def test_a_failed_shared_search_hands_its_runs_off_and_each_is_computed_once(
@@ -277,9 +280,7 @@ async def test_a_failed_shared_search_hands_its_runs_off_and_each_is_computed_on
     # a failed item does not redo its batch: every playlist computed once, none reused
     outcomes = {kind for kind in services.counts if kind.startswith("recompute:")}
     assert outcomes == {"recompute:computed"}
-    assert services.counts["recompute:computed"] == len(PUBLIC_LIVE)
-    for name in PUBLIC_LIVE:
-        assert await cached(redis_client, world, name), name
+    await assert_every_public_playlist_computed(services, redis_client, world)
 
 
 async def test_a_playlist_gone_from_plyr_fm_before_its_batch_runs_waits_in_its_own_task(
